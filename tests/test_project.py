@@ -1,0 +1,63 @@
+"""Checks on the project itself: README documents every setting and command, the committed
+API contract matches the code, and CI runs README's test command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import orjson
+from click.testing import CliRunner
+
+from tracestore.apischema import build_schemas, dumps
+from tracestore.cli import cli
+from tracestore.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def test_every_setting_is_documented_in_readme() -> None:
+    missing = [f"TRACESTORE_{name.upper()}" for name in Settings.model_fields
+               if f"`TRACESTORE_{name.upper()}`" not in README]
+    assert missing == []
+    for name, field in Settings.model_fields.items():
+        assert field.description, f"setting {name} has no description"
+
+
+def test_committed_api_schema_matches_the_code() -> None:
+    for name, doc in build_schemas().items():
+        committed = (ROOT / "api_schema" / name).read_bytes()
+        assert orjson.loads(committed) == orjson.loads(dumps(doc)), (
+            f"api_schema/{name} drifted from the code: run `tracestore export-schema`"
+        )
+
+
+def test_ci_runs_readme_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "<!-- test-command -->" in ci and "bash -c \"$cmd\"" in ci
+    m = re.search(r"<!-- test-command -->\n```bash\n(.+)\n```", README)
+    assert m and "pytest" in m.group(1)
+    assert re.search(r"<!-- demo-command -->\n```bash\n.+tracestore demo\n```", README)
+
+
+def _commands(group: object, prefix: str = "") -> list[tuple[str, object]]:
+    import click
+
+    out: list[tuple[str, object]] = []
+    assert isinstance(group, click.Group)
+    for name, cmd in group.commands.items():
+        full = f"{prefix}{name}"
+        out.append((full, cmd))
+        if isinstance(cmd, click.Group):
+            out.extend(_commands(cmd, full + " "))
+    return out
+
+
+def test_every_cli_command_has_help_and_is_in_readme() -> None:
+    runner = CliRunner()
+    for name, cmd in _commands(cli):
+        r = runner.invoke(cli, [*name.split(), "--help"])
+        assert r.exit_code == 0, name
+        assert getattr(cmd, "help", None), f"`tracestore {name}` has no help text"
+        assert f"`tracestore {name}" in README, f"`tracestore {name}` is not in README"

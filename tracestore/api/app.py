@@ -1,0 +1,49 @@
+"""The application factory. No module-level app, engine or settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from tracestore import __version__
+from tracestore.api.problems import install_problem_handlers
+from tracestore.api.routes import health, ingest, traces
+from tracestore.config import Settings
+from tracestore.db import create_schema, make_engine
+from tracestore.ingest import Writer
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("tracestore")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. The engine and writer start in the lifespan and hang on ``app.state``."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        create_schema(engine)
+        app.state.engine = engine
+        app.state.writer = Writer(engine, settings)
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="tracestore",
+        version=__version__,
+        description="Agent trace store and decision-trace analyzer: churn, context bloat, "
+        "misrouting and cost per outcome.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    for module in (health, ingest, traces):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,100 @@
+"""Native JSON ingest: ``POST /api/v1/traces`` and ``POST /api/v1/outcomes``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+import orjson
+
+from tracestore.api.deps import ProjectDep, SettingsDep, WriterDep
+from tracestore.api.problems import PROBLEM_RESPONSES
+from tracestore.errors import UnsupportedMediaType, ValidationFailed
+from tracestore.ingest import decode_json, decompress, validate_items
+from tracestore.schemas import IngestResult, OutcomeIn, TraceIn
+
+router = APIRouter(prefix="/api/v1", tags=["ingest"])
+
+
+def _list_or_one(model: type[Any]) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"anyOf": [ref, {"type": "array", "items": ref}]}
+                }
+            },
+        }
+    }
+
+
+async def read_json_body(request: Request, limit: int) -> Any:
+    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if ctype not in ("application/json", "application/x-ndjson", "text/json", ""):
+        raise UnsupportedMediaType(
+            f"Content-Type {ctype!r} is not accepted here; send application/json"
+        )
+    body = decompress(await request.body(), request.headers.get("content-encoding"), limit)
+    if ctype == "application/x-ndjson":
+        return [decode_json(line) for line in body.splitlines() if line.strip()]
+    return decode_json(body)
+
+
+@router.post(
+    "/traces",
+    response_model=IngestResult,
+    summary="Ingest native traces (one object or a list)",
+    openapi_extra=_list_or_one(TraceIn),
+    responses={**PROBLEM_RESPONSES, 413: PROBLEM_RESPONSES[400] | {"description": "Too large"},
+               415: PROBLEM_RESPONSES[400] | {"description": "Unsupported media type"}},
+)
+async def post_traces(
+    request: Request, project: ProjectDep, settings: SettingsDep, writer: WriterDep
+) -> Response:
+    """Store traces. Parts of one trace may arrive in many requests, in any order; the same
+    node sent twice is stored once (a changed node replaces the old one). Invalid items are
+    answered with 422 naming the item and field, while the valid ones are still stored."""
+    data = await read_json_body(request, settings.max_body_bytes)
+    report = await run_in_threadpool(writer.ingest_native, project.id, data)
+    report.raise_if_rejected()
+    return Response(
+        orjson.dumps(IngestResult(accepted_traces=report.accepted_traces,
+                                  accepted_nodes=report.accepted_nodes).model_dump()),
+        media_type="application/json",
+    )
+
+
+@router.post(
+    "/outcomes",
+    response_model=dict[str, int],
+    summary="Record business outcomes (one or a list), keyed by task_id",
+    openapi_extra=_list_or_one(OutcomeIn),
+    responses=PROBLEM_RESPONSES,
+)
+async def post_outcomes(
+    request: Request, project: ProjectDep, settings: SettingsDep, writer: WriterDep
+) -> dict[str, int]:
+    """Outcomes may arrive before, with, or long after their traces; posting one again for
+    the same ``task_id`` updates it."""
+    data = await read_json_body(request, settings.max_body_bytes)
+    outcomes, errors = validate_items(data, OutcomeIn)
+    missing = [i for i, o in enumerate(outcomes) if not (o.task_id or o.trace_id)]
+    stored = await run_in_threadpool(
+        writer.write_outcomes, project.id, [o for o in outcomes if o.task_id or o.trace_id]
+    )
+    if errors or missing:
+        raise ValidationFailed(
+            f"{len({e.item for e in errors}) + len(missing)} outcome(s) rejected, {stored} stored",
+            extra={
+                "accepted": stored,
+                "errors": [e.model_dump() for e in errors]
+                + [{"item": i, "loc": ["task_id"], "msg": "task_id or trace_id is required"}
+                   for i in missing],
+            },
+        )
+    return {"accepted": stored}

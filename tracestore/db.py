@@ -1,0 +1,123 @@
+"""Engine creation, schema creation and every piece of database tuning.
+
+SQLite is the embedded default, PostgreSQL the scale backend; both go through the same
+SQLAlchemy Core statements. ``upsert`` hides the one dialect difference that matters on the
+hot path: ``INSERT … ON CONFLICT`` comes from ``sqlalchemy.dialects.sqlite`` or
+``sqlalchemy.dialects.postgresql``.
+
+Migrations: the schema is created with ``create_all`` on first start. Additive changes (a new
+table, a new nullable column) are applied by :func:`create_schema` too; anything else will go
+through Alembic revisions kept in ``tracestore/migrations`` once the first release is cut (see
+README, "Schema and migrations").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, Table, create_engine, event, inspect, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+from sqlmodel import SQLModel
+
+from tracestore import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+__all__ = ["make_engine", "create_schema", "upsert", "session_scope", "is_sqlite"]
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL: readers never block the writer and vice versa. Cost: a -wal and -shm file beside
+    # the database, and the database must sit on a local disk (no NFS).
+    cur.execute("PRAGMA journal_mode=WAL")
+    # NORMAL under WAL: a commit is durable against a process crash (SIGKILL) but the last
+    # transactions may roll back on power loss / OS crash. FULL would fsync every commit.
+    cur.execute("PRAGMA synchronous=NORMAL")
+    # Wait up to 30 s for the write lock instead of failing with "database is locked".
+    # Cost: a writer stuck behind a long transaction waits instead of erroring.
+    cur.execute("PRAGMA busy_timeout=30000")
+    # Enforce declared foreign keys (cheap; we declare few).
+    cur.execute("PRAGMA foreign_keys=ON")
+    # 64 MiB page cache per connection (negative = KiB). Cost: memory per open connection.
+    cur.execute("PRAGMA cache_size=-65536")
+    # Temp B-trees for sorts/group-bys in memory. Cost: memory on big ORDER BY queries.
+    cur.execute("PRAGMA temp_store=MEMORY")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine for ``url`` with the backend's tuning applied.
+
+    >>> make_engine("sqlite://").dialect.name
+    'sqlite'
+    """
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            # One connection per checkout; SQLite connections are cheap and this avoids
+            # sharing a connection between the writer thread and request threads.
+            poolclass=NullPool if url not in ("sqlite://", "sqlite:///:memory:") else None,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def create_schema(engine: Engine) -> None:
+    """Create missing tables and indexes (idempotent), and add missing nullable columns."""
+    SQLModel.metadata.create_all(engine)
+    insp = inspect(engine)
+    with engine.begin() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            have = {c["name"] for c in insp.get_columns(table.name)}
+            for col in table.columns:
+                if col.name not in have and col.nullable:
+                    coltype = col.type.compile(dialect=engine.dialect)
+                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {coltype}'))
+
+
+def upsert(
+    session: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    keys: Iterable[str],
+    update: Iterable[str] | None = None,
+    batch_size: int = 1000,
+) -> None:
+    """Bulk ``INSERT … ON CONFLICT (keys) DO UPDATE`` (or ``DO NOTHING`` when ``update`` is
+    empty) in batches, through Core ``executemany``. Does not commit."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    keys = list(keys)
+    update_cols = list(update) if update is not None else [
+        c.name for c in table.columns if c.name not in keys
+    ]
+    stmt = insert(table)
+    if update_cols:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=keys, set_={c: stmt.excluded[c] for c in update_cols}
+        )
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+    for i in range(0, len(rows), batch_size):
+        session.execute(stmt, list(rows[i : i + batch_size]))
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session whose transaction commits on success and rolls back on error."""
+    with Session(engine) as session, session.begin():
+        yield session

@@ -1,0 +1,226 @@
+"""Table rows (``table=True``). Wire schemas live in :mod:`tracestore.schemas`, analysis
+types in :mod:`analyzers`; these classes never leave the storage layer.
+
+Every table is keyed by ``(project_id, trace_id, …)`` so the node table can later be
+partitioned by time and distributed by ``trace_id`` (Citus) without a schema change.
+Times are UTC epoch seconds as ``float`` (microsecond precision; cheap to compare and index on
+both SQLite and PostgreSQL); the API renders them as ISO 8601.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "Project",
+    "Trace",
+    "Node",
+    "Edge",
+    "Outcome",
+    "FindingRow",
+    "PriceOverride",
+    "WorkflowSetting",
+]
+
+
+def _json(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(JSON, nullable=nullable))
+
+
+class Project(SQLModel, table=True):
+    __tablename__ = "projects"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True, max_length=200)
+    created_at: float
+
+
+class Trace(SQLModel, table=True):
+    __tablename__ = "traces"
+    __table_args__ = (
+        Index("ix_traces_project_start", "project_id", "started_at"),
+        Index("ix_traces_project_workflow_start", "project_id", "workflow", "started_at"),
+        Index("ix_traces_project_cost", "project_id", "cost_usd"),
+        Index("ix_traces_project_task", "project_id", "task_id"),
+        Index("ix_traces_project_updated", "project_id", "updated_at"),
+    )
+
+    project_id: int = Field(primary_key=True)
+    trace_id: str = Field(primary_key=True, max_length=128)
+    workflow: str | None = None
+    task_id: str | None = None
+    team: str | None = None
+    feature: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    environment: str | None = None
+    service_name: str | None = None
+    tags: list[str] | None = _json()
+    metadata_: dict[str, Any] | None = Field(
+        default=None, sa_column=Column("metadata", JSON, nullable=True)
+    )
+    started_at: float | None = None
+    ended_at: float | None = None
+    # Roll-ups: recomputed from the node rows on every write touching the trace.
+    node_count: int = 0
+    llm_calls: int = 0
+    input_tokens: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    output_tokens: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    cost_usd: float = 0.0
+    reported_cost_usd: float | None = None
+    unpriced_count: int = 0
+    error_count: int = 0
+    updated_at: float = 0.0
+    analyzed_at: float | None = None
+
+
+class Node(SQLModel, table=True):
+    __tablename__ = "nodes"
+    __table_args__ = (
+        Index("ix_nodes_project_model", "project_id", "provider", "model"),
+        Index("ix_nodes_project_start", "project_id", "start"),
+    )
+
+    project_id: int = Field(primary_key=True)
+    trace_id: str = Field(primary_key=True, max_length=128)
+    node_id: str = Field(primary_key=True, max_length=128)
+    parent_id: str | None = None
+    kind: str
+    source_kind: str | None = None
+    name: str = ""
+    step: str | None = None
+    start: float | None = None
+    end: float | None = None
+    status: str = "ok"
+    error_type: str | None = None
+    # llm / embedding
+    provider: str | None = None
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    finish_reason: str | None = None
+    prompt: str | None = None
+    prompt_hash: str | None = None
+    output: str | None = None
+    output_hash: str | None = None
+    # retrieval / rerank
+    documents: list[dict[str, Any]] | None = _json()
+    top_k: int | None = None
+    query: str | None = None
+    # tool
+    tool_name: str | None = None
+    args: Any = _json()
+    args_hash: str | None = None
+    result: str | None = None
+    result_hash: str | None = None
+    tool_call_id: str | None = None
+    # human
+    decision: str | None = None
+    review_target: str | None = None
+    review_minutes: float | None = None
+    # explicit relations, turned into edges by the graph builder
+    retry_of: str | None = None
+    uses: list[str] | None = _json()
+    # outcome node
+    outcome_status: str | None = None
+    outcome_type: str | None = None
+    outcome_value_usd: float | None = None
+    # cost
+    cost_usd: float | None = None
+    reported_cost_usd: float | None = None
+    price_source: str | None = None
+    priced: bool = False
+    # anything else the producer sent, plus what was cut from content fields
+    attributes: dict[str, Any] | None = _json()
+
+
+class Edge(SQLModel, table=True):
+    """Edges that are not implied by node columns: explicit native edges, span links and
+    tool-call joins. ``parent``/``retry_of``/``uses``/``reviews`` come from node columns."""
+
+    __tablename__ = "edges"
+
+    project_id: int = Field(primary_key=True)
+    trace_id: str = Field(primary_key=True, max_length=128)
+    src: str = Field(primary_key=True, max_length=128)
+    dst: str = Field(primary_key=True, max_length=128)
+    kind: str = Field(primary_key=True, max_length=32)
+    inferred: bool = False
+
+
+class Outcome(SQLModel, table=True):
+    __tablename__ = "outcomes"
+    __table_args__ = (Index("ix_outcomes_project_occurred", "project_id", "occurred_at"),)
+
+    project_id: int = Field(primary_key=True)
+    task_id: str = Field(primary_key=True, max_length=256)
+    status: str
+    type: str | None = None
+    value_usd: float | None = None
+    occurred_at: float | None = None
+    trace_id: str | None = None
+    node_id: str | None = None
+    workflow: str | None = None
+    updated_at: float = 0.0
+
+
+class FindingRow(SQLModel, table=True):
+    __tablename__ = "findings"
+    __table_args__ = (
+        Index("ix_findings_project_trace", "project_id", "trace_id"),
+        Index("ix_findings_project_cost", "project_id", "wasted_cost_usd"),
+        Index("ix_findings_project_code", "project_id", "code"),
+    )
+
+    project_id: int = Field(primary_key=True)
+    id: str = Field(primary_key=True, max_length=64)
+    trace_id: str = Field(max_length=128)
+    workflow: str | None = None
+    analyzer: str
+    code: str
+    node_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    wasted_tokens: int = 0
+    wasted_cost_usd: float = 0.0
+    savings_usd: float = 0.0
+    confidence: float = 0.0
+    evidence: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    message: str = ""
+    trace_started_at: float | None = None
+    created_at: float = 0.0
+
+
+class PriceOverride(SQLModel, table=True):
+    __tablename__ = "price_overrides"
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(index=True)
+    provider: str | None = None
+    model_pattern: str
+    valid_from: float | None = None
+    valid_to: float | None = None
+    input_mtok: float | None = None
+    cached_input_mtok: float | None = None
+    cache_write_mtok: float | None = None
+    output_mtok: float | None = None
+    reasoning_mtok: float | None = None
+    per_call_usd: float | None = None
+    per_minute_usd: float | None = None
+    node_kind: str = "llm"
+    contracted: bool = False
+    note: str | None = None
+
+
+class WorkflowSetting(SQLModel, table=True):
+    __tablename__ = "workflow_settings"
+
+    project_id: int = Field(primary_key=True)
+    name: str = Field(primary_key=True, max_length=200)
+    baseline_cost_per_outcome_usd: float | None = None
+    outcome_value_usd: float | None = None
+    description: str | None = None

@@ -1,0 +1,321 @@
+"""Wire schemas: what clients send (``*In``) and what the API returns (``*Public``).
+
+Times are accepted as ISO 8601 strings or epoch numbers (seconds; milli-, micro- and
+nanoseconds are recognised by magnitude) and are always returned as ISO 8601 UTC strings.
+
+>>> to_epoch("2026-11-16T09:00:00Z")
+1794819600.0
+>>> to_epoch(1794819600000)  # milliseconds
+1794819600.0
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+__all__ = [
+    "NODE_KINDS",
+    "EDGE_KINDS",
+    "to_epoch",
+    "iso",
+    "Timestamp",
+    "DocumentIn",
+    "NodeIn",
+    "EdgeIn",
+    "OutcomeIn",
+    "TraceIn",
+    "IngestResult",
+    "ItemError",
+    "TracePublic",
+    "NodePublic",
+    "EdgePublic",
+    "OutcomePublic",
+    "TraceDetail",
+    "Page",
+]
+
+NODE_KINDS = (
+    "llm", "embedding", "retrieval", "rerank", "tool", "agent", "chain", "guardrail", "human",
+    "outcome",
+)
+EDGE_KINDS = ("parent", "retry_of", "uses", "reviews", "link", "tool_call")
+
+NodeKind = Literal[
+    "llm", "embedding", "retrieval", "rerank", "tool", "agent", "chain", "guardrail", "human",
+    "outcome",
+]
+OutcomeStatus = Literal["success", "failure", "partial", "escalated"]
+
+
+def to_epoch(value: Any) -> float:
+    """Epoch seconds from an ISO 8601 string, a datetime or an epoch number."""
+    if isinstance(value, bool):
+        raise ValueError("a timestamp must be an ISO 8601 string or an epoch number")
+    if isinstance(value, int | float):
+        v = float(value)
+        if v > 1e17:  # nanoseconds (OTLP)
+            return v / 1e9
+        if v > 1e14:
+            return v / 1e6
+        if v > 1e11:
+            return v / 1e3
+        return v
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 timestamp: {value[:40]!r}") from None
+    else:
+        raise ValueError("a timestamp must be an ISO 8601 string or an epoch number")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def iso(ts: float | None) -> str | None:
+    """ISO 8601 UTC with a ``Z`` suffix, millisecond precision.
+
+    >>> iso(1794819600.25)
+    '2026-11-16T09:00:00.250Z'
+    """
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+Timestamp = Annotated[
+    float,
+    BeforeValidator(to_epoch),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]}
+    ),
+]
+Id = Annotated[str, Field(min_length=1, max_length=128)]
+Count = Annotated[int, Field(ge=0, le=10**12)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=10_000_000)
+
+
+class DocumentIn(_In):
+    id: Annotated[str, Field(min_length=1, max_length=512)]
+    score: float | None = None
+    tokens: Count | None = None
+    content: str | None = None
+
+
+class NodeIn(_In):
+    """One step of a trace."""
+
+    node_id: Id
+    parent_id: Id | None = None
+    kind: NodeKind
+    source_kind: str | None = None
+    name: Annotated[str, Field(max_length=1000)] = ""
+    step: Annotated[str, Field(max_length=500)] | None = None
+    start: Timestamp | None = None
+    end: Timestamp | None = None
+    status: Literal["ok", "error"] = "ok"
+    error_type: str | None = None
+    # llm / embedding
+    provider: str | None = None
+    model: str | None = None
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cache_read_tokens: Count = 0
+    cache_write_tokens: Count = 0
+    reasoning_tokens: Count = 0
+    finish_reason: str | None = None
+    prompt: str | None = None
+    prompt_hash: str | None = None
+    output: str | None = None
+    output_hash: str | None = None
+    # retrieval / rerank
+    documents: list[DocumentIn] | None = None
+    top_k: Count | None = None
+    query: str | None = None
+    # tool
+    tool_name: str | None = None
+    args: Any = None
+    args_hash: str | None = None
+    result: Any = None
+    result_hash: str | None = None
+    tool_call_id: str | None = None
+    # human
+    decision: Literal["approve", "edit", "reject", "override"] | None = None
+    review_target: Id | None = None
+    review_minutes: Annotated[float, Field(ge=0)] | None = None
+    # relations
+    retry_of: Id | None = None
+    uses: list[Annotated[str, Field(min_length=1, max_length=512)]] | None = None
+    # outcome node
+    outcome_status: OutcomeStatus | None = None
+    outcome_type: str | None = None
+    outcome_value_usd: float | None = None
+    # cost the producer computed itself (kept beside ours, never instead of it)
+    reported_cost_usd: Annotated[float, Field(ge=0)] | None = None
+    attributes: dict[str, Any] | None = None
+
+
+class EdgeIn(_In):
+    src: Id
+    dst: Id
+    kind: Literal["retry_of", "uses", "reviews", "link", "tool_call"]
+
+
+class OutcomeIn(_In):
+    """A business outcome, keyed by ``task_id``; posting it again updates it."""
+
+    task_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    status: OutcomeStatus
+    type: str | None = None
+    value_usd: float | None = None
+    occurred_at: Timestamp | None = None
+    trace_id: Id | None = None
+    workflow: str | None = None
+
+
+class TraceIn(_In):
+    """One trace (or a part of one: parts sent in several requests are merged)."""
+
+    trace_id: Id
+    workflow: Annotated[str, Field(max_length=200)] | None = None
+    task_id: Annotated[str, Field(max_length=256)] | None = None
+    team: str | None = None
+    feature: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    environment: str | None = None
+    service_name: str | None = None
+    tags: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    nodes: list[NodeIn] = Field(default_factory=list)
+    edges: list[EdgeIn] = Field(default_factory=list)
+    outcome: OutcomeIn | None = None
+
+
+class ItemError(BaseModel):
+    item: int = Field(description="Index of the rejected item in the request (0 for a single object).")
+    trace_id: str | None = None
+    loc: list[str | int] = Field(description="Path to the offending field inside the item.")
+    msg: str
+
+
+class IngestResult(BaseModel):
+    accepted_traces: int
+    accepted_nodes: int
+    rejected_traces: int = 0
+    errors: list[ItemError] = Field(default_factory=list)
+
+
+class NodePublic(BaseModel):
+    node_id: str
+    parent_id: str | None
+    kind: str
+    source_kind: str | None
+    name: str
+    step: str | None
+    start: str | None
+    end: str | None
+    status: str
+    error_type: str | None
+    provider: str | None
+    model: str | None
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    finish_reason: str | None
+    prompt: str | None
+    prompt_hash: str | None
+    output: str | None
+    output_hash: str | None
+    documents: list[dict[str, Any]] | None
+    top_k: int | None
+    query: str | None
+    tool_name: str | None
+    args: Any
+    args_hash: str | None
+    result: str | None
+    result_hash: str | None
+    tool_call_id: str | None
+    decision: str | None
+    review_target: str | None
+    review_minutes: float | None
+    retry_of: str | None
+    uses: list[str] | None
+    outcome_status: str | None
+    outcome_type: str | None
+    outcome_value_usd: float | None
+    cost_usd: float | None
+    reported_cost_usd: float | None
+    price_source: str | None
+    priced: bool
+    attributes: dict[str, Any] | None
+
+
+class EdgePublic(BaseModel):
+    src: str
+    dst: str
+    kind: str
+    inferred: bool = False
+
+
+class TracePublic(BaseModel):
+    trace_id: str
+    workflow: str | None
+    task_id: str | None
+    team: str | None
+    feature: str | None
+    user_id: str | None
+    session_id: str | None
+    environment: str | None
+    service_name: str | None
+    tags: list[str] | None
+    started_at: str | None
+    ended_at: str | None
+    duration_ms: float | None
+    node_count: int
+    llm_calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float = Field(description="Sum of priced node costs (USD).")
+    unpriced_count: int = Field(description="LLM/embedding nodes with no known price; "
+                                "their cost is not in cost_usd.")
+    reported_cost_usd: float | None
+    error_count: int
+    analyzed_at: str | None
+
+
+class OutcomePublic(BaseModel):
+    task_id: str
+    status: str
+    type: str | None
+    value_usd: float | None
+    occurred_at: str | None
+    trace_id: str | None
+    workflow: str | None
+
+
+class TraceDetail(TracePublic):
+    nodes: list[NodePublic]
+    edges: list[EdgePublic]
+    outcomes: list[OutcomePublic] = Field(default_factory=list)
+    findings: list[dict[str, Any]] = Field(default_factory=list)
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        None, description="Pass as `cursor` to get the next page; null on the last page."
+    )
