@@ -1,0 +1,246 @@
+"""Build the weekly churn digest (DESIGN §7) from one week's aggregates and findings.
+
+Pure: aggregates and findings in, a frozen :class:`Digest` out. The week is an argument —
+nothing here reads the clock, the database or the network. Renderers (Markdown, JSON, HTML)
+live in :mod:`tracestore.digest`.
+
+Cost per successful outcome is the product of three levers (DESIGN §5)::
+
+    cost/outcome = cost/token × tokens/attempt × attempts/outcome
+
+and its week-over-week change is split between them with the log-mean Divisia index (LMDI-I,
+Ang 2004), whose parts sum exactly to the change.
+
+>>> week_bounds("2026-W47")
+('2026-11-16', '2026-11-22', 1794787200.0, 1795392000.0)
+>>> previous_week("2026-W01")
+'2025-W52'
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta, timezone
+
+from analyzers.digest_types import (
+    LEVERS, MONEY_DP, CodeWaste, Coverage, Digest, FindingGroup, Headline, LeverSplit,
+    PathDigest, PathStat, WeekAggregates, WorkflowDigest, WorkflowSettingIn, WorkflowWeek,
+)
+from analyzers.findings import Finding
+from analyzers.maturity import assess
+
+__all__ = ["build_digest", "week_bounds", "previous_week", "lever_split", "TOP_N"]
+
+# The issue asks for the top 10 wasteful paths and findings: what fits one chat message.
+TOP_N = 10
+# Example trace ids per path or finding group: enough to click through, short enough to read.
+EXAMPLES = 3
+_WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
+
+
+def week_bounds(week: str) -> tuple[str, str, float, float]:
+    """ISO week → (first day, last day, start epoch, end epoch) in UTC; ``ValueError`` if bad."""
+    m = _WEEK_RE.match(week)
+    if not m:
+        raise ValueError(f"week must look like 2026-W47, got {week!r}")
+    try:
+        monday = date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)
+    except ValueError as exc:
+        raise ValueError(f"{week!r} is not an ISO week: {exc}") from None
+    start = datetime(monday.year, monday.month, monday.day, tzinfo=timezone.utc).timestamp()
+    return (monday.isoformat(), (monday + timedelta(days=6)).isoformat(), start, start + 7 * 86400)
+
+
+def previous_week(week: str) -> str:
+    """The ISO week before ``week``."""
+    monday = date.fromisoformat(week_bounds(week)[0]) - timedelta(days=7)
+    year, num, _ = monday.isocalendar()
+    return f"{year}-W{num:02d}"
+
+
+def _m(x: float) -> float:
+    return round(x, MONEY_DP)
+
+
+def _share(part: float, whole: float) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _levers(w: WorkflowWeek) -> tuple[float, float, float] | None:
+    if not (w.cost_usd > 0 and w.tokens > 0 and w.attempts > 0 and w.outcomes > 0):
+        return None
+    return (w.cost_usd / w.tokens, w.tokens / w.attempts, w.attempts / w.outcomes)
+
+
+def lever_split(current: WorkflowWeek, previous: WorkflowWeek) -> LeverSplit | None:
+    """LMDI split of the change in cost per outcome; ``None`` when a week has a zero lever.
+
+    >>> a = WorkflowWeek("w", cost_usd=10.0, tokens=1000, attempts=10, outcomes=10)
+    >>> b = WorkflowWeek("w", cost_usd=20.0, tokens=2000, attempts=10, outcomes=10)
+    >>> s = lever_split(b, a); round(s.tokens_per_attempt, 6), s.dominant
+    (1.0, 'tokens_per_attempt')
+    """
+    now, before = _levers(current), _levers(previous)
+    if now is None or before is None:
+        return None
+    c1, c0 = math.prod(now), math.prod(before)
+    weight = c1 if math.isclose(c1, c0, rel_tol=1e-12) else (c1 - c0) / math.log(c1 / c0)
+    parts = [weight * math.log(x1 / x0) for x1, x0 in zip(now, before)]
+    dominant = LEVERS[max(range(3), key=lambda i: abs(parts[i]))]
+    return LeverSplit(*(_m(p) for p in parts), dominant=dominant)
+
+
+def _workflow(cur: WorkflowWeek, prev: WorkflowWeek | None,
+              setting: WorkflowSettingIn | None) -> WorkflowDigest:
+    cpo = cur.cost_per_outcome
+    prev_cpo = prev.cost_per_outcome if prev else None
+    levers = lever_split(cur, prev) if prev else None
+    now = _levers(cur)
+    baseline = setting.baseline_cost_per_outcome_usd if setting else None
+    value = setting.outcome_value_usd if setting else None
+    outcome_value = cur.value_usd or (value * cur.outcomes if value else 0.0)
+    if cur.outcomes == 0:
+        note = "no successful outcomes this week: cost per outcome is undefined"
+    elif prev is None or prev_cpo is None:
+        note = "no comparable previous week"
+    elif levers is not None:
+        note = f"driven by {levers.dominant.replace('_', ' ')}"
+    else:
+        note = ""
+    return WorkflowDigest(
+        workflow=cur.workflow, spend_usd=_m(cur.cost_usd), attempts=cur.attempts,
+        outcomes=cur.outcomes,
+        cost_per_outcome_usd=_m(cpo) if cpo is not None else None,
+        previous_cost_per_outcome_usd=_m(prev_cpo) if prev_cpo is not None else None,
+        change_usd=_m(cpo - prev_cpo) if cpo is not None and prev_cpo is not None else None,
+        cost_per_token_usd=round(now[0], 12) if now else None,
+        tokens_per_attempt=round(now[1], 2) if now else None,
+        attempts_per_outcome=round(now[2], 4) if now else None,
+        levers=levers,
+        baseline_cost_per_outcome_usd=baseline,
+        savings_vs_baseline_usd=(_m((baseline - cpo) * cur.outcomes)
+                                 if baseline is not None and cpo is not None else None),
+        value_per_dollar=(round(outcome_value / cur.cost_usd, 4)
+                          if outcome_value and cur.cost_usd else None),
+        note=note,
+    )
+
+
+def _paths(paths: Iterable[PathStat]) -> tuple[PathDigest, ...]:
+    ranked = sorted(paths, key=lambda p: (-p.waste_usd, -p.cost_usd, p.workflow, p.signature))
+    return tuple(
+        PathDigest(
+            workflow=p.workflow, signature=p.signature, traces=p.traces,
+            success_rate=_share(p.successes, p.traces), cost_usd=_m(p.cost_usd),
+            waste_usd=_m(p.waste_usd),
+            cost_per_outcome_usd=_m(p.cost_usd / p.successes) if p.successes else None,
+            example_trace_ids=tuple(p.example_trace_ids[:EXAMPLES]),
+        )
+        for p in ranked[:TOP_N] if p.waste_usd > 0
+    )
+
+
+def _finding_groups(findings: Sequence[Finding]) -> tuple[FindingGroup, ...]:
+    groups: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+    for f in findings:
+        groups[(f.code, f.workflow or "")].append(f)
+    out = []
+    for (code, workflow), fs in groups.items():
+        fs.sort(key=lambda f: (-f.wasted_cost_usd, f.trace_id, f.id))
+        out.append(FindingGroup(
+            code=code, workflow=workflow or None, count=len(fs),
+            wasted_usd=_m(sum(f.wasted_cost_usd for f in fs)),
+            savings_usd=_m(sum(f.savings_usd for f in fs)), fix=fs[0].message,
+            example_trace_ids=tuple(dict.fromkeys(f.trace_id for f in fs))[:EXAMPLES],
+        ))
+    out.sort(key=lambda g: (-g.wasted_usd, g.code, g.workflow or ""))
+    return tuple(out[:TOP_N])
+
+
+def _by_code(findings: Sequence[Finding], previous: Sequence[Finding]) -> tuple[CodeWaste, ...]:
+    now: dict[str, float] = defaultdict(float)
+    before: dict[str, float] = defaultdict(float)
+    count: dict[str, int] = defaultdict(int)
+    for f in findings:
+        now[f.code] += f.wasted_cost_usd
+        count[f.code] += 1
+    for f in previous:
+        before[f.code] += f.wasted_cost_usd
+    rows = [CodeWaste(c, _m(now[c]), _m(before[c]), _m(now[c] - before[c]), count[c])
+            for c in set(now) | set(before)]
+    return tuple(sorted(rows, key=lambda r: (-r.wasted_usd, -r.previous_wasted_usd, r.code)))
+
+
+def build_digest(
+    *,
+    project: str,
+    week: str,
+    current: WeekAggregates,
+    previous: WeekAggregates,
+    findings: Sequence[Finding],
+    previous_findings: Sequence[Finding] = (),
+    paths: Iterable[PathStat] = (),
+    settings: Iterable[WorkflowSettingIn] = (),
+) -> Digest:
+    """Assemble the digest of ``week`` (``"2026-W47"``) for ``project``.
+
+    >>> d = build_digest(project="p", week="2026-W47", current=WeekAggregates(),
+    ...                  previous=WeekAggregates(), findings=())
+    >>> d.maturity.rung, d.notes[0]
+    ('Blind', 'No traces were recorded in 2026-W47.')
+    """
+    first, last, _, _ = week_bounds(week)
+    by_name = {s.name: s for s in settings}
+    prev_wf = {w.workflow: w for w in previous.workflows}
+    workflows = tuple(_workflow(w, prev_wf.get(w.workflow), by_name.get(w.workflow))
+                      for w in sorted(current.workflows, key=lambda w: (-w.cost_usd, w.workflow)))
+    outcomes = sum(w.outcomes for w in current.workflows)
+    waste = sum(f.wasted_cost_usd for f in findings)
+    spend = current.spend_usd
+    headline = Headline(
+        spend_usd=_m(spend), previous_spend_usd=_m(previous.spend_usd),
+        change_usd=_m(spend - previous.spend_usd),
+        change_pct=(round((spend - previous.spend_usd) / previous.spend_usd * 100, 1)
+                    if previous.spend_usd else None),
+        traces=current.traces, outcomes=outcomes,
+        cost_per_outcome_usd=_m(spend / outcomes) if outcomes else None,
+        waste_usd=_m(waste), waste_pct=round(waste / spend * 100, 1) if spend else None,
+    )
+    unpriced_share = _share(current.unpriced_calls, current.priced_kind_calls)
+    coverage = Coverage(
+        unpriced_calls=current.unpriced_calls, priced_kind_calls=current.priced_kind_calls,
+        unpriced_share=unpriced_share, untagged_spend_usd=_m(current.untagged_spend_usd),
+        untagged_share=_share(current.untagged_spend_usd, spend),
+        outcome_spend_share=_share(current.spend_with_outcome_usd, spend),
+    )
+    with_baseline = [w for w in workflows if w.baseline_cost_per_outcome_usd is not None]
+    maturity = assess(
+        traces=current.traces, priced_kind_calls=current.priced_kind_calls,
+        unpriced_share=unpriced_share, untagged_share=coverage.untagged_share,
+        outcome_spend_share=coverage.outcome_spend_share,
+        workflows_with_outcomes=sum(1 for w in workflows if w.outcomes),
+        waste_share=_share(waste, spend), baselines_set=len(with_baseline),
+        over_baseline=[w.workflow for w in with_baseline
+                       if w.cost_per_outcome_usd is None
+                       or w.cost_per_outcome_usd > (w.baseline_cost_per_outcome_usd or 0.0)],
+    )
+    notes: list[str] = []
+    if current.traces == 0:
+        notes.append(f"No traces were recorded in {week}.")
+    elif outcomes == 0:
+        notes.append("No successful outcomes were recorded: cost per outcome is undefined.")
+    if current.unpriced_calls:
+        notes.append(f"{current.unpriced_calls} of {current.priced_kind_calls} model calls have "
+                     "no known price; spend excludes them (never counted as $0).")
+    return Digest(
+        project=project, week=week, week_start=first, week_end=last,
+        previous_week=previous_week(week), headline=headline,
+        daily_spend_usd=tuple(_m(x) for x in current.daily_spend_usd),
+        workflows=workflows, paths=_paths(paths), findings=_finding_groups(findings),
+        waste_by_code=_by_code(findings, previous_findings),
+        overrides=current.overrides, override_cost_usd=_m(current.override_cost_usd),
+        coverage=coverage, maturity=maturity, notes=tuple(notes),
+    )
