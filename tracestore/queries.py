@@ -18,6 +18,7 @@ from tracestore.errors import BadRequest, NotFound
 from tracestore.models import Edge, FindingRow, Node, Outcome, Trace
 from tracestore.schemas import (
     EdgePublic,
+    FindingPublic,
     NodePublic,
     OutcomePublic,
     TraceDetail,
@@ -33,6 +34,7 @@ __all__ = [
     "get_trace",
     "trace_public",
     "load_trace_rows",
+    "finding_public",
 ]
 
 TRACE_T: Table = Trace.__table__  # type: ignore[attr-defined]
@@ -96,7 +98,10 @@ def trace_public(r: Row[Any] | Any) -> TracePublic:
         output_tokens=m["output_tokens"],
         cost_usd=round(m["cost_usd"], 10),
         unpriced_count=m["unpriced_count"],
+        unpriced_tokens=m["unpriced_tokens"] or 0,
         reported_cost_usd=m["reported_cost_usd"],
+        cost_mismatch_count=m["cost_mismatch_count"] or 0,
+
         error_count=m["error_count"],
         analyzed_at=iso(m["analyzed_at"]),
     )
@@ -136,19 +141,35 @@ def list_traces(
         conds.append(t.error_count > 0)
     elif filters.has_error is False:
         conds.append(t.error_count == 0)
-    # Nodes without timestamps leave started_at NULL; they sort last under "start".
-    conds.append(sort_col.is_not(None))
+    # Nodes without timestamps leave started_at NULL. Such traces come after all others, in
+    # trace_id order: a second keyset phase whose cursor carries a null sort value.
+    after: tuple[Any, str] | None = None
     if cursor:
         v, tid = decode_cursor(cursor)
-        if not isinstance(v, int | float) or not isinstance(tid, str):
+        if not (v is None or (isinstance(v, int | float) and not isinstance(v, bool))) or (
+            not isinstance(tid, str)
+        ):
             raise BadRequest("cursor is malformed; pass back next_cursor unchanged")
-        conds.append(or_(sort_col < v, and_(sort_col == v, t.trace_id < tid)))
-    rows = session.execute(
-        select(TRACE_T)
-        .where(*conds)
-        .order_by(sort_col.desc(), t.trace_id.desc())
-        .limit(limit + 1)
-    ).all()
+        after = (v, tid)
+    rows: list[Row[Any]] = []
+    if after is None or after[0] is not None:
+        keyset = [] if after is None else [
+            or_(sort_col < after[0], and_(sort_col == after[0], t.trace_id < after[1]))
+        ]
+        rows = list(session.execute(
+            select(TRACE_T)
+            .where(*conds, sort_col.is_not(None), *keyset)
+            .order_by(sort_col.desc(), t.trace_id.desc())
+            .limit(limit + 1)
+        ).all())
+    if len(rows) <= limit:
+        keyset = [] if after is None or after[0] is not None else [t.trace_id < after[1]]
+        rows += session.execute(
+            select(TRACE_T)
+            .where(*conds, sort_col.is_(None), *keyset)
+            .order_by(t.trace_id.desc())
+            .limit(limit + 1 - len(rows))
+        ).all()
     items = [trace_public(r) for r in rows[:limit]]
     nxt = None
     if len(rows) > limit:
@@ -189,6 +210,27 @@ def _node_public(n: dict[str, Any]) -> NodePublic:
     return NodePublic(**data)
 
 
+def finding_public(m: Any) -> FindingPublic:
+    """The wire form of a ``findings`` row (a row mapping), shared by the trace detail and
+    ``GET /findings``."""
+    return FindingPublic(
+        id=m["id"],
+        trace_id=m["trace_id"],
+        workflow=m["workflow"],
+        analyzer=m["analyzer"],
+        code=m["code"],
+        node_ids=list(m["node_ids"] or ()),
+        wasted_tokens=m["wasted_tokens"],
+        wasted_cost_usd=m["wasted_cost_usd"],
+        savings_usd=m["savings_usd"],
+        confidence=m["confidence"],
+        evidence=m["evidence"] or {},
+        message=m["message"],
+        trace_started_at=iso(m["trace_started_at"]),
+        created_at=iso(m["created_at"]),
+    )
+
+
 def get_trace(session: Session, *, project_id: int, trace_id: str) -> TraceDetail:
     """One trace with nodes, stored edges, outcomes of its task and findings."""
     trow, nodes, edges = load_trace_rows(session, project_id=project_id, trace_id=trace_id)
@@ -214,7 +256,7 @@ def get_trace(session: Session, *, project_id: int, trace_id: str) -> TraceDetai
         )
     ]
     findings = [
-        {k: v for k, v in r._mapping.items() if k not in ("project_id",)}
+        finding_public(r._mapping)
         for r in session.execute(
             select(FINDING_T)
             .where(FINDING_T.c.project_id == project_id, FINDING_T.c.trace_id == trace_id)

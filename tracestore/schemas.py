@@ -7,6 +7,8 @@ nanoseconds are recognised by magnitude) and are always returned as ISO 8601 UTC
 1794819600.0
 >>> to_epoch(1794819600000)  # milliseconds
 1794819600.0
+>>> to_epoch("1794819600")  # epoch seconds as text (query parameters)
+1794819600.0
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ __all__ = [
     "EdgePublic",
     "OutcomePublic",
     "TraceDetail",
+    "FindingPublic",
     "Page",
 ]
 
@@ -69,6 +72,10 @@ def to_epoch(value: Any) -> float:
         try:
             dt = datetime.fromisoformat(value.strip())
         except ValueError:
+            try:  # epoch seconds sent as text, e.g. a query parameter ``since=1794819600``
+                return to_epoch(float(value))
+            except ValueError:
+                pass
             raise ValueError(f"not an ISO 8601 timestamp: {value[:40]!r}") from None
     else:
         raise ValueError("a timestamp must be an ISO 8601 string or an epoch number")
@@ -258,7 +265,11 @@ class NodePublic(BaseModel):
     reported_cost_usd: float | None
     price_source: str | None
     priced: bool
+    cost_mismatch: bool | None = Field(
+        None, description="reported_cost_usd differs from cost_usd beyond the tolerance."
+    )
     attributes: dict[str, Any] | None
+
 
 
 class EdgePublic(BaseModel):
@@ -289,7 +300,13 @@ class TracePublic(BaseModel):
     cost_usd: float = Field(description="Sum of priced node costs (USD).")
     unpriced_count: int = Field(description="LLM/embedding nodes with no known price; "
                                 "their cost is not in cost_usd.")
+    unpriced_tokens: int = Field(0, description="Tokens of the unpriced nodes (input + output).")
     reported_cost_usd: float | None
+    cost_mismatch_count: int = Field(
+        0, description="Nodes whose producer-reported cost differs from ours by more than "
+        "the tolerance (setting reported_cost_tolerance)."
+    )
+
     error_count: int
     analyzed_at: str | None
 
@@ -304,11 +321,30 @@ class OutcomePublic(BaseModel):
     workflow: str | None
 
 
+class FindingPublic(BaseModel):
+    """One detected waste (DESIGN §5): the path, its dollars and the evidence behind it."""
+
+    id: str = Field(description="Stable id: the same trace, code and path give the same id.")
+    trace_id: str
+    workflow: str | None
+    analyzer: Literal["churn", "bloat", "routing"]
+    code: str = Field(description="Stable finding code, e.g. `churn.exact_repeat`.")
+    node_ids: list[str] = Field(description="The wasteful path's node ids, in path order.")
+    wasted_tokens: int
+    wasted_cost_usd: float = Field(description="Booked waste (USD); a node is booked once.")
+    savings_usd: float = Field(description="What the suggested fix would save (USD).")
+    confidence: float = Field(ge=0, le=1)
+    evidence: dict[str, Any] = Field(description="JSON facts a person can check.")
+    message: str = Field(description="One sentence a person can act on.")
+    trace_started_at: str | None
+    created_at: str | None = Field(description="When the analysis that found it ran.")
+
+
 class TraceDetail(TracePublic):
     nodes: list[NodePublic]
     edges: list[EdgePublic]
     outcomes: list[OutcomePublic] = Field(default_factory=list)
-    findings: list[dict[str, Any]] = Field(default_factory=list)
+    findings: list[FindingPublic] = Field(default_factory=list)
 
 
 T = TypeVar("T")
