@@ -1,0 +1,261 @@
+"""Context bloat: tokens a call paid for and did not need.
+
+Heuristics and sources (methods §3 and §6.2):
+
+- ``bloat.over_retrieval`` (B1) and ``bloat.unused_context`` (B2): whether a retrieved
+  document was used is decided by the cascade of methods §3.3 — explicit ``uses`` edges naming
+  the document, its id cited in the answer, or lexical containment (share of the answer's word
+  3-grams found in the document, RAGBench-style utilisation) ≥ 0.05. k ≥ 10 with under 20% used
+  is over-retrieval (confidence 0.85 with explicit uses, 0.7 lexical only); otherwise unused
+  documents that are ≥ 30% of the prompt and ≥ 2,000 tokens are unused context (0.8 / 0.65).
+  Lexical use misses paraphrase, so lexical-only findings carry the lower confidence.
+- ``bloat.history_growth`` (B3): one conversation's input tokens never drop (no compaction)
+  over ≥ 8 turns and grow ≥ 3x. Tokens beyond the first prompt plus the last 5 turns' growth
+  are stale (SWE-agent's ``LastNObservations`` keeps 5; AgentDiet's "expired" output).
+  Confidence 0.7.
+- ``bloat.oversized_prompt`` (B5): robust z-score ``(x − median)/(1.4826·MAD)`` > 3.5 against
+  the same step's corpus norm (≥ 20 samples) and x > 1.5 × median; the tokens above the median
+  are waste. A step that is long on every run has a long median and never fires. Conf. 0.8.
+- ``bloat.cache_miss`` (B6): a call sharing a ≥ 1,024-token prompt prefix with the previous
+  call to the same model within the 5-minute cache window, with no cached tokens. Waste: the
+  prefix at (input − cache-read) rate, less the cache-write premium on a chain's first miss.
+  Confidence 0.75.
+
+Dollars (DESIGN §5): unneeded tokens priced at the consuming call's uncached input rate.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from analyzers.baseline import WorkflowBaseline, step_keys
+from analyzers.callkeys import shingles
+from analyzers.common import book_once, input_rate, make_finding, rates_for
+from analyzers.config import AnalyzerConfig
+from analyzers.findings import Finding
+from analyzers.graph import nodes_in_order
+
+__all__ = ["analyze"]
+
+MAD_SCALE = 1.4826  # MAD → standard deviation under normality (modified z-score)
+
+
+def _consumers(G: nx.DiGraph, r: str, order: list[str], pos: dict[str, int]) -> tuple[
+        list[str], set[str], bool]:
+    """LLM calls consuming retrieval ``r``, document ids they name, and whether any
+    ``uses`` edge was explicit."""
+    cons, named, explicit = [], set(), False
+    for _, v, d in G.out_edges(r, data=True):
+        if "uses" in (d.get("kinds") or ()) and G.nodes[v].get("kind") == "llm":
+            cons.append(v)
+            named.update(d.get("doc_ids") or ())
+            explicit = explicit or not d.get("inferred")
+    if not cons:
+        parent = G.nodes[r].get("parent_id")
+        for n in order[pos[r] + 1:]:
+            a = G.nodes[n]
+            if a.get("kind") == "llm" and a.get("parent_id") in (parent, r):
+                cons.append(n)
+                break
+    return sorted(cons, key=pos.__getitem__), named, explicit
+
+
+def _doc_tokens(d: dict[str, Any], cpt: float) -> float | None:
+    if d.get("tokens") is not None:
+        return float(d["tokens"])
+    if isinstance(d.get("content"), str):
+        return len(d["content"]) / cpt
+    return None
+
+
+def _retrieval(G: nx.DiGraph, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
+               order: list[str], pos: dict[str, int], out: list[Finding]) -> None:
+    for r in order:
+        a = G.nodes[r]
+        docs = a.get("documents") or []
+        if a.get("kind") not in ("retrieval", "rerank") or not docs:
+            continue
+        cons, named, explicit = _consumers(G, r, order, pos)
+        if not cons:
+            continue
+        answers = [G.nodes[c].get("output") for c in cons]
+        texts = [t for t in answers if isinstance(t, str) and t]
+        if not explicit and not texts:
+            continue  # no evidence either way
+        ans = [shingles(t) for t in texts]
+        used: list[int] = []
+        for i, d in enumerate(docs):
+            did = str(d.get("id"))
+            hit = did in named or any(did in t for t in texts)
+            if not hit and isinstance(d.get("content"), str) and ans:
+                ds = shingles(d["content"])
+                hit = any(np.intersect1d(s, ds).size / max(s.size, 1) >= cfg.containment
+                          for s in ans)
+            if hit:
+                used.append(i)
+        unused = [i for i in range(len(docs)) if i not in used]
+        toks = [_doc_tokens(docs[i], cfg.chars_per_token) for i in unused]
+        if not unused or any(t is None for t in toks):
+            continue
+        tokens = int(round(sum(t or 0.0 for t in toks)))
+        c = cons[0]
+        ca = G.nodes[c]
+        k = len(docs)
+        ev = {"retrieved": k, "used": len(used), "used_ranks": [i + 1 for i in used],
+              "unused_tokens": tokens, "consumer": c, "explicit_uses": explicit,
+              "consumer_input_tokens": int(ca.get("input_tokens") or 0)}
+        usd = tokens * input_rate(ca, baseline=baseline, config=cfg)
+        if k >= cfg.over_retrieval_min_k and len(used) / k < cfg.over_retrieval_used_share:
+            kstar = max(used) + 1 if used else 1
+            out.append(make_finding(
+                G, "bloat.over_retrieval", [r, c], {c: usd}, tokens=tokens,
+                confidence=0.85 if explicit else 0.7,
+                evidence={**ev, "thresholds": [cfg.over_retrieval_min_k,
+                                               cfg.over_retrieval_used_share]},
+                message=f"Retrieved {k} documents and used {len(used)}: {{usd}} of prompt "
+                f"tokens wasted; retrieve top {kstar} instead.",
+            ))
+        elif tokens >= cfg.unused_context_min_tokens and tokens >= cfg.unused_context_share * \
+                int(ca.get("input_tokens") or 0):
+            out.append(make_finding(
+                G, "bloat.unused_context", [r, c], {c: usd}, tokens=tokens,
+                confidence=0.8 if explicit else 0.65,
+                evidence={**ev, "thresholds": [cfg.unused_context_share,
+                                               cfg.unused_context_min_tokens]},
+                message=f"{len(unused)} retrieved documents ({tokens} tokens) were never used: "
+                "{usd} wasted; filter or rerank before the call.",
+            ))
+
+
+def _history(G: nx.DiGraph, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
+             order: list[str], out: list[Finding]) -> None:
+    convs: dict[Any, list[str]] = defaultdict(list)
+    for n in order:
+        if G.nodes[n].get("kind") == "llm":
+            convs[G.nodes[n].get("parent_id")].append(n)
+    for turns in convs.values():
+        x = [int(G.nodes[n].get("input_tokens") or 0) for n in turns]
+        if len(turns) < cfg.history_min_turns or x[0] <= 0 or \
+                x[-1] < cfg.history_growth_ratio * x[0] or any(b < a for a, b in zip(x, x[1:])):
+            continue
+        K = cfg.history_keep_turns
+        waste, tokens = {}, 0
+        for i in range(K, len(turns)):
+            stale = x[i - K] - x[0]
+            if stale > 0:
+                waste[turns[i]] = stale * input_rate(G.nodes[turns[i]], baseline=baseline,
+                                                     config=cfg)
+                tokens += stale
+        if not waste:
+            continue
+        out.append(make_finding(
+            G, "bloat.history_growth", turns, waste, tokens=tokens, confidence=0.7,
+            evidence={"turns": len(turns), "first_input_tokens": x[0],
+                      "last_input_tokens": x[-1], "stale_tokens": tokens, "keep_turns": K,
+                      "thresholds": [cfg.history_min_turns, cfg.history_growth_ratio]},
+            message=f"Input grew from {x[0]} to {x[-1]} tokens over {len(turns)} turns with no "
+            f"compaction: {{usd}} on stale history; keep the last {K} turns or summarise.",
+        ))
+
+
+def _oversized(G: nx.DiGraph, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
+               order: list[str], out: list[Finding]) -> None:
+    if baseline is None:
+        return
+    keys = step_keys(G)
+    for n in order:
+        a = G.nodes[n]
+        norm = baseline.steps.get(keys[n])
+        if a.get("kind") != "llm" or norm is None or norm.n < cfg.oversize_min_samples:
+            continue
+        x = int(a.get("input_tokens") or 0)
+        med = norm.median_input
+        z = (x - med) / (MAD_SCALE * norm.mad_input) if norm.mad_input > 0 else (
+            float("inf") if x > med else 0.0)
+        if z <= cfg.oversize_z or x <= cfg.oversize_ratio * med:
+            continue
+        extra = int(round(x - med))
+        out.append(make_finding(
+            G, "bloat.oversized_prompt", [n],
+            {n: extra * input_rate(a, baseline=baseline, config=cfg)}, tokens=extra,
+            confidence=0.8,
+            evidence={"step": keys[n], "input_tokens": x, "step_median": med,
+                      "step_mad": norm.mad_input, "samples": norm.n,
+                      "robust_z": round(z, 2) if z != float("inf") else "inf",
+                      "thresholds": [cfg.oversize_z, cfg.oversize_ratio]},
+            message=f"The prompt of step `{keys[n]}` had {x} input tokens against a median of "
+            f"{med:.0f}: {{usd}} wasted; trim what this run added.",
+        ))
+
+
+def _common_prefix(a: str, b: str) -> int:
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:  # binary search on slice equality (C-speed comparisons)
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _cache(G: nx.DiGraph, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
+           order: list[str], out: list[Finding]) -> None:
+    last: dict[str, str] = {}
+    missed: set[str] = set()
+    for b in order:
+        bb = G.nodes[b]
+        model = bb.get("model")
+        if bb.get("kind") != "llm" or not model or not isinstance(bb.get("prompt"), str):
+            continue
+        a = last.get(model)
+        last[model] = b
+        if a is None or int(bb.get("cache_read_tokens") or 0) > 0:
+            continue
+        aa = G.nodes[a]
+        t_a, t_b = aa.get("end") or aa.get("start"), bb.get("start")
+        if t_a is None or t_b is None or t_b - t_a > cfg.cache_ttl_seconds:
+            continue
+        chars = _common_prefix(aa["prompt"], bb["prompt"])
+        inp = int(bb.get("input_tokens") or 0)
+        cut = "prompt" in ((bb.get("attributes") or {}).get("tracestore.truncated") or {})
+        prefix = int(inp * chars / len(bb["prompt"])) if bb["prompt"] and not cut else int(
+            chars / cfg.chars_per_token)
+        if prefix < cfg.cache_min_prefix_tokens:
+            continue
+        r = rates_for(model, baseline=baseline, config=cfg)
+        rin = input_rate(bb, baseline=baseline, config=cfg)
+        rcr = r.cache_read if r is not None and r.cache_read is not None else \
+            rin * cfg.cache_read_multiplier
+        premium = 0.0
+        if a not in missed and r is not None and r.cache_write is not None:
+            premium = prefix * max(0.0, r.cache_write - rin)
+        usd = prefix * (rin - rcr) - premium
+        missed.add(b)
+        if usd <= 0:
+            continue
+        out.append(make_finding(
+            G, "bloat.cache_miss", [a, b], {b: usd}, tokens=prefix, confidence=0.75,
+            evidence={"shared_prefix_tokens": prefix, "gap_seconds": round(t_b - t_a, 3),
+                      "cache_read_tokens": 0, "thresholds": [cfg.cache_min_prefix_tokens,
+                                                             cfg.cache_ttl_seconds]},
+            message=f"{prefix} prompt tokens shared with the previous `{model}` call were "
+            "billed uncached: {usd} wasted; put the static part first and enable caching.",
+        ))
+
+
+def analyze(G: nx.DiGraph, *, baseline: WorkflowBaseline | None,
+            config: AnalyzerConfig) -> list[Finding]:
+    """All bloat findings of one trace, each node's waste booked once."""
+    order = nodes_in_order(G)
+    pos = {n: i for i, n in enumerate(order)}
+    out: list[Finding] = []
+    _retrieval(G, config, baseline, order, pos, out)
+    _history(G, config, baseline, order, out)
+    _oversized(G, config, baseline, order, out)
+    _cache(G, config, baseline, order, out)
+    return book_once(G, out)

@@ -1,0 +1,203 @@
+"""Canonical call keys and MinHash/LSH near-duplicate detection.
+
+Methods (shared/reference/methods.md §2 and §5):
+
+- **Canonical call keys** as in Gemini CLI's LoopDetectionService (hash of tool name + JSON
+  args) and OpenHands' StuckDetector (equality ignoring process ids): arguments are parsed,
+  keys sorted, whitespace collapsed, and *volatile* fields — timestamps, request/trace ids,
+  uuids, nonces — dropped before hashing, so two calls that differ only in a request id key
+  the same. A tool call keys as ``tool:<name>:<hash>``, an LLM call as
+  ``llm:<model>:<prompt hash>``.
+- **MinHash** (Broder) over word 3-gram shingles (the shingle size of the [M] prototype in
+  methods §5), 128 permutations by universal hashing ``(a·x + b) mod (2^61 − 1)`` on uint64
+  (coefficients < 2^32, so the product never overflows), and **LSH banding** with 16 bands of
+  8 rows: the candidate knee is ``(1/16)^(1/8) ≈ 0.71`` and a pair at Jaccard 0.8 becomes a
+  candidate with probability 0.95 (MMDS ch. 3, computed in methods §5). Candidates are then
+  verified on the signature agreement rate. Coefficients derive from BLAKE2b of their index,
+  so signatures are identical across runs and machines (no randomness).
+
+>>> canonical_args({"q": "refund  policy", "request_id": "r-1", "b": [2, 1]})
+'{"b":[2,1],"q":"refund policy"}'
+>>> call_key({"kind": "tool", "tool_name": "search", "args": {"q": "x", "ts": 1}}) == \\
+...     call_key({"kind": "tool", "tool_name": "search", "args": {"ts": 2, "q": " x"}})
+True
+>>> a = minhash(shingles("the quick brown fox jumps over the lazy dog today"))
+>>> b = minhash(shingles("the quick brown fox jumps over the lazy dog tonight"))
+>>> 0.5 < similarity(a, b) < 1.0
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "VOLATILE_KEYS",
+    "NUM_PERM",
+    "BANDS",
+    "ROWS",
+    "SHINGLE_WORDS",
+    "canonical_args",
+    "normalize_text",
+    "key_hash",
+    "call_key",
+    "result_key",
+    "shingles",
+    "minhash",
+    "similarity",
+    "lsh_pairs",
+]
+
+# Field names (lower-cased, "-"/"_" removed) whose values change on every call.
+VOLATILE_KEYS = frozenset({
+    "timestamp", "ts", "time", "now", "date", "datetime", "createdat", "updatedat", "sentat",
+    "requestid", "reqid", "traceid", "spanid", "correlationid", "messageid", "idempotencykey",
+    "uuid", "nonce", "pid", "sessionid", "runid", "seed", "cachebuster",
+})
+NUM_PERM = 128
+BANDS, ROWS = 16, 8  # BANDS * ROWS == NUM_PERM
+SHINGLE_WORDS = 3
+_MERSENNE = np.uint64((1 << 61) - 1)
+_WS = re.compile(r"\s+")
+_WORD = re.compile(r"\w+")
+
+
+def _coefficients(n: int) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+    raw = [hashlib.blake2b(f"minhash-{i}".encode(), digest_size=8).digest() for i in range(n)]
+    vals = np.array([int.from_bytes(r, "big") for r in raw], dtype=np.uint64)
+    a = (vals >> np.uint64(32)) | np.uint64(1)  # odd, < 2^32
+    b = vals & np.uint64(0xFFFFFFFF)
+    return a, b
+
+
+_A, _B = _coefficients(NUM_PERM)
+
+
+def normalize_text(text: str) -> str:
+    """Collapse runs of whitespace and strip the ends."""
+    return _WS.sub(" ", text).strip()
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            str(k): _strip(v) for k, v in value.items()
+            if str(k).lower().replace("_", "").replace("-", "") not in VOLATILE_KEYS
+        }
+    if isinstance(value, list | tuple):
+        return [_strip(v) for v in value]
+    if isinstance(value, str):
+        return normalize_text(value)
+    return value
+
+
+def canonical_args(args: Any) -> str:
+    """Sorted-key compact JSON of ``args`` with whitespace normalised and volatile fields
+    dropped. JSON text is parsed first, so ``'{"a": 1}'`` and ``{"a": 1}`` key the same."""
+    if isinstance(args, str):
+        s = args.strip()
+        if s[:1] in ("{", "["):
+            try:
+                args = json.loads(s)
+            except ValueError:
+                pass
+    # stdlib json, not tracestore.store.canonical_json: analyzers never import tracestore.
+    return json.dumps(_strip(args), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str)
+
+
+def key_hash(text: str) -> str:
+    """BLAKE2b-64 hex of ``text`` (short, stable)."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+def _prompt_hash(attrs: dict[str, Any]) -> str | None:
+    prompt = attrs.get("prompt")
+    truncated = (attrs.get("attributes") or {}).get("tracestore.truncated") or {}
+    if isinstance(prompt, str) and "prompt" not in truncated:
+        return key_hash(normalize_text(prompt))
+    ph = attrs.get("prompt_hash")
+    return str(ph) if ph else None
+
+
+def call_key(attrs: dict[str, Any]) -> str | None:
+    """The canonical key of a tool or LLM call, or None when the node is neither or its
+    input is unknown (no args, no prompt and no prompt hash)."""
+    kind = attrs.get("kind")
+    if kind == "tool":
+        name = attrs.get("tool_name") or attrs.get("name") or ""
+        args = attrs.get("args")
+        if args is None:
+            return f"tool:{name}:{attrs['args_hash']}" if attrs.get("args_hash") else None
+        return f"tool:{name}:{key_hash(canonical_args(args))}"
+    if kind in ("llm", "embedding"):
+        ph = _prompt_hash(attrs)
+        return f"llm:{attrs.get('model') or ''}:{ph}" if ph else None
+    return None
+
+
+def result_key(attrs: dict[str, Any]) -> str | None:
+    """A key of what the call returned (status and error type included), or None if unknown."""
+    if attrs.get("status") == "error":
+        return f"error:{attrs.get('error_type') or ''}"
+    if attrs.get("kind") == "tool":
+        r = attrs.get("result")
+        if isinstance(r, str):
+            return key_hash(canonical_args(r))
+        if r is not None:
+            return key_hash(canonical_args(r))
+        h = attrs.get("result_hash")
+        return str(h) if h else None
+    out = attrs.get("output")
+    if isinstance(out, str):
+        return key_hash(normalize_text(out))
+    h = attrs.get("output_hash")
+    return str(h) if h else None
+
+
+def shingles(text: str, n: int = SHINGLE_WORDS) -> npt.NDArray[np.uint64]:
+    """CRC32 of word ``n``-grams (fewer words: the whole text is one shingle)."""
+    words = _WORD.findall(text.lower())
+    if len(words) <= n:
+        grams = [" ".join(words)]
+    else:
+        grams = [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
+    return np.unique(np.array([zlib.crc32(g.encode()) for g in grams], dtype=np.uint64))
+
+
+def minhash(sh: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """A ``NUM_PERM``-long MinHash signature of a shingle set."""
+    if sh.size == 0:
+        return np.full(NUM_PERM, _MERSENNE, dtype=np.uint64)
+    h = (np.outer(_A, sh) + _B[:, None]) % _MERSENNE
+    return np.asarray(h.min(axis=1), dtype=np.uint64)
+
+
+def similarity(a: npt.NDArray[np.uint64], b: npt.NDArray[np.uint64]) -> float:
+    """Estimated Jaccard similarity: the share of agreeing signature rows."""
+    return float(np.count_nonzero(a == b)) / NUM_PERM
+
+
+def lsh_pairs(signatures: Sequence[npt.NDArray[np.uint64]]) -> list[tuple[int, int]]:
+    """Candidate pairs ``(i, j)``, ``i < j``, sharing at least one LSH band, sorted."""
+    if len(signatures) < 2:
+        return []
+    sig = np.stack(signatures).reshape(len(signatures), BANDS, ROWS)
+    out: set[tuple[int, int]] = set()
+    for band in range(BANDS):
+        buckets: dict[bytes, list[int]] = {}
+        for i in range(sig.shape[0]):
+            buckets.setdefault(sig[i, band].tobytes(), []).append(i)
+        for members in buckets.values():
+            for x in range(len(members)):
+                for y in range(x + 1, len(members)):
+                    out.add((members[x], members[y]))
+    return sorted(out)

@@ -1,0 +1,62 @@
+"""Analyzer thresholds, each with its source (``shared/reference/methods.md`` section ids).
+
+>>> AnalyzerConfig().tight_loop_min, AnalyzerConfig(tight_loop_min=4).tight_loop_min
+(3, 4)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["AnalyzerConfig"]
+
+
+@dataclass(frozen=True)
+class AnalyzerConfig:
+    """Thresholds of every rule. Defaults are the cited starting points; all are tunable."""
+
+    # churn — methods §6.1
+    exact_repeat_min: int = 2  # C1: "≥2 occurrences"
+    tight_loop_min: int = 3  # C2 / DESIGN §5 (Gemini CLI halts at 5, OpenHands at 4)
+    error_loop_min: int = 3  # C3: OpenHands' action–error rule
+    cycle_min_repeats: int = 3  # C4 / DESIGN §5 (OpenHands: A-B-A-B over 6 steps)
+    near_dup_args: float = 0.8  # C5: MinHash J(args) ≥ 0.8
+    near_dup_result: float = 0.9  # C5: J(result) ≥ 0.9
+    retry_storm_attempts: int = 3  # C6 / DESIGN §5
+    retry_storm_cost_share: float = 0.20  # C6 / DESIGN §5: retries ≥ 20% of trace cost
+    reprompt_similarity: float = 0.9  # C7: prompt J ≥ 0.9
+    # Tools whose name starts with one of these only read; any other tool between two calls
+    # counts as a state change ("unknown = state-changing", methods §6.1 notation).
+    read_only_prefixes: tuple[str, ...] = (
+        "get", "read", "search", "list", "fetch", "find", "query", "lookup", "retrieve",
+        "view", "describe", "check", "status", "poll", "cat", "grep", "ls", "open", "web_search",
+    )
+    # bloat — methods §6.2 and §3.3
+    over_retrieval_min_k: int = 10  # B1: k ≥ 10
+    over_retrieval_used_share: float = 0.2  # B1: used/k < 0.2
+    unused_context_share: float = 0.30  # B2: ≥ 30% of the prompt
+    unused_context_min_tokens: int = 2000  # B2: and ≥ 2,000 tokens
+    containment: float = 0.05  # §3.3 cascade: answer n-gram containment ≥ 0.05 ⇒ used
+    history_min_turns: int = 8  # B3: ≥ 8 turns
+    history_growth_ratio: float = 3.0  # B3: last/first ≥ 3x
+    history_keep_turns: int = 5  # SWE-agent LastNObservations default n=5 (methods §2.3)
+    oversize_z: float = 3.5  # B5: modified z-score > 3.5 (Iglewicz & Hoaglin convention)
+    oversize_ratio: float = 1.5  # B5: and x > 1.5 × median
+    oversize_min_samples: int = 20  # same sample floor as R2, so a median means something
+    cache_min_prefix_tokens: int = 1024  # B6: OpenAI/Anthropic minimum cacheable prefix
+    cache_ttl_seconds: float = 300.0  # B6: Anthropic 5-minute TTL (OpenAI: 5–10 min idle)
+    cache_read_multiplier: float = 0.1  # §3.4: Anthropic read 0.1x (used without a table)
+    chars_per_token: float = 4.0  # OpenAI's rule of thumb for English text
+    # routing — methods §6.3
+    simple_max_output_tokens: int = 256  # R1
+    simple_step_words: tuple[str, ...] = (  # R1 task classes
+        "classify", "classification", "extract", "format", "route", "router", "label", "tag",
+        "detect", "sentiment", "intent", "categor", "parse", "normalize", "short_summary",
+    )
+    routing_min_samples: int = 20  # R2: ≥ 20 calls on the cheaper tier
+    routing_margin: float = 0.02  # R2: success ≥ frontier rate − 2 pp
+    reasoning_min_samples: int = 20  # R3: ≥ 20 occurrences
+    # model → USD per million tokens: {"input_mtok", "output_mtok", "cache_read_mtok",
+    # "cache_write_mtok"}; the runtime fills it from the price book (genai-prices).
+    price_table: Mapping[str, Mapping[str, float]] = field(default_factory=dict)

@@ -1,0 +1,175 @@
+"""Misrouting: a model more expensive than the step needs, priced against the cheaper one.
+
+Heuristics and sources (methods §1 and §6.3); one routing finding per call, first match wins:
+
+- ``routing.wasted_escalation`` (C10; FrugalGPT/AutoMix cascades): a call that retried an
+  earlier one (``retry_of``, or the same prompt) on a higher-tier model and returned the same
+  output (confidence 0.85) or still failed (0.75). Waste: the escalated call's cost.
+- ``routing.reasoning_overkill`` (R3): a reasoning model whose reasoning tokens are < 10% of its
+  output (or output ≤ 50 tokens), on a step where it barely reasoned ≥ 20 times in the corpus.
+  Waste: cost minus the same usage *without reasoning* on the vendor's cheaper non-reasoning
+  model. Confidence 0.8.
+- ``routing.cheaper_model_sufficient`` (R2; RouteLLM's ``sw_ranking`` idea on our own corpus):
+  the same step ran ≥ 20 times on a cheaper tier with a success rate no more than 2 points
+  below this tier's (which has ≥ 10 samples). Waste: cost minus the same usage on that tier's
+  most used model. Confidence 0.7 + 0.2 × min(1, n/100).
+- ``routing.overpowered_model`` (R1): a frontier model on a simple step (classify, extract,
+  format, route, … in the step name), output ≤ 256 tokens, no tool calls — unless the corpus
+  shows cheaper tiers failing this step (the hard negative). Confidence 0.5 ("candidate").
+
+Counterfactual prices come from ``config.price_table`` (the runtime fills it from the price
+book) or from rates observed in the workflow's corpus (``baseline.model_rates``); with
+neither, no routing finding is made — no dollar figure without a price.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from analyzers.baseline import LOW_REASONING_OUTPUT, LOW_REASONING_SHARE, WorkflowBaseline
+from analyzers.baseline import step_keys, trace_outcome
+from analyzers.callkeys import call_key, result_key
+from analyzers.common import book_once, make_finding, price_usage, rates_for
+from analyzers.config import AnalyzerConfig
+from analyzers.findings import Finding
+from analyzers.graph import edges_of_kind, node_cost, nodes_in_order
+from analyzers.tiers import TIER_RANK, cheaper_model, cheaper_non_reasoning_model
+from analyzers.tiers import is_reasoning, model_tier
+
+__all__ = ["analyze"]
+
+MIN_OWN_TIER_SAMPLES = 10  # half of R2's floor: this tier's own rate must mean something
+
+
+def _counterfactual(G: nx.DiGraph, n: str, code: str, alt: str | None, *,
+                    baseline: WorkflowBaseline | None, config: AnalyzerConfig,
+                    drop_reasoning: bool, conf: float, evidence: dict[str, object],
+                    message: str) -> Finding | None:
+    a = G.nodes[n]
+    r = rates_for(alt, baseline=baseline, config=config)
+    cost = node_cost(a)
+    if r is None or not cost:
+        return None
+    alt_cost = price_usage(r, a, drop_reasoning=drop_reasoning)
+    waste = cost - alt_cost
+    if waste <= 0:
+        return None
+    tokens = int(a.get("input_tokens") or 0) + int(a.get("output_tokens") or 0)
+    return make_finding(
+        G, code, [n], {n: waste}, tokens=tokens, confidence=conf,
+        evidence={"model": a.get("model"), "alternative_model": alt,
+                  "cost_usd": round(cost, 9), "alternative_cost_usd": round(alt_cost, 9),
+                  **evidence},
+        message=message,
+    )
+
+
+def _escalations(G: nx.DiGraph, order: list[str]) -> dict[str, str]:
+    """Escalated call → the cheaper call it retried."""
+    out: dict[str, str] = {}
+    for u, v in edges_of_kind(G, "retry_of"):
+        out[v] = u
+    by_prompt: dict[str, str] = {}
+    for n in order:
+        a = G.nodes[n]
+        if a.get("kind") != "llm":
+            continue
+        k = call_key(a)
+        if k is None:
+            continue
+        prompt = k.split(":", 2)[2]
+        if prompt in by_prompt and n not in out:
+            out[n] = by_prompt[prompt]
+        by_prompt[prompt] = n
+    return {v: u for v, u in out.items() if G.nodes[u].get("kind") == "llm"
+            and TIER_RANK.get(model_tier(G.nodes[v].get("model")) or "", -1)
+            > TIER_RANK.get(model_tier(G.nodes[u].get("model")) or "", 99)}
+
+
+def analyze(G: nx.DiGraph, *, baseline: WorkflowBaseline | None,
+            config: AnalyzerConfig) -> list[Finding]:
+    """All routing findings of one trace, each node's waste booked once."""
+    order = nodes_in_order(G)
+    keys = step_keys(G)
+    esc = _escalations(G, order)
+    failed = trace_outcome(G) in ("failure", "escalated")
+    tool_callers = {u for u, v in G.edges if G.nodes[v].get("kind") == "tool"}
+    out: list[Finding] = []
+    for n in order:
+        a = G.nodes[n]
+        model = a.get("model")
+        tier = model_tier(model)
+        if a.get("kind") != "llm" or tier is None:
+            continue
+        step = keys[n]
+        f: Finding | None = None
+        if n in esc:
+            prev = esc[n]
+            same = result_key(a) is not None and result_key(a) == result_key(G.nodes[prev])
+            if same or a.get("status") == "error" or failed:
+                cost = node_cost(a)
+                f = make_finding(
+                    G, "routing.wasted_escalation", [prev, n], {n: cost},
+                    tokens=int(a.get("input_tokens") or 0) + int(a.get("output_tokens") or 0),
+                    confidence=0.85 if same else 0.75,
+                    evidence={"from_model": G.nodes[prev].get("model"), "to_model": model,
+                              "same_output": same, "still_failed": not same},
+                    message=f"Escalating `{step}` from {G.nodes[prev].get('model')} to {model} "
+                    + ("changed nothing" if same else "still failed")
+                    + ": {usd} wasted; stop escalating this case or fix the input.",
+                ) if cost else None
+        stats = baseline.tier_success.get(step, {}) if baseline else {}
+        if f is None and is_reasoning(model) and baseline is not None:
+            out_t = int(a.get("output_tokens") or 0)
+            low = int(a.get("reasoning_tokens") or 0) < LOW_REASONING_SHARE * out_t or \
+                out_t <= LOW_REASONING_OUTPUT
+            rs = baseline.reasoning.get(step, {}).get(str(model))
+            if low and rs is not None and rs.low >= config.reasoning_min_samples:
+                f = _counterfactual(
+                    G, n, "routing.reasoning_overkill", cheaper_non_reasoning_model(model),
+                    baseline=baseline, config=config, drop_reasoning=True, conf=0.8,
+                    evidence={"reasoning_tokens": int(a.get("reasoning_tokens") or 0),
+                              "output_tokens": out_t, "low_reasoning_runs": rs.low,
+                              "runs": rs.n, "threshold": LOW_REASONING_SHARE},
+                    message=f"{model} barely reasoned on `{step}` ({rs.low} of {rs.n} runs): "
+                    "{usd} wasted; use a non-reasoning model for this step.")
+        own = stats.get(tier)
+        if f is None and own is not None and own.n >= MIN_OWN_TIER_SAMPLES:
+            for t in sorted(stats, key=TIER_RANK.__getitem__):
+                s = stats[t]
+                if TIER_RANK[t] >= TIER_RANK[tier] or s.n < config.routing_min_samples \
+                        or s.rate < own.rate - config.routing_margin:
+                    continue
+                f = _counterfactual(
+                    G, n, "routing.cheaper_model_sufficient", s.top_model, baseline=baseline,
+                    config=config, drop_reasoning=False, conf=0.7 + 0.2 * min(1.0, s.n / 100),
+                    evidence={"step": step, "tier": tier, "tier_success": [own.successes, own.n],
+                              "cheaper_tier": t, "cheaper_success": [s.successes, s.n],
+                              "thresholds": [config.routing_min_samples,
+                                             config.routing_margin]},
+                    message=f"`{step}` succeeds {s.rate:.0%} of {s.n} times on {t}-tier "
+                    f"{s.top_model} vs {own.rate:.0%} on {model}: {{usd}} wasted; route this "
+                    "step to the cheaper model.")
+                if f is not None:
+                    break
+        simple = any(w in step.lower() for w in config.simple_step_words)
+        # the hard negative: cheaper tiers fail this step more often (with no own-tier
+        # history, any measurable shortfall from perfect counts)
+        own_rate = own.rate if own is not None else 1.0
+        cheaper_fail = any(TIER_RANK[t] < TIER_RANK[tier] and s.n >= config.routing_min_samples
+                           and s.rate < own_rate - config.routing_margin
+                           for t, s in stats.items())
+        if f is None and tier == "frontier" and simple and a.get("status", "ok") == "ok" \
+                and int(a.get("output_tokens") or 0) <= config.simple_max_output_tokens \
+                and n not in tool_callers and a.get("finish_reason") != "tool_calls" \
+                and not cheaper_fail:
+            f = _counterfactual(
+                G, n, "routing.overpowered_model", cheaper_model(model), baseline=baseline,
+                config=config, drop_reasoning=False, conf=0.5,
+                evidence={"step": step, "output_tokens": int(a.get("output_tokens") or 0),
+                          "threshold_output_tokens": config.simple_max_output_tokens},
+                message=f"Frontier model {model} ran the simple step `{step}`: {{usd}} over "
+                "the cheaper model; try the cheaper model on this step.")
+        if f is not None:
+            out.append(f)
+    return book_once(G, out)
