@@ -41,7 +41,8 @@ MAX_WASTE_SHARE = 0.10
 
 
 def _pct(x: float) -> str:
-    return f"{x * 100:.0f}%"
+    """``0.101`` → ``'10.1%'``, ``0.1`` → ``'10%'``."""
+    return f"{x * 100:.1f}".removesuffix(".0") + "%"
 
 
 def assess(

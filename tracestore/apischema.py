@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from tracestore.config import Settings
+from tracestore.digest.jsonout import digest_json_schema
 from tracestore.schemas import OutcomeIn, TraceIn
 
 __all__ = ["build_schemas", "write_schemas"]
@@ -25,6 +26,7 @@ def build_schemas() -> dict[str, Any]:
                               **TraceIn.model_json_schema()},
         "outcome.schema.json": {"$schema": "https://json-schema.org/draft/2020-12/schema",
                                 **OutcomeIn.model_json_schema()},
+        "digest.schema.json": digest_json_schema(),
     }
 
 

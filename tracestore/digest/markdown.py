@@ -1,0 +1,114 @@
+"""The digest as Markdown that fits one chat message or email.
+
+Trace ids link to ``{base_url}/api/v1/traces/{id}``. Markdown tables are avoided on purpose:
+Slack's ``mrkdwn`` does not render them, while bullet lists read the same everywhere. The
+body stays under ``CHAT_LIMIT`` characters for a full week (checked by the tests).
+
+>>> usd(1234.5), usd(0.01234), signed_usd(-2.5), signed_usd(None)
+('$1,234.50', '$0.0123', '−$2.50', 'n/a')
+"""
+
+from __future__ import annotations
+
+from analyzers.digest_types import Digest, LeverSplit
+
+__all__ = ["render_markdown", "usd", "signed_usd", "pct", "trace_url", "LEVER_LABELS",
+           "CHAT_LIMIT"]
+
+# Slack advises keeping a message's text under 4,000 characters (chat.postMessage docs).
+CHAT_LIMIT = 4000
+LEVER_LABELS = {"cost_per_token": "cost/token", "tokens_per_attempt": "tokens/attempt",
+                "attempts_per_outcome": "attempts/outcome"}
+
+
+def usd(x: float | None) -> str:
+    """Dollars: cents at $1 and above, four decimals below (per-outcome costs are small)."""
+    if x is None:
+        return "n/a"
+    return f"${x:,.2f}" if abs(x) >= 1 or x == 0 else f"${x:,.4f}"
+
+
+def signed_usd(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return ("+" if x >= 0 else "−") + usd(abs(x))
+
+
+def pct(share: float | None) -> str:
+    return "n/a" if share is None else f"{share * 100:.0f}%"
+
+
+def trace_url(base_url: str, trace_id: str) -> str:
+    return f"{base_url.rstrip('/')}/api/v1/traces/{trace_id}"
+
+
+def _link(base_url: str, trace_id: str) -> str:
+    return f"[{trace_id[:8]}]({trace_url(base_url, trace_id)})"
+
+
+def lever_text(levers: LeverSplit) -> str:
+    parts = ((k, getattr(levers, k)) for k in LEVER_LABELS)
+    return ", ".join(f"{LEVER_LABELS[k]} {signed_usd(v)}" for k, v in parts)
+
+
+def _headline(d: Digest) -> str:
+    h = d.headline
+    change = (f"{signed_usd(h.change_usd)}"
+              + (f", {h.change_pct:+.1f}%" if h.change_pct is not None else "")
+              + f" vs {d.previous_week}")
+    waste = f"{usd(h.waste_usd)}" + (f" ({h.waste_pct:.1f}%)" if h.waste_pct is not None else "")
+    return (f"**Spend {usd(h.spend_usd)}** ({change}) · {h.traces} traces · "
+            f"{h.outcomes} successful outcomes · **{usd(h.cost_per_outcome_usd)} per outcome** · "
+            f"waste found {waste}")
+
+
+def _workflows(d: Digest) -> list[str]:
+    lines = ["", "*Cost per successful outcome*"]
+    for w in d.workflows:
+        line = (f"- `{w.workflow}`: {usd(w.cost_per_outcome_usd)} "
+                f"(was {usd(w.previous_cost_per_outcome_usd)}, {signed_usd(w.change_usd)})")
+        if w.levers is not None:
+            line += (f" — mostly **{LEVER_LABELS[w.levers.dominant]}**"
+                     f" ({lever_text(w.levers)})")
+        elif w.note:
+            line += f" — {w.note}"
+        if w.baseline_cost_per_outcome_usd is not None:
+            line += (f"; baseline {usd(w.baseline_cost_per_outcome_usd)}, saved "
+                     f"{signed_usd(w.savings_vs_baseline_usd)} this week")
+        lines.append(line)
+    if not d.workflows:
+        lines.append("- no workflow ran this week")
+    return lines
+
+
+def render_markdown(d: Digest, *, base_url: str) -> str:
+    """The digest as Markdown (chat/email)."""
+    out = [f"*tracestore weekly digest — `{d.project}`, {d.week} "
+           f"({d.week_start} to {d.week_end})*", "", _headline(d)]
+    out += _workflows(d)
+    if d.paths:
+        out += ["", "*Top wasteful paths*"]
+        for i, p in enumerate(d.paths, 1):
+            ex = f" e.g. {_link(base_url, p.example_trace_ids[0])}" if p.example_trace_ids else ""
+            out.append(f"{i}. `{p.workflow}` {usd(p.waste_usd)} waste in {p.traces} traces, "
+                       f"success {pct(p.success_rate)}:{ex} `{p.signature[:80]}`")
+    if d.findings:
+        out += ["", "*Top findings*"]
+        for i, g in enumerate(d.findings, 1):
+            ex = f" e.g. {_link(base_url, g.example_trace_ids[0])}" if g.example_trace_ids else ""
+            out.append(f"{i}. `{g.code}` in `{g.workflow or '-'}`: {usd(g.wasted_usd)} "
+                       f"({g.count}×).{ex} Fix: {g.fix}")
+    if d.waste_by_code:
+        out += ["", "*Waste by code* (this week, change)"]
+        out.append(" · ".join(f"`{c.code}` {usd(c.wasted_usd)} ({signed_usd(c.change_usd)})"
+                              for c in d.waste_by_code))
+    c = d.coverage
+    out += ["", f"Human overrides: {d.overrides} outputs rejected or replaced, "
+                f"{usd(d.override_cost_usd)}.",
+            f"Coverage: {pct(c.unpriced_share)} of model calls unpriced "
+            f"({c.unpriced_calls}/{c.priced_kind_calls}) · {pct(c.untagged_share)} of spend "
+            f"untagged · {pct(c.outcome_spend_share)} of spend linked to an outcome.",
+            f"Maturity: **{d.maturity.rung}** — {d.maturity.reasons[-1]}. "
+            f"Next: {d.maturity.next_step}."]
+    out += [f"_{n}_" for n in d.notes]
+    return "\n".join(out) + "\n"
