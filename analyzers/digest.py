@@ -160,16 +160,14 @@ def _finding_groups(findings: Sequence[Finding]) -> tuple[FindingGroup, ...]:
     return tuple(out[:TOP_N])
 
 
-def _by_code(findings: Sequence[Finding], previous: Sequence[Finding]) -> tuple[CodeWaste, ...]:
-    now: dict[str, float] = defaultdict(float)
-    before: dict[str, float] = defaultdict(float)
+def _by_code(current: WeekAggregates, previous: WeekAggregates,
+             findings: Sequence[Finding]) -> tuple[CodeWaste, ...]:
+    now, before = dict(current.waste_by_code), dict(previous.waste_by_code)
     count: dict[str, int] = defaultdict(int)
     for f in findings:
-        now[f.code] += f.wasted_cost_usd
         count[f.code] += 1
-    for f in previous:
-        before[f.code] += f.wasted_cost_usd
-    rows = [CodeWaste(c, _m(now[c]), _m(before[c]), _m(now[c] - before[c]), count[c])
+    rows = [CodeWaste(c, _m(now.get(c, 0.0)), _m(before.get(c, 0.0)),
+                      _m(now.get(c, 0.0) - before.get(c, 0.0)), count[c])
             for c in set(now) | set(before)]
     return tuple(sorted(rows, key=lambda r: (-r.wasted_usd, -r.previous_wasted_usd, r.code)))
 
@@ -181,11 +179,13 @@ def build_digest(
     current: WeekAggregates,
     previous: WeekAggregates,
     findings: Sequence[Finding],
-    previous_findings: Sequence[Finding] = (),
     paths: Iterable[PathStat] = (),
     settings: Iterable[WorkflowSettingIn] = (),
 ) -> Digest:
     """Assemble the digest of ``week`` (``"2026-W47"``) for ``project``.
+
+    Waste totals come from the aggregates (attribution's booked waste per code); ``findings``
+    (the week's stored findings) give the top-findings section and the count per code.
 
     >>> d = build_digest(project="p", week="2026-W47", current=WeekAggregates(),
     ...                  previous=WeekAggregates(), findings=())
@@ -198,7 +198,7 @@ def build_digest(
     workflows = tuple(_workflow(w, prev_wf.get(w.workflow), by_name.get(w.workflow))
                       for w in sorted(current.workflows, key=lambda w: (-w.cost_usd, w.workflow)))
     outcomes = sum(w.outcomes for w in current.workflows)
-    waste = sum(f.wasted_cost_usd for f in findings)
+    waste = sum(usd for _, usd in current.waste_by_code)
     spend = current.spend_usd
     headline = Headline(
         spend_usd=_m(spend), previous_spend_usd=_m(previous.spend_usd),
@@ -240,7 +240,7 @@ def build_digest(
         previous_week=previous_week(week), headline=headline,
         daily_spend_usd=tuple(_m(x) for x in current.daily_spend_usd),
         workflows=workflows, paths=_paths(paths), findings=_finding_groups(findings),
-        waste_by_code=_by_code(findings, previous_findings),
+        waste_by_code=_by_code(current, previous, findings),
         overrides=current.overrides, override_cost_usd=_m(current.override_cost_usd),
         coverage=coverage, maturity=maturity, notes=tuple(notes),
     )

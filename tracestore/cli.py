@@ -77,7 +77,22 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
         settings.host = host
     if port:
         settings.port = port
+    _refuse_open_non_loopback(settings)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+def _refuse_open_non_loopback(settings: Settings) -> None:
+    """Fail with a clear message, before binding, when no keys exist and the bind is not
+    loopback (the app checks again at start)."""
+    from tracestore.auth import check_open_mode
+    from tracestore.db import create_schema, make_engine
+
+    engine = make_engine(settings.database_url)
+    try:
+        create_schema(engine)
+        check_open_mode(engine, settings)
+    finally:
+        engine.dispose()
 
 
 @cli.command()
@@ -163,6 +178,11 @@ def demo(serve: bool, database_url: str | None, seed: int) -> None:
         click.echo(f"serving on http://{settings.host}:{settings.port}  (Ctrl-C to stop)")
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                     log_level="warning")
+
+
+from tracestore.cli_keys import keys  # noqa: E402  (needs the options defined above)
+
+cli.add_command(keys)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "FindingRow",
     "PriceOverride",
     "WorkflowSetting",
+    "ApiKey",
 ]
 
 
@@ -224,3 +225,19 @@ class WorkflowSetting(SQLModel, table=True):
     baseline_cost_per_outcome_usd: float | None = None
     outcome_value_usd: float | None = None
     description: str | None = None
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key: only a salted hash is stored; ``prefix`` finds the one row to verify."""
+
+    __tablename__ = "api_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(index=True)
+    prefix: str = Field(unique=True, index=True, max_length=32)
+    salt: str = Field(max_length=64)
+    key_hash: str = Field(max_length=128)
+    scopes: str = Field(max_length=100)  # comma-separated subset of ingest,read,admin
+    name: str | None = Field(default=None, max_length=200)
+    created_at: float
+    revoked_at: float | None = None

@@ -4,6 +4,7 @@ aggregates (no database)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -18,7 +19,7 @@ def _f(trace: str, code: str, usd: float, wf: str = "support", msg: str = "fix i
                           confidence=0.9, evidence={}, message=msg)
 
 
-def _week(spend: float, *wfs: WorkflowWeek, **kw: float) -> WeekAggregates:
+def _week(spend: float, *wfs: WorkflowWeek, **kw: object) -> WeekAggregates:
     base = dict(spend_usd=spend, traces=sum(w.attempts for w in wfs), workflows=wfs,
                 priced_kind_calls=100, unpriced_calls=0, untagged_spend_usd=0.0,
                 spend_with_outcome_usd=spend, daily_spend_usd=(spend / 7,) * 7)
@@ -74,9 +75,11 @@ def test_sections_rank_and_sum() -> None:
                 _f("t2", "churn.retry_storm", 3.0, "claims"),
                 _f("t3", "bloat.unused_context", 4.0)]
     paths = [PathStat("claims", f"sig{i}", 10, 5, 10.0, float(i), (f"t{i}",)) for i in range(12)]
+    cur = replace(cur, waste_by_code=(("churn.retry_storm", 8.0), ("bloat.unused_context", 4.0)))
+    prev = replace(prev, waste_by_code=(("bloat.unused_context", 1.0),))
     d = build_digest(project="p", week="2026-W47", current=cur, previous=prev,
-                     findings=findings, previous_findings=[_f("t9", "bloat.unused_context", 1.0)],
-                     paths=paths, settings=[WorkflowSettingIn("claims", 5.0, 20.0)])
+                     findings=findings, paths=paths,
+                     settings=[WorkflowSettingIn("claims", 5.0, 20.0)])
     assert d.headline.spend_usd == 100.0 and d.headline.change_usd == 20.0
     assert d.headline.change_pct == 25.0 and d.headline.outcomes == 60
     assert d.headline.waste_usd == 12.0 and d.headline.waste_pct == 12.0
@@ -93,6 +96,8 @@ def test_sections_rank_and_sum() -> None:
     assert top.example_trace_ids == ("t1", "t2")
     by_code = {c.code: c for c in d.waste_by_code}
     assert by_code["bloat.unused_context"].change_usd == 3.0
+    assert by_code["churn.retry_storm"].count == 2 and d.waste_by_code[0].code == \
+        "churn.retry_storm"
     assert d.maturity.rung == "Unit-economic"  # waste 12% > 10%
 
 
@@ -131,8 +136,9 @@ def test_only_unpriced_models_week() -> None:
     (dict(untagged_spend_usd=20.0, spend_with_outcome_usd=79.0), "Attributed"),
     (dict(), "Optimized"),
 ])
-def test_maturity_thresholds(kw: dict[str, float], rung: str) -> None:
-    cur = _week(100.0, WorkflowWeek("support", 100.0, 10_000, 10, 10), **kw)
+def test_maturity_thresholds(kw: dict[str, object], rung: str) -> None:
+    cur = _week(100.0, WorkflowWeek("support", 100.0, 10_000, 10, 10),
+                waste_by_code=(("churn.dead_end", 10.0),), **kw)
     d = build_digest(project="p", week="2026-W47", current=cur, previous=WeekAggregates(),
                      findings=[_f("t1", "churn.dead_end", 10.0)],
                      settings=[WorkflowSettingIn("support", 10.0)])

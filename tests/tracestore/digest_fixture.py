@@ -32,6 +32,8 @@ def fixture_digest() -> Digest:
                    WorkflowWeek("claims_processing", 162.5, 6_500_000, 300, 100)),
         priced_kind_calls=4200, unpriced_calls=42, untagged_spend_usd=20.0,
         spend_with_outcome_usd=400.0, overrides=7, override_cost_usd=3.5,
+        waste_by_code=(("churn.retry_storm", 30.0), ("bloat.unused_context", 9.5),
+                       ("routing.overpowered_model", 2.25), ("churn.dead_end", 1.5)),
     )
     previous = WeekAggregates(
         spend_usd=300.0, traces=1200,
@@ -40,6 +42,7 @@ def fixture_digest() -> Digest:
                    WorkflowWeek("claims_processing", 100.0, 4_000_000, 200, 100)),
         priced_kind_calls=4000, unpriced_calls=40, untagged_spend_usd=15.0,
         spend_with_outcome_usd=290.0, overrides=5, override_cost_usd=2.0,
+        waste_by_code=(("churn.retry_storm", 4.0), ("bloat.unused_context", 10.0)),
     )
     findings = [
         _finding("7a3f00000000000000000000000000a1", "churn.retry_storm", 18.0,
@@ -50,12 +53,6 @@ def fixture_digest() -> Digest:
                  "support_triage", "Retrieve 4 documents instead of 10; 6 were never used."),
         _finding("5b2e00000000000000000000000000b2", "routing.overpowered_model", 2.25,
                  "support_triage", "Use gpt-4o-mini for the classify step."),
-    ]
-    prev_findings = [
-        _finding("1c0d00000000000000000000000000c1", "churn.retry_storm", 4.0,
-                 "claims_processing", "Cap retries."),
-        _finding("1c0d00000000000000000000000000c2", "bloat.unused_context", 10.0,
-                 "support_triage", "Retrieve fewer documents."),
     ]
     paths = [
         PathStat("claims_processing", "agent:claims > tool:lookup×3 > llm:decide[frontier]",
@@ -68,7 +65,7 @@ def fixture_digest() -> Digest:
     ]
     return build_digest(
         project="acme", week="2026-W47", current=current, previous=previous,
-        findings=findings, previous_findings=prev_findings, paths=paths,
+        findings=findings, paths=paths,
         settings=[WorkflowSettingIn("support_triage", 0.5, 4.0),
                   WorkflowSettingIn("claims_processing", 2.0)],
     )

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from tracestore import __version__
 from tracestore.api.problems import install_problem_handlers
 from tracestore.api.routes import health, ingest, traces
+from tracestore.auth import check_open_mode
 from tracestore.config import Settings
 from tracestore.db import create_schema, make_engine
 from tracestore.ingest import Writer
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
         create_schema(engine)
+        check_open_mode(engine, settings)
         app.state.engine = engine
         app.state.writer = Writer(engine, settings)
         try:

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from tracestore.auth import SCOPES, credentials_from_header, has_active_keys, is_loopback, verify_key
 from tracestore.config import Settings
+from tracestore.errors import Forbidden, Unauthorized
 from tracestore.ingest import Writer, project_id_for
 
-__all__ = ["ProjectCtx", "current_project", "get_session", "ProjectDep", "SessionDep",
+__all__ = ["ProjectCtx", "current_project", "require", "required_scope", "api_routes",
+           "RouteInfo", "get_session",
+           "ProjectDep", "ReadProjectDep", "IngestProjectDep", "AdminProjectDep", "SessionDep",
            "SettingsDep", "WriterDep", "EngineDep"]
+
+log = logging.getLogger("tracestore.auth")
 
 
 @dataclass(frozen=True)
@@ -41,12 +49,84 @@ def get_writer(request: Request) -> Writer:
     return writer
 
 
-def current_project(request: Request) -> ProjectCtx:
-    """The caller's project. With no API keys configured the server runs open on the
-    ``default`` project (loopback binds only; see README, "Auth")."""
+def _authenticate(request: Request) -> ProjectCtx:
+    """Who is calling: the project and scopes of the request's API key. With no active keys
+    and a loopback bind the server runs open on the ``default`` project (README, "Auth")."""
+    cached: ProjectCtx | None = getattr(request.state, "project_ctx", None)
+    if cached is not None:
+        return cached
     engine = get_engine(request)
-    name = request.app.state.settings.project
-    return ProjectCtx(project_id_for(engine, name), name, frozenset({"ingest", "read", "admin"}))
+    settings = get_settings(request)
+    key = credentials_from_header(request.headers.get("authorization"))
+    with Session(engine) as session:
+        if key is None:
+            if not is_loopback(settings.host) or has_active_keys(session):
+                raise Unauthorized("an API key is required: send Authorization: Bearer <key>")
+            ctx = ProjectCtx(project_id_for(engine, settings.project), settings.project,
+                             frozenset(SCOPES))
+        else:
+            info = verify_key(session, key)
+            if info is None:
+                # Log the lookup prefix only: a key, even a wrong one, never reaches the logs.
+                log.info("rejected API key with prefix %s", key[:11])
+                raise Unauthorized("unknown or revoked API key")
+            ctx = ProjectCtx(info.project_id, info.project, info.scopes)
+    request.state.project_ctx = ctx
+    return ctx
+
+
+def require(scope: str | None = None) -> Callable[[Request], ProjectCtx]:
+    """A dependency that authenticates the caller and demands ``scope`` (``admin`` implies
+    all). ``None`` derives it from the method: ``GET``/``HEAD`` need ``read``, others ``admin``
+    (ingest routes ask for ``ingest`` explicitly)."""
+
+    def dependency(request: Request) -> ProjectCtx:
+        ctx = _authenticate(request)
+        needed = scope or ("read" if request.method in ("GET", "HEAD") else "admin")
+        if needed not in ctx.scopes and "admin" not in ctx.scopes:
+            raise Forbidden(f"this API key lacks the {needed!r} scope this route needs")
+        return ctx
+
+    dependency.tracestore_scope = scope  # type: ignore[attr-defined]  # read by required_scope
+    return dependency
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    """One API route as served: its full path, methods and dependency tree."""
+
+    path: str
+    methods: frozenset[str]
+    dependant: Any
+
+
+def api_routes(app: FastAPI) -> list[RouteInfo]:
+    """Every API route of ``app``, flattened across included routers (FastAPI ≥ 0.16x
+    nests them; older versions list them flat)."""
+    try:
+        from fastapi.routing import iter_route_contexts  # type: ignore[attr-defined]
+    except ImportError:  # older FastAPI: app.routes is already flat
+        return [RouteInfo(r.path_format, frozenset(r.methods), r.dependant)
+                for r in app.routes if isinstance(r, APIRoute)]
+    return [RouteInfo(c.path_format, frozenset(c.methods), c.dependant)
+            for c in iter_route_contexts(app.routes) if isinstance(c.original_route, APIRoute)]
+
+
+def required_scope(route: RouteInfo | APIRoute) -> str | None:
+    """The scope ``route`` demands, or None for a public route (health, docs)."""
+    stack = [route.dependant]
+    while stack:
+        dep = stack.pop()
+        if dep.call is not None and hasattr(dep.call, "tracestore_scope"):
+            scope: str | None = dep.call.tracestore_scope
+            if scope:
+                return scope
+            return "read" if route.methods <= {"GET", "HEAD"} else "admin"
+        stack.extend(dep.dependencies)
+    return None
+
+
+current_project = require()
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -55,6 +135,9 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 ProjectDep = Annotated[ProjectCtx, Depends(current_project)]
+ReadProjectDep = Annotated[ProjectCtx, Depends(require("read"))]
+IngestProjectDep = Annotated[ProjectCtx, Depends(require("ingest"))]
+AdminProjectDep = Annotated[ProjectCtx, Depends(require("admin"))]
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 WriterDep = Annotated[Writer, Depends(get_writer)]

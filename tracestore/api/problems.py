@@ -68,8 +68,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _tracestore_error(request: Request, exc: TracestoreError) -> Response:
         if exc.status >= 500 and exc.status != 503:
             log.exception("internal error on %s", request.url.path, exc_info=exc)
-        return problem_response(exc.status, exc.title, exc.detail,
+        resp = problem_response(exc.status, exc.title, exc.detail,
                                 instance=request.url.path, **exc.extra)
+        if exc.status == 401:  # RFC 9110 §11.6.1: a 401 names the scheme to use
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="tracestore"'
+        return resp
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

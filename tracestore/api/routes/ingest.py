@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 import orjson
 
-from tracestore.api.deps import ProjectDep, SettingsDep, WriterDep
+from tracestore.api.deps import IngestProjectDep, SettingsDep, WriterDep
 from tracestore.api.problems import PROBLEM_RESPONSES
 from tracestore.errors import UnsupportedMediaType, ValidationFailed
 from tracestore.ingest import decode_json, decompress, validate_items
@@ -54,7 +54,7 @@ async def read_json_body(request: Request, limit: int) -> Any:
                415: PROBLEM_RESPONSES[400] | {"description": "Unsupported media type"}},
 )
 async def post_traces(
-    request: Request, project: ProjectDep, settings: SettingsDep, writer: WriterDep
+    request: Request, project: IngestProjectDep, settings: SettingsDep, writer: WriterDep
 ) -> Response:
     """Store traces. Parts of one trace may arrive in many requests, in any order; the same
     node sent twice is stored once (a changed node replaces the old one). Invalid items are
@@ -77,7 +77,7 @@ async def post_traces(
     responses=PROBLEM_RESPONSES,
 )
 async def post_outcomes(
-    request: Request, project: ProjectDep, settings: SettingsDep, writer: WriterDep
+    request: Request, project: IngestProjectDep, settings: SettingsDep, writer: WriterDep
 ) -> dict[str, int]:
     """Outcomes may arrive before, with, or long after their traces; posting one again for
     the same ``task_id`` updates it."""
