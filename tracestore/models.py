@@ -24,6 +24,7 @@ __all__ = [
     "PriceOverride",
     "WorkflowSetting",
     "ApiKey",
+    "TraceSummary",
 ]
 
 
@@ -241,3 +242,46 @@ class ApiKey(SQLModel, table=True):
     name: str | None = Field(default=None, max_length=200)
     created_at: float
     revoked_at: float | None = None
+
+
+class TraceSummary(SQLModel, table=True):
+    """Per-trace attribution, precomputed at analysis time (``tracestore.summaries``) so the
+    unit-economics and path reports never scan nodes. Task-level columns (attempt index,
+    outcome) are refreshed whenever the task gains a trace or an outcome."""
+
+    __tablename__ = "trace_summaries"
+    __table_args__ = (
+        Index("ix_summaries_project_workflow_start", "project_id", "workflow", "started_at"),
+        Index("ix_summaries_project_start", "project_id", "started_at"),
+        Index("ix_summaries_project_task", "project_id", "task_id"),
+    )
+
+    project_id: int = Field(primary_key=True)
+    trace_id: str = Field(primary_key=True, max_length=128)
+    workflow: str | None = None
+    team: str | None = None
+    feature: str | None = None
+    user_id: str | None = None
+    task_id: str | None = None
+    week: str | None = Field(default=None, max_length=10)  # ISO week of started_at, 2026-W47
+    started_at: float | None = None
+    cost_usd: float = 0.0
+    tokens: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    model_calls: int = 0
+    unpriced_count: int = 0
+    productive_usd: float = 0.0
+    waste_usd: float = 0.0
+    waste_churn_usd: float = 0.0
+    waste_bloat_usd: float = 0.0
+    waste_routing_usd: float = 0.0
+    waste_by_code: dict[str, float] | None = _json()
+    path_signature: str | None = None
+    primary_model: str | None = None  # the model with the largest share of the trace's cost
+    models: list[str] | None = _json()
+    # task level: refreshed by summaries.refresh_tasks
+    attempt_index: int = 1  # 1 = the task's first trace by start time
+    task_attempts: int = 1
+    outcome_status: str | None = None  # the task's outcome, on every trace of the task
+    outcome_here: bool = False  # this trace is the attempt the outcome is counted on
+    outcome_value_usd: float | None = None
+    summarized_at: float = 0.0
