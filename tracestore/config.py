@@ -34,6 +34,39 @@ class Settings(BaseSettings):
     max_nodes_per_trace: int = Field(
         50_000, description="Most nodes one trace may hold; more is rejected with 422."
     )
+    max_attributes: int = Field(
+        1024,
+        ge=1,
+        description="Most keys in one node's `attributes` or a trace's `metadata` (8x the "
+        "OTel SDK default attribute count limit of 128); more is rejected with 422.",
+    )
+    max_string_chars: int = Field(
+        1_048_576,
+        ge=1,
+        description="Longest single string anywhere in an ingested item (1 Mi characters); "
+        "longer is rejected with 422. Content under it is kept up to max_content_chars.",
+    )
+    max_pending_writes: int = Field(
+        32,
+        ge=1,
+        description="Ingest requests admitted at once (anyio's default of 40 worker threads "
+        "minus 8 for reads); beyond it ingest answers 503 with Retry-After.",
+    )
+    max_pending_write_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1,
+        description="Request bytes (Content-Length) admitted at once across ingest requests "
+        "(4x the 64 MiB body limit); beyond it ingest answers 503 with Retry-After.",
+    )
+    redact: str = Field(
+        "api_keys,card_numbers",
+        description="Built-in redaction rules applied at ingest before anything is written: "
+        "a comma list of api_keys, card_numbers, emails (or none).",
+    )
+    redact_patterns: list[str] = Field(
+        default_factory=list,
+        description="Extra regular expressions redacted at ingest (JSON list in the env var).",
+    )
     max_content_chars: int = Field(
         16_384,
         description="Characters of each content field (prompt, output, document, tool "
@@ -47,6 +80,33 @@ class Settings(BaseSettings):
         description="A trace quiet this long is analysed by the background worker "
         "(0 turns the worker off).",
     )
+    baseline_days: float = Field(
+        28.0,
+        gt=0,
+        description="Days of stored traces, trailing the analysed window, from which "
+        "per-workflow baselines (step norms, success rates by model tier) are computed.",
+    )
     project: str = Field(
         "default", description="Project used by the CLI and by the open (no-keys) dev mode."
+    )
+    reported_cost_tolerance: float = Field(
+        0.05,
+        ge=0,
+        description="Relative difference (0.05 = 5%) beyond which a producer-reported cost "
+        "and ours disagree; such nodes are flagged (cost_mismatch) and counted on the trace.",
+    )
+    digest_schedule: str = Field(
+        "",
+        description="When the server posts the weekly digest of the last complete ISO week to "
+        "digest_webhook_url: a weekday and UTC time such as 'MON 09:00'; empty = off.",
+    )
+    digest_webhook_url: str = Field(
+        "",
+        description="Webhook the scheduled digest is POSTed to (JSON with a Slack-compatible "
+        "'text' field holding the Markdown, plus the JSON digest).",
+    )
+    digest_base_url: str = Field(
+        "",
+        description="Base URL the digest's trace links point at "
+        "({base}/api/v1/traces/{id}); empty = http://host:port of this server.",
     )

@@ -23,8 +23,10 @@ from sqlalchemy.orm import Session
 from tracestore.config import Settings
 from tracestore.db import session_scope, upsert
 from tracestore.errors import BadRequest, PayloadTooLarge, ValidationFailed
+from tracestore.limits import Limits
 from tracestore.models import Project
 from tracestore.pricing import Pricer
+from tracestore.redact import Redactor
 from tracestore.schemas import ItemError, OutcomeIn, TraceIn
 from tracestore.store import write_outcomes, write_traces
 
@@ -90,7 +92,8 @@ def _errors(item: int, trace_id: Any, exc: ValidationError) -> list[ItemError]:
 
 
 def validate_items(
-    data: Any, model: type[TraceIn] | type[OutcomeIn], *, max_nodes: int | None = None
+    data: Any, model: type[TraceIn] | type[OutcomeIn], *, max_nodes: int | None = None,
+    limits: Limits | None = None,
 ) -> tuple[list[Any], list[ItemError]]:
     """Validate one object or a list of objects; return (valid items, errors of the rest)."""
     items = data if isinstance(data, list) else [data]
@@ -109,6 +112,10 @@ def validate_items(
                           msg=f"{len(item['nodes'])} nodes exceed the limit of {max_nodes} "
                               "per trace (setting max_nodes_per_trace)")
             )
+            continue
+        broken = limits.errors(i, item) if limits is not None else []
+        if broken:
+            errors.extend(broken)
             continue
         try:
             ok.append(model.model_validate(item))
@@ -163,12 +170,16 @@ class Writer:
     def __init__(self, engine: Engine, settings: Settings, pricer: Pricer | None = None) -> None:
         self.engine = engine
         self.settings = settings
-        self.pricer = pricer or Pricer()
+        self.pricer = pricer or Pricer(cost_tolerance=settings.reported_cost_tolerance)
+
         self._lock = threading.Lock()
+        self.limits = Limits.from_settings(settings)
+        self.redactor = Redactor.from_settings(settings)  # applied before anything is written
 
     def write(self, project_id: int, traces: Sequence[TraceIn]) -> int:
         if not traces:
             return 0
+        traces = self.redactor.traces(traces)  # outside the lock: CPU work, not I/O
         with self._lock, session_scope(self.engine) as session:
             return self._write(session, project_id, traces)
 
@@ -189,7 +200,8 @@ class Writer:
 
     def ingest_native(self, project_id: int, data: Any) -> IngestReport:
         """Validate and store native traces; invalid items are reported, valid ones stored."""
-        traces, errors = validate_items(data, TraceIn, max_nodes=self.settings.max_nodes_per_trace)
+        traces, errors = validate_items(data, TraceIn, max_nodes=self.settings.max_nodes_per_trace,
+                                        limits=self.limits)
         nodes = self.write(project_id, traces)
         rejected = len({e.item for e in errors})
         return IngestReport(len(traces), nodes, rejected, errors)

@@ -82,7 +82,7 @@ async def post_outcomes(
     """Outcomes may arrive before, with, or long after their traces; posting one again for
     the same ``task_id`` updates it."""
     data = await read_json_body(request, settings.max_body_bytes)
-    outcomes, errors = validate_items(data, OutcomeIn)
+    outcomes, errors = validate_items(data, OutcomeIn, limits=writer.limits)
     missing = [i for i, o in enumerate(outcomes) if not (o.task_id or o.trace_id)]
     stored = await run_in_threadpool(
         writer.write_outcomes, project.id, [o for o in outcomes if o.task_id or o.trace_id]

@@ -1,0 +1,149 @@
+"""Redaction of secrets in trace content, applied at ingest before anything is written (and
+so before content is hashed): prompts, outputs, queries, document text, tool arguments and
+results, error types, node attributes and trace metadata.
+
+Built-in rules (setting ``redact``; default ``api_keys,card_numbers``):
+
+* ``api_keys`` — token shapes from the gitleaks rule set: OpenAI/Anthropic ``sk-…``, AWS
+  ``AKIA…``, GitHub ``gh[pousr]_…``, Slack ``xox?-…``, Google ``AIza…``, Stripe ``sk_live_…``,
+  our own ``ts_…``, ``Bearer …`` tokens and PEM private-key blocks;
+* ``card_numbers`` — 13–19 digit runs (spaces/dashes allowed) that pass the Luhn check, so
+  timestamps and ids are left alone;
+* ``emails`` — off by default: support traces often need the address to be useful.
+
+Extra regexes come from ``redact_patterns``. A match becomes ``[REDACTED:<rule>]``.
+
+>>> r = Redactor.from_names("api_keys,card_numbers,emails")
+>>> r.text("key sk-abcdefghijklmnopqrstuvwx, card 4242 4242 4242 4242, mail a.b@x.io")
+'key [REDACTED:api_key], card [REDACTED:card_number], mail [REDACTED:email]'
+>>> r.text("order 1234567890123 shipped")  # fails Luhn: not a card
+'order 1234567890123 shipped'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tracestore.config import Settings
+from tracestore.errors import TracestoreError
+from tracestore.schemas import TraceIn
+
+__all__ = ["Redactor", "BUILTIN_RULES"]
+
+_API_KEY = (
+    r"\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}"
+    r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"
+    r"|\bgh[pousr]_[A-Za-z0-9]{36,}"
+    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"
+    r"|\bAIza[0-9A-Za-z_-]{35}"
+    r"|\b[sr]k_live_[0-9A-Za-z]{16,}"
+    r"|\bts_[A-Za-z0-9_-]{43}"
+    r"|\bBearer\s+[A-Za-z0-9._~+/-]{20,}=*"
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"
+)
+_CARD = r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"
+_EMAIL = r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"
+
+BUILTIN_RULES: dict[str, tuple[str, str]] = {
+    "api_keys": ("api_key", _API_KEY),
+    "card_numbers": ("card_number", _CARD),
+    "emails": ("email", _EMAIL),
+}
+
+
+def _luhn(digits: str) -> bool:
+    """The Luhn checksum every payment card number passes (ISO/IEC 7812-1)."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+class Redactor:
+    """Replaces every match of its rules in strings, recursively through JSON values."""
+
+    def __init__(self, rules: Sequence[tuple[str, str]]) -> None:
+        self.rules: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = []
+        for label, pattern in rules:
+            try:
+                rx = re.compile(pattern)
+            except re.error as exc:
+                raise TracestoreError(f"redaction pattern {pattern!r} is invalid: {exc}") from None
+            self.rules.append((rx, self._replacer(label)))
+        # One combined search decides whether a string needs work at all (the common case).
+        self._any = re.compile("|".join(f"(?:{p})" for _, p in rules)) if rules else None
+
+    @staticmethod
+    def _replacer(label: str) -> Callable[[re.Match[str]], str]:
+        if label == "card_number":
+            def card(m: re.Match[str]) -> str:
+                digits = re.sub(r"\D", "", m.group(0))
+                return "[REDACTED:card_number]" if _luhn(digits) else m.group(0)
+            return card
+        return lambda _m: f"[REDACTED:{label}]"
+
+    @classmethod
+    def from_names(cls, names: str, extra: Sequence[str] = ()) -> Redactor:
+        chosen = [n.strip() for n in names.split(",") if n.strip() and n.strip() != "none"]
+        unknown = sorted(set(chosen) - set(BUILTIN_RULES))
+        if unknown:
+            raise TracestoreError(f"unknown redaction rule(s) {unknown}; "
+                                  f"known: {', '.join(BUILTIN_RULES)}")
+        rules = [BUILTIN_RULES[n] for n in chosen]
+        rules += [("pattern", p) for p in extra]
+        return cls(rules)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Redactor:
+        return cls.from_names(settings.redact, settings.redact_patterns)
+
+    def __bool__(self) -> bool:
+        return self._any is not None
+
+    def text(self, s: str) -> str:
+        if self._any is None or not self._any.search(s):
+            return s
+        for rx, repl in self.rules:
+            s = rx.sub(repl, s)
+        return s
+
+    def value(self, v: Any) -> Any:
+        """Redact every string (values and keys) inside a JSON value."""
+        if isinstance(v, str):
+            return self.text(v)
+        if isinstance(v, dict):
+            return {self.text(k) if isinstance(k, str) else k: self.value(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [self.value(x) for x in v]
+        return v
+
+    def traces(self, traces: Sequence[TraceIn]) -> list[TraceIn]:
+        """Copies of ``traces`` with content redacted (the originals are not modified)."""
+        if not self:
+            return list(traces)
+        out = []
+        for t in traces:
+            nodes = []
+            for n in t.nodes:
+                upd: dict[str, Any] = {}
+                for f in ("prompt", "output", "query", "error_type", "args", "result",
+                          "attributes"):
+                    old = getattr(n, f)
+                    if old is not None:
+                        new = self.value(old)
+                        if new != old:
+                            upd[f] = new
+                if n.documents:
+                    docs = [d.model_copy(update={"content": self.text(d.content)})
+                            if d.content else d for d in n.documents]
+                    if any(a.content != b.content for a, b in zip(docs, n.documents)):
+                        upd["documents"] = docs
+                nodes.append(n.model_copy(update=upd) if upd else n)
+            meta = self.value(t.metadata) if t.metadata else t.metadata
+            out.append(t.model_copy(update={"nodes": nodes, "metadata": meta}))
+        return out
