@@ -80,33 +80,6 @@ class Settings(BaseSettings):
         description="A trace quiet this long is analysed by the background worker "
         "(0 turns the worker off).",
     )
-    baseline_days: float = Field(
-        28.0,
-        gt=0,
-        description="Days of stored traces, trailing the analysed window, from which "
-        "per-workflow baselines (step norms, success rates by model tier) are computed.",
-    )
     project: str = Field(
         "default", description="Project used by the CLI and by the open (no-keys) dev mode."
-    )
-    reported_cost_tolerance: float = Field(
-        0.05,
-        ge=0,
-        description="Relative difference (0.05 = 5%) beyond which a producer-reported cost "
-        "and ours disagree; such nodes are flagged (cost_mismatch) and counted on the trace.",
-    )
-    digest_schedule: str = Field(
-        "",
-        description="When the server posts the weekly digest of the last complete ISO week to "
-        "digest_webhook_url: a weekday and UTC time such as 'MON 09:00'; empty = off.",
-    )
-    digest_webhook_url: str = Field(
-        "",
-        description="Webhook the scheduled digest is POSTed to (JSON with a Slack-compatible "
-        "'text' field holding the Markdown, plus the JSON digest).",
-    )
-    digest_base_url: str = Field(
-        "",
-        description="Base URL the digest's trace links point at "
-        "({base}/api/v1/traces/{id}); empty = http://host:port of this server.",
     )

@@ -10,16 +10,11 @@ from fastapi import FastAPI
 
 from tracestore import __version__
 from tracestore.api.problems import install_problem_handlers
-from tracestore.api.routes import digest as digest_routes
-from tracestore.api.routes import prices
-
-from tracestore.analysis.background import AnalysisWorker
-from tracestore.api.routes import findings, health, ingest, otlp, traces
+from tracestore.api.routes import health, ingest, traces
 from tracestore.admission import Admission, AdmissionMiddleware
 from tracestore.auth import check_open_mode
 from tracestore.config import Settings
 from tracestore.db import create_schema, make_engine
-from tracestore.digest.service import start_scheduler
 from tracestore.ingest import Writer
 
 __all__ = ["create_app"]
@@ -38,21 +33,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         check_open_mode(engine, settings)
         app.state.engine = engine
         app.state.writer = Writer(engine, settings)
-        worker = None
-        if settings.settle_seconds > 0:
-            worker = AnalysisWorker(engine, settle_seconds=settings.settle_seconds,
-                                    baseline_days=settings.baseline_days,
-                                    suite=getattr(app.state, "analyzer_suite", None))
-            worker.start()
-        app.state.analysis_worker = worker
-        app.state.digest_scheduler = scheduler = start_scheduler(engine, settings)
         try:
             yield
         finally:
-            if scheduler is not None:
-                scheduler.stop()
-            if worker is not None:
-                worker.stop()
             engine.dispose()
 
     app = FastAPI(
@@ -66,9 +49,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.admission = Admission(settings.max_pending_writes, settings.max_pending_write_bytes)
     app.add_middleware(AdmissionMiddleware)
     install_problem_handlers(app)
-    for module in (health, ingest, traces, findings, otlp):
+    for module in (health, ingest, traces):
         app.include_router(module.router)
-    app.include_router(prices.router)
-    app.include_router(digest_routes.router)
     return app
-
