@@ -221,10 +221,8 @@ def _cache(G: nx.DiGraph, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None
         if t_a is None or t_b is None or t_b - t_a > cfg.cache_ttl_seconds:
             continue
         chars = _common_prefix(aa["prompt"], bb["prompt"])
-        inp = int(bb.get("input_tokens") or 0)
-        cut = "prompt" in ((bb.get("attributes") or {}).get("tracestore.truncated") or {})
-        prefix = int(inp * chars / len(bb["prompt"])) if bb["prompt"] and not cut else int(
-            chars / cfg.chars_per_token)
+        # text-length estimate, capped by the billed input (prompt text may be a part of it)
+        prefix = int(min(int(bb.get("input_tokens") or 0), chars / cfg.chars_per_token))
         if prefix < cfg.cache_min_prefix_tokens:
             continue
         r = rates_for(model, baseline=baseline, config=cfg)

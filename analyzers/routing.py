@@ -24,6 +24,8 @@ neither, no routing finding is made — no dollar figure without a price.
 
 from __future__ import annotations
 
+import re
+
 import networkx as nx
 
 from analyzers.baseline import LOW_REASONING_OUTPUT, LOW_REASONING_SHARE, WorkflowBaseline
@@ -38,6 +40,7 @@ from analyzers.tiers import is_reasoning, model_tier
 
 __all__ = ["analyze"]
 
+_WORDS = re.compile(r"[a-z]+")
 MIN_OWN_TIER_SAMPLES = 10  # half of R2's floor: this tier's own rate must mean something
 
 
@@ -152,7 +155,8 @@ def analyze(G: nx.DiGraph, *, baseline: WorkflowBaseline | None,
                     "step to the cheaper model.")
                 if f is not None:
                     break
-        simple = any(w in step.lower() for w in config.simple_step_words)
+        words = _WORDS.findall(step.lower())
+        simple = any(w.startswith(config.simple_step_words) for w in words)
         # the hard negative: cheaper tiers fail this step more often (with no own-tier
         # history, any measurable shortfall from perfect counts)
         own_rate = own.rate if own is not None else 1.0
