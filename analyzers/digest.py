@@ -19,7 +19,6 @@ Ang 2004), whose parts sum exactly to the change.
 
 from __future__ import annotations
 
-import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -31,6 +30,7 @@ from analyzers.digest_types import (
 )
 from analyzers.findings import Finding
 from analyzers.maturity import assess
+from analyzers.unit_economics import Levers, levers, lmdi
 
 __all__ = ["build_digest", "week_bounds", "previous_week", "lever_split", "TOP_N"]
 
@@ -69,28 +69,23 @@ def _share(part: float, whole: float) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _levers(w: WorkflowWeek) -> tuple[float, float, float] | None:
-    if not (w.cost_usd > 0 and w.tokens > 0 and w.attempts > 0 and w.outcomes > 0):
-        return None
-    return (w.cost_usd / w.tokens, w.tokens / w.attempts, w.attempts / w.outcomes)
+def _levers(w: WorkflowWeek) -> Levers:
+    return levers(cost=w.cost_usd, tokens=w.tokens, attempts=w.attempts, outcomes=w.outcomes)
 
 
 def lever_split(current: WorkflowWeek, previous: WorkflowWeek) -> LeverSplit | None:
-    """LMDI split of the change in cost per outcome; ``None`` when a week has a zero lever.
+    """The LMDI split of :func:`analyzers.unit_economics.lmdi`, rounded, with the dominant
+    lever named; ``None`` when either week has no defined decomposition.
 
     >>> a = WorkflowWeek("w", cost_usd=10.0, tokens=1000, attempts=10, outcomes=10)
     >>> b = WorkflowWeek("w", cost_usd=20.0, tokens=2000, attempts=10, outcomes=10)
     >>> s = lever_split(b, a); round(s.tokens_per_attempt, 6), s.dominant
     (1.0, 'tokens_per_attempt')
     """
-    now, before = _levers(current), _levers(previous)
-    if now is None or before is None:
+    split = lmdi(_levers(previous), _levers(current))
+    if split is None:
         return None
-    c1, c0 = math.prod(now), math.prod(before)
-    weight = c1 if math.isclose(c1, c0, rel_tol=1e-12) else (c1 - c0) / math.log(c1 / c0)
-    parts = [weight * math.log(x1 / x0) for x1, x0 in zip(now, before)]
-    dominant = LEVERS[max(range(3), key=lambda i: abs(parts[i]))]
-    return LeverSplit(*(_m(p) for p in parts), dominant=dominant)
+    return LeverSplit(*(_m(split.parts[k]) for k in LEVERS), dominant=split.dominant)
 
 
 def _workflow(cur: WorkflowWeek, prev: WorkflowWeek | None,
@@ -98,7 +93,7 @@ def _workflow(cur: WorkflowWeek, prev: WorkflowWeek | None,
     cpo = cur.cost_per_outcome
     prev_cpo = prev.cost_per_outcome if prev else None
     levers = lever_split(cur, prev) if prev else None
-    now = _levers(cur)
+    now = _levers(cur).factors() if cur.outcomes else None
     baseline = setting.baseline_cost_per_outcome_usd if setting else None
     value = setting.outcome_value_usd if setting else None
     outcome_value = cur.value_usd or (value * cur.outcomes if value else 0.0)
@@ -134,7 +129,8 @@ def _paths(paths: Iterable[PathStat]) -> tuple[PathDigest, ...]:
     return tuple(
         PathDigest(
             workflow=p.workflow, signature=p.signature, traces=p.traces,
-            success_rate=_share(p.successes, p.traces), cost_usd=_m(p.cost_usd),
+            success_rate=_share(p.successes, p.traces if p.decided is None else p.decided),
+            cost_usd=_m(p.cost_usd),
             waste_usd=_m(p.waste_usd),
             cost_per_outcome_usd=_m(p.cost_usd / p.successes) if p.successes else None,
             example_trace_ids=tuple(p.example_trace_ids[:EXAMPLES]),

@@ -90,6 +90,8 @@ class PathStat:
     cost_usd: float
     waste_usd: float
     example_trace_ids: tuple[str, ...] = ()
+    # Traces whose task has any outcome: the success rate's denominator (None = all traces).
+    decided: int | None = None
 
 
 @dataclass(frozen=True)

@@ -83,3 +83,18 @@ class Settings(BaseSettings):
     project: str = Field(
         "default", description="Project used by the CLI and by the open (no-keys) dev mode."
     )
+    digest_schedule: str = Field(
+        "",
+        description="When the server posts the weekly digest of the last complete ISO week to "
+        "digest_webhook_url: a weekday and UTC time such as 'MON 09:00'; empty = off.",
+    )
+    digest_webhook_url: str = Field(
+        "",
+        description="Webhook the scheduled digest is POSTed to (JSON with a Slack-compatible "
+        "'text' field holding the Markdown, plus the JSON digest).",
+    )
+    digest_base_url: str = Field(
+        "",
+        description="Base URL the digest's trace links point at "
+        "({base}/api/v1/traces/{id}); empty = http://host:port of this server.",
+    )

@@ -25,6 +25,7 @@ __all__ = [
     "WorkflowSetting",
     "ApiKey",
     "TraceSummary",
+    "DigestDelivery",
 ]
 
 
@@ -285,3 +286,23 @@ class TraceSummary(SQLModel, table=True):
     outcome_here: bool = False  # this trace is the attempt the outcome is counted on
     outcome_value_usd: float | None = None
     summarized_at: float = 0.0
+
+class DigestDelivery(SQLModel, table=True):
+    """One attempt series to post a weekly digest to a webhook (``tracestore.digest.webhook``):
+    ``status`` is ``ok`` or ``failed`` after ``attempts`` tries; the scheduler sends a week
+    again only while no ``ok`` row exists for (project, week, url)."""
+
+    __tablename__ = "digest_deliveries"
+    __table_args__ = (Index("ix_digest_deliveries_project_week", "project_id", "week"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int
+    week: str = Field(max_length=10)
+    url: str = Field(max_length=2000)
+    trigger: str = Field(default="manual", max_length=16)  # manual | schedule
+    status: str = Field(max_length=16)
+    attempts: int = 0
+    http_status: int | None = None
+    error: str | None = Field(default=None, max_length=2000)
+    created_at: float
+    delivered_at: float | None = None
