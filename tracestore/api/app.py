@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from tracestore import __version__
 from tracestore.api.problems import install_problem_handlers
-from tracestore.api.routes import health, ingest, traces
+from tracestore.api.routes import health, ingest, otlp, traces
 from tracestore.admission import Admission, AdmissionMiddleware
 from tracestore.auth import check_open_mode
 from tracestore.config import Settings
@@ -49,6 +49,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.admission = Admission(settings.max_pending_writes, settings.max_pending_write_bytes)
     app.add_middleware(AdmissionMiddleware)
     install_problem_handlers(app)
-    for module in (health, ingest, traces):
+    for module in (health, ingest, traces, otlp):
         app.include_router(module.router)
     return app

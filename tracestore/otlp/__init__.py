@@ -1,0 +1,11 @@
+"""OTLP/HTTP trace ingest: decode (protobuf and JSON) → map spans to ``TraceIn`` parts.
+
+The route (``tracestore/api/routes/otlp.py``) writes the result through the same
+``Writer.write`` as native ingest, so merging, idempotency and roll-ups are identical.
+"""
+
+from tracestore.otlp.decode import Rejected, Span, decode_json_request, decode_protobuf_request
+from tracestore.otlp.mapping import ToolCallJoiner, spans_to_traces
+
+__all__ = ["Span", "Rejected", "decode_json_request", "decode_protobuf_request",
+           "ToolCallJoiner", "spans_to_traces"]
