@@ -39,7 +39,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from analyzers.graph import MODEL_KINDS, node_cost, nodes_in_order
+from analyzers.graph import MODEL_KINDS, edges_of_kind, node_cost, nodes_in_order
 from analyzers.tiers import is_reasoning, model_tier
 
 __all__ = [
@@ -210,6 +210,8 @@ def collect_samples(G: nx.DiGraph) -> list[StepSample]:
     outcome = trace_outcome(G)
     failed_trace = outcome in ("failure", "escalated")
     rejected = rejected_nodes(G)
+    # an attempt that was retried or escalated did not succeed, whatever the trace's outcome
+    retried = {u for u, _ in edges_of_kind(G, "retry_of")}
     wf = str(G.graph.get("workflow") or "")
     out: list[StepSample] = []
     for n in nodes_in_order(G):
@@ -222,7 +224,8 @@ def collect_samples(G: nx.DiGraph) -> list[StepSample]:
             input_tokens=int(a.get("input_tokens") or 0),
             output_tokens=int(a.get("output_tokens") or 0),
             reasoning_tokens=int(a.get("reasoning_tokens") or 0),
-            success=a.get("status", "ok") == "ok" and not failed_trace and n not in rejected,
+            success=a.get("status", "ok") == "ok" and not failed_trace and n not in rejected
+            and n not in retried,
             cost_usd=node_cost(a) if a.get("cost_usd") is not None else None,
             cache_read_tokens=int(a.get("cache_read_tokens") or 0),
             cache_write_tokens=int(a.get("cache_write_tokens") or 0),

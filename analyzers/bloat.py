@@ -167,7 +167,12 @@ def _oversized(G: nx.DiGraph, cfg: AnalyzerConfig, baseline: WorkflowBaseline | 
     if baseline is None:
         return
     keys = step_keys(G)
+    # a prompt already explained by unused documents or stale history is not also "oversized"
+    explained = {n for f in out if f.code != "bloat.cache_miss"
+                 for n in f.evidence["waste_by_node"]}
     for n in order:
+        if n in explained:
+            continue
         a = G.nodes[n]
         norm = baseline.steps.get(keys[n])
         if a.get("kind") != "llm" or norm is None or norm.n < cfg.oversize_min_samples:
@@ -254,6 +259,6 @@ def analyze(G: nx.DiGraph, *, baseline: WorkflowBaseline | None,
     out: list[Finding] = []
     _retrieval(G, config, baseline, order, pos, out)
     _history(G, config, baseline, order, out)
-    _oversized(G, config, baseline, order, out)
     _cache(G, config, baseline, order, out)
+    _oversized(G, config, baseline, order, out)
     return book_once(G, out)

@@ -1,0 +1,28 @@
+"""The analysis runtime: stored traces → graphs → :mod:`analyzers` → stored findings.
+
+::
+
+    load.py        batched reads (three queries per batch of traces) and graph building
+    suite.py       the seam to the pure analyzers (samples, baselines, analyze_trace)
+    prices.py      per-model rates from tracestore.pricing for the analyzers' config
+    run.py         one run: baselines once, analyse, replace findings, stamp analyzed_at
+    parallel.py    the same over trace partitions in worker processes (CLI)
+    background.py  the server thread that analyses settled traces
+    queries.py     GET /findings reads
+
+Analysis runs three ways: by itself in the server for traces quiet for ``settle_seconds``,
+on demand with ``POST /api/v1/analyze``, and from ``tracestore analyze``.
+"""
+
+from tracestore.analysis.load import Window
+from tracestore.analysis.run import POST_ANALYSIS_HOOKS, AnalysisCounts, analyze_window
+from tracestore.analysis.suite import AnalyzerSuite, default_suite
+
+__all__ = [
+    "Window",
+    "AnalysisCounts",
+    "AnalyzerSuite",
+    "analyze_window",
+    "default_suite",
+    "POST_ANALYSIS_HOOKS",
+]

@@ -1,0 +1,206 @@
+"""One analysis run: pick traces, compute baselines once, analyse, replace stored findings.
+
+A run is deterministic for a given store: traces are analysed in trace-id order, baselines
+come from a corpus window fixed by the request (the trailing ``baseline_days`` before
+``until``, or before the newest trace when ``until`` is open), and finding ids are derived from
+(trace, code, path). Re-analysing a trace deletes its findings and inserts the new set in the
+same transaction, so a trace never shows two generations of findings.
+
+``traces.analyzed_at`` is set only where ``updated_at`` still equals the value read before
+analysis: a trace that received spans meanwhile stays "not analysed since its last update" and
+the background worker picks it up again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, Table, bindparam, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from analyzers.findings import Finding
+from tracestore.analysis.load import BATCH_SIZE, LoadedTrace, Window, iter_trace_graphs, select_trace_ids
+from tracestore.analysis.suite import AnalyzerSuite
+from tracestore.db import session_scope, upsert
+from tracestore.models import FindingRow, Trace
+
+__all__ = [
+    "AnalysisCounts",
+    "baseline_window",
+    "compute_corpus_baselines",
+    "store_findings",
+    "analyze_traces",
+    "analyze_window",
+    "POST_ANALYSIS_HOOKS",
+]
+
+FINDING_T: Table = FindingRow.__table__  # type: ignore[attr-defined]
+TRACE_T: Table = Trace.__table__  # type: ignore[attr-defined]
+
+DAY = 86_400.0
+
+PostAnalysisHook = Callable[[Session, int, list[str]], None]
+# Called inside the transaction that stored a batch's findings, with (session, project_id,
+# trace_ids). Per-trace summaries (tracestore.summaries.summarize_traces) belong here.
+POST_ANALYSIS_HOOKS: list[PostAnalysisHook] = []
+
+
+@dataclass
+class AnalysisCounts:
+    """What a run did. ``wasted_cost_usd`` sums the findings' booked waste."""
+
+    traces: int = 0
+    findings: int = 0
+    wasted_cost_usd: float = 0.0
+
+    def add(self, other: AnalysisCounts) -> None:
+        self.traces += other.traces
+        self.findings += other.findings
+        self.wasted_cost_usd += other.wasted_cost_usd
+
+
+def baseline_window(
+    session: Session, *, project_id: int, window: Window, baseline_days: float
+) -> Window:
+    """The corpus window baselines are computed from: the trailing ``baseline_days`` before
+    ``window.until``, or before the newest trace of the project when ``until`` is open.
+
+    >>> from tracestore.db import create_schema, make_engine
+    >>> engine = make_engine("sqlite://"); create_schema(engine)
+    >>> with Session(engine) as s:
+    ...     baseline_window(s, project_id=1, window=Window(until=100 * DAY), baseline_days=28)
+    Window(since=6220800.0, until=8640000.0, workflow=None)
+    """
+    anchor = window.until
+    if anchor is None:
+        t = TRACE_T.c
+        conds = [t.project_id == project_id]
+        if window.workflow is not None:
+            conds.append(t.workflow == window.workflow)
+        anchor = session.execute(select(func.max(t.started_at)).where(*conds)).scalar()
+        if anchor is None:
+            return Window(workflow=window.workflow)
+        return Window(since=anchor - baseline_days * DAY, workflow=window.workflow)
+    return Window(since=anchor - baseline_days * DAY, until=anchor, workflow=window.workflow)
+
+
+def compute_corpus_baselines(
+    engine: Engine, *, project_id: int, window: Window, suite: AnalyzerSuite
+) -> dict[str, Any]:
+    """Per-workflow baselines from every stored trace in ``window`` (one pass, batched)."""
+    samples: list[Any] = []
+    with Session(engine) as session:
+        ids = select_trace_ids(session, project_id=project_id, window=window)
+        for lt in iter_trace_graphs(session, project_id=project_id, trace_ids=ids):
+            samples.extend(suite.collect_samples(lt.graph))
+    return suite.compute_baselines(samples)
+
+
+def _finding_row(project_id: int, lt: LoadedTrace, f: Finding, now: float) -> dict[str, Any]:
+    cost = float(f.wasted_cost_usd)
+    return {
+        "project_id": project_id,
+        "id": f.id,
+        "trace_id": lt.trace_id,
+        "workflow": f.workflow if f.workflow is not None else lt.workflow,
+        "analyzer": f.analyzer,
+        "code": f.code,
+        "node_ids": list(f.node_ids),
+        "wasted_tokens": int(f.wasted_tokens),
+        "wasted_cost_usd": cost if math.isfinite(cost) else 0.0,
+        "savings_usd": float(f.savings_usd),
+        "confidence": float(f.confidence),
+        "evidence": f.evidence,
+        "message": f.message,
+        "trace_started_at": lt.started_at,
+        "created_at": now,
+    }
+
+
+def store_findings(
+    session: Session,
+    *,
+    project_id: int,
+    results: Sequence[tuple[LoadedTrace, list[Finding]]],
+    now: float,
+) -> AnalysisCounts:
+    """Replace the findings of the analysed traces and stamp ``analyzed_at``. Does not
+    commit. Returns the counts of what was stored."""
+    counts = AnalysisCounts(traces=len(results))
+    if not results:
+        return counts
+    trace_ids = [lt.trace_id for lt, _ in results]
+    rows: dict[str, dict[str, Any]] = {}
+    for lt, findings in results:
+        for f in findings:
+            rows.setdefault(f.id, _finding_row(project_id, lt, f, now))
+    for i in range(0, len(trace_ids), BATCH_SIZE):
+        session.execute(
+            delete(FINDING_T).where(FINDING_T.c.project_id == project_id,
+                                    FINDING_T.c.trace_id.in_(trace_ids[i : i + BATCH_SIZE]))
+        )
+    upsert(session, FINDING_T, list(rows.values()), keys=["project_id", "id"])
+    t = TRACE_T.c
+    session.execute(
+        update(TRACE_T)
+        .where(t.project_id == project_id, t.trace_id == bindparam("b_trace_id"),
+               t.updated_at == bindparam("b_seen"))
+        .values(analyzed_at=now),
+        [{"b_trace_id": lt.trace_id, "b_seen": lt.updated_at} for lt, _ in results],
+        execution_options={"synchronize_session": False},
+    )
+    for hook in POST_ANALYSIS_HOOKS:
+        hook(session, project_id, trace_ids)
+    counts.findings = len(rows)
+    counts.wasted_cost_usd = sum(r["wasted_cost_usd"] for r in rows.values())
+    return counts
+
+
+def analyze_traces(
+    engine: Engine,
+    *,
+    project_id: int,
+    trace_ids: Sequence[str],
+    baselines: dict[str, Any],
+    suite: AnalyzerSuite,
+    now: float,
+    progress: Callable[[int], Any] | None = None,
+) -> AnalysisCounts:
+    """Analyse ``trace_ids`` in batches: read a batch (one read transaction), analyse it in
+    memory, then store its findings (one short write transaction, so SQLite's write lock is
+    held only while writing)."""
+    total = AnalysisCounts()
+    for i in range(0, len(trace_ids), BATCH_SIZE):
+        chunk = trace_ids[i : i + BATCH_SIZE]
+        with Session(engine) as session:
+            loaded = list(iter_trace_graphs(session, project_id=project_id, trace_ids=chunk))
+        results = [(lt, suite.analyze(lt.graph, baselines)) for lt in loaded]
+        with session_scope(engine) as session:
+            total.add(store_findings(session, project_id=project_id, results=results, now=now))
+        if progress is not None:
+            progress(len(chunk))
+    return total
+
+
+def analyze_window(
+    engine: Engine,
+    *,
+    project_id: int,
+    window: Window,
+    suite: AnalyzerSuite,
+    baseline_days: float,
+    now: float,
+) -> AnalysisCounts:
+    """Analyse every trace in ``window`` now, in this process (the API and ``--workers 1``)."""
+    with Session(engine) as session:
+        ids = select_trace_ids(session, project_id=project_id, window=window)
+        bwin = baseline_window(session, project_id=project_id, window=window,
+                               baseline_days=baseline_days)
+    if not ids:
+        return AnalysisCounts()
+    baselines = compute_corpus_baselines(engine, project_id=project_id, window=bwin, suite=suite)
+    return analyze_traces(engine, project_id=project_id, trace_ids=ids, baselines=baselines,
+                          suite=suite, now=now)
