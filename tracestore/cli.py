@@ -100,9 +100,12 @@ def _refuse_open_non_loopback(settings: Settings) -> None:
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @database_option
 @project_option
-def ingest(files: tuple[Path, ...], database_url: str | None, project: str | None) -> None:
+@click.option("--outcomes", "as_outcomes", is_flag=True,
+              help="FILES hold late outcome records (the POST /api/v1/outcomes shape).")
+def ingest(files: tuple[Path, ...], database_url: str | None, project: str | None,
+           as_outcomes: bool = False) -> None:
     """Ingest native traces from FILES (.json, .jsonl, optionally .gz) through the same code
-    path as POST /api/v1/traces."""
+    path as POST /api/v1/traces (or outcome records with --outcomes)."""
     from rich.progress import Progress
 
     from tracestore.db import create_schema, make_engine
@@ -113,7 +116,7 @@ def ingest(files: tuple[Path, ...], database_url: str | None, project: str | Non
     create_schema(engine)
     writer = Writer(engine, settings)
     pid = project_id_for(engine, settings.project)
-    totals = {"traces": 0, "nodes": 0, "rejected": 0}
+    totals = {"traces": 0, "nodes": 0, "outcomes": 0, "rejected": 0}
     with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
         task = progress.add_task("ingesting", total=len(files))
         for path in files:
@@ -121,13 +124,14 @@ def ingest(files: tuple[Path, ...], database_url: str | None, project: str | Non
             for item in _read_items(path):
                 batch.append(item)
                 if len(batch) >= 500:
-                    _ingest_batch(writer, pid, batch, totals, path)
+                    _ingest_batch(writer, pid, batch, totals, path, as_outcomes)
                     batch = []
-            _ingest_batch(writer, pid, batch, totals, path)
+            _ingest_batch(writer, pid, batch, totals, path, as_outcomes)
             progress.advance(task)
     engine.dispose()
     click.echo(
-        f"ingested {totals['traces']} traces, {totals['nodes']} nodes; "
+        f"ingested {totals['outcomes']} outcomes; rejected {totals['rejected']}" if as_outcomes
+        else f"ingested {totals['traces']} traces, {totals['nodes']} nodes; "
         f"rejected {totals['rejected']}"
     )
     if totals["rejected"]:
@@ -135,8 +139,19 @@ def ingest(files: tuple[Path, ...], database_url: str | None, project: str | Non
 
 
 def _ingest_batch(writer: Any, pid: int, batch: list[Any], totals: dict[str, int],
-                  path: Path) -> None:
+                  path: Path, as_outcomes: bool = False) -> None:
     if not batch:
+        return
+    if as_outcomes:
+        from tracestore.ingest import validate_items
+        from tracestore.schemas import OutcomeIn
+
+        outcomes, errors = validate_items(batch, OutcomeIn)
+        totals["outcomes"] += writer.write_outcomes(pid, outcomes)
+        totals["rejected"] += len({e.item for e in errors})
+        for e in errors[:20]:
+            loc = ".".join(str(p) for p in e.loc)
+            click.echo(f"{path}: item {e.item}: {loc}: {e.msg}", err=True)
         return
     report = writer.ingest_native(pid, batch)
     totals["traces"] += report.accepted_traces
@@ -164,12 +179,23 @@ def export_schema(out_dir: Path) -> None:
               help="Start the server after loading (else print a summary and exit).")
 @database_option
 @click.option("--seed", default=7, show_default=True, help="Seed of the demo data generator.")
-def demo(serve: bool, database_url: str | None, seed: int) -> None:
+@click.option("--traces", "n_traces", default=2000, show_default=True,
+              help="How many traces to generate (two weeks of traffic either way).")
+@click.option("--dump", "dump_dir", default=None,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Write traces.jsonl.gz, outcomes.jsonl and labels.json into DIR "
+                   "(for `tracestore ingest`) instead of loading.")
+def demo(serve: bool, database_url: str | None, seed: int, n_traces: int,
+         dump_dir: Path | None) -> None:
     """Load the bundled demo traces into the embedded store, then serve them."""
-    from tracestore.demo import run_demo
+    from tracestore.demo import dump_demo, run_demo
 
+    if dump_dir is not None:
+        for path in dump_demo(dump_dir, seed=seed, n=n_traces):
+            click.echo(f"wrote {path}")
+        return
     settings = _settings(database_url)
-    run_demo(settings, seed=seed, echo=click.echo)
+    run_demo(settings, seed=seed, echo=click.echo, n=n_traces)
     if serve:
         import uvicorn
 
