@@ -11,6 +11,8 @@ from fastapi import FastAPI
 from tracestore import __version__
 from tracestore.api.problems import install_problem_handlers
 from tracestore.api.routes import health, ingest, otlp, traces
+from tracestore.analysis.background import AnalysisWorker
+from tracestore.api.routes import findings
 from tracestore.admission import Admission, AdmissionMiddleware
 from tracestore.auth import check_open_mode
 from tracestore.config import Settings
@@ -33,9 +35,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         check_open_mode(engine, settings)
         app.state.engine = engine
         app.state.writer = Writer(engine, settings)
+        worker = None
+        if settings.settle_seconds > 0:
+            worker = AnalysisWorker(engine, settle_seconds=settings.settle_seconds,
+                                    baseline_days=settings.baseline_days,
+                                    suite=getattr(app.state, "analyzer_suite", None))
+            worker.start()
+        app.state.analysis_worker = worker
         try:
             yield
         finally:
+            if worker is not None:
+                worker.stop()
             engine.dispose()
 
     app = FastAPI(
@@ -51,4 +62,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     for module in (health, ingest, traces, otlp):
         app.include_router(module.router)
+    app.include_router(findings.router)
     return app
