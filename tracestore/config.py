@@ -80,6 +80,12 @@ class Settings(BaseSettings):
         description="A trace quiet this long is analysed by the background worker "
         "(0 turns the worker off).",
     )
+    baseline_days: float = Field(
+        28.0,
+        gt=0,
+        description="Days of stored traces, trailing the analysed window, from which "
+        "per-workflow baselines (step norms, success rates by model tier) are computed.",
+    )
     project: str = Field(
         "default", description="Project used by the CLI and by the open (no-keys) dev mode."
     )
