@@ -196,6 +196,9 @@ def demo(serve: bool, database_url: str | None, seed: int, n_traces: int,
         return
     settings = _settings(database_url)
     run_demo(settings, seed=seed, echo=click.echo, n=n_traces)
+    from tracestore.analysis.cli import analyze_demo
+
+    analyze_demo(settings, echo=click.echo)
     if serve:
         import uvicorn
 
@@ -211,9 +214,9 @@ from tracestore.cli_keys import keys  # noqa: E402  (needs the options defined a
 cli.add_command(keys)
 
 
-from tracestore.digest.cli import digest  # noqa: E402  (needs the options defined above)
+from tracestore.analysis.cli import analyze  # noqa: E402  (needs the options defined above)
 
-cli.add_command(digest)
+cli.add_command(analyze)
 
 
 def main() -> None:
