@@ -214,6 +214,11 @@ from tracestore.cli_keys import keys  # noqa: E402  (needs the options defined a
 cli.add_command(keys)
 
 
+from tracestore.digest.cli import digest  # noqa: E402  (needs the options defined above)
+
+cli.add_command(digest)
+
+
 from tracestore.analysis.cli import analyze  # noqa: E402  (needs the options defined above)
 
 cli.add_command(analyze)

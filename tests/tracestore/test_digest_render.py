@@ -4,6 +4,7 @@ against its committed schema, and the HTML page opened in real headless Chromium
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 import re
 import shutil
 import subprocess
@@ -129,3 +130,15 @@ def test_empty_digest_renders_in_every_format() -> None:
     assert "no workflow ran this week" in md and "No traces were recorded in 2026-W47" in md
     assert orjson.loads(render_json(d))["maturity"]["rung"] == "Blind"
     assert "No findings this week." in render_html(d, base_url=BASE_URL)
+
+
+def test_a_busy_week_still_fits_one_chat_message() -> None:
+    base = fixture_digest()
+    paths = tuple(replace(base.paths[0], signature="agent:x > " * 30 + f"llm:step{i}")
+                  for i in range(10))
+    findings = tuple(replace(base.findings[0], code=f"churn.code{i}", fix="word " * 100)
+                     for i in range(10))
+    text = render_markdown(replace(base, paths=paths, findings=findings), base_url=BASE_URL)
+    assert len(text) < CHAT_LIMIT
+    assert text.count("_…and 5 more in the JSON and HTML digest._") == 2
+    assert "`…agent:x > llm:step9`" not in text and "llm:step4`" in text

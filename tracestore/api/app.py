@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from tracestore import __version__
 from tracestore.api.problems import install_problem_handlers
+from tracestore.api.routes import digest as digest_routes
 from tracestore.api.routes import health, ingest, otlp, traces
 from tracestore.analysis.background import AnalysisWorker
 from tracestore.api.routes import findings
@@ -17,6 +18,7 @@ from tracestore.admission import Admission, AdmissionMiddleware
 from tracestore.auth import check_open_mode
 from tracestore.config import Settings
 from tracestore.db import create_schema, make_engine
+from tracestore.digest.service import start_scheduler
 from tracestore.ingest import Writer
 
 __all__ = ["create_app"]
@@ -35,6 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         check_open_mode(engine, settings)
         app.state.engine = engine
         app.state.writer = Writer(engine, settings)
+        # First: a malformed digest_schedule stops the start before any thread runs.
+        app.state.digest_scheduler = scheduler = start_scheduler(engine, settings)
         worker = None
         if settings.settle_seconds > 0:
             worker = AnalysisWorker(engine, settle_seconds=settings.settle_seconds,
@@ -45,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.stop()
             if worker is not None:
                 worker.stop()
             engine.dispose()
@@ -63,4 +69,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, ingest, traces, otlp):
         app.include_router(module.router)
     app.include_router(findings.router)
+    app.include_router(digest_routes.router)
     return app

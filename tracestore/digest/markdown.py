@@ -13,10 +13,17 @@ from __future__ import annotations
 from analyzers.digest_types import Digest, LeverSplit
 
 __all__ = ["render_markdown", "usd", "signed_usd", "pct", "trace_url", "LEVER_LABELS",
-           "CHAT_LIMIT"]
+           "CHAT_LIMIT", "MD_TOP"]
 
 # Slack advises keeping a message's text under 4,000 characters (chat.postMessage docs).
 CHAT_LIMIT = 4000
+# To stay under CHAT_LIMIT on a busy week the message lists the top 5 paths and findings, the
+# 6 costliest workflows and codes; the JSON and HTML digests carry all of them.
+MD_TOP = 5
+MD_CODES = 6
+MD_WORKFLOWS = 6
+# Longest path signature or fix text quoted in the message; the rest is elided with "…".
+MD_TEXT = 120
 LEVER_LABELS = {"cost_per_token": "cost/token", "tokens_per_attempt": "tokens/attempt",
                 "attempts_per_outcome": "attempts/outcome"}
 
@@ -42,6 +49,21 @@ def trace_url(base_url: str, trace_id: str) -> str:
     return f"{base_url.rstrip('/')}/api/v1/traces/{trace_id}"
 
 
+def _cut(text: str, n: int = MD_TEXT, *, keep_end: bool = False) -> str:
+    """Shorten to ``n`` characters; path signatures keep their end, where variants differ.
+
+    >>> _cut("abcdef", 4), _cut("abcdef", 4, keep_end=True)
+    ('abc…', '…def')
+    """
+    if len(text) <= n:
+        return text
+    return "…" + text[-(n - 1):] if keep_end else text[: n - 1] + "…"
+
+
+def _more(shown: int, total: int) -> list[str]:
+    return [f"_…and {total - shown} more in the JSON and HTML digest._"] if total > shown else []
+
+
 def _link(base_url: str, trace_id: str) -> str:
     return f"[{trace_id[:8]}]({trace_url(base_url, trace_id)})"
 
@@ -64,7 +86,7 @@ def _headline(d: Digest) -> str:
 
 def _workflows(d: Digest) -> list[str]:
     lines = ["", "*Cost per successful outcome*"]
-    for w in d.workflows:
+    for w in d.workflows[:MD_WORKFLOWS]:
         line = (f"- `{w.workflow}`: {usd(w.cost_per_outcome_usd)} "
                 f"(was {usd(w.previous_cost_per_outcome_usd)}, {signed_usd(w.change_usd)})")
         if w.levers is not None:
@@ -78,7 +100,7 @@ def _workflows(d: Digest) -> list[str]:
         lines.append(line)
     if not d.workflows:
         lines.append("- no workflow ran this week")
-    return lines
+    return lines + _more(MD_WORKFLOWS, len(d.workflows))
 
 
 def render_markdown(d: Digest, *, base_url: str) -> str:
@@ -88,20 +110,24 @@ def render_markdown(d: Digest, *, base_url: str) -> str:
     out += _workflows(d)
     if d.paths:
         out += ["", "*Top wasteful paths*"]
-        for i, p in enumerate(d.paths, 1):
+        for i, p in enumerate(d.paths[:MD_TOP], 1):
             ex = f" e.g. {_link(base_url, p.example_trace_ids[0])}" if p.example_trace_ids else ""
             out.append(f"{i}. `{p.workflow}` {usd(p.waste_usd)} waste in {p.traces} traces, "
-                       f"success {pct(p.success_rate)}:{ex} `{p.signature[:80]}`")
+                       f"success {pct(p.success_rate)}:{ex} "
+                       f"`{_cut(p.signature, 70, keep_end=True)}`")
+        out += _more(MD_TOP, len(d.paths))
     if d.findings:
         out += ["", "*Top findings*"]
-        for i, g in enumerate(d.findings, 1):
+        for i, g in enumerate(d.findings[:MD_TOP], 1):
             ex = f" e.g. {_link(base_url, g.example_trace_ids[0])}" if g.example_trace_ids else ""
             out.append(f"{i}. `{g.code}` in `{g.workflow or '-'}`: {usd(g.wasted_usd)} "
-                       f"({g.count}×).{ex} Fix: {g.fix}")
+                       f"({g.count}×).{ex} Fix: {_cut(g.fix)}")
+        out += _more(MD_TOP, len(d.findings))
     if d.waste_by_code:
         out += ["", "*Waste by code* (this week, change)"]
         out.append(" · ".join(f"`{c.code}` {usd(c.wasted_usd)} ({signed_usd(c.change_usd)})"
-                              for c in d.waste_by_code))
+                              for c in d.waste_by_code[:MD_CODES]))
+        out += _more(MD_CODES, len(d.waste_by_code))
     c = d.coverage
     out += ["", f"Human overrides: {d.overrides} outputs rejected or replaced, "
                 f"{usd(d.override_cost_usd)}.",

@@ -1,0 +1,151 @@
+"""Webhook delivery against a real HTTP server on loopback (retry with backoff, permanent
+failures, delivery records), the schedule decision, and the lifespan scheduler end to end."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from tests.tracestore.digest_fixture import BASE_URL, fixture_digest
+from tracestore.api import create_app
+from tracestore.cli import cli
+from tracestore.config import Settings
+from tracestore.digest.schedule import due_week, parse_schedule
+from tracestore.digest.webhook import post_with_retry, webhook_body
+
+MON_0900_W48 = 1795424400.0  # Monday 2026-11-23 09:00 UTC
+
+
+class Receiver:
+    """A loopback HTTP server answering each POST with the next scripted status."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = statuses
+        self.bodies: list[dict[str, Any]] = []
+        self.times: list[float] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers["content-length"]))
+                outer.bodies.append(orjson.loads(body))
+                outer.times.append(time.monotonic())
+                status = outer.statuses.pop(0) if outer.statuses else 200
+                self.send_response(status)
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver(request: pytest.FixtureRequest) -> Iterator[Receiver]:
+    r = Receiver(list(getattr(request, "param", [])))
+    yield r
+    r.close()
+
+
+@pytest.mark.parametrize("receiver", [[503, 500, 200]], indirect=True)
+def test_retries_with_backoff_until_the_receiver_recovers(receiver: Receiver) -> None:
+    body = webhook_body(fixture_digest(), base_url=BASE_URL)
+    result = post_with_retry(receiver.url, body, attempts=5, base_delay=0.05)
+    assert (result.ok, result.attempts, result.http_status) == (True, 3, 200)
+    assert len(receiver.bodies) == 3
+    gaps = [b - a for a, b in zip(receiver.times, receiver.times[1:])]
+    assert gaps[0] >= 0.05 and gaps[1] >= 0.1  # 0.05 s, then doubled
+    sent = receiver.bodies[-1]
+    assert sent["text"].startswith("*tracestore weekly digest — `acme`, 2026-W47")
+    assert sent["digest"]["headline"]["spend_usd"] == 412.5
+
+
+@pytest.mark.parametrize("receiver", [[400]], indirect=True)
+def test_a_4xx_is_not_retried(receiver: Receiver) -> None:
+    result = post_with_retry(receiver.url, b"{}", attempts=5, base_delay=0.01)
+    assert (result.ok, result.attempts, result.http_status) == (False, 1, 400)
+
+
+def test_unreachable_receiver_fails_after_all_attempts() -> None:
+    waits: list[float] = []
+    result = post_with_retry("http://127.0.0.1:9/hook", b"{}", attempts=4, base_delay=1.0,
+                             timeout=2.0, sleep=waits.append)
+    assert not result.ok and result.attempts == 4 and result.http_status is None
+    assert waits == [1.0, 2.0, 4.0] and "ConnectError" in (result.error or "")
+
+
+@pytest.mark.parametrize("schedule,now,sent,expected", [
+    ("MON 09:00", MON_0900_W48, set(), "2026-W47"),
+    ("MON 09:00", MON_0900_W48 - 60, set(), None),  # 08:59: not yet
+    ("MON 09:00", MON_0900_W48 + 3 * 86400, set(), "2026-W47"),  # catch up on Thursday
+    ("MON 09:00", MON_0900_W48 + 3600, {"2026-W47"}, None),  # already sent
+    ("sun 23:30", MON_0900_W48 + 6 * 86400 + 14.5 * 3600, set(), "2026-W47"),
+    ("", MON_0900_W48, set(), None),
+])
+def test_schedule_decision(schedule: str, now: float, sent: set[str],
+                           expected: str | None) -> None:
+    assert due_week(schedule, now=now, sent_weeks=sent) == expected
+
+
+@pytest.mark.parametrize("bad", ["MON", "XYZ 09:00", "MON 24:00", "MON 9:60", "every monday"])
+def test_bad_schedules_are_rejected(bad: str) -> None:
+    with pytest.raises(ValueError, match="digest_schedule"):
+        parse_schedule(bad)
+
+
+@pytest.mark.parametrize("receiver", [[502, 200]], indirect=True)
+def test_server_sends_on_schedule_and_records_it(db_url: str, receiver: Receiver) -> None:
+    settings = Settings(database_url=db_url, settle_seconds=0, digest_schedule="MON 00:00",
+                        digest_webhook_url=receiver.url)
+    app = create_app(settings)
+    with TestClient(app):
+        deadline = time.monotonic() + 20  # first attempt, 1 s backoff, second attempt
+        while len(receiver.bodies) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the row is written after the 200
+    assert len(receiver.bodies) == 2
+    week = receiver.bodies[-1]["digest"]["week"]
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT week, status, attempts, http_status, trigger "
+                                 "FROM digest_deliveries")).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [(week, "ok", 2, 200, "schedule")]
+    # A restart the same week finds the delivery and sends nothing more.
+    with TestClient(create_app(settings)):
+        time.sleep(0.5)
+    assert len(receiver.bodies) == 2
+
+
+def test_a_malformed_schedule_stops_the_server(db_url: str) -> None:
+    settings = Settings(database_url=db_url, settle_seconds=0, digest_schedule="MONDAY 9am",
+                        digest_webhook_url="http://127.0.0.1:9/")
+    with pytest.raises(ValueError, match="digest_schedule"), TestClient(create_app(settings)):
+        pass
+
+
+@pytest.mark.parametrize("receiver", [[200]], indirect=True)
+def test_cli_webhook(db_url: str, receiver: Receiver) -> None:
+    r = CliRunner().invoke(cli, ["digest", "--week", "2026-W47", "--webhook", receiver.url,
+                                 "--database-url", db_url])
+    assert r.exit_code == 0, r.output
+    assert receiver.bodies[0]["digest"]["week"] == "2026-W47"
+    assert "No traces were recorded in 2026-W47." in receiver.bodies[0]["text"]

@@ -1,0 +1,127 @@
+"""Read one ISO week (and the week before) from the store and build its digest.
+
+Aggregation is not re-derived here: spend, levers, waste by code and unpriced calls come from
+:func:`tracestore.economics.unit_economics` over the per-trace summaries, paths from
+:func:`tracestore.economics.wasteful_paths`, findings from
+:func:`tracestore.analysis.queries.list_findings`, baselines from
+:func:`tracestore.economics.workflow_settings`. What those do not expose is read here:
+the spend of traces whose task has an outcome, and the human-override count (the findings of
+code ``churn.overridden``: model output a human rejected or replaced; their cost is the waste
+attribution booked under that code, the same figure "waste by code" shows).
+
+Counting is by trace start time in ``[Monday 00:00, next Monday 00:00)`` UTC, the window the
+summaries and findings are filtered on.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from analyzers.digest import TOP_N, build_digest, previous_week, week_bounds
+from analyzers.digest_types import (
+    Digest, PathStat, WeekAggregates, WorkflowSettingIn, WorkflowWeek,
+)
+from analyzers.findings import Finding
+from tracestore.analysis.queries import FindingFilters, list_findings
+from tracestore.economics import GroupEconomics, unit_economics, wasteful_paths, workflow_settings
+from tracestore.errors import ValidationFailed
+from tracestore.models import TraceSummary
+
+__all__ = ["OVERRIDE_CODE", "parse_week", "week_aggregates", "week_findings", "load_digest"]
+
+OVERRIDE_CODE = "churn.overridden"
+DAY = 86_400.0
+# Findings read per page while collecting a week's findings.
+_PAGE = 1000
+
+
+def parse_week(week: str) -> tuple[float, float]:
+    """``"2026-W47"`` → (start, end) epoch seconds; a malformed week is a 422."""
+    try:
+        _, _, start, end = week_bounds(week)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc)) from None
+    return start, end
+
+
+def _total(session: Session, pid: int, since: float, until: float) -> GroupEconomics | None:
+    groups = unit_economics(session, project_id=pid, since=since, until=until, group_by=())
+    return groups[0] if groups else None
+
+
+def week_aggregates(session: Session, *, project_id: int, start: float,
+                    findings: list[Finding], daily: bool = True) -> WeekAggregates:
+    """The :class:`WeekAggregates` of the week starting at ``start``."""
+    end = start + 7 * DAY
+    total = _total(session, project_id, start, end)
+    if total is None:
+        return WeekAggregates(daily_spend_usd=(0.0,) * 7 if daily else ())
+    per_wf = unit_economics(session, project_id=project_id, since=start, until=end,
+                            group_by=("workflow",))
+    teams = unit_economics(session, project_id=project_id, since=start, until=end,
+                           group_by=("team",))
+    days: tuple[float, ...] = ()
+    if daily:
+        days = tuple(g.spend_usd if g else 0.0 for g in (
+            _total(session, project_id, start + i * DAY, start + (i + 1) * DAY)
+            for i in range(7)))
+    s = TraceSummary.__table__.c  # type: ignore[attr-defined]
+    with_outcome = session.execute(
+        select(func.coalesce(func.sum(s.cost_usd), 0.0)).where(
+            s.project_id == project_id, s.started_at >= start, s.started_at < end,
+            s.outcome_status.is_not(None))
+    ).scalar_one()
+    overrides = [f for f in findings if f.code == OVERRIDE_CODE]
+    return WeekAggregates(
+        spend_usd=total.spend_usd, traces=total.attempts, daily_spend_usd=days,
+        workflows=tuple(
+            WorkflowWeek(workflow=str(g.key["workflow"] or "(none)"), cost_usd=g.spend_usd,
+                         tokens=g.tokens, attempts=g.attempts, outcomes=g.successes,
+                         value_usd=g.value_usd or 0.0)
+            for g in per_wf),
+        priced_kind_calls=total.model_calls, unpriced_calls=total.unpriced_calls,
+        untagged_spend_usd=sum(g.spend_usd for g in teams if not g.key["team"]),
+        spend_with_outcome_usd=float(with_outcome),
+        overrides=len(overrides),
+        override_cost_usd=total.waste_by_code.get(OVERRIDE_CODE, 0.0),
+        waste_by_code=tuple(total.waste_by_code.items()),
+    )
+
+
+def week_findings(session: Session, *, project_id: int, start: float) -> list[Finding]:
+    """Every stored finding on traces started in the week, as :class:`Finding` values."""
+    filters = FindingFilters(since=start, until=start + 7 * DAY)
+    out: list[Finding] = []
+    cursor: str | None = None
+    while True:
+        page, cursor = list_findings(session, project_id=project_id, filters=filters,
+                                     limit=_PAGE, cursor=cursor)
+        out += [Finding(id=f.id, trace_id=f.trace_id, workflow=f.workflow, analyzer=f.analyzer,
+                        code=f.code, node_ids=tuple(f.node_ids), wasted_tokens=f.wasted_tokens,
+                        wasted_cost_usd=f.wasted_cost_usd, savings_usd=f.savings_usd,
+                        confidence=f.confidence, evidence=f.evidence, message=f.message)
+                for f in page]
+        if cursor is None:
+            return out
+
+
+def load_digest(session: Session, *, project_id: int, project: str, week: str) -> Digest:
+    """The digest of ``week`` for one project, read from the store."""
+    start, end = parse_week(week)
+    prev_start = week_bounds(previous_week(week))[2]
+    findings = week_findings(session, project_id=project_id, start=start)
+    prev_findings = week_findings(session, project_id=project_id, start=prev_start)
+    current = week_aggregates(session, project_id=project_id, start=start, findings=findings)
+    previous = week_aggregates(session, project_id=project_id, start=prev_start,
+                               findings=prev_findings, daily=False)
+    paths = [PathStat(workflow=p.workflow or "(none)", signature=p.signature, traces=p.traces,
+                      successes=p.successes, decided=p.decided, cost_usd=p.cost_usd,
+                      waste_usd=p.waste_usd, example_trace_ids=p.example_trace_ids)
+             for p in wasteful_paths(session, project_id=project_id, since=start, until=end,
+                                     order="waste", limit=TOP_N)]
+    settings = [WorkflowSettingIn(name, row.get("baseline_cost_per_outcome_usd"),
+                                  row.get("outcome_value_usd"))
+                for name, row in workflow_settings(session, project_id=project_id).items()]
+    return build_digest(project=project, week=week, current=current, previous=previous,
+                        findings=findings, paths=paths, settings=settings)

@@ -1,0 +1,93 @@
+"""The digest use cases shared by the CLI, the REST route and the scheduler: pick the week,
+load and render a project's digest, send it, and the scheduler's tick.
+
+Only this I/O layer reads the clock (for the default week and the schedule); the pure digest
+in :mod:`analyzers.digest` always gets the week as an argument.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from analyzers.digest import previous_week
+from analyzers.digest_types import Digest
+from tracestore.config import Settings
+from tracestore.digest.gather import load_digest
+from tracestore.digest.schedule import DigestScheduler, due_week, parse_schedule
+from tracestore.digest.webhook import DeliveryResult, deliver_digest, sent_weeks
+from tracestore.ingest import project_id_for
+
+__all__ = ["last_complete_week", "base_url_of", "project_digest", "send_digest",
+           "scheduled_tick", "start_scheduler"]
+
+log = logging.getLogger("tracestore.digest")
+
+
+def last_complete_week(now: float) -> str:
+    """The ISO week before the one containing ``now``.
+
+    >>> last_complete_week(1795424400.0)  # Monday 2026-11-23
+    '2026-W47'
+    """
+    year, num, _ = datetime.fromtimestamp(now, UTC).isocalendar()
+    return previous_week(f"{year}-W{num:02d}")
+
+
+def base_url_of(settings: Settings) -> str:
+    """Where trace links point: ``digest_base_url``, else this server's address."""
+    return settings.digest_base_url or f"http://{settings.host}:{settings.port}"
+
+
+def project_digest(engine: Engine, *, project: str, week: str,
+                   project_id: int | None = None) -> tuple[int, Digest]:
+    """(project id, digest of ``week``) for the project named ``project``."""
+    pid = project_id if project_id is not None else project_id_for(engine, project)
+    with Session(engine) as session:
+        return pid, load_digest(session, project_id=pid, project=project, week=week)
+
+
+def send_digest(engine: Engine, settings: Settings, *, project: str, week: str, url: str,
+                trigger: str = "manual", **retry: Any) -> DeliveryResult:
+    pid, digest = project_digest(engine, project=project, week=week)
+    return deliver_digest(engine, project_id=pid, digest=digest, url=url,
+                          base_url=base_url_of(settings), trigger=trigger, **retry)
+
+
+def scheduled_tick(engine: Engine, settings: Settings, *, now: float,
+                   **retry: Any) -> DeliveryResult | None:
+    """Send the due digest of the ``project`` setting's project, if any is due."""
+    url = settings.digest_webhook_url
+    if not (settings.digest_schedule and url):
+        return None
+    pid = project_id_for(engine, settings.project)
+    with Session(engine) as session:
+        done = sent_weeks(session, project_id=pid, url=url)
+    week = due_week(settings.digest_schedule, now=now, sent_weeks=done)
+    if week is None:
+        return None
+    result = send_digest(engine, settings, project=settings.project, week=week, url=url,
+                         trigger="schedule", **retry)
+    log.info("scheduled digest %s to %s: %s after %d attempt(s)", week, url,
+             "ok" if result.ok else f"failed ({result.error})", result.attempts)
+    return result
+
+
+def start_scheduler(engine: Engine, settings: Settings,
+                    clock: Callable[[], float] = time.time) -> DigestScheduler | None:
+    """Start the lifespan thread when ``digest_schedule`` and ``digest_webhook_url`` are set.
+    A malformed schedule stops the server at start (``ValueError``), not at 09:00 Monday."""
+    if parse_schedule(settings.digest_schedule) is None:
+        return None
+    if not settings.digest_webhook_url:
+        log.warning("digest_schedule is set but digest_webhook_url is empty: not sending")
+        return None
+    thread = DigestScheduler(lambda: scheduled_tick(engine, settings, now=clock()))
+    thread.start()
+    return thread
