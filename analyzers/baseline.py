@@ -154,14 +154,19 @@ def _declared_step(a: dict[str, Any]) -> str | None:
     return None
 
 
-def step_keys(G: nx.DiGraph) -> dict[str, str]:
-    """The "same step" key of every node (DESIGN §5): the explicit ``step``, else a prompt
-    name or template attribute, else the span name — or, for generic names such as
-    ``chat gpt-4o``, the parent's name plus the position among same-kind siblings."""
+def step_keys(G: nx.DiGraph, kinds: frozenset[str] | None = None,
+              order: list[str] | None = None) -> dict[str, str]:
+    """The "same step" key of every node (of ``kinds``, default all) (DESIGN §5): the
+    explicit ``step``, else a prompt name or template attribute, else the span name — or, for
+    generic names such as ``chat gpt-4o``, the parent's name plus the position among
+    same-kind siblings."""
     keys: dict[str, str] = {}
     seen: dict[tuple[str | None, str], int] = defaultdict(int)
-    for n in nodes_in_order(G):
-        a = G.nodes[n]
+    nodes = G.nodes
+    for n in order if order is not None else nodes_in_order(G):
+        a = nodes[n]
+        if kinds is not None and a.get("kind") not in kinds:
+            continue
         declared = _declared_step(a)
         if declared:
             keys[n] = declared
@@ -175,7 +180,7 @@ def step_keys(G: nx.DiGraph) -> dict[str, str]:
         kind = str(a.get("kind") or "")
         pos = seen[(parent, kind)]
         seen[(parent, kind)] += 1
-        pname = str(G.nodes[parent].get("name") or "") if parent in G else ""
+        pname = str(nodes[parent].get("name") or "") if parent in nodes else ""
         keys[n] = f"{pname or '(root)'}/{kind}#{pos}"
     return keys
 
@@ -206,7 +211,7 @@ def rejected_nodes(G: nx.DiGraph) -> dict[str, str]:
 
 def collect_samples(G: nx.DiGraph) -> list[StepSample]:
     """One :class:`StepSample` per model call that names its model."""
-    keys = step_keys(G)
+    keys = step_keys(G, kinds=MODEL_KINDS)
     outcome = trace_outcome(G)
     failed_trace = outcome in ("failure", "escalated")
     rejected = rejected_nodes(G)

@@ -32,36 +32,36 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from analyzers.baseline import WorkflowBaseline, step_keys
+from analyzers.baseline import WorkflowBaseline
 from analyzers.callkeys import shingles
 from analyzers.common import book_once, input_rate, make_finding, rates_for
 from analyzers.config import AnalyzerConfig
 from analyzers.findings import Finding
-from analyzers.graph import nodes_in_order
+from analyzers.view import TraceView
 
 __all__ = ["analyze"]
 
 MAD_SCALE = 1.4826  # MAD → standard deviation under normality (modified z-score)
 
 
-def _consumers(G: nx.DiGraph, r: str, order: list[str], pos: dict[str, int]) -> tuple[
-        list[str], set[str], bool]:
+def _consumers(v: TraceView, r: str) -> tuple[list[str], set[str], bool]:
     """LLM calls consuming retrieval ``r``, document ids they name, and whether any
     ``uses`` edge was explicit."""
     cons, named, explicit = [], set(), False
-    for _, v, d in G.out_edges(r, data=True):
-        if "uses" in (d.get("kinds") or ()) and G.nodes[v].get("kind") == "llm":
-            cons.append(v)
+    for w, kinds in v.out_kinds.get(r, ()):
+        if "uses" in kinds and v.A[w].get("kind") == "llm":
+            cons.append(w)
+            d = v.G.edges[r, w]
             named.update(d.get("doc_ids") or ())
             explicit = explicit or not d.get("inferred")
     if not cons:
-        parent = G.nodes[r].get("parent_id")
-        for n in order[pos[r] + 1:]:
-            a = G.nodes[n]
+        parent = v.A[r].get("parent_id")
+        for n in v.order[v.pos[r] + 1:]:
+            a = v.A[n]
             if a.get("kind") == "llm" and a.get("parent_id") in (parent, r):
                 cons.append(n)
                 break
-    return sorted(cons, key=pos.__getitem__), named, explicit
+    return sorted(cons, key=v.pos.__getitem__), named, explicit
 
 
 def _doc_tokens(d: dict[str, Any], cpt: float) -> float | None:
@@ -72,17 +72,18 @@ def _doc_tokens(d: dict[str, Any], cpt: float) -> float | None:
     return None
 
 
-def _retrieval(G: nx.DiGraph, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
-               order: list[str], pos: dict[str, int], out: list[Finding]) -> None:
-    for r in order:
-        a = G.nodes[r]
+def _retrieval(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
+               out: list[Finding]) -> None:
+    G = v.G
+    for r in v.order:
+        a = v.A[r]
         docs = a.get("documents") or []
         if a.get("kind") not in ("retrieval", "rerank") or not docs:
             continue
-        cons, named, explicit = _consumers(G, r, order, pos)
+        cons, named, explicit = _consumers(v, r)
         if not cons:
             continue
-        answers = [G.nodes[c].get("output") for c in cons]
+        answers = [v.A[c].get("output") for c in cons]
         texts = [t for t in answers if isinstance(t, str) and t]
         if not explicit and not texts:
             continue  # no evidence either way
@@ -103,7 +104,7 @@ def _retrieval(G: nx.DiGraph, cfg: AnalyzerConfig, baseline: WorkflowBaseline | 
             continue
         tokens = int(round(sum(t or 0.0 for t in toks)))
         c = cons[0]
-        ca = G.nodes[c]
+        ca = v.A[c]
         k = len(docs)
         ev = {"retrieved": k, "used": len(used), "used_ranks": [i + 1 for i in used],
               "unused_tokens": tokens, "consumer": c, "explicit_uses": explicit,
@@ -131,14 +132,17 @@ def _retrieval(G: nx.DiGraph, cfg: AnalyzerConfig, baseline: WorkflowBaseline | 
             ))
 
 
-def _history(G: nx.DiGraph, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
-             order: list[str], out: list[Finding]) -> None:
+def _history(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
+             out: list[Finding]) -> None:
+    G = v.G
     convs: dict[Any, list[str]] = defaultdict(list)
-    for n in order:
-        if G.nodes[n].get("kind") == "llm":
-            convs[G.nodes[n].get("parent_id")].append(n)
+    for n in v.order:
+        if v.A[n].get("kind") == "llm":
+            convs[v.A[n].get("parent_id")].append(n)
     for turns in convs.values():
-        x = [int(G.nodes[n].get("input_tokens") or 0) for n in turns]
+        if len(turns) < cfg.history_min_turns:
+            continue
+        x = [int(v.A[n].get("input_tokens") or 0) for n in turns]
         if len(turns) < cfg.history_min_turns or x[0] <= 0 or \
                 x[-1] < cfg.history_growth_ratio * x[0] or any(b < a for a, b in zip(x, x[1:])):
             continue
@@ -147,7 +151,7 @@ def _history(G: nx.DiGraph, cfg: AnalyzerConfig, baseline: WorkflowBaseline | No
         for i in range(K, len(turns)):
             stale = x[i - K] - x[0]
             if stale > 0:
-                waste[turns[i]] = stale * input_rate(G.nodes[turns[i]], baseline=baseline,
+                waste[turns[i]] = stale * input_rate(v.A[turns[i]], baseline=baseline,
                                                      config=cfg)
                 tokens += stale
         if not waste:
@@ -162,18 +166,18 @@ def _history(G: nx.DiGraph, cfg: AnalyzerConfig, baseline: WorkflowBaseline | No
         ))
 
 
-def _oversized(G: nx.DiGraph, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
-               order: list[str], out: list[Finding]) -> None:
-    if baseline is None:
+def _oversized(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
+               out: list[Finding]) -> None:
+    if baseline is None or not baseline.steps:
         return
-    keys = step_keys(G)
+    G, keys = v.G, v.steps
     # a prompt already explained by unused documents or stale history is not also "oversized"
     explained = {n for f in out if f.code != "bloat.cache_miss"
                  for n in f.evidence["waste_by_node"]}
-    for n in order:
-        if n in explained:
+    for n in v.order:
+        if n in explained or n not in keys:
             continue
-        a = G.nodes[n]
+        a = v.A[n]
         norm = baseline.steps.get(keys[n])
         if a.get("kind") != "llm" or norm is None or norm.n < cfg.oversize_min_samples:
             continue
@@ -208,12 +212,13 @@ def _common_prefix(a: str, b: str) -> int:
     return lo
 
 
-def _cache(G: nx.DiGraph, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
-           order: list[str], out: list[Finding]) -> None:
+def _cache(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
+           out: list[Finding]) -> None:
+    G = v.G
     last: dict[str, str] = {}
     missed: set[str] = set()
-    for b in order:
-        bb = G.nodes[b]
+    for b in v.order:
+        bb = v.A[b]
         model = bb.get("model")
         if bb.get("kind") != "llm" or not model or not isinstance(bb.get("prompt"), str):
             continue
@@ -221,7 +226,7 @@ def _cache(G: nx.DiGraph, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None
         last[model] = b
         if a is None or int(bb.get("cache_read_tokens") or 0) > 0:
             continue
-        aa = G.nodes[a]
+        aa = v.A[a]
         t_a, t_b = aa.get("end") or aa.get("start"), bb.get("start")
         if t_a is None or t_b is None or t_b - t_a > cfg.cache_ttl_seconds:
             continue
@@ -251,14 +256,13 @@ def _cache(G: nx.DiGraph, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None
         ))
 
 
-def analyze(G: nx.DiGraph, *, baseline: WorkflowBaseline | None,
-            config: AnalyzerConfig) -> list[Finding]:
+def analyze(G: nx.DiGraph, *, baseline: WorkflowBaseline | None, config: AnalyzerConfig,
+            view: TraceView | None = None) -> list[Finding]:
     """All bloat findings of one trace, each node's waste booked once."""
-    order = nodes_in_order(G)
-    pos = {n: i for i, n in enumerate(order)}
+    v = view or TraceView(G)
     out: list[Finding] = []
-    _retrieval(G, config, baseline, order, pos, out)
-    _history(G, config, baseline, order, out)
-    _cache(G, config, baseline, order, out)
-    _oversized(G, config, baseline, order, out)
+    _retrieval(v, config, baseline, out)
+    _history(v, config, baseline, out)
+    _cache(v, config, baseline, out)
+    _oversized(v, config, baseline, out)
     return book_once(G, out)

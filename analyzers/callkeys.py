@@ -51,6 +51,8 @@ __all__ = [
     "call_key",
     "result_key",
     "shingles",
+    "shingle_set",
+    "jaccard",
     "minhash",
     "similarity",
     "lsh_pairs",
@@ -150,8 +152,8 @@ def result_key(attrs: dict[str, Any]) -> str | None:
         return f"error:{attrs.get('error_type') or ''}"
     if attrs.get("kind") == "tool":
         r = attrs.get("result")
-        if isinstance(r, str):
-            return key_hash(canonical_args(r))
+        if isinstance(r, str) and r.lstrip()[:1] not in ("{", "["):
+            return key_hash(normalize_text(r))
         if r is not None:
             return key_hash(canonical_args(r))
         h = attrs.get("result_hash")
@@ -171,6 +173,23 @@ def shingles(text: str, n: int = SHINGLE_WORDS) -> npt.NDArray[np.uint64]:
     else:
         grams = [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
     return np.unique(np.array([zlib.crc32(g.encode()) for g in grams], dtype=np.uint64))
+
+
+def shingle_set(text: str, n: int = SHINGLE_WORDS) -> frozenset[str]:
+    """Word ``n``-grams of ``text`` as a set (for exact Jaccard on small groups)."""
+    words = _WORD.findall(text.lower())
+    if len(words) <= n:
+        return frozenset((" ".join(words),))
+    return frozenset(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
+
+
+def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    """Exact Jaccard similarity of two sets.
+
+    >>> jaccard(shingle_set("a b c d"), shingle_set("a b c e"))
+    0.3333333333333333
+    """
+    return len(a & b) / len(a | b) if a or b else 1.0
 
 
 def minhash(sh: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:

@@ -19,16 +19,16 @@ Called by :func:`analyzers.churn.analyze`, which books each node's waste once.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import TYPE_CHECKING
 
 import networkx as nx
 
-from analyzers.baseline import rejected_nodes
 from analyzers.callkeys import minhash, shingles, similarity
 from analyzers.common import make_finding
 from analyzers.config import AnalyzerConfig
 from analyzers.findings import Finding
-from analyzers.graph import edges_of_kind, node_cost
+from analyzers.view import TraceView
 
 if TYPE_CHECKING:
     from analyzers.churn import Calls
@@ -38,83 +38,79 @@ __all__ = ["analyze"]
 _DATA = frozenset({"uses", "tool_call", "reviews", "link"})
 
 
-def _tokens(G: nx.DiGraph, nodes: list[str]) -> int:
-    return sum(int(G.nodes[n].get("input_tokens") or 0) + int(G.nodes[n].get("output_tokens")
-               or 0) for n in nodes)
-
-
-def _retry_storms(G: nx.DiGraph, c: Calls, cfg: AnalyzerConfig) -> list[Finding]:
-    R = nx.Graph(edges_of_kind(G, "retry_of"))
-    total = sum(node_cost(G.nodes[n]) for n in G.nodes)
+def _retry_storms(v: TraceView, cfg: AnalyzerConfig) -> list[Finding]:
+    pairs = v.edges.get("retry_of")
+    if not pairs:
+        return []
     out = []
-    for comp in sorted(nx.connected_components(R), key=lambda s: min(c.pos[n] for n in s)):
-        attempts = sorted(comp, key=c.pos.__getitem__)
+    R = nx.Graph(pairs)
+    for comp in sorted(nx.connected_components(R), key=lambda s: min(v.pos[n] for n in s)):
+        attempts = sorted(comp, key=v.pos.__getitem__)
         waste_nodes = attempts[:-1]
-        retry_cost = sum(node_cost(G.nodes[n]) for n in waste_nodes)
-        unchanged = len({c.key.get(n) for n in attempts}) == 1 and attempts[0] in c.key
+        retry_cost = sum(v.cost[n] for n in waste_nodes)
+        unchanged = len({v.keys.get(n) for n in attempts}) == 1 and attempts[0] in v.keys
+        total = v.total_cost
         by_share = total > 0 and retry_cost >= cfg.retry_storm_cost_share * total
         if len(attempts) < cfg.retry_storm_attempts and not (unchanged and by_share):
             continue
         out.append(make_finding(
-            G, "churn.retry_storm", attempts, {n: node_cost(G.nodes[n]) for n in waste_nodes},
-            tokens=_tokens(G, waste_nodes),
+            v.G, "churn.retry_storm", attempts, {n: v.cost[n] for n in waste_nodes},
+            tokens=v.tokens(waste_nodes),
             confidence=0.85 if len(attempts) >= cfg.retry_storm_attempts else 0.75,
             evidence={"attempts": len(attempts), "input_unchanged": unchanged,
                       "retry_share_of_trace_cost": round(retry_cost / total, 4) if total else 0,
                       "thresholds": [cfg.retry_storm_attempts, cfg.retry_storm_cost_share]},
-            message=f"{len(attempts)} attempts of `{c.label(attempts[-1])}`: {{usd}} spent on "
+            message=f"{len(attempts)} attempts of `{v.label(attempts[-1])}`: {{usd}} spent on "
             "retries; fix the cause of the failure or cap the retries.",
         ))
     return out
 
 
-def _rejections(G: nx.DiGraph, c: Calls) -> dict[str, str]:
+def _rejections(v: TraceView) -> dict[str, str]:
     """Rejected LLM calls → the rejecting human or failed guardrail node."""
-    rej = {n: h for n, h in rejected_nodes(G).items() if G.nodes[n].get("kind") == "llm"}
-    for g in c.order:
-        a = G.nodes[g]
-        if a.get("kind") != "guardrail" or a.get("status") != "error":
-            continue
-        checked = [u for u in G.predecessors(g) if G.nodes[u].get("kind") == "llm"
-                   and _DATA & set(G.edges[u, g].get("kinds") or ())]
-        for u in checked:
+    rej: dict[str, str] = {}
+    for u, h in v.edges.get("reviews", ()):
+        if v.A[u].get("kind") == "llm" and v.A[h].get("decision") in ("reject", "override"):
+            rej.setdefault(u, h)
+    for u, g in sorted((e for k in _DATA for e in v.edges.get(k, ())),
+                       key=lambda e: (v.pos[e[1]], v.pos[e[0]])):
+        if v.A[g].get("kind") == "guardrail" and v.A[g].get("status") == "error" \
+                and v.A[u].get("kind") == "llm":
             rej.setdefault(u, g)
     return rej
 
 
-def _reprompts_and_overrides(G: nx.DiGraph, c: Calls, cfg: AnalyzerConfig) -> list[Finding]:
+def _reprompts_and_overrides(v: TraceView, c: Calls, cfg: AnalyzerConfig) -> list[Finding]:
     out = []
-    rej = _rejections(G, c)
     llms = c.streams["llm"]
-    for a, judge in sorted(rej.items(), key=lambda kv: c.pos[kv[0]]):
-        later = [b for b in llms if c.pos[b] > c.pos[judge]]
+    for a, judge in sorted(_rejections(v).items(), key=lambda kv: v.pos[kv[0]]):
         again, s = None, 0.0
-        pa = G.nodes[a].get("prompt")
-        for b in later:
-            if c.key.get(b) == c.key.get(a) and a in c.key:
+        pa = v.A[a].get("prompt")
+        for b in (b for b in llms if v.pos[b] > v.pos[judge]):
+            if a in v.keys and v.keys.get(b) == v.keys[a]:
                 again, s = b, 1.0
                 break
-            pb = G.nodes[b].get("prompt")
+            pb = v.A[b].get("prompt")
             if isinstance(pa, str) and isinstance(pb, str):
                 s = similarity(minhash(shingles(pa)), minhash(shingles(pb)))
                 if s >= cfg.reprompt_similarity:
                     again = b
                     break
-        cost = {a: node_cost(G.nodes[a])}
-        name = c.label(a)
+        cost = {a: v.cost[a]}
+        name = v.label(a)
         if again is not None:
             out.append(make_finding(
-                G, "churn.reprompt", [a, judge, again], cost, tokens=_tokens(G, [a]),
+                v.G, "churn.reprompt", [a, judge, again], cost, tokens=v.tokens([a]),
                 confidence=0.8,
                 evidence={"rejected_by": judge, "prompt_similarity": round(s, 3),
                           "threshold": cfg.reprompt_similarity},
                 message=f"`{name}` was sent again nearly unchanged after its output was "
                 "rejected: {usd} wasted; change the prompt or the model before retrying.",
             ))
-        elif G.nodes[judge].get("kind") == "human":
-            decision = G.nodes[judge].get("decision")
+        elif v.A[judge].get("kind") == "human":
+            decision = v.A[judge].get("decision")
             out.append(make_finding(
-                G, "churn.overridden", [a, judge], cost, tokens=_tokens(G, [a]),
+                v.G, "churn.overridden", [a, judge], cost, tokens=v.tokens([a]),
                 confidence=0.9, evidence={"decision": decision, "reviewer_node": judge},
                 message=f"A reviewer chose `{decision}` on the output of `{name}`: {{usd}} "
                 "wasted; fix the prompt or route this case to a person first.",
@@ -122,48 +118,55 @@ def _reprompts_and_overrides(G: nx.DiGraph, c: Calls, cfg: AnalyzerConfig) -> li
     return out
 
 
-def _dead_ends(G: nx.DiGraph, c: Calls) -> list[Finding]:
-    if not any(not G.edges[u, v].get("inferred") for u, v in edges_of_kind(G, "uses")):
+def _dead_ends(v: TraceView, c: Calls) -> list[Finding]:
+    children: dict[str, list[str]] = defaultdict(list)
+    for u, w in v.edges.get("parent", ()):
+        children[u].append(w)
+    groups = {p: [b for b in ch if v.A[b].get("kind") in ("agent", "chain")]
+              for p, ch in children.items()}
+    groups = {p: bs for p, bs in groups.items() if len(bs) >= 2}
+    if not groups or not any(not v.G.edges[e].get("inferred") for e in v.edges.get("uses", ())):
         return []
-    T = nx.DiGraph(edges_of_kind(G, "parent"))
-    llms = c.streams["llm"] or [n for n in c.order if G.nodes[n].get("kind") == "llm"]
+    llms = [n for n in v.order if v.A[n].get("kind") == "llm"]
     final = llms[-1] if llms else None
 
     def subtree(n: str) -> set[str]:
-        return {n} | (nx.descendants(T, n) if n in T else set())
+        seen, stack = {n}, [n]
+        while stack:
+            for w in children.get(stack.pop(), ()):
+                if w not in seen:
+                    seen.add(w)
+                    stack.append(w)
+        return seen
 
     def consumed(s: set[str]) -> bool:
-        return any(v not in s and _DATA & set(k or ())
-                   for u in s for _, v, k in G.out_edges(u, data="kinds"))
+        return any(w not in s and _DATA & ks for u in s for w, ks in v.out_kinds.get(u, ()))
 
     out: list[Finding] = []
-    for p in c.order:
-        branches = [ch for ch in T.successors(p) if G.nodes[ch].get("kind") in ("agent", "chain")] \
-            if p in T else []
-        if len(branches) < 2:
-            continue
+    for p in sorted(groups, key=v.pos.__getitem__):
+        branches = sorted(groups[p], key=v.pos.__getitem__)
         subs = {b: subtree(b) for b in branches}
-        used = {b for b in branches if consumed(subs[b])}
+        used = [b for b in branches if consumed(subs[b])]
         if not used:
             continue
-        for b in sorted(set(branches) - used, key=c.pos.__getitem__):
+        for b in branches:
             s = subs[b]
-            if final in s or any(G.nodes[n].get("kind") == "outcome" for n in s):
+            if b in used or final in s or any(v.A[n].get("kind") == "outcome" for n in s):
                 continue
-            nodes = sorted(s, key=c.pos.__getitem__)
-            waste = {n: node_cost(G.nodes[n]) for n in nodes if node_cost(G.nodes[n]) > 0}
+            nodes = sorted(s, key=v.pos.__getitem__)
+            waste = {n: v.cost[n] for n in nodes if v.cost[n] > 0}
             if not waste:
                 continue
             out.append(make_finding(
-                G, "churn.dead_end", nodes, waste, tokens=_tokens(G, nodes), confidence=0.7,
-                evidence={"branch": b, "steps": len(nodes), "consumed_siblings": sorted(used)},
-                message=f"Branch `{c.label(b)}` ({len(nodes)} steps) produced nothing a later "
+                v.G, "churn.dead_end", nodes, waste, tokens=v.tokens(nodes), confidence=0.7,
+                evidence={"branch": b, "steps": len(nodes), "consumed_siblings": used},
+                message=f"Branch `{v.label(b)}` ({len(nodes)} steps) produced nothing a later "
                 "step used: {usd} wasted; drop the branch or gate it on need.",
             ))
     return out
 
 
-def analyze(G: nx.DiGraph, c: Calls, config: AnalyzerConfig) -> list[Finding]:
+def analyze(v: TraceView, c: Calls, config: AnalyzerConfig) -> list[Finding]:
     """Control-flow churn findings (not yet booked once)."""
-    return [*_retry_storms(G, c, config), *_reprompts_and_overrides(G, c, config),
-            *_dead_ends(G, c)]
+    return [*_retry_storms(v, config), *_reprompts_and_overrides(v, c, config),
+            *_dead_ends(v, c)]

@@ -32,7 +32,7 @@ from analyzers.findings import Finding
 from analyzers.maturity import assess
 from analyzers.unit_economics import Levers, levers, lmdi
 
-__all__ = ["build_digest", "week_bounds", "previous_week", "lever_split", "TOP_N"]
+__all__ = ["build_digest", "week_bounds", "week_of", "previous_week", "lever_split", "TOP_N"]
 
 # The issue asks for the top 10 wasteful paths and findings: what fits one chat message.
 TOP_N = 10
@@ -52,6 +52,16 @@ def week_bounds(week: str) -> tuple[str, str, float, float]:
         raise ValueError(f"{week!r} is not an ISO week: {exc}") from None
     start = datetime(monday.year, monday.month, monday.day, tzinfo=timezone.utc).timestamp()
     return (monday.isoformat(), (monday + timedelta(days=6)).isoformat(), start, start + 7 * 86400)
+
+
+def week_of(ts: float) -> str:
+    """The ISO week (UTC) containing epoch time ``ts``.
+
+    >>> week_of(1795424400.0)  # Monday 2026-11-23 09:00 UTC
+    '2026-W48'
+    """
+    year, num, _ = datetime.fromtimestamp(ts, timezone.utc).isocalendar()
+    return f"{year}-W{num:02d}"
 
 
 def previous_week(week: str) -> str:

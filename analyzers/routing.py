@@ -29,14 +29,14 @@ import re
 import networkx as nx
 
 from analyzers.baseline import LOW_REASONING_OUTPUT, LOW_REASONING_SHARE, WorkflowBaseline
-from analyzers.baseline import step_keys, trace_outcome
-from analyzers.callkeys import call_key, result_key
+from analyzers.baseline import trace_outcome
 from analyzers.common import book_once, make_finding, price_usage, rates_for
 from analyzers.config import AnalyzerConfig
 from analyzers.findings import Finding
-from analyzers.graph import edges_of_kind, node_cost, nodes_in_order
+from analyzers.graph import node_cost
 from analyzers.tiers import TIER_RANK, cheaper_model, cheaper_non_reasoning_model
 from analyzers.tiers import is_reasoning, model_tier
+from analyzers.view import TraceView
 
 __all__ = ["analyze"]
 
@@ -67,55 +67,53 @@ def _counterfactual(G: nx.DiGraph, n: str, code: str, alt: str | None, *,
     )
 
 
-def _escalations(G: nx.DiGraph, order: list[str]) -> dict[str, str]:
-    """Escalated call → the cheaper call it retried."""
-    out: dict[str, str] = {}
-    for u, v in edges_of_kind(G, "retry_of"):
-        out[v] = u
+def _escalations(v: TraceView) -> dict[str, str]:
+    """Escalated call → the cheaper call it retried (``retry_of``, or the same prompt)."""
+    out: dict[str, str] = {b: a for a, b in v.edges.get("retry_of", ())}
     by_prompt: dict[str, str] = {}
-    for n in order:
-        a = G.nodes[n]
-        if a.get("kind") != "llm":
-            continue
-        k = call_key(a)
-        if k is None:
+    for n, k in v.keys.items():
+        if not k.startswith("llm:"):
             continue
         prompt = k.split(":", 2)[2]
         if prompt in by_prompt and n not in out:
             out[n] = by_prompt[prompt]
         by_prompt[prompt] = n
-    return {v: u for v, u in out.items() if G.nodes[u].get("kind") == "llm"
-            and TIER_RANK.get(model_tier(G.nodes[v].get("model")) or "", -1)
-            > TIER_RANK.get(model_tier(G.nodes[u].get("model")) or "", 99)}
+    return {b: a for b, a in out.items() if v.A[a].get("kind") == "llm"
+            and TIER_RANK.get(model_tier(v.A[b].get("model")) or "", -1)
+            > TIER_RANK.get(model_tier(v.A[a].get("model")) or "", 99)}
 
 
-def analyze(G: nx.DiGraph, *, baseline: WorkflowBaseline | None,
-            config: AnalyzerConfig) -> list[Finding]:
+def analyze(G: nx.DiGraph, *, baseline: WorkflowBaseline | None, config: AnalyzerConfig,
+            view: TraceView | None = None) -> list[Finding]:
     """All routing findings of one trace, each node's waste booked once."""
-    order = nodes_in_order(G)
-    keys = step_keys(G)
-    esc = _escalations(G, order)
+    v = view or TraceView(G)
+    # a small-tier call is never misrouted (nothing cheaper; not an escalation target)
+    calls = [n for n in v.order if v.A[n].get("kind") == "llm"
+             and model_tier(v.A[n].get("model")) in ("mid", "frontier")]
+    if not calls:
+        return []
+    keys = v.steps
+    esc = _escalations(v)
     failed = trace_outcome(G) in ("failure", "escalated")
-    tool_callers = {u for u, v in G.edges if G.nodes[v].get("kind") == "tool"}
+    tool_callers = {u for u, w in G.edges if v.A[w].get("kind") == "tool"}
     out: list[Finding] = []
-    for n in order:
-        a = G.nodes[n]
+    for n in calls:
+        a = v.A[n]
         model = a.get("model")
         tier = model_tier(model)
-        if a.get("kind") != "llm" or tier is None:
-            continue
+        assert tier is not None
         step = keys[n]
         f: Finding | None = None
         if n in esc:
             prev = esc[n]
-            same = result_key(a) is not None and result_key(a) == result_key(G.nodes[prev])
+            same = v.results.get(n) is not None and v.results.get(n) == v.results.get(prev)
             if same or a.get("status") == "error" or failed:
                 cost = node_cost(a)
                 f = make_finding(
                     G, "routing.wasted_escalation", [prev, n], {n: cost},
                     tokens=int(a.get("input_tokens") or 0) + int(a.get("output_tokens") or 0),
                     confidence=0.85 if same else 0.75,
-                    evidence={"from_model": G.nodes[prev].get("model"), "to_model": model,
+                    evidence={"from_model": v.A[prev].get("model"), "to_model": model,
                               "same_output": same, "still_failed": not same},
                     message=f"Escalating `{step}` from {G.nodes[prev].get('model')} to {model} "
                     + ("changed nothing" if same else "still failed")

@@ -22,6 +22,7 @@ from analyzers.baseline import WorkflowBaseline, collect_samples, compute_baseli
 from analyzers.common import book_once
 from analyzers.config import AnalyzerConfig
 from analyzers.findings import Finding
+from analyzers.view import TraceView
 
 __all__ = [
     "AnalyzerConfig", "WorkflowBaseline", "analyze_trace", "collect_samples",
@@ -39,9 +40,10 @@ def analyze_trace(G: nx.DiGraph, *, baseline: WorkflowBaseline | None,
     included). The graph is not modified.
     """
     cfg = config or _DEFAULT
+    view = TraceView(G)
     found = [
-        *churn.analyze(G, baseline=baseline, config=cfg),
-        *bloat.analyze(G, baseline=baseline, config=cfg),
-        *routing.analyze(G, baseline=baseline, config=cfg),
+        *churn.analyze(G, baseline=baseline, config=cfg, view=view),
+        *bloat.analyze(G, baseline=baseline, config=cfg, view=view),
+        *routing.analyze(G, baseline=baseline, config=cfg, view=view),
     ]
     return book_once(G, found)
