@@ -23,9 +23,9 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from analyzers.digest import previous_week, week_bounds
+from analyzers.digest import previous_week, week_bounds, week_of
 
 __all__ = ["DAYS", "POLL_SECONDS", "parse_schedule", "due_week", "DigestScheduler"]
 
@@ -54,8 +54,7 @@ def due_week(schedule: str, *, now: float, sent_weeks: set[str]) -> str | None:
     if slot is None:
         return None
     day, minute = slot
-    year, num, _ = datetime.fromtimestamp(now, UTC).isocalendar()
-    this_week = f"{year}-W{num:02d}"
+    this_week = week_of(now)
     start = week_bounds(this_week)[2]
     if now < start + timedelta(days=day, minutes=minute).total_seconds():
         return None

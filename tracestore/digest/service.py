@@ -10,13 +10,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from analyzers.digest import previous_week
+from analyzers.digest import previous_week, week_of
 from analyzers.digest_types import Digest
 from tracestore.config import Settings
 from tracestore.digest.gather import load_digest
@@ -36,8 +35,7 @@ def last_complete_week(now: float) -> str:
     >>> last_complete_week(1795424400.0)  # Monday 2026-11-23
     '2026-W47'
     """
-    year, num, _ = datetime.fromtimestamp(now, UTC).isocalendar()
-    return previous_week(f"{year}-W{num:02d}")
+    return previous_week(week_of(now))
 
 
 def base_url_of(settings: Settings) -> str:
