@@ -30,16 +30,15 @@ from collections import defaultdict
 from typing import Any
 
 import networkx as nx
-import numpy as np
 
 from analyzers.baseline import WorkflowBaseline
-from analyzers.callkeys import shingles
+from analyzers.callkeys import shingle_set
 from analyzers.common import book_once, input_rate, make_finding, rates_for
 from analyzers.config import AnalyzerConfig
 from analyzers.findings import Finding
 from analyzers.view import TraceView
 
-__all__ = ["analyze"]
+__all__ = ["analyze", "find"]
 
 MAD_SCALE = 1.4826  # MAD → standard deviation under normality (modified z-score)
 
@@ -87,15 +86,16 @@ def _retrieval(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
         texts = [t for t in answers if isinstance(t, str) and t]
         if not explicit and not texts:
             continue  # no evidence either way
-        ans = [shingles(t) for t in texts]
+        ans: list[frozenset[str]] | None = None
         used: list[int] = []
         for i, d in enumerate(docs):
             did = str(d.get("id"))
             hit = did in named or any(did in t for t in texts)
-            if not hit and isinstance(d.get("content"), str) and ans:
-                ds = shingles(d["content"])
-                hit = any(np.intersect1d(s, ds).size / max(s.size, 1) >= cfg.containment
-                          for s in ans)
+            if not hit and isinstance(d.get("content"), str) and texts:
+                if ans is None:
+                    ans = [shingle_set(t) for t in texts]
+                ds = shingle_set(d["content"])
+                hit = any(len(s & ds) / max(len(s), 1) >= cfg.containment for s in ans)
             if hit:
                 used.append(i)
         unused = [i for i in range(len(docs)) if i not in used]
@@ -224,7 +224,8 @@ def _cache(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
             continue
         a = last.get(model)
         last[model] = b
-        if a is None or int(bb.get("cache_read_tokens") or 0) > 0:
+        if a is None or int(bb.get("cache_read_tokens") or 0) > 0 or \
+                len(bb["prompt"]) < cfg.cache_min_prefix_tokens * cfg.chars_per_token:
             continue
         aa = v.A[a]
         t_a, t_b = aa.get("end") or aa.get("start"), bb.get("start")
@@ -259,10 +260,15 @@ def _cache(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
 def analyze(G: nx.DiGraph, *, baseline: WorkflowBaseline | None, config: AnalyzerConfig,
             view: TraceView | None = None) -> list[Finding]:
     """All bloat findings of one trace, each node's waste booked once."""
-    v = view or TraceView(G)
+    return book_once(G, find(view or TraceView(G), baseline=baseline, config=config))
+
+
+def find(v: TraceView, *, baseline: WorkflowBaseline | None,
+         config: AnalyzerConfig) -> list[Finding]:
+    """Bloat findings before booking (:func:`analyzers.run.analyze_trace` books once)."""
     out: list[Finding] = []
     _retrieval(v, config, baseline, out)
     _history(v, config, baseline, out)
     _cache(v, config, baseline, out)
     _oversized(v, config, baseline, out)
-    return book_once(G, out)
+    return out

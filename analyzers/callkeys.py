@@ -69,6 +69,9 @@ BANDS, ROWS = 16, 8  # BANDS * ROWS == NUM_PERM
 SHINGLE_WORDS = 3
 _MERSENNE = np.uint64((1 << 61) - 1)
 _WS = re.compile(r"\s+")
+# one encoder, built once (json.dumps with options builds a new one per call)
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                            default=str)
 _WORD = re.compile(r"\w+")
 
 
@@ -85,6 +88,8 @@ _A, _B = _coefficients(NUM_PERM)
 
 def normalize_text(text: str) -> str:
     """Collapse runs of whitespace and strip the ends."""
+    if "  " not in text and "\n" not in text and "\t" not in text and "\r" not in text:
+        return text.strip(" ")  # the common case, without the regex
     return _WS.sub(" ", text).strip()
 
 
@@ -112,8 +117,7 @@ def canonical_args(args: Any) -> str:
             except ValueError:
                 pass
     # stdlib json, not tracestore.store.canonical_json: analyzers never import tracestore.
-    return json.dumps(_strip(args), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
+    return _ENCODER.encode(_strip(args))
 
 
 def key_hash(text: str) -> str:

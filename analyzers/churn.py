@@ -51,7 +51,7 @@ from analyzers.config import AnalyzerConfig
 from analyzers.findings import Finding
 from analyzers.view import TraceView
 
-__all__ = ["analyze", "Calls"]
+__all__ = ["analyze", "find", "Calls"]
 
 EXACT_JACCARD_MAX = 32  # group size up to which pairwise exact Jaccard beats MinHash/LSH
 
@@ -276,7 +276,12 @@ def _near_dups(v: TraceView, c: Calls, cfg: AnalyzerConfig, claimed: set[str],
 def analyze(G: nx.DiGraph, *, baseline: WorkflowBaseline | None, config: AnalyzerConfig,
             view: TraceView | None = None) -> list[Finding]:
     """All churn findings of one trace, each node's waste booked once."""
-    v = view or TraceView(G)
+    return book_once(G, find(view or TraceView(G), baseline=baseline, config=config))
+
+
+def find(v: TraceView, *, baseline: WorkflowBaseline | None,
+         config: AnalyzerConfig) -> list[Finding]:
+    """Churn findings before booking (:func:`analyzers.run.analyze_trace` books once)."""
     c = Calls(v, config)
     out: list[Finding] = []
     claimed = _cycles(v, c, config, out)
@@ -284,4 +289,4 @@ def analyze(G: nx.DiGraph, *, baseline: WorkflowBaseline | None, config: Analyze
     flagged = claimed | {n for f in out for n in f.node_ids}
     _near_dups(v, c, config, flagged, out)
     out.extend(churn_flow.analyze(v, c, config))
-    return book_once(G, out)
+    return out

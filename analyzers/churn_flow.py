@@ -140,7 +140,8 @@ def _dead_ends(v: TraceView, c: Calls) -> list[Finding]:
         return seen
 
     def consumed(s: set[str]) -> bool:
-        return any(w not in s and _DATA & ks for u in s for w, ks in v.out_kinds.get(u, ()))
+        return any(w not in s and not _DATA.isdisjoint(ks)
+                   for u in s for w, ks in v.out_kinds.get(u, ()))
 
     out: list[Finding] = []
     for p in sorted(groups, key=v.pos.__getitem__):

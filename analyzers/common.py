@@ -135,6 +135,9 @@ def book_once(G: nx.DiGraph, findings: Iterable[Finding]) -> list[Finding]:
     dropped, partly overlapped ones shrink. Result sorted by first node's order, then code."""
     booked: dict[str, float] = {}
     out: list[Finding] = []
+    findings = list(findings)
+    if not findings:
+        return out
     for f in sorted(findings, key=lambda f: (_RANK[f.code], -f.wasted_cost_usd, f.id)):
         claims: dict[str, float] = f.evidence.get("waste_by_node", {})
         kept: dict[str, float] = {}
@@ -159,6 +162,8 @@ def book_once(G: nx.DiGraph, findings: Iterable[Finding]) -> list[Finding]:
                 message=f.message.replace(fmt_usd(f.wasted_cost_usd), fmt_usd(total), 1),
             )
         out.append(f)
-    first = {n: G.nodes[n].get("order", 0) for n in G.nodes}
-    out.sort(key=lambda f: (min((first[n] for n in f.node_ids), default=0), f.code, f.id))
+    if len(out) > 1:
+        nodes = G.nodes
+        out.sort(key=lambda f: (min((nodes[n].get("order", 0) for n in f.node_ids), default=0),
+                                f.code, f.id))
     return out

@@ -38,7 +38,7 @@ from analyzers.tiers import TIER_RANK, cheaper_model, cheaper_non_reasoning_mode
 from analyzers.tiers import is_reasoning, model_tier
 from analyzers.view import TraceView
 
-__all__ = ["analyze"]
+__all__ = ["analyze", "find"]
 
 _WORDS = re.compile(r"[a-z]+")
 MIN_OWN_TIER_SAMPLES = 10  # half of R2's floor: this tier's own rate must mean something
@@ -86,7 +86,13 @@ def _escalations(v: TraceView) -> dict[str, str]:
 def analyze(G: nx.DiGraph, *, baseline: WorkflowBaseline | None, config: AnalyzerConfig,
             view: TraceView | None = None) -> list[Finding]:
     """All routing findings of one trace, each node's waste booked once."""
-    v = view or TraceView(G)
+    return book_once(G, find(view or TraceView(G), baseline=baseline, config=config))
+
+
+def find(v: TraceView, *, baseline: WorkflowBaseline | None,
+         config: AnalyzerConfig) -> list[Finding]:
+    """Routing findings before booking (:func:`analyzers.run.analyze_trace` books once)."""
+    G = v.G
     # a small-tier call is never misrouted (nothing cheaper; not an escalation target)
     calls = [n for n in v.order if v.A[n].get("kind") == "llm"
              and model_tier(v.A[n].get("model")) in ("mid", "frontier")]
@@ -174,4 +180,4 @@ def analyze(G: nx.DiGraph, *, baseline: WorkflowBaseline | None, config: Analyze
                 "the cheaper model; try the cheaper model on this step.")
         if f is not None:
             out.append(f)
-    return book_once(G, out)
+    return out

@@ -42,8 +42,8 @@ def analyze_trace(G: nx.DiGraph, *, baseline: WorkflowBaseline | None,
     cfg = config or _DEFAULT
     view = TraceView(G)
     found = [
-        *churn.analyze(G, baseline=baseline, config=cfg, view=view),
-        *bloat.analyze(G, baseline=baseline, config=cfg, view=view),
-        *routing.analyze(G, baseline=baseline, config=cfg, view=view),
+        *churn.find(view, baseline=baseline, config=cfg),
+        *bloat.find(view, baseline=baseline, config=cfg),
+        *routing.find(view, baseline=baseline, config=cfg),
     ]
     return book_once(G, found)

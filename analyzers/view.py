@@ -38,9 +38,9 @@ class TraceView:
         self.pos = {n: i for i, n in enumerate(self.order)}
         self.cost = {n: node_cost(a) for n, a in self.A.items()}
         self.edges: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        self.out_kinds: dict[str, list[tuple[str, frozenset[str]]]] = defaultdict(list)
+        self.out_kinds: dict[str, list[tuple[str, tuple[str, ...]]]] = defaultdict(list)
         for u, v, kinds in G.edges(data="kinds"):
-            ks = frozenset(kinds or ())
+            ks = kinds or ()
             for k in ks:
                 self.edges[k].append((u, v))
             self.out_kinds[u].append((v, ks))

@@ -224,6 +224,12 @@ from tracestore.analysis.cli import analyze  # noqa: E402  (needs the options de
 cli.add_command(analyze)
 
 
+from tracestore.cli_prices import prices, reprice_command  # noqa: E402  (needs the options)
+
+cli.add_command(prices)
+cli.add_command(reprice_command)
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)

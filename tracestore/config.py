@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     project: str = Field(
         "default", description="Project used by the CLI and by the open (no-keys) dev mode."
     )
+    reported_cost_tolerance: float = Field(
+        0.05,
+        ge=0,
+        description="Relative difference (0.05 = 5%) beyond which a producer-reported cost "
+        "and ours disagree; such nodes are flagged (cost_mismatch) and counted on the trace.",
+    )
     digest_schedule: str = Field(
         "",
         description="When the server posts the weekly digest of the last complete ISO week to "

@@ -170,7 +170,7 @@ class Writer:
     def __init__(self, engine: Engine, settings: Settings, pricer: Pricer | None = None) -> None:
         self.engine = engine
         self.settings = settings
-        self.pricer = pricer or Pricer()
+        self.pricer = pricer or Pricer(cost_tolerance=settings.reported_cost_tolerance)
         self._lock = threading.Lock()
         self.limits = Limits.from_settings(settings)
         self.redactor = Redactor.from_settings(settings)  # applied before anything is written

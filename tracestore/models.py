@@ -75,6 +75,9 @@ class Trace(SQLModel, table=True):
     cost_usd: float = 0.0
     reported_cost_usd: float | None = None
     unpriced_count: int = 0
+    # pricing roll-ups (nullable so create_schema can add them to an existing database)
+    unpriced_tokens: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    cost_mismatch_count: int | None = None
     error_count: int = 0
     updated_at: float = 0.0
     analyzed_at: float | None = None
@@ -139,6 +142,8 @@ class Node(SQLModel, table=True):
     reported_cost_usd: float | None = None
     price_source: str | None = None
     priced: bool = False
+    # reported cost differs from ours beyond the tolerance (setting reported_cost_tolerance)
+    cost_mismatch: bool | None = None
     # anything else the producer sent, plus what was cut from content fields
     attributes: dict[str, Any] | None = _json()
 

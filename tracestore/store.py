@@ -240,7 +240,7 @@ def write_traces(
     for nr in node_rows:
         dedup[(nr["trace_id"], nr["node_id"])] = nr
     node_rows = list(dedup.values())
-    pricer.price_rows(node_rows)
+    pricer.price_rows(node_rows, session=session, project_id=project_id)
     _trace_upsert(session, list(trace_rows.values()))
     upsert(session, NODE_T, node_rows, keys=["project_id", "trace_id", "node_id"],
            batch_size=batch_size)
@@ -271,6 +271,9 @@ def recompute_rollups(session: Session, *, project_id: int, trace_ids: Sequence[
                 func.sum(case((n.status == "error", 1), else_=0)),
                 func.min(n.start),
                 func.max(func.coalesce(n.end, n.start)),
+                func.sum(case((is_model & (n.priced == False),  # noqa: E712
+                               n.input_tokens + n.output_tokens), else_=0)),
+                func.sum(case((n.cost_mismatch == True, 1), else_=0)),  # noqa: E712
             )
             .where(n.project_id == project_id, n.trace_id.in_(chunk))
             .group_by(n.trace_id)
@@ -288,6 +291,8 @@ def recompute_rollups(session: Session, *, project_id: int, trace_ids: Sequence[
                 "error_count": r[8] or 0,
                 "started_at": r[9],
                 "ended_at": r[10],
+                "unpriced_tokens": r[11] or 0,
+                "cost_mismatch_count": r[12] or 0,
             }
             for r in agg
         ]

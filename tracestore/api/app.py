@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from tracestore import __version__
 from tracestore.api.problems import install_problem_handlers
 from tracestore.api.routes import digest as digest_routes
+from tracestore.api.routes import prices
 from tracestore.api.routes import health, ingest, otlp, traces
 from tracestore.analysis.background import AnalysisWorker
 from tracestore.api.routes import findings
@@ -69,5 +70,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, ingest, traces, otlp):
         app.include_router(module.router)
     app.include_router(findings.router)
+    app.include_router(prices.router)
     app.include_router(digest_routes.router)
     return app
