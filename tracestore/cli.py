@@ -230,6 +230,12 @@ cli.add_command(prices)
 cli.add_command(reprice_command)
 
 
+from tracestore.cli_reports import outcomes, report  # noqa: E402  (needs the options above)
+
+cli.add_command(outcomes)
+cli.add_command(report)
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)

@@ -17,7 +17,7 @@ attempt. ``p`` is over first attempts whose task has an outcome.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -227,14 +227,23 @@ def unit_economics(
     return out
 
 
-def lever_changes(previous: Iterable[GroupEconomics],
-                  current: Iterable[GroupEconomics]) -> list[GroupEconomics]:
+def lever_changes(
+    previous: Iterable[GroupEconomics],
+    current: Iterable[GroupEconomics],
+    *,
+    shift: Callable[[dict[str, str | None]], dict[str, str | None]] | None = None,
+) -> list[GroupEconomics]:
     """``current`` with ``change`` set to the LMDI split against the ``previous`` group of the
-    same key (``None`` when the group is new or either period has no defined levers)."""
-    before = {tuple(sorted(g.key.items(), key=lambda kv: kv[0])): g for g in previous}
+    same key (``None`` when the group is new or either period has no defined levers).
+    ``shift`` maps a previous group's key to the current key it compares with (e.g. its
+    ``week`` to the next week)."""
+    def norm(key: dict[str, str | None]) -> tuple[tuple[str, str | None], ...]:
+        return tuple(sorted(key.items(), key=lambda kv: kv[0]))
+
+    before = {norm(shift(g.key) if shift else g.key): g for g in previous}
     out = []
     for g in current:
-        prev = before.get(tuple(sorted(g.key.items(), key=lambda kv: kv[0])))
+        prev = before.get(norm(g.key))
         out.append(replace(g, change=lmdi(prev.levers, g.levers) if prev else None))
     return out
 

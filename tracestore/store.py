@@ -28,6 +28,7 @@ from tracestore.db import upsert
 from tracestore.models import Edge, Node, Outcome, Trace
 from tracestore.pricing import PRICED_KINDS, Pricer
 from tracestore.schemas import NodeIn, OutcomeIn, TraceIn
+from tracestore.summaries import refresh_tasks
 
 __all__ = [
     "content_hash",
@@ -146,8 +147,17 @@ def write_outcomes(
 ) -> int:
     """Upsert outcomes keyed by ``task_id`` (posting again updates). Returns the count."""
     rows = []
+    outcomes = list(outcomes)
+    # An outcome posted with only a trace_id belongs to that trace's task (when stored).
+    by_trace = [o.trace_id for o in outcomes if o.task_id is None and o.trace_id]
+    known: dict[str, str] = {}
+    if by_trace:
+        known = {tid: task for tid, task in session.execute(
+            select(TRACE_T.c.trace_id, TRACE_T.c.task_id).where(
+                TRACE_T.c.project_id == project_id, TRACE_T.c.trace_id.in_(by_trace))
+        ) if task}
     for o in outcomes:
-        task = o.task_id or o.trace_id
+        task = o.task_id or known.get(o.trace_id or "") or o.trace_id
         if task is None:
             continue
         rows.append(
@@ -165,6 +175,8 @@ def write_outcomes(
             }
         )
     upsert(session, OUTCOME_T, rows, keys=["project_id", "task_id"])
+    # A late outcome refreshes the precomputed summaries of its task's traces (no node reads).
+    refresh_tasks(session, project_id=project_id, task_ids=[r["task_id"] for r in rows])
     return len(rows)
 
 

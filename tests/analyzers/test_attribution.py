@@ -120,7 +120,7 @@ def random_traces(draw: st.DrawFn) -> tuple[nx.DiGraph, list[Finding]]:
     return G, fs
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(random_traces())
 def test_parts_sum_exactly_to_trace_cost(trace: tuple[nx.DiGraph, list[Finding]]) -> None:
     G, fs = trace
@@ -151,7 +151,7 @@ def brute_force_shapley(sets: dict[str, frozenset[str]], cost: dict[str, Fractio
     return {p: v / len(perms) for p, v in phi.items()}
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(random_traces())
 def test_equal_split_equals_shapley_value(trace: tuple[nx.DiGraph, list[Finding]]) -> None:
     G, _ = trace

@@ -26,6 +26,7 @@ from tracestore.analysis.load import BATCH_SIZE, LoadedTrace, Window, iter_trace
 from tracestore.analysis.suite import AnalyzerSuite
 from tracestore.db import session_scope, upsert
 from tracestore.models import FindingRow, Trace
+from tracestore.summaries import summarize_traces
 
 __all__ = [
     "AnalysisCounts",
@@ -152,6 +153,7 @@ def store_findings(
         [{"b_trace_id": lt.trace_id, "b_seen": lt.updated_at} for lt, _ in results],
         execution_options={"synchronize_session": False},
     )
+    summarize_traces(session, project_id=project_id, trace_ids=trace_ids, now=now)
     for hook in POST_ANALYSIS_HOOKS:
         hook(session, project_id, trace_ids)
     counts.findings = len(rows)

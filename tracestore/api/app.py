@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from tracestore import __version__
 from tracestore.api.problems import install_problem_handlers
 from tracestore.api.routes import digest as digest_routes
-from tracestore.api.routes import prices
+from tracestore.api.routes import attribution, prices
 from tracestore.api.routes import health, ingest, otlp, traces
 from tracestore.analysis.background import AnalysisWorker
 from tracestore.api.routes import findings
@@ -72,4 +72,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(findings.router)
     app.include_router(prices.router)
     app.include_router(digest_routes.router)
+    app.include_router(attribution.router)
     return app

@@ -1,0 +1,114 @@
+"""Cost per outcome, wasteful paths and workflow settings:
+``GET /api/v1/attribution``, ``GET /api/v1/paths``, ``GET|PUT /api/v1/workflows/{name}``.
+
+Reports read the precomputed ``trace_summaries`` (written at analysis time), never nodes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from tracestore.api.deps import ProjectDep, SessionDep
+from tracestore.api.problems import PROBLEM_RESPONSES
+from tracestore.db import upsert
+from tracestore.errors import NotFound
+from tracestore.models import WorkflowSetting
+from tracestore.reports import AttributionReport, PathsReport, attribution_report, paths_report
+from tracestore.schemas import Timestamp
+
+router = APIRouter(prefix="/api/v1", tags=["attribution"], responses=PROBLEM_RESPONSES)
+
+TimeQ = Annotated[Timestamp | None, Query(description="ISO 8601 or epoch seconds; traces "
+                                          "are counted by start time, since <= t < until")]
+
+
+@router.get("/attribution", response_model=AttributionReport,
+            summary="Cost per successful outcome, its levers and waste, per group")
+def get_attribution(
+    project: ProjectDep,
+    session: SessionDep,
+    group_by: Annotated[str, Query(description="Comma-separated: workflow, team, feature, "
+                                   "user, model (a trace's primary model), week")] = "workflow",
+    since: TimeQ = None,
+    until: TimeQ = None,
+    period: Annotated[Literal["week"] | None, Query(description="Add the ISO week to the "
+                                                    "grouping")] = None,
+    compare: Annotated[str | None, Query(
+        description="`previous` (the previous period) or an ISO week like 2026-W46: adds the "
+        "LMDI split of the change in cost per outcome among the three levers",
+        pattern=r"^(previous|\d{4}-W\d{2})$")] = None,
+    workflow: str | None = None,
+    team: str | None = None,
+    feature: str | None = None,
+) -> AttributionReport:
+    """Per group: spend, unpriced share, attempts, outcomes by status, cost per successful
+    outcome = cost/token × tokens/attempt × attempts/outcome, first-attempt success rate
+    p and the retry tail T/p, waste by analyzer, value per dollar and the workflow baseline."""
+    return attribution_report(session, project_id=project.id, group_by=group_by, since=since,
+                              until=until, period=period, compare=compare, workflow=workflow,
+                              team=team, feature=feature)
+
+
+@router.get("/paths", response_model=PathsReport, summary="Wasteful paths by signature")
+def get_paths(
+    project: ProjectDep,
+    session: SessionDep,
+    workflow: str | None = None,
+    since: TimeQ = None,
+    until: TimeQ = None,
+    order: Literal["waste", "cost_per_outcome"] = "waste",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> PathsReport:
+    """Each productive path signature with its traces, success rate, mean cost, cost per
+    outcome, waste, top finding codes and example trace ids."""
+    return paths_report(session, project_id=project.id, workflow=workflow, since=since,
+                        until=until, order=order, limit=limit)
+
+
+class WorkflowIn(BaseModel):
+    """A workflow's reference numbers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    baseline_cost_per_outcome_usd: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = \
+        Field(None, description="What one outcome costs without the agent, e.g. the BPO or "
+              "human price per resolved ticket.")
+    outcome_value_usd: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
+        None, description="Value of one successful outcome when outcomes carry none.")
+    description: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class WorkflowPublic(WorkflowIn):
+    name: str
+
+
+def _setting(session: SessionDep, project_id: int, name: str) -> WorkflowPublic:
+    w = WorkflowSetting.__table__.c  # type: ignore[attr-defined]
+    row = session.execute(select(w.name, w.baseline_cost_per_outcome_usd, w.outcome_value_usd,
+                                 w.description)
+                          .where(w.project_id == project_id, w.name == name)).first()
+    if row is None:
+        raise NotFound(f"workflow {name!r} has no settings; set them with PUT")
+    return WorkflowPublic(**row._mapping)
+
+
+@router.get("/workflows/{name}", response_model=WorkflowPublic, summary="A workflow's settings")
+def get_workflow(name: str, project: ProjectDep, session: SessionDep) -> WorkflowPublic:
+    """The baseline cost per outcome and outcome value of one workflow."""
+    return _setting(session, project.id, name)
+
+
+@router.put("/workflows/{name}", response_model=WorkflowPublic,
+            summary="Set a workflow's baseline cost per outcome and outcome value")
+def put_workflow(name: str, body: Annotated[WorkflowIn, Body()], project: ProjectDep,
+                 session: SessionDep) -> WorkflowPublic:
+    """Replace the workflow's settings (fields left out become null)."""
+    upsert(session, WorkflowSetting.__table__,  # type: ignore[attr-defined]
+           [{"project_id": project.id, "name": name, **body.model_dump()}],
+           keys=["project_id", "name"])
+    session.commit()
+    return _setting(session, project.id, name)

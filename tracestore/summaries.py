@@ -1,0 +1,201 @@
+"""Per-trace summaries (``trace_summaries``): attribution precomputed once per analysis.
+
+:func:`summarize_traces` runs after a batch of traces is analysed (the analysis runtime's
+post-analysis step): it loads their graphs and stored findings, runs the pure
+:func:`analyzers.attribution.attribute_trace` and :func:`analyzers.paths.path_signature`, and
+upserts one row per trace. :func:`refresh_tasks` keeps the task-level columns (attempt index,
+the task's outcome, which attempt it is counted on) in step; it reads only the ``traces`` and
+``outcomes`` tables, so a late outcome (``POST /api/v1/outcomes``) refreshes the summaries of
+its task's traces without re-reading any node. Reports (:mod:`tracestore.economics`) read
+only this table. Neither function commits.
+
+Which attempt an outcome is counted on: the trace that carried it (outcome node or
+``trace_id`` on the posted outcome) when that trace belongs to the task, else the task's last
+trace by start time (the attempt that finished the task).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import networkx as nx
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.orm import Session
+
+from analyzers.attribution import attribute_trace
+from analyzers.graph import MODEL_KINDS, node_cost
+from analyzers.paths import path_signature
+from tracestore.db import upsert
+from tracestore.models import FindingRow, Outcome, Trace, TraceSummary
+
+__all__ = ["iso_week", "summary_row", "summarize_traces", "refresh_tasks"]
+
+SUMMARY_T: Table = TraceSummary.__table__  # type: ignore[attr-defined]
+FINDING_T: Table = FindingRow.__table__  # type: ignore[attr-defined]
+TRACE_T: Table = Trace.__table__  # type: ignore[attr-defined]
+OUTCOME_T: Table = Outcome.__table__  # type: ignore[attr-defined]
+
+# Ids per IN (...) list: far below SQLite's 32,766 bound parameters (3.32+).
+_CHUNK = 500
+
+
+def iso_week(ts: float | None) -> str | None:
+    """The ISO 8601 week of an epoch time (UTC).
+
+    >>> iso_week(1794819600.0)  # Monday 2026-11-16
+    '2026-W47'
+    """
+    if ts is None:
+        return None
+    y, w, _ = datetime.fromtimestamp(ts, UTC).isocalendar()
+    return f"{y}-W{w:02d}"
+
+
+@dataclass(frozen=True)
+class _StoredFinding:
+    code: str
+    node_ids: tuple[str, ...]
+    wasted_cost_usd: float
+
+
+def summary_row(project_id: int, G: nx.DiGraph, trace: dict[str, Any],
+                findings: Iterable[_StoredFinding], now: float) -> dict[str, Any]:
+    """One ``trace_summaries`` row (task-level columns at their single-attempt defaults)."""
+    att = attribute_trace(G, findings)
+    by_analyzer = att.waste_by_analyzer
+    tokens = model_calls = unpriced = 0
+    model_cost: dict[str, float] = {}
+    for _, a in G.nodes(data=True):
+        if a.get("kind") not in MODEL_KINDS:
+            continue
+        model_calls += 1
+        tokens += int(a.get("input_tokens") or 0) + int(a.get("output_tokens") or 0)
+        unpriced += not a.get("priced")
+        if a.get("model"):
+            model_cost[a["model"]] = model_cost.get(a["model"], 0.0) + node_cost(a)
+    primary = max(model_cost, key=lambda m: (model_cost[m], m)) if model_cost else None
+    started = trace.get("started_at")
+    return {
+        "project_id": project_id,
+        "trace_id": trace["trace_id"],
+        "workflow": trace.get("workflow"),
+        "team": trace.get("team"),
+        "feature": trace.get("feature"),
+        "user_id": trace.get("user_id"),
+        "task_id": trace.get("task_id") or trace["trace_id"],
+        "week": iso_week(started),
+        "started_at": started,
+        "cost_usd": att.cost_usd,
+        "tokens": tokens,
+        "model_calls": model_calls,
+        "unpriced_count": unpriced,
+        "productive_usd": att.productive_usd,
+        "waste_usd": att.waste_total_usd,
+        "waste_churn_usd": by_analyzer.get("churn", 0.0),
+        "waste_bloat_usd": by_analyzer.get("bloat", 0.0),
+        "waste_routing_usd": by_analyzer.get("routing", 0.0),
+        "waste_by_code": dict(att.waste_usd),
+        "path_signature": path_signature(G, att.path),
+        "primary_model": primary,
+        "models": sorted(model_cost),
+        "attempt_index": 1,
+        "task_attempts": 1,
+        "outcome_status": None,
+        "outcome_here": False,
+        "outcome_value_usd": None,
+        "summarized_at": now,
+    }
+
+
+def _findings(session: Session, project_id: int,
+              trace_ids: Sequence[str]) -> dict[str, list[_StoredFinding]]:
+    f = FINDING_T.c
+    out: dict[str, list[_StoredFinding]] = {}
+    rows = session.execute(
+        select(f.trace_id, f.code, f.node_ids, f.wasted_cost_usd)
+        .where(f.project_id == project_id, f.trace_id.in_(list(trace_ids)))
+        .order_by(f.trace_id, f.id)
+    )
+    for tid, code, node_ids, wasted in rows:
+        out.setdefault(tid, []).append(_StoredFinding(code, tuple(node_ids or ()), wasted or 0.0))
+    return out
+
+
+def summarize_traces(session: Session, *, project_id: int, trace_ids: Sequence[str],
+                     now: float | None = None) -> int:
+    """(Re)compute the summaries of ``trace_ids`` and refresh their tasks. Returns the number
+    of rows written (missing traces are skipped)."""
+    # Imported here: the analysis runtime calls this module after storing findings.
+    from tracestore.analysis.load import iter_trace_graphs
+
+    now = time.time() if now is None else now
+    rows: list[dict[str, Any]] = []
+    ids = list(dict.fromkeys(trace_ids))
+    t = TRACE_T.c
+    for i in range(0, len(ids), _CHUNK):
+        chunk = ids[i : i + _CHUNK]
+        found = _findings(session, project_id, chunk)
+        # user_id is not part of the graph contract (analyzers.graph); read it beside.
+        users = dict(session.execute(
+            select(t.trace_id, t.user_id)
+            .where(t.project_id == project_id, t.trace_id.in_(chunk))
+        ).all())
+        for lt in iter_trace_graphs(session, project_id=project_id, trace_ids=chunk):
+            trace = {**lt.graph.graph, "user_id": users.get(lt.trace_id)}
+            rows.append(summary_row(project_id, lt.graph, trace, found.get(lt.trace_id, ()), now))
+    upsert(session, SUMMARY_T, rows, keys=["project_id", "trace_id"])
+    refresh_tasks(session, project_id=project_id, task_ids={r["task_id"] for r in rows})
+    return len(rows)
+
+
+def refresh_tasks(session: Session, *, project_id: int, task_ids: Iterable[str]) -> int:
+    """Recompute the task-level columns of every summarised trace of ``task_ids``: attempt
+    index (by start time over all the task's stored traces), attempts, the task's outcome and
+    the attempt it is counted on. Returns the number of summary rows updated."""
+    tasks = sorted({t for t in task_ids if t})
+    t, o = TRACE_T.c, OUTCOME_T.c
+    params: list[dict[str, Any]] = []
+    for i in range(0, len(tasks), _CHUNK):
+        chunk = tasks[i : i + _CHUNK]
+        attempts: dict[str, list[tuple[float, str]]] = {}
+        for tid, task, started in session.execute(
+            select(t.trace_id, t.task_id, t.started_at)
+            .where(t.project_id == project_id, t.task_id.in_(chunk))
+        ):
+            attempts.setdefault(task, []).append((started if started is not None else 0.0, tid))
+        outcomes = {
+            r.task_id: r for r in session.execute(
+                select(o.task_id, o.status, o.value_usd, o.trace_id)
+                .where(o.project_id == project_id, o.task_id.in_(chunk))
+            )
+        }
+        for task, runs in attempts.items():
+            runs.sort()
+            order = [tid for _, tid in runs]
+            out = outcomes.get(task)
+            counted = None
+            if out is not None:
+                counted = out.trace_id if out.trace_id in order else order[-1]
+            for idx, tid in enumerate(order, start=1):
+                params.append({
+                    "b_trace_id": tid,
+                    "attempt_index": idx,
+                    "task_attempts": len(order),
+                    "outcome_status": out.status if out is not None else None,
+                    "outcome_here": tid == counted,
+                    "outcome_value_usd": out.value_usd if out is not None else None,
+                })
+    if params:
+        s = SUMMARY_T.c
+        session.execute(
+            update(SUMMARY_T)
+            .where(s.project_id == project_id, s.trace_id == bindparam("b_trace_id"))
+            .values({k: bindparam(k) for k in params[0] if k != "b_trace_id"}),
+            params,
+            execution_options={"synchronize_session": False},
+        )
+    return len(params)
