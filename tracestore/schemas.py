@@ -53,12 +53,25 @@ NodeKind = Literal[
 OutcomeStatus = Literal["success", "failure", "partial", "escalated"]
 
 
+_MAX_EPOCH = 253_402_300_799.0  # 9999-12-31T23:59:59Z, the last instant datetime can render
+
+
 def to_epoch(value: Any) -> float:
-    """Epoch seconds from an ISO 8601 string, a datetime or an epoch number."""
+    """Epoch seconds from an ISO 8601 string, a datetime or an epoch number (finite, between
+    1970 and 9999 — anything else is a ValueError, so a 422, never an overflow later).
+
+    >>> to_epoch(1794819600000)
+    1794819600.0
+    >>> to_epoch(-5e279)
+    Traceback (most recent call last):
+    ValueError: timestamp -5e+279 is out of range (1970-01-01 to 9999-12-31)
+    """
     if isinstance(value, bool):
         raise ValueError("a timestamp must be an ISO 8601 string or an epoch number")
     if isinstance(value, int | float):
         v = float(value)
+        if not 0.0 <= v < _MAX_EPOCH * 1e9:  # also rejects NaN
+            raise ValueError(f"timestamp {value!r} is out of range (1970-01-01 to 9999-12-31)")
         if v > 1e17:  # nanoseconds (OTLP)
             return v / 1e9
         if v > 1e14:
