@@ -235,6 +235,35 @@ def documents(items: list[dict[str, Any]], prefix: str = "document.") -> list[di
     return out
 
 
+_CACHE_READ = ("gen_ai.usage.cache_read.input_tokens", "llm.token_count.prompt_details.cache_read",
+               "gen_ai.usage.cache_read_input_tokens")
+_CACHE_WRITE = ("gen_ai.usage.cache_creation.input_tokens",
+                "llm.token_count.prompt_details.cache_write",
+                "gen_ai.usage.cache_creation_input_tokens")
+_REASONING = ("gen_ai.usage.reasoning.output_tokens",
+              "llm.token_count.completion_details.reasoning", "gen_ai.usage.reasoning_tokens",
+              "gen_ai.usage.thoughts_tokens")
+_INPUT = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt")
+_OUTPUT = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
+           "llm.token_count.completion")
+
+
+def _first_int(a: dict[str, Any], keys: tuple[str, ...]) -> int | None:
+    for k in keys:
+        v = a.get(k)
+        if v is not None:
+            v = as_int(v)
+            if v is not None:
+                return int(v)
+    return None
+
+
+def _sum_int(d: dict[str, Any], keys: tuple[str, ...]) -> int | None:
+    vals = [as_int(d.get(k)) for k in keys if d.get(k) is not None]
+    found = [v for v in vals if v is not None]
+    return sum(found) if found else None
+
+
 def usage(a: dict[str, Any], details: dict[str, Any] | None) -> dict[str, int]:
     """Token counts, normalised to inclusive semantics (conventions.md §0.5, §5.2).
 
@@ -246,50 +275,31 @@ def usage(a: dict[str, Any], details: dict[str, Any] | None) -> dict[str, int]:
     {'input_tokens': 40, 'output_tokens': 0, 'cache_read_tokens': 30, 'cache_write_tokens': 0, 'reasoning_tokens': 0}
     """
 
-    def first(*keys: str) -> int | None:
-        for k in keys:
-            v = as_int(a.get(k))
-            if v is not None:
-                return v
-        return None
-
     d = details or {}
-
-    def det(*keys: str) -> int | None:
-        vals = [as_int(d.get(k)) for k in keys if d.get(k) is not None]
-        vals = [v for v in vals if v is not None]
-        return sum(vals) if vals else None
-
-    cache_read = first("gen_ai.usage.cache_read.input_tokens",
-                       "llm.token_count.prompt_details.cache_read",
-                       "gen_ai.usage.cache_read_input_tokens")
-    if cache_read is None:
-        cache_read = det("input_cached_tokens", "cache_read_input_tokens")
-    cache_write = first("gen_ai.usage.cache_creation.input_tokens",
-                        "llm.token_count.prompt_details.cache_write",
-                        "gen_ai.usage.cache_creation_input_tokens")
-    if cache_write is None:
-        cache_write = det("input_cache_creation", "cache_creation_input_tokens")
+    cache_read = _first_int(a, _CACHE_READ)
+    if cache_read is None and d:
+        cache_read = _sum_int(d, ("input_cached_tokens", "cache_read_input_tokens"))
+    cache_write = _first_int(a, _CACHE_WRITE)
+    if cache_write is None and d:
+        cache_write = _sum_int(d, ("input_cache_creation", "cache_creation_input_tokens"))
         if cache_write is None:
-            cache_write = det("input_cache_creation_5m", "input_cache_creation_1h")
-    reasoning = first("gen_ai.usage.reasoning.output_tokens",
-                      "llm.token_count.completion_details.reasoning",
-                      "gen_ai.usage.reasoning_tokens", "gen_ai.usage.thoughts_tokens")
-    if reasoning is None:
-        reasoning = det("output_reasoning_tokens", "reasoning_tokens")
-    inp = first("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
-                "llm.token_count.prompt")
-    out = first("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
-                "llm.token_count.completion")
+            cache_write = _sum_int(d, ("input_cache_creation_5m", "input_cache_creation_1h"))
+    reasoning = _first_int(a, _REASONING)
+    if reasoning is None and d:
+        reasoning = _sum_int(d, ("output_reasoning_tokens", "reasoning_tokens"))
+    inp = _first_int(a, _INPUT)
+    out = _first_int(a, _OUTPUT)
     cr, cw, rs = cache_read or 0, cache_write or 0, reasoning or 0
     if inp is None:
         # Langfuse's own keys are exclusive buckets ("input" excludes cache, §4.4); the
         # OpenAI-style keys users also send are inclusive.
         excl = as_int(d.get("input"))
-        inp = excl + cr + cw if excl is not None else det("input_tokens", "prompt_tokens")
+        inp = excl + cr + cw if excl is not None else _sum_int(d, ("input_tokens",
+                                                                      "prompt_tokens"))
     if out is None:
         excl = as_int(d.get("output"))
-        out = excl + rs if excl is not None else det("output_tokens", "completion_tokens")
+        out = excl + rs if excl is not None else _sum_int(d, ("output_tokens",
+                                                                    "completion_tokens"))
     inp, out = inp or 0, out or 0
     if inp < cr + cw:
         inp += cr + cw

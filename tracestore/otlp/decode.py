@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
@@ -259,7 +259,8 @@ def _json_span(s: dict[str, Any], resource: dict[str, Any], scope: str) -> Span:
     span_id = parse_id(_get(s, "spanId", "span_id"), _SPAN_ID_BYTES)
     if trace_id is None or span_id is None:
         raise ValueError("traceId and spanId are required")
-    status = s.get("status") if isinstance(s.get("status"), dict) else {}
+    raw_status = s.get("status")
+    status: dict[str, Any] = raw_status if isinstance(raw_status, dict) else {}
     links = []
     for ln in _list(s, "links"):
         if isinstance(ln, dict):

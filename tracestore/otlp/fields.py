@@ -24,8 +24,14 @@ from tracestore.otlp.content import (
     usage,
 )
 from tracestore.otlp.decode import Span
-from tracestore.otlp.nodes import MODEL_KEYS, PROVIDER_KEYS, classify, decision_from_label, first
-from tracestore.otlp.nodes import str_list
+from tracestore.otlp.nodes import (
+    MODEL_KEYS,
+    PROVIDER_KEYS,
+    classify,
+    decision_from_label,
+    first,
+    str_list,
+)
 
 __all__ = ["node_fields", "MAPPED_KEYS"]
 
@@ -111,7 +117,13 @@ def _model_fields(a: dict[str, Any], flat: dict[str, list[dict[str, Any]]],
     return [c["id"] for m in outs for c in m.get("tool_calls", ()) if c.get("id")]
 
 
+_COST_KEYS = frozenset({"llm.cost.total", "llm.cost.prompt", "llm.cost.completion",
+                        "langfuse.observation.cost_details"})
+
+
 def _reported_cost(a: dict[str, Any]) -> float | None:
+    if a.keys().isdisjoint(_COST_KEYS):
+        return None
     cost = as_float(a.get("llm.cost.total"))
     if cost is None:
         parts = [as_float(a.get(k)) for k in ("llm.cost.prompt", "llm.cost.completion")]
@@ -169,11 +181,11 @@ def node_fields(sp: Span, a: dict[str, Any], flat: dict[str, list[dict[str, Any]
     n: dict[str, Any] = {
         "node_id": sp.span_id, "parent_id": sp.parent_id, "kind": kind, "source_kind": source,
         "name": sp.name[:1000], "start": sp.start, "end": sp.end,
-        "step": first(a, ("tracestore.step", "gen_ai.prompt.name",
-                          "langfuse.observation.prompt.name")),
-        "provider": first(a, PROVIDER_KEYS), "model": first(a, MODEL_KEYS),
+        "step": _text(first(a, ("tracestore.step", "gen_ai.prompt.name",
+                                "langfuse.observation.prompt.name"))),
+        "provider": _text(first(a, PROVIDER_KEYS)), "model": _text(first(a, MODEL_KEYS)),
         "reported_cost_usd": _reported_cost(a),
-        "retry_of": a.get("tracestore.retry_of"),
+        "retry_of": _text(a.get("tracestore.retry_of")),
         "uses": str_list(a["tracestore.uses"]) if "tracestore.uses" in a else None,
     }
     _error(sp, a, n)
@@ -197,13 +209,13 @@ def node_fields(sp: Span, a: dict[str, Any], flat: dict[str, list[dict[str, Any]
                                            "traceloop.entity.output")))
     elif kind == "outcome":
         n["outcome_status"] = a.get("tracestore.outcome.status")
-        n["outcome_type"] = a.get("tracestore.outcome.type")
+        n["outcome_type"] = _text(a.get("tracestore.outcome.type"))
         n["outcome_value_usd"] = as_float(a.get("tracestore.outcome.value_usd"))
     extra: list[dict[str, Any]] = []
     if kind == "human":
         label = human[0].get("label") if human else None
         n["decision"] = decision_from_label(a.get("tracestore.review.decision") or label)
-        n["review_target"] = a.get("tracestore.review.target") or next(
+        n["review_target"] = _text(a.get("tracestore.review.target")) or next(
             (ls for lt, ls, _ in sp.links if lt == sp.trace_id), None)
         n["review_minutes"] = as_float(a.get("tracestore.review.minutes"))
     else:  # a person's annotation on this very span: a human node reviewing it

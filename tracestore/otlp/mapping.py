@@ -32,6 +32,10 @@ _UNKNOWN_SERVICE = "unknown_service"  # OTel SDK default service.name prefix
 _TRACE_META_PREFIXES = ("langfuse.trace.metadata.", "traceloop.association.properties.")
 
 
+def _take(store: OrderedDict[tuple[Any, ...], str], key: tuple[Any, ...]) -> str | None:
+    return store.pop(key) if key in store else None
+
+
 class ToolCallJoiner:
     """Remembers unmatched tool-call ids (both sides) so that an LLM span and the tool span
     that executed its call join even when they arrive in different requests. Bounded LRU:
@@ -48,17 +52,19 @@ class ToolCallJoiner:
         """(trace_id, llm node, tool node) for every match, now or with remembered ids."""
         out = []
         for (trace, call), llm in decided.items():
-            tool = executed.get((trace, call)) or self._executed.pop((scope, trace, call), None)
-            if tool is not None:
-                out.append((trace, llm, tool))
+            ran = executed.get((trace, call))
+            if ran is None:
+                ran = _take(self._executed, (scope, trace, call))
+            if ran is not None:
+                out.append((trace, llm, ran))
             else:
                 self._remember(self._decided, (scope, trace, call), llm)
         for (trace, call), tool in executed.items():
             if (trace, call) in decided:
                 continue
-            llm = self._decided.pop((scope, trace, call), None)
-            if llm is not None:
-                out.append((trace, llm, tool))
+            decider = _take(self._decided, (scope, trace, call))
+            if decider is not None:
+                out.append((trace, decider, tool))
             else:
                 self._remember(self._executed, (scope, trace, call), tool)
         return out
@@ -71,20 +77,41 @@ class ToolCallJoiner:
             store.popitem(last=False)
 
 
-def _trace_fields(sp: Span, a: dict[str, Any]) -> dict[str, Any]:
-    r = sp.resource
+_WORKFLOW_KEYS = ("tracestore.workflow", "gen_ai.workflow.name", "langfuse.trace.name",
+                  "traceloop.workflow.name")
+_SPAN_TRACE_KEYS: dict[str, tuple[str, ...]] = {
+    "workflow": _WORKFLOW_KEYS,
+    "task_id": ("tracestore.task.id",),
+    "team": ("tracestore.team",),
+    "feature": ("tracestore.feature",),
+    "user_id": ("user.id", "langfuse.user.id"),
+    "session_id": ("session.id", "gen_ai.conversation.id", "langfuse.session.id"),
+    "environment": ("langfuse.environment",),
+}
+_ANY_TRACE_KEY = frozenset(k for keys in _SPAN_TRACE_KEYS.values() for k in keys)
+_EXTRA_KEYS = frozenset({"tag.tags", "langfuse.trace.tags", "metadata"})
+
+
+def _span_trace_fields(a: dict[str, Any]) -> dict[str, str]:
+    """Trace-level fields a span's own attributes carry."""
+    if a.keys().isdisjoint(_ANY_TRACE_KEY):
+        return {}
+    out = {}
+    for field, keys in _SPAN_TRACE_KEYS.items():
+        v = first(a, keys)
+        if v is not None:
+            out[field] = str(v)
+    return out
+
+
+def _resource_fields(r: dict[str, Any]) -> dict[str, str]:
+    """Trace-level fields from resource attributes (service, environment, team, feature)."""
     f: dict[str, Any] = {
-        "workflow": first(a, ("tracestore.workflow", "gen_ai.workflow.name",
-                              "langfuse.trace.name", "traceloop.workflow.name"))
-        or r.get("tracestore.workflow"),
-        "task_id": a.get("tracestore.task.id") or r.get("tracestore.task.id"),
-        "team": first(a, ("tracestore.team",)) or first(r, ("tracestore.team", "team")),
-        "feature": first(a, ("tracestore.feature",)) or first(r, ("tracestore.feature",
-                                                                   "feature")),
-        "user_id": first(a, ("user.id", "langfuse.user.id")),
-        "session_id": first(a, ("session.id", "gen_ai.conversation.id", "langfuse.session.id")),
-        "environment": first(a, ("langfuse.environment",))
-        or first(r, ("deployment.environment.name", "deployment.environment")),
+        "workflow": r.get("tracestore.workflow"),
+        "task_id": r.get("tracestore.task.id"),
+        "team": first(r, ("tracestore.team", "team")),
+        "feature": first(r, ("tracestore.feature", "feature")),
+        "environment": first(r, ("deployment.environment.name", "deployment.environment")),
     }
     svc = r.get("service.name")
     if not isinstance(svc, str) or svc.startswith(_UNKNOWN_SERVICE):
@@ -94,17 +121,18 @@ def _trace_fields(sp: Span, a: dict[str, Any]) -> dict[str, Any]:
 
 
 def _trace_extras(a: dict[str, Any], meta: dict[str, Any], tags: list[str]) -> None:
-    for t in (*str_list(a.get("tag.tags")), *str_list(a.get("langfuse.trace.tags"))):
-        if t not in tags:
-            tags.append(t)
-    m = maybe_json(a.get("metadata"))
-    if isinstance(m, dict):
-        for k, v in m.items():
-            meta.setdefault(str(k), v)
+    if not a.keys().isdisjoint(_EXTRA_KEYS):
+        for t in (*str_list(a.get("tag.tags")), *str_list(a.get("langfuse.trace.tags"))):
+            if t not in tags:
+                tags.append(t)
+        m = maybe_json(a.get("metadata"))
+        if isinstance(m, dict):
+            for k, v in m.items():
+                meta.setdefault(str(k), v)
     for k, v in a.items():
-        for p in _TRACE_META_PREFIXES:
-            if k.startswith(p):
-                meta.setdefault(k[len(p):], v)
+        if k.startswith(_TRACE_META_PREFIXES):
+            p = next(p for p in _TRACE_META_PREFIXES if k.startswith(p))
+            meta.setdefault(k[len(p):], v)
 
 
 def _outcome(a: dict[str, Any]) -> OutcomeIn | None:
@@ -132,12 +160,14 @@ def spans_to_traces(
     decided: dict[tuple[str, str], str] = {}
     executed: dict[tuple[str, str], str] = {}
     edges: dict[str, list[EdgeIn]] = {}
+    resources: dict[int, dict[str, str]] = {}  # one resource dict is shared by its spans
     for trace_id, group in by_trace.items():
         group.sort(key=lambda s: s.parent_id is not None)  # roots first: their fields win
         fields: dict[str, Any] = {}
         meta: dict[str, Any] = {}
         tags: list[str] = []
         outcome: OutcomeIn | None = None
+        res_fields: list[dict[str, str]] = []
         nodes: list[NodeIn] = []
         tedges = edges.setdefault(trace_id, [])
         for sp in group:
@@ -158,8 +188,13 @@ def spans_to_traces(
                 continue
             nodes.append(node)
             nodes.extend(more)
-            for k, v in _trace_fields(sp, a).items():
+            for k, v in _span_trace_fields(a).items():
                 fields.setdefault(k, v)
+            rf = resources.get(id(sp.resource))
+            if rf is None:
+                rf = resources[id(sp.resource)] = _resource_fields(sp.resource)
+            if not any(x is rf for x in res_fields):
+                res_fields.append(rf)
             _trace_extras(a, meta, tags)
             if node.kind != "outcome":
                 outcome = outcome or _outcome(a)
@@ -172,6 +207,9 @@ def spans_to_traces(
                     tedges.append(EdgeIn(src=ls, dst=sp.span_id, kind="link"))
         if not nodes:
             continue
+        for rf in res_fields:  # span attributes win over resource attributes
+            for k, v in rf.items():
+                fields.setdefault(k, v)
         for k in ("team", "feature"):  # DESIGN §3: also from trace metadata of that name
             if k not in fields and isinstance(meta.get(k), str | int):
                 fields[k] = str(meta[k])

@@ -1,0 +1,247 @@
+"""OTLP ingest throughput: pre-encoded protobuf requests → ``tracestore serve`` → SQLite.
+
+The loader (this process) pre-encodes ``--spans`` spans of realistic agent traces (an
+``invoke_agent`` root; retrieval with document content; chat calls with message content and
+token usage incl. cache reads; tool calls with arguments and results) into
+``ExportTraceServiceRequest`` bodies of ``--batch`` spans, starts the server as a separate
+process on a loopback port, and posts the bodies over ``--connections`` keep-alive HTTP/1.1
+connections. The clock runs from the first POST until every span is queryable (the nodes table
+holds them all; a 2xx already means committed). Usage::
+
+    python bench/ingest_otlp.py                 # 100,000 spans, batches of 500, 2 connections
+    python bench/ingest_otlp.py --stages        # also CPU time per span of decode/map/write
+
+Target (issue 3): ≥ 20,000 spans/s into SQLite on the 2-core CI machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import random
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+# Run as a script, bench/ is sys.path[0], and sibling bench scripts (bench/analyzers.py) would
+# shadow the packages of the same name; the installed packages must win.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+
+import orjson  # noqa: E402
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: E402
+    ExportTraceServiceRequest,
+)
+from opentelemetry.proto.trace.v1.trace_pb2 import Span  # noqa: E402
+
+T0_NS = 1_794_819_600_000_000_000  # 2026-11-16T09:00:00Z
+MODELS = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"),
+          ("anthropic", "claude-sonnet-4-20250514")]
+WORDS = ("refund order customer policy shipping invoice account delivery warranty ticket "
+         "escalate priority billing address product return damaged late tracking").split()
+
+
+def _text(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(words))
+
+
+def _attr(span: Span, key: str, value: object) -> None:
+    kv = span.attributes.add()
+    kv.key = key
+    if isinstance(value, bool):
+        kv.value.bool_value = value
+    elif isinstance(value, int):
+        kv.value.int_value = value
+    elif isinstance(value, float):
+        kv.value.double_value = value
+    else:
+        kv.value.string_value = str(value)
+
+
+def _trace_spans(rng: random.Random, n: int, seq: int) -> list[Span]:
+    """One agent run of ``n`` spans with content, as OTel GenAI instrumentations emit it."""
+    trace_id = rng.randbytes(16)
+    t = T0_NS + seq * 10**9
+    root = Span(trace_id=trace_id, span_id=rng.randbytes(8), name="invoke_agent support",
+                kind=1, start_time_unix_nano=t, end_time_unix_nano=t + n * 10**8)
+    for k, v in (("gen_ai.operation.name", "invoke_agent"), ("gen_ai.agent.name", "support"),
+                 ("gen_ai.workflow.name", "support_triage"),
+                 ("tracestore.task.id", f"TICKET-{seq}"), ("session.id", f"s-{seq % 97}")):
+        _attr(root, k, v)
+    spans = [root]
+    call = 0
+    while len(spans) < n:
+        i = len(spans)
+        s = Span(trace_id=trace_id, span_id=rng.randbytes(8), parent_span_id=root.span_id,
+                 kind=1, start_time_unix_nano=t + i * 10**8,
+                 end_time_unix_nano=t + i * 10**8 + 9 * 10**7)
+        r = i % 4
+        if r == 1:
+            s.name = "retrieval kb"
+            docs = [{"id": f"doc-{rng.randrange(5000)}", "score": round(rng.random(), 3),
+                     "content": _text(rng, 60)} for _ in range(4)]
+            _attr(s, "gen_ai.operation.name", "retrieval")
+            _attr(s, "gen_ai.retrieval.query.text", _text(rng, 6))
+            _attr(s, "gen_ai.retrieval.documents", orjson.dumps(docs).decode())
+        elif r in (2, 0):
+            provider, model = rng.choice(MODELS)
+            s.name = f"chat {model}"
+            call += 1
+            msgs = [{"role": "system", "parts": [{"type": "text", "content": _text(rng, 40)}]},
+                    {"role": "user", "parts": [{"type": "text", "content": _text(rng, 120)}]}]
+            out = [{"role": "assistant", "finish_reason": "tool_call", "parts": [
+                {"type": "text", "content": _text(rng, 40)},
+                {"type": "tool_call", "id": f"call_{seq}_{call}", "name": "lookup",
+                 "arguments": {"order": rng.randrange(10**6)}}]}]
+            inp = rng.randrange(800, 6000)
+            for k, v in (("gen_ai.operation.name", "chat"), ("gen_ai.provider.name", provider),
+                         ("gen_ai.request.model", model), ("gen_ai.usage.input_tokens", inp),
+                         ("gen_ai.usage.output_tokens", rng.randrange(50, 600)),
+                         ("gen_ai.usage.cache_read.input_tokens", inp // 3),
+                         ("gen_ai.input.messages", orjson.dumps(msgs).decode()),
+                         ("gen_ai.output.messages", orjson.dumps(out).decode()),
+                         ("server.address", "api.example.com")):
+                _attr(s, k, v)
+        else:
+            s.name = "execute_tool lookup"
+            for k, v in (("gen_ai.operation.name", "execute_tool"), ("gen_ai.tool.name", "lookup"),
+                         ("gen_ai.tool.call.id", f"call_{seq}_{call}"),
+                         ("gen_ai.tool.call.arguments", orjson.dumps({"order": call}).decode()),
+                         ("gen_ai.tool.call.result", _text(rng, 30))):
+                _attr(s, k, v)
+        spans.append(s)
+    return spans
+
+
+def build_requests(total: int, batch: int, seed: int = 7) -> list[tuple[bytes, int]]:
+    """(body, span count) pairs: ``total`` spans in bodies of about ``batch`` spans; traces
+    of 8–24 spans, never split across bodies."""
+    rng = random.Random(seed)
+    out: list[tuple[bytes, int]] = []
+    spans: list[Span] = []
+    seq = made = 0
+    while made < total:
+        n = min(rng.randrange(8, 25), total - made)
+        spans.extend(_trace_spans(rng, n, seq))
+        seq += 1
+        made += n
+        if len(spans) >= batch or made >= total:
+            req = ExportTraceServiceRequest()
+            rs = req.resource_spans.add()
+            kv = rs.resource.attributes.add()
+            kv.key, kv.value.string_value = "service.name", "support-bot"
+            rs.scope_spans.add().spans.extend(spans)
+            out.append((req.SerializeToString(), len(spans)))
+            spans = []
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _post_all(port: int, bodies: list[bytes], errors: list[str]) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    headers = {"Content-Type": "application/x-protobuf"}
+    for body in bodies:
+        conn.request("POST", "/v1/traces", body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        if resp.status != 200 or data:
+            errors.append(f"{resp.status} {data[:200]!r}")
+    conn.close()
+
+
+def stages(bodies: list[bytes], spans: int) -> None:
+    """CPU time per span of each stage, in this process: decode, map, write (SQLite)."""
+    from tracestore.config import Settings
+    from tracestore.db import create_schema, make_engine
+    from tracestore.ingest import Writer, project_id_for
+    from tracestore.otlp import decode_protobuf_request, spans_to_traces
+
+    settings = Settings(database_url=f"sqlite:///{tempfile.mkdtemp()}/stages.db")
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    writer, pid = Writer(engine, settings), project_id_for(engine, "default")
+    cpu = {"decode": 0.0, "map": 0.0, "write": 0.0}
+    for body in bodies:
+        t0 = time.process_time()
+        decoded, _ = decode_protobuf_request(body)
+        t1 = time.process_time()
+        traces, _ = spans_to_traces(decoded)
+        t2 = time.process_time()
+        writer.write(pid, traces)
+        t3 = time.process_time()
+        cpu["decode"] += t1 - t0
+        cpu["map"] += t2 - t1
+        cpu["write"] += t3 - t2
+    print("CPU per span: " + ", ".join(f"{k} {v / spans * 1e6:.0f} µs" for k, v in cpu.items())
+          + f" -> in-process ceiling {spans / sum(cpu.values()):,.0f} spans/s on one core")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--spans", type=int, default=100_000)
+    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--connections", type=int, default=2)
+    ap.add_argument("--stages", action="store_true",
+                    help="also time decode/map/write per span in-process")
+    args = ap.parse_args()
+
+    t = time.perf_counter()
+    reqs = build_requests(args.spans, args.batch)
+    bodies = [b for b, _ in reqs]
+    spans = sum(n for _, n in reqs)
+    mb = sum(len(b) for b in bodies) / 1e6
+    print(f"encoded {spans} spans in {len(bodies)} requests ({mb:.1f} MB) in "
+          f"{time.perf_counter() - t:.1f}s")
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-otlp-"))
+    db = tmp / "bench.db"
+    port = _free_port()
+    env = {**os.environ, "TRACESTORE_DATABASE_URL": f"sqlite:///{db}",
+           "TRACESTORE_SETTLE_SECONDS": "0"}  # measure ingest alone: no background analysis
+    script = str(Path(sys.executable).parent / "tracestore")  # the installed console script
+    cmd = [sys.executable, script, "serve", "--port", str(port)]
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(300):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        errors: list[str] = []
+        share = [bodies[i::args.connections] for i in range(args.connections)]
+        threads = [threading.Thread(target=_post_all, args=(port, s, errors)) for s in share]
+        start = time.perf_counter()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        posted = time.perf_counter() - start
+        with sqlite3.connect(db) as conn:
+            while conn.execute("SELECT count(*) FROM nodes").fetchone()[0] < spans:
+                time.sleep(0.01)
+        elapsed = time.perf_counter() - start
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    if errors:
+        raise SystemExit(f"{len(errors)} failed requests, first: {errors[0]}")
+    print(f"{spans} spans, {len(bodies)} requests of ~{args.batch}, {args.connections} "
+          f"connections: all POSTs answered in {posted:.2f}s, all spans queryable after "
+          f"{elapsed:.2f}s -> {spans / elapsed:,.0f} spans/s")
+    if args.stages:
+        stages(bodies, spans)
+
+
+if __name__ == "__main__":
+    main()
