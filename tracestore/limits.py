@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from tracestore.config import Settings
 from tracestore.schemas import ItemError
 
@@ -51,12 +53,20 @@ class Limits:
                 if isinstance(node, dict):
                     self._count(node.get("attributes"), ["nodes", j, "attributes"],
                                 "a node's attributes", err)
-        where = self._long_string(item)
+        where = None if self._small(item) else self._long_string(item)
         if where is not None:
             loc, n = where
             err(loc, f"string of {n} characters exceeds the limit of {self.max_string_chars} "
                      "(setting max_string_chars)")
         return out
+
+    def _small(self, item: Any) -> bool:
+        """True when the whole item, as JSON, is within the string limit: then no string in it
+        can exceed the limit and the walk below is skipped (it costs ~3 µs per value)."""
+        try:
+            return len(orjson.dumps(item)) <= self.max_string_chars
+        except TypeError:  # not plain JSON (e.g. a >64-bit int): walk it
+            return False
 
     def _count(self, value: Any, loc: list[str | int], what: str, err: Any) -> None:
         if isinstance(value, dict) and len(value) > self.max_attributes:

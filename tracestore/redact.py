@@ -46,6 +46,29 @@ _API_KEY = (
 _CARD = r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"
 _EMAIL = r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"
 
+# Literal fragments at least one of which every _API_KEY match contains, and the fewest digits
+# a _CARD match has: strings without them skip the (slow, ~100 µs per prompt) regex scan.
+_API_KEY_HINTS = ("sk-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "AIza",
+                  "k_live_", "ts_", "Bearer", "PRIVATE KEY")
+_CARD_MIN_DIGITS = 13
+_NO_DIGITS = str.maketrans("", "", "0123456789")
+
+
+def _may_match(s: str, rules: frozenset[str]) -> bool:
+    """False only when no built-in rule in ``rules`` can match ``s``.
+
+    >>> _may_match("order shipped", frozenset({"api_keys", "card_numbers"}))
+    False
+    >>> _may_match("card 4242 4242 4242 4242", frozenset({"card_numbers"}))
+    True
+    """
+    if "api_keys" in rules and any(h in s for h in _API_KEY_HINTS):
+        return True
+    if "card_numbers" in rules and len(s) - len(s.translate(_NO_DIGITS)) >= _CARD_MIN_DIGITS:
+        return True
+    return "emails" in rules and "@" in s
+
+
 BUILTIN_RULES: dict[str, tuple[str, str]] = {
     "api_keys": ("api_key", _API_KEY),
     "card_numbers": ("card_number", _CARD),
@@ -77,6 +100,12 @@ class Redactor:
             self.rules.append((rx, self._replacer(label)))
         # One combined search decides whether a string needs work at all (the common case).
         self._any = re.compile("|".join(f"(?:{p})" for _, p in rules)) if rules else None
+        # Pre-check only when every rule is built in (extra patterns can match anything).
+        builtin = {pattern: name for name, (_, pattern) in BUILTIN_RULES.items()}
+        names = [builtin.get(p) for _, p in rules]
+        self._hints: frozenset[str] | None = (
+            frozenset(n for n in names if n) if all(names) else None
+        )
 
     @staticmethod
     def _replacer(label: str) -> Callable[[re.Match[str]], str]:
@@ -106,7 +135,9 @@ class Redactor:
         return self._any is not None
 
     def text(self, s: str) -> str:
-        if self._any is None or not self._any.search(s):
+        if self._any is None or (self._hints is not None and not _may_match(s, self._hints)):
+            return s
+        if not self._any.search(s):
             return s
         for rx, repl in self.rules:
             s = rx.sub(repl, s)

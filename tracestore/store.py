@@ -16,11 +16,13 @@ Merging rules (a trace may arrive in many requests, in any order):
 from __future__ import annotations
 
 import hashlib
+import json
+import operator
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, bindparam, case, func, select, update
+from sqlalchemy import JSON, Table, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -34,6 +36,7 @@ __all__ = [
     "content_hash",
     "canonical_json",
     "node_row",
+    "upsert_rows_fast",
     "write_traces",
     "write_outcomes",
     "recompute_rollups",
@@ -83,7 +86,9 @@ def _cap(text: str | None, cap: int, field: str, cut: dict[str, int]) -> tuple[s
 
 def node_row(project_id: int, trace_id: str, node: NodeIn, cap: int) -> dict[str, Any]:
     """Normalise one validated node into a ``nodes`` row (content capped and hashed)."""
-    row = node.model_dump(exclude={"documents", "args", "result", "attributes"})
+    # A copy of the validated field values: ``model_dump`` per node cost more than all the
+    # rest of this function (bench/RESULTS.md); NodeIn has only flat fields besides these.
+    row = dict(node.__dict__)
     cut: dict[str, int] = {}
     row["project_id"] = project_id
     row["trace_id"] = trace_id
@@ -95,7 +100,7 @@ def node_row(project_id: int, trace_id: str, node: NodeIn, cap: int) -> dict[str
     if node.documents is not None:
         docs = []
         for i, d in enumerate(node.documents):
-            doc = d.model_dump(exclude_none=True)
+            doc = {k: v for k, v in d.__dict__.items() if v is not None}
             if d.content is not None:
                 doc["content"], doc["content_hash"] = _cap(
                     d.content, cap, f"documents.{i}.content", cut
@@ -126,6 +131,46 @@ def node_row(project_id: int, trace_id: str, node: NodeIn, cap: int) -> dict[str
     row["price_source"] = None
     row["priced"] = False
     return row
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # e.g. an integer beyond 64 bits from a non-JSON source
+        return json.dumps(value, default=str)
+
+
+def upsert_rows_fast(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], *, keys: Sequence[str],
+    batch_size: int = 1000,
+) -> None:
+    """``INSERT … ON CONFLICT (keys) DO UPDATE`` every other column, as :func:`db.upsert`
+    does, but handed to the driver's ``executemany`` as plain tuples. SQLAlchemy's per-row
+    bind processing was the largest cost of native ingest (bench/RESULTS.md); here JSON
+    columns are encoded once with orjson (``None`` as JSON ``null``, like the JSON type) and
+    everything else goes to the driver as is. All rows must have the same keys."""
+    if not rows:
+        return
+    first = rows[0]
+    cols = [c for c in table.columns if c.name in first]
+    names = [c.name for c in cols]
+    is_json = [isinstance(c.type, JSON) for c in cols]
+    mark = "?" if session.get_bind().dialect.name == "sqlite" else "%s"
+    sets = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n not in keys)
+    quoted = ", ".join(f'"{n}"' for n in names)
+    sql = (f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join([mark] * len(names))}) "
+           f"ON CONFLICT ({', '.join(keys)}) DO " + (f"UPDATE SET {sets}" if sets else "NOTHING"))
+    get = operator.itemgetter(*names)
+    json_at = [i for i, j in enumerate(is_json) if j]
+    params: list[Any] = []
+    for r in rows:
+        values = list(get(r))
+        for i in json_at:
+            values[i] = _json_text(values[i])
+        params.append(tuple(values))
+    conn = session.connection()
+    for i in range(0, len(params), batch_size):
+        conn.exec_driver_sql(sql, params[i : i + batch_size])
 
 
 def _trace_upsert(session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -254,8 +299,8 @@ def write_traces(
     node_rows = list(dedup.values())
     pricer.price_rows(node_rows, session=session, project_id=project_id)
     _trace_upsert(session, list(trace_rows.values()))
-    upsert(session, NODE_T, node_rows, keys=["project_id", "trace_id", "node_id"],
-           batch_size=batch_size)
+    upsert_rows_fast(session, NODE_T, node_rows, keys=["project_id", "trace_id", "node_id"],
+                     batch_size=batch_size)
     upsert(session, EDGE_T, edge_rows, keys=["project_id", "trace_id", "src", "dst", "kind"],
            update=[], batch_size=batch_size)
     if outcomes:
