@@ -43,9 +43,19 @@ from analyzers.graph import MODEL_KINDS, edges_of_kind, node_cost, nodes_in_orde
 from analyzers.tiers import is_reasoning, model_tier
 
 __all__ = [
-    "StepSample", "StepNorm", "TierStats", "ReasoningStats", "Rates", "WorkflowBaseline",
-    "step_keys", "step_key", "trace_outcome", "rejected_nodes", "collect_samples",
-    "compute_baselines", "LOW_REASONING_SHARE",
+    "LOW_REASONING_SHARE",
+    "Rates",
+    "ReasoningStats",
+    "StepNorm",
+    "StepSample",
+    "TierStats",
+    "WorkflowBaseline",
+    "collect_samples",
+    "compute_baselines",
+    "rejected_nodes",
+    "step_key",
+    "step_keys",
+    "trace_outcome",
 ]
 
 # methods §6.3 R3: a reasoning model "barely reasons" below 10% reasoning share of output
@@ -298,7 +308,7 @@ def compute_baselines(samples: Iterable[StepSample]) -> dict[str, WorkflowBaseli
         }
         rs = {step: {m: ReasoningStats(c[0], c[1]) for m, c in sorted(bm.items())}
               for step, bm in reasoning[wf].items()}
-        rates = {m: r for m, rows in sorted(rate_rows[wf].items())
-                 if (r := _fit_rates(rows)) is not None}
+        rates = {m: fit for m, rows in sorted(rate_rows[wf].items())
+                 if (fit := _fit_rates(rows)) is not None}
         out[wf] = WorkflowBaseline(wf, steps, ts, rs, rates)
     return out

@@ -26,6 +26,7 @@ Dollars (DESIGN §5): unneeded tokens priced at the consuming call's uncached in
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from typing import Any
 
@@ -46,7 +47,9 @@ MAD_SCALE = 1.4826  # MAD → standard deviation under normality (modified z-sco
 def _consumers(v: TraceView, r: str) -> tuple[list[str], set[str], bool]:
     """LLM calls consuming retrieval ``r``, document ids they name, and whether any
     ``uses`` edge was explicit."""
-    cons, named, explicit = [], set(), False
+    cons: list[str] = []
+    named: set[str] = set()
+    explicit = False
     for w, kinds in v.out_kinds.get(r, ()):
         if "uses" in kinds and v.A[w].get("kind") == "llm":
             cons.append(w)
@@ -102,7 +105,7 @@ def _retrieval(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
         toks = [_doc_tokens(docs[i], cfg.chars_per_token) for i in unused]
         if not unused or any(t is None for t in toks):
             continue
-        tokens = int(round(sum(t or 0.0 for t in toks)))
+        tokens = round(sum(t or 0.0 for t in toks))
         c = cons[0]
         ca = v.A[c]
         k = len(docs)
@@ -144,7 +147,7 @@ def _history(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | Non
             continue
         x = [int(v.A[n].get("input_tokens") or 0) for n in turns]
         if len(turns) < cfg.history_min_turns or x[0] <= 0 or \
-                x[-1] < cfg.history_growth_ratio * x[0] or any(b < a for a, b in zip(x, x[1:])):
+                x[-1] < cfg.history_growth_ratio * x[0] or any(b < a for a, b in itertools.pairwise(x)):
             continue
         K = cfg.history_keep_turns
         waste, tokens = {}, 0
@@ -187,7 +190,7 @@ def _oversized(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
             float("inf") if x > med else 0.0)
         if z <= cfg.oversize_z or x <= cfg.oversize_ratio * med:
             continue
-        extra = int(round(x - med))
+        extra = round(x - med)
         out.append(make_finding(
             G, "bloat.oversized_prompt", [n],
             {n: extra * input_rate(a, baseline=baseline, config=cfg)}, tokens=extra,

@@ -40,22 +40,22 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
-    "VOLATILE_KEYS",
-    "NUM_PERM",
     "BANDS",
+    "NUM_PERM",
     "ROWS",
     "SHINGLE_WORDS",
-    "canonical_args",
-    "normalize_text",
-    "key_hash",
+    "VOLATILE_KEYS",
     "call_key",
-    "result_key",
-    "shingles",
-    "shingle_set",
+    "canonical_args",
     "jaccard",
-    "minhash",
-    "similarity",
+    "key_hash",
     "lsh_pairs",
+    "minhash",
+    "normalize_text",
+    "result_key",
+    "shingle_set",
+    "shingles",
+    "similarity",
 ]
 
 # Field names (lower-cased, "-"/"_" removed) whose values change on every call.

@@ -36,6 +36,7 @@ occurrence is never waste.
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_right
 from collections import defaultdict
 from typing import Any
@@ -44,14 +45,21 @@ import networkx as nx
 
 from analyzers import churn_flow
 from analyzers.baseline import WorkflowBaseline
-from analyzers.callkeys import canonical_args, jaccard, lsh_pairs, minhash, shingle_set, shingles
-from analyzers.callkeys import similarity
+from analyzers.callkeys import (
+    canonical_args,
+    jaccard,
+    lsh_pairs,
+    minhash,
+    shingle_set,
+    shingles,
+    similarity,
+)
 from analyzers.common import book_once, make_finding
 from analyzers.config import AnalyzerConfig
 from analyzers.findings import Finding
 from analyzers.view import TraceView
 
-__all__ = ["analyze", "find", "Calls"]
+__all__ = ["Calls", "analyze", "find"]
 
 EXACT_JACCARD_MAX = 32  # group size up to which pairwise exact Jaccard beats MinHash/LSH
 
@@ -147,7 +155,7 @@ def _repeats(v: TraceView, c: Calls, cfg: AnalyzerConfig, claimed: set[str],
                 continue
             # split where the state changed, then by result
             segs: list[list[str]] = [[occ[0]]]
-            for prev, n in zip(occ, occ[1:]):
+            for prev, n in itertools.pairwise(occ):
                 if c.changed_between(prev, n, key):
                     segs.append([n])
                 else:
@@ -173,7 +181,7 @@ def _classify(v: TraceView, cfg: AnalyzerConfig, same: list[str], res: str,
                                 "input: {usd} wasted; stop retrying a deterministic error."))
         return
     run = best = 1
-    for a, b in zip(same, same[1:]):
+    for a, b in itertools.pairwise(same):
         run = run + 1 if idx[b] == idx[a] + 1 else 1
         best = max(best, run)
     if best >= cfg.tight_loop_min:
@@ -231,6 +239,13 @@ def _similar_pairs(v: TraceView, group: list[str], cfg: AnalyzerConfig,
     return found
 
 
+def _root(parent: list[int], i: int) -> int:
+    """Union-find root."""
+    while parent[i] != i:
+        i = parent[i]
+    return i
+
+
 def _near_dups(v: TraceView, c: Calls, cfg: AnalyzerConfig, claimed: set[str],
                out: list[Finding]) -> None:
     for stream in c.streams.values():
@@ -245,21 +260,15 @@ def _near_dups(v: TraceView, c: Calls, cfg: AnalyzerConfig, claimed: set[str],
                 continue
             parent = list(range(len(group)))
             sims: dict[int, float] = {}
-
-            def root(i: int) -> int:
-                while parent[i] != i:
-                    i = parent[i]
-                return i
-
             for i, j, s in _similar_pairs(v, group, cfg):
                 a, b = group[i], group[j]
                 if v.keys[a] == v.keys[b] or c.changed_between(a, b, ""):
                     continue
-                parent[root(j)] = root(i)
+                parent[_root(parent, j)] = _root(parent, i)
                 sims[j] = min(sims.get(j, 1.0), s)
             clusters: dict[int, list[int]] = defaultdict(list)
             for i in range(len(group)):
-                clusters[root(i)].append(i)
+                clusters[_root(parent, i)].append(i)
             for members in clusters.values():
                 if len(members) < 2:
                     continue

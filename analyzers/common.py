@@ -22,8 +22,14 @@ from analyzers.findings import Finding
 from analyzers.graph import node_cost
 
 __all__ = [
-    "PRIORITY", "fmt_usd", "rates_for", "price_usage", "input_rate", "issuing_llm",
-    "make_finding", "book_once",
+    "PRIORITY",
+    "book_once",
+    "fmt_usd",
+    "input_rate",
+    "issuing_llm",
+    "make_finding",
+    "price_usage",
+    "rates_for",
 ]
 
 # Most precise first: exact hashing rules, then explicit human/retry signals, then
@@ -158,7 +164,7 @@ def book_once(G: nx.DiGraph, findings: Iterable[Finding]) -> list[Finding]:
             ev["overlap_booked_elsewhere_usd"] = round(f.wasted_cost_usd - total, 9)
             f = dataclasses.replace(
                 f, wasted_cost_usd=total, savings_usd=min(f.savings_usd, total),
-                wasted_tokens=int(round(f.wasted_tokens * share)), evidence=ev,
+                wasted_tokens=round(f.wasted_tokens * share), evidence=ev,
                 message=f.message.replace(fmt_usd(f.wasted_cost_usd), fmt_usd(total), 1),
             )
         out.append(f)

@@ -28,14 +28,23 @@ import re
 
 import networkx as nx
 
-from analyzers.baseline import LOW_REASONING_OUTPUT, LOW_REASONING_SHARE, WorkflowBaseline
-from analyzers.baseline import trace_outcome
+from analyzers.baseline import (
+    LOW_REASONING_OUTPUT,
+    LOW_REASONING_SHARE,
+    WorkflowBaseline,
+    trace_outcome,
+)
 from analyzers.common import book_once, make_finding, price_usage, rates_for
 from analyzers.config import AnalyzerConfig
 from analyzers.findings import Finding
 from analyzers.graph import node_cost
-from analyzers.tiers import TIER_RANK, cheaper_model, cheaper_non_reasoning_model
-from analyzers.tiers import is_reasoning, model_tier
+from analyzers.tiers import (
+    TIER_RANK,
+    cheaper_model,
+    cheaper_non_reasoning_model,
+    is_reasoning,
+    model_tier,
+)
 from analyzers.view import TraceView
 
 __all__ = ["analyze", "find"]

@@ -22,15 +22,15 @@ from fnmatch import fnmatchcase
 from functools import lru_cache
 
 __all__ = [
+    "CHEAPER_MODEL",
+    "CHEAPER_NON_REASONING",
     "TIERS",
     "TIER_RANK",
     "TIER_TABLE",
-    "CHEAPER_MODEL",
-    "CHEAPER_NON_REASONING",
-    "model_tier",
-    "is_reasoning",
     "cheaper_model",
     "cheaper_non_reasoning_model",
+    "is_reasoning",
+    "model_tier",
 ]
 
 TIERS = ("small", "mid", "frontier")

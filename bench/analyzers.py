@@ -15,7 +15,7 @@ import time
 import networkx as nx
 
 from analyzers.run import AnalyzerConfig, analyze_trace, collect_samples, compute_baselines
-from fixtures.labelled import PRICES, TOPICS, _T, generate
+from fixtures.labelled import _T, PRICES, TOPICS, generate
 
 
 def agent_trace(i: int, turns: int, rng: random.Random) -> nx.DiGraph:
@@ -60,10 +60,10 @@ def run() -> list[str]:
         analyze_trace(G, baseline=base.get(G.graph["workflow"]), config=cfg)
     mixed_rate = len(mixed) / (time.process_time() - t0)
     return [
-        f"- 20-node agent traces (one tight loop each), 1 core: "
-        f"{statistics.median(rates):,.0f} traces/s (median of 3 runs of {len(small):,})",
-        f"- 1,000-node agent trace: {statistics.median(times) * 1000:.0f} ms "
-        f"(median of 3; {len(found)} findings)",
+        (f"- 20-node agent traces (one tight loop each), 1 core: "
+        f"{statistics.median(rates):,.0f} traces/s (median of 3 runs of {len(small):,})"),
+        (f"- 1,000-node agent trace: {statistics.median(times) * 1000:.0f} ms "
+        f"(median of 3; {len(found)} findings)"),
         f"- labelled-set mix ({len(mixed)} traces, 3–30 nodes): {mixed_rate:,.0f} traces/s",
     ]
 
