@@ -237,3 +237,28 @@ def test_keys_never_reach_the_logs(
     for key in [*keys.all(), wrong]:
         assert key not in caplog.text
         assert key[11:] not in caplog.text
+
+
+def test_admin_manages_its_projects_keys_over_rest(keyed: tuple[TestClient, Keys]) -> None:
+    client, keys = keyed
+    r = client.post("/api/v1/keys", json={"scopes": ["read"], "name": "bi"},
+                    headers=_bearer(keys.admin))
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert created["project"] == "proj-a" and created["scopes"] == ["read"]
+    assert client.get("/api/v1/traces", headers=_bearer(created["key"])).status_code == 200
+    listed = client.get("/api/v1/keys", headers=_bearer(keys.admin)).json()
+    assert created["id"] in [k["id"] for k in listed]
+    assert all("key" not in k and k["project"] == "proj-a" for k in listed)
+    # Project B's admin can neither see nor revoke A's key: 404 as for a missing id.
+    other = client.get("/api/v1/keys", headers=_bearer(keys.other_admin)).json()
+    assert created["id"] not in [k["id"] for k in other]
+    r = client.delete(f"/api/v1/keys/{created['id']}", headers=_bearer(keys.other_admin))
+    assert r.status_code == 404
+    missing = client.delete("/api/v1/keys/999999", headers=_bearer(keys.other_admin))
+    assert missing.status_code == 404 and missing.json()["title"] == r.json()["title"]
+    r = client.delete(f"/api/v1/keys/{created['id']}", headers=_bearer(keys.admin))
+    assert r.status_code == 200 and r.json()["revoked_at"] is not None
+    assert client.get("/api/v1/traces", headers=_bearer(created["key"])).status_code == 401
+    assert client.post("/api/v1/keys", json={"scopes": ["root"]},
+                       headers=_bearer(keys.admin)).status_code == 422

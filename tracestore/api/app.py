@@ -15,6 +15,7 @@ from tracestore.api.routes import attribution, prices
 from tracestore.api.routes import health, ingest, otlp, traces
 from tracestore.analysis.background import AnalysisWorker
 from tracestore.api.routes import findings
+from tracestore.api.routes import keys as keys_routes
 from tracestore.admission import Admission, AdmissionMiddleware
 from tracestore.auth import check_open_mode
 from tracestore.config import Settings
@@ -73,4 +74,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(prices.router)
     app.include_router(digest_routes.router)
     app.include_router(attribution.router)
+    app.include_router(keys_routes.router)
     return app
