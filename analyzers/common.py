@@ -16,7 +16,7 @@ from typing import Any
 
 import networkx as nx
 
-from analyzers.baseline import Rates, WorkflowBaseline
+from analyzers.baseline import OUTPUT_INPUT_RATIO, Rates, WorkflowBaseline
 from analyzers.config import AnalyzerConfig
 from analyzers.findings import Finding
 from analyzers.graph import node_cost
@@ -94,8 +94,6 @@ def input_rate(a: dict[str, Any], *, baseline: WorkflowBaseline | None,
     r = rates_for(a.get("model"), baseline=baseline, config=config)
     if r is not None:
         return r.input
-    from analyzers.baseline import OUTPUT_INPUT_RATIO
-
     denom = int(a.get("input_tokens") or 0) + OUTPUT_INPUT_RATIO * int(a.get("output_tokens") or 0)
     return node_cost(a) / denom if denom else 0.0
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import networkx as nx
 
+from analyzers.baseline import step_keys
 from analyzers.callkeys import call_key, canonical_args, key_hash, result_key
 from analyzers.graph import node_cost
 
@@ -78,8 +79,6 @@ class TraceView:
     @cached_property
     def steps(self) -> dict[str, str]:
         """Step keys of the model calls (:func:`analyzers.baseline.step_keys`)."""
-        from analyzers.baseline import step_keys
-
         return step_keys(self.G, kinds=frozenset({"llm", "embedding"}), order=self.order)
 
     @cached_property

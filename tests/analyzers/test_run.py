@@ -8,6 +8,8 @@ import json
 
 import networkx as nx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analyzers.baseline import WorkflowBaseline, collect_samples, step_key
 from analyzers.graph import node_cost
@@ -102,3 +104,53 @@ def test_baselines_round_trip_and_use_numpy_medians() -> None:
     assert hist.n >= 1 and hist.median_input > 0
     assert base.model_rates["gpt-4o"].input == pytest.approx(2.5e-6, rel=1e-6)
     assert AnalyzerConfig().routing_min_samples == 20
+
+
+_node = st.fixed_dictionaries({
+    "kind": st.sampled_from(["llm", "tool", "retrieval", "agent", "chain", "human", "guardrail",
+                             "outcome"]),
+    "name": st.sampled_from(["", "chat gpt-4o", "classify_ticket", "search", "draft_reply"]),
+    "model": st.sampled_from([None, "gpt-4o", "gpt-4o-mini", "o3", "mystery-1"]),
+    "tool_name": st.sampled_from([None, "search_kb", "edit_file"]),
+    "args": st.one_of(st.none(), st.sampled_from([{}, {"q": "a"}, "[1, 2", '{"q": "a"}', 7])),
+    "result": st.one_of(st.none(), st.sampled_from(["x", "y", '{"a": 1}'])),
+    "prompt": st.one_of(st.none(), st.sampled_from(["p", "p p p p", "x" * 5000])),
+    "output": st.one_of(st.none(), st.sampled_from(["o", "d1 used"])),
+    "status": st.sampled_from(["ok", "error"]),
+    "input_tokens": st.integers(0, 20000),
+    "output_tokens": st.integers(0, 3000),
+    "reasoning_tokens": st.integers(0, 3000),
+    "cache_read_tokens": st.integers(0, 5000),
+    "cost_usd": st.one_of(st.none(), st.floats(0, 1)),
+    "documents": st.one_of(st.none(), st.lists(st.fixed_dictionaries(
+        {"id": st.sampled_from(["d1", "d2", "d3"]), "tokens": st.integers(0, 3000)}),
+        max_size=12)),
+    "decision": st.sampled_from([None, "reject", "approve"]),
+    "outcome_status": st.sampled_from([None, "success", "failure"]),
+})
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_node, min_size=1, max_size=25), st.data())
+def test_any_graph_is_analysed_within_its_cost(nodes: list[dict], data: st.DataObject) -> None:
+    from tracestore.graph import build_trace_graph
+
+    rows = []
+    for i, n in enumerate(nodes):
+        row = {"node_id": f"n{i}", "start": 1794819600.0 + i, **n,
+               "parent_id": f"n{data.draw(st.integers(0, i - 1))}" if i else None}
+        if i and data.draw(st.booleans()):
+            row["retry_of"] = f"n{data.draw(st.integers(0, i - 1))}"
+        if i and n["kind"] in ("llm", "human") and data.draw(st.booleans()):
+            row["uses" if n["kind"] == "llm" else "review_target"] = (
+                ["d1", f"n{i - 1}"] if n["kind"] == "llm" else f"n{i - 1}")
+        rows.append(row)
+    G = build_trace_graph({"trace_id": "t", "workflow": "w"}, rows, [])
+    samples = collect_samples(G)
+    base = compute_baselines(samples * 25).get("w")
+    found = analyze_trace(G, baseline=base, config=load.config())
+    assert sum(f.wasted_cost_usd for f in found) <= sum(
+        node_cost(a) for _, a in G.nodes(data=True)) + 1e-9
+    for f in found:
+        json.dumps(f.evidence)
+        assert 0 <= f.confidence <= 1 and f.wasted_cost_usd > 0
