@@ -25,9 +25,10 @@ Method (``methods.md`` §4.2-4.3, DESIGN §5 "Attribution"):
    outcomes outside ``D_v`` are null players, so by symmetry, efficiency and linearity the
    Shapley value of outcome ``i`` is ``sum over v with i in D_v of c_v / |D_v|`` — the equal
    split (``methods.md`` §4.3).
-4. **Waste by code.** Each finding's ``wasted_cost_usd`` is booked against its ``node_ids`` in
-   order, never more than a node's remaining cost (findings are already de-duplicated by the
-   analysis runtime, DESIGN §5 "books a node's waste once"). Cost of nodes outside every causal
+4. **Waste by code.** Each finding's waste is booked on its nodes: per node from
+   ``evidence["waste_by_node"]`` when the analyzer recorded it, else ``wasted_cost_usd``
+   spread along ``node_ids`` in order; never more than a node's remaining cost (the analyzers
+   already book a node's waste once, DESIGN §5). Cost of nodes outside every causal
    set that no finding claimed is booked as ``churn.dead_end`` (work no outcome depends on).
 
 Arithmetic is exact (:class:`fractions.Fraction` over the float node costs), so
@@ -209,16 +210,25 @@ def allocate(G: nx.DiGraph, findings: Iterable[FindingLike] = ()) -> Allocation:
     remaining = {v: _frac(G.nodes[v].get("cost_usd")) for v in G.nodes}
     cost = sum(remaining.values(), Fraction(0))
     waste: dict[str, Fraction] = {}
+
+    def book(code: str, nid: str, amount: Fraction) -> Fraction:
+        take = min(amount, remaining.get(nid, Fraction(0)))
+        if take > 0:
+            remaining[nid] -= take
+            waste[code] = waste.get(code, Fraction(0)) + take
+        return take
+
     for f in findings:
+        per_node = (getattr(f, "evidence", None) or {}).get("waste_by_node")
+        if isinstance(per_node, dict) and per_node:  # the analyzers' own per-node booking
+            for nid, usd in per_node.items():
+                book(f.code, str(nid), _frac(usd))
+            continue
         left = _frac(f.wasted_cost_usd)
         for nid in f.node_ids:
             if left <= 0:
                 break
-            take = min(left, remaining.get(nid, Fraction(0)))
-            if take > 0:
-                remaining[nid] -= take
-                left -= take
-                waste[f.code] = waste.get(f.code, Fraction(0)) + take
+            left -= book(f.code, nid, left)
     sets = causal_sets(G)
     depends: dict[str, list[str]] = {}
     for key, members in sets.items():

@@ -6,19 +6,21 @@ and ``GET /api/v1/paths``; ``--json`` prints exactly what the API returns.
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tracestore.cli import _ingest_batch, _read_items, _settings, database_option, project_option
+from tracestore.cli import _settings, database_option, ingest, project_option
 from tracestore.db import create_schema, make_engine, session_scope
 from tracestore.errors import BadRequest
-from tracestore.ingest import Writer, project_id_for
+from tracestore.ingest import project_id_for
 from tracestore.reports import AttributionReport, PathsReport, attribution_report, paths_report
 from tracestore.reports import week_window
 from tracestore.schemas import to_epoch
@@ -35,26 +37,25 @@ def outcomes() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @database_option
 @project_option
-def import_outcomes(file: Path, database_url: str | None, project: str | None) -> None:
+@click.pass_context
+def import_outcomes(ctx: click.Context, file: Path, database_url: str | None,
+                    project: str | None) -> None:
     """Import outcomes from FILE (.json list or .jsonl, optionally .gz; the POST
     /api/v1/outcomes shape). Re-importing updates them; summaries of their tasks refresh."""
+    ctx.invoke(ingest, files=(file,), database_url=database_url, project=project,
+               as_outcomes=True)
+
+
+def _run(database_url: str | None, project: str | None,
+         report_fn: Callable[[Session, int], BaseModel]) -> BaseModel:
     settings = _settings(database_url, project)
     engine = make_engine(settings.database_url)
     create_schema(engine)
-    pid = project_id_for(engine, settings.project)
-    writer = Writer(engine, settings)
-    totals = {"traces": 0, "nodes": 0, "outcomes": 0, "rejected": 0}
-    batch: list[Any] = []
-    for item in _read_items(file):
-        batch.append(item)
-        if len(batch) >= 1000:
-            _ingest_batch(writer, pid, batch, totals, file, True)
-            batch = []
-    _ingest_batch(writer, pid, batch, totals, file, True)
-    engine.dispose()
-    click.echo(f"imported {totals['outcomes']} outcomes; rejected {totals['rejected']}")
-    if totals["rejected"]:
-        sys.exit(1)
+    try:
+        with session_scope(engine) as s:
+            return report_fn(s, project_id_for(engine, settings.project))
+    finally:
+        engine.dispose()
 
 
 def _window(since: str | None, until: str | None, week: str | None
@@ -126,15 +127,11 @@ def report_attribution(since: str | None, until: str | None, week: str | None, g
                        period: str | None, compare: str | None, workflow: str | None,
                        as_json: bool, database_url: str | None, project: str | None) -> None:
     """Cost per successful outcome per group, its three levers, p, T/p and waste."""
-    settings = _settings(database_url, project)
-    engine = make_engine(settings.database_url)
-    create_schema(engine)
     start, end = _window(since, until, week)
-    with session_scope(engine) as s:
-        rep = attribution_report(s, project_id=project_id_for(engine, settings.project),
-                                 group_by=group_by, since=start, until=end, period=period,
-                                 compare=compare, workflow=workflow)
-    engine.dispose()
+    rep = _run(database_url, project, lambda s, pid: attribution_report(
+        s, project_id=pid, group_by=group_by, since=start, until=end, period=period,
+        compare=compare, workflow=workflow))
+    assert isinstance(rep, AttributionReport)
     if as_json:
         click.echo(rep.model_dump_json(indent=2))
     else:
@@ -168,14 +165,10 @@ def report_paths(since: str | None, until: str | None, week: str | None, workflo
                  order: str, limit: int, as_json: bool, database_url: str | None,
                  project: str | None) -> None:
     """Path signatures with traces, success rate, cost per outcome, waste and example ids."""
-    settings = _settings(database_url, project)
-    engine = make_engine(settings.database_url)
-    create_schema(engine)
     start, end = _window(since, until, week)
-    with session_scope(engine) as s:
-        rep = paths_report(s, project_id=project_id_for(engine, settings.project),
-                           workflow=workflow, since=start, until=end, order=order, limit=limit)
-    engine.dispose()
+    rep = _run(database_url, project, lambda s, pid: paths_report(
+        s, project_id=pid, workflow=workflow, since=start, until=end, order=order, limit=limit))
+    assert isinstance(rep, PathsReport)
     if as_json:
         click.echo(rep.model_dump_json(indent=2))
     else:

@@ -60,6 +60,7 @@ class _StoredFinding:
     code: str
     node_ids: tuple[str, ...]
     wasted_cost_usd: float
+    evidence: dict[str, Any]
 
 
 def summary_row(project_id: int, G: nx.DiGraph, trace: dict[str, Any],
@@ -116,12 +117,13 @@ def _findings(session: Session, project_id: int,
     f = FINDING_T.c
     out: dict[str, list[_StoredFinding]] = {}
     rows = session.execute(
-        select(f.trace_id, f.code, f.node_ids, f.wasted_cost_usd)
+        select(f.trace_id, f.code, f.node_ids, f.wasted_cost_usd, f.evidence)
         .where(f.project_id == project_id, f.trace_id.in_(list(trace_ids)))
         .order_by(f.trace_id, f.id)
     )
-    for tid, code, node_ids, wasted in rows:
-        out.setdefault(tid, []).append(_StoredFinding(code, tuple(node_ids or ()), wasted or 0.0))
+    for tid, code, node_ids, wasted, evidence in rows:
+        out.setdefault(tid, []).append(_StoredFinding(
+            code, tuple(node_ids or ()), wasted or 0.0, evidence or {}))
     return out
 
 

@@ -3,6 +3,7 @@ and the equal split checked against brute-force Shapley values."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from fractions import Fraction
@@ -113,10 +114,14 @@ def random_traces(draw: st.DrawFn) -> tuple[nx.DiGraph, list[Finding]]:
         ))
     G = build_trace_graph({"trace_id": "t"}, nodes, [])
     codes = st.sampled_from(["churn.exact_repeat", "bloat.over_retrieval", "routing.overpowered_model"])
-    fs = [finding(draw(codes), tuple(draw(st.lists(st.sampled_from(list(G.nodes)), min_size=1,
-                                                   max_size=3))),
-                  draw(st.floats(0, 3, allow_nan=False)))
-          for _ in range(draw(st.integers(0, 3)))]
+    fs = []
+    for _ in range(draw(st.integers(0, 3))):
+        ids = tuple(draw(st.lists(st.sampled_from(list(G.nodes)), min_size=1, max_size=3)))
+        f = finding(draw(codes), ids, draw(st.floats(0, 3, allow_nan=False)))
+        if draw(st.booleans()):  # the analyzers' per-node booking, possibly above node cost
+            f = dataclasses.replace(f, evidence={"waste_by_node": {
+                n: draw(st.floats(0, 3, allow_nan=False)) for n in ids}})
+        fs.append(f)
     return G, fs
 
 
@@ -161,3 +166,18 @@ def test_equal_split_equals_shapley_value(trace: tuple[nx.DiGraph, list[Finding]
     al = allocate(G)  # no findings: all causal cost is shared
     cost = {v: Fraction(float(c or 0.0)) for v, c in G.nodes(data="cost_usd")}
     assert al.productive == brute_force_shapley(sets, cost)
+
+
+def test_findings_per_node_booking_is_used_when_recorded() -> None:
+    G = build_trace_graph({"trace_id": "t"}, [
+        node("a", "llm", 1.0, cost=1.0, parent=None),
+        node("b", "tool", 2.0, cost=0.5, parent=None),
+    ], [])
+    f = Finding.create(trace_id="t", workflow="w", code="churn.exact_repeat",
+                       node_ids=("a", "b"), wasted_tokens=0, wasted_cost_usd=0.7,
+                       savings_usd=0.7, confidence=1.0,
+                       evidence={"waste_by_node": {"a": 0.2, "b": 0.5}}, message="")
+    al = allocate(G, [f])
+    # booked per node (0.2 on a, 0.5 on b), not 0.7 along node_ids (which would take a first)
+    assert al.waste == {"churn.exact_repeat": Fraction(0.2) + Fraction(0.5)}
+    assert al.productive == {FINAL: Fraction(1.0) - Fraction(0.2)}

@@ -220,7 +220,7 @@ def test_cli_outcomes_import_and_reports(loaded: TestClient, tmp_path: Any) -> N
                   b'{"task_id": "T9", "status": "maybe"}\n')
     runner = CliRunner()
     r = runner.invoke(cli, ["outcomes", "import", str(f), "--database-url", url])
-    assert r.exit_code == 1 and "imported 1 outcomes; rejected 1" in r.output
+    assert r.exit_code == 1 and "1 outcomes; rejected 1" in r.output
     r = runner.invoke(cli, ["report", "attribution", "--week", "2026-W47", "--json",
                             "--database-url", url])
     assert r.exit_code == 0, r.output
