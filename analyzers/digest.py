@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta, timezone
 
 from analyzers.digest_types import (
-    LEVERS, MONEY_DP, CodeWaste, Coverage, Digest, FindingGroup, Headline, LeverSplit,
+    MONEY_DP, CodeWaste, Coverage, Digest, FindingGroup, Headline, LeverSplit,
     PathDigest, PathStat, WeekAggregates, WorkflowDigest, WorkflowSettingIn, WorkflowWeek,
 )
 from analyzers.findings import Finding
@@ -95,7 +95,10 @@ def lever_split(current: WorkflowWeek, previous: WorkflowWeek) -> LeverSplit | N
     split = lmdi(_levers(previous), _levers(current))
     if split is None:
         return None
-    return LeverSplit(*(_m(split.parts[k]) for k in LEVERS), dominant=split.dominant)
+    p = split.parts
+    return LeverSplit(cost_per_token=_m(p["cost_per_token"]),
+                      tokens_per_attempt=_m(p["tokens_per_attempt"]),
+                      attempts_per_outcome=_m(p["attempts_per_outcome"]), dominant=split.dominant)
 
 
 def _workflow(cur: WorkflowWeek, prev: WorkflowWeek | None,

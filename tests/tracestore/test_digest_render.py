@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -39,14 +40,13 @@ def test_json_matches_expected_file_and_schema() -> None:
     _check(doc, committed, committed)
 
 
-def _check(value: object, schema: dict[str, object], root: dict[str, object]) -> None:
+def _check(value: Any, schema: dict[str, Any], root: dict[str, Any]) -> None:
     """A small JSON Schema walker for the keywords pydantic emits (no extra dependency)."""
     if "$ref" in schema:
-        name = str(schema["$ref"]).rsplit("/", 1)[-1]
-        schema = root["$defs"][name]  # type: ignore[index]
+        schema = root["$defs"][str(schema["$ref"]).rsplit("/", 1)[-1]]
     if "anyOf" in schema:
         errors = []
-        for option in schema["anyOf"]:  # type: ignore[attr-defined]
+        for option in schema["anyOf"]:
             try:
                 _check(value, option, root)
                 return
@@ -56,21 +56,19 @@ def _check(value: object, schema: dict[str, object], root: dict[str, object]) ->
     if "const" in schema:
         assert value == schema["const"]
     kind = schema.get("type")
-    types = {"object": dict, "array": list, "string": str, "integer": int, "null": type(None),
-             "number": (int, float), "boolean": bool}
+    types: dict[str, Any] = {"object": dict, "array": list, "string": str, "integer": int,
+                             "null": type(None), "number": (int, float), "boolean": bool}
     if kind:
-        assert isinstance(value, types[str(kind)]), f"{value!r} is not {kind}"
+        assert isinstance(value, types[kind]), f"{value!r} is not {kind}"
     if kind == "object":
-        assert isinstance(value, dict)
         props = schema.get("properties", {})
-        assert set(schema.get("required", [])) <= set(value), schema.get("title")  # type: ignore[arg-type]
-        assert set(value) <= set(props), set(value) - set(props)  # type: ignore[arg-type]
+        assert set(schema.get("required", [])) <= set(value), schema.get("title")
+        assert set(value) <= set(props), set(value) - set(props)
         for k, v in value.items():
-            _check(v, props[k], root)  # type: ignore[index]
+            _check(v, props[k], root)
     if kind == "array":
-        assert isinstance(value, list)
         for item in value:
-            _check(item, schema.get("items", {}), root)  # type: ignore[arg-type]
+            _check(item, schema.get("items", {}), root)
 
 
 def test_schema_check_can_fail() -> None:
