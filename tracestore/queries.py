@@ -204,8 +204,13 @@ def load_trace_rows(
     return dict(trow._mapping), nodes, edges
 
 
+# Looked up once: ``NodePublic.model_fields`` is a property, and reading it for every column of
+# every node was a third of the CPU of ``GET /api/v1/traces/{id}`` (bench/RESULTS.md).
+_NODE_FIELDS = frozenset(NodePublic.model_fields)
+
+
 def _node_public(n: dict[str, Any]) -> NodePublic:
-    data = {k: v for k, v in n.items() if k in NodePublic.model_fields}
+    data = {k: v for k, v in n.items() if k in _NODE_FIELDS}
     data["start"], data["end"] = iso(n["start"]), iso(n["end"])
     return NodePublic(**data)
 

@@ -142,9 +142,10 @@ def _json_text(value: Any) -> str:
 
 def upsert_rows_fast(
     session: Session, table: Table, rows: Sequence[dict[str, Any]], *, keys: Sequence[str],
-    batch_size: int = 1000,
+    update: bool = True, batch_size: int = 1000,
 ) -> None:
-    """``INSERT … ON CONFLICT (keys) DO UPDATE`` every other column, as :func:`db.upsert`
+    """``INSERT … ON CONFLICT (keys) DO UPDATE`` every other column (``DO NOTHING`` with
+    ``update=False``), as :func:`db.upsert`
     does, but handed to the driver's ``executemany`` as plain tuples. SQLAlchemy's per-row
     bind processing was the largest cost of native ingest (bench/RESULTS.md); here JSON
     columns are encoded once with orjson (``None`` as JSON ``null``, like the JSON type) and
@@ -158,8 +159,9 @@ def upsert_rows_fast(
     mark = "?" if session.get_bind().dialect.name == "sqlite" else "%s"
     sets = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n not in keys)
     quoted = ", ".join(f'"{n}"' for n in names)
+    action = f"UPDATE SET {sets}" if sets and update else "NOTHING"
     sql = (f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join([mark] * len(names))}) "
-           f"ON CONFLICT ({', '.join(keys)}) DO " + (f"UPDATE SET {sets}" if sets else "NOTHING"))
+           f"ON CONFLICT ({', '.join(keys)}) DO {action}")
     get = operator.itemgetter(*names)
     json_at = [i for i, j in enumerate(is_json) if j]
     params: list[Any] = []
@@ -301,8 +303,9 @@ def write_traces(
     _trace_upsert(session, list(trace_rows.values()))
     upsert_rows_fast(session, NODE_T, node_rows, keys=["project_id", "trace_id", "node_id"],
                      batch_size=batch_size)
-    upsert(session, EDGE_T, edge_rows, keys=["project_id", "trace_id", "src", "dst", "kind"],
-           update=[], batch_size=batch_size)
+    upsert_rows_fast(session, EDGE_T, edge_rows,
+                     keys=["project_id", "trace_id", "src", "dst", "kind"], update=False,
+                     batch_size=batch_size)
     if outcomes:
         write_outcomes(session, project_id=project_id, outcomes=[o for o, _ in outcomes], now=now)
     recompute_rollups(session, project_id=project_id, trace_ids=list(trace_rows))
