@@ -13,6 +13,7 @@ documents are ``{"id", "score", "content"}`` dicts; usage is inclusive token cou
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -78,15 +79,20 @@ def as_int(v: Any) -> int | None:
 
 
 def as_float(v: Any) -> float | None:
+    """An attribute as a finite float, else ``None`` (NaN and infinities are not numbers
+    a cost or a score can be).
+
+    >>> as_float("0.5"), as_float(2), as_float("nan"), as_float(float("inf"))
+    (0.5, 2.0, None, None)
+    """
     if isinstance(v, bool):
         return None
-    if isinstance(v, int | float):
-        return float(v) if v == v else None
-    if isinstance(v, str):
+    if isinstance(v, int | float | str):
         try:
-            return float(v)
-        except ValueError:
+            f = float(v)
+        except (ValueError, OverflowError):
             return None
+        return f if math.isfinite(f) else None
     return None
 
 

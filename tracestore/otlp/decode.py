@@ -38,6 +38,9 @@ __all__ = ["Span", "Rejected", "decode_protobuf_request", "decode_json_request",
 
 _HEX = frozenset(string.hexdigits)
 _TRACE_ID_BYTES, _SPAN_ID_BYTES = 16, 8  # trace.proto: trace_id is 16 bytes, span_id 8
+_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+# 9999-12-31T23:59:59Z in ns: the last instant Python's datetime (hence ISO output) can show.
+_MAX_NANOS = 253_402_300_799 * 10**9
 _SPAN_KINDS = {"UNSPECIFIED": 0, "INTERNAL": 1, "SERVER": 2, "CLIENT": 3, "PRODUCER": 4,
                "CONSUMER": 5}
 _STATUS_CODES = {"UNSET": 0, "OK": 1, "ERROR": 2}
@@ -139,7 +142,16 @@ def _pb_id(raw: bytes, nbytes: int) -> str | None:
 
 
 def _secs(nanos: int) -> float | None:
+    if nanos < 0 or nanos > _MAX_NANOS:
+        raise ValueError(f"timestamp {nanos} ns is out of range")
     return nanos / 1e9 if nanos else None
+
+
+def _event_secs(nanos: int) -> float | None:
+    try:
+        return _secs(nanos)
+    except ValueError:  # an event's bad time costs the time, not the span
+        return None
 
 
 def decode_protobuf_request(body: bytes) -> tuple[list[Span], list[Rejected]]:
@@ -161,6 +173,7 @@ def decode_protobuf_request(body: bytes) -> tuple[list[Span], list[Rejected]]:
                     if trace_id is None or span_id is None:
                         raise ValueError("traceId and spanId are required")
                     parent = _pb_id(s.parent_span_id, _SPAN_ID_BYTES)
+                    start, end = _secs(s.start_time_unix_nano), _secs(s.end_time_unix_nano)
                     links = []
                     for ln in s.links:
                         lt, ls = _pb_id(ln.trace_id, _TRACE_ID_BYTES), _pb_id(ln.span_id,
@@ -171,10 +184,9 @@ def decode_protobuf_request(body: bytes) -> tuple[list[Span], list[Rejected]]:
                     rejected.append(Rejected(f"span {s.name[:80]!r}: {exc}"))
                     continue
                 spans.append(Span(
-                    trace_id, span_id, parent, s.name, s.kind,
-                    _secs(s.start_time_unix_nano), _secs(s.end_time_unix_nano),
+                    trace_id, span_id, parent, s.name, s.kind, start, end,
                     _pb_attrs(s.attributes), s.status.code, s.status.message,
-                    [(e.name, _secs(e.time_unix_nano), _pb_attrs(e.attributes))
+                    [(e.name, _event_secs(e.time_unix_nano), _pb_attrs(e.attributes))
                      for e in s.events],
                     links, resource, scope,
                 ))
@@ -190,18 +202,23 @@ def _get(d: dict[str, Any], camel: str, snake: str) -> Any:
 
 
 def _int(raw: Any) -> int:
-    """An int64 sent as a number or a decimal string (OTLP/JSON)."""
+    """A 64-bit int sent as a number or a decimal string (OTLP/JSON); outside the int64 /
+    uint64 range it is an error, as protobuf would make it."""
     if raw is None or raw == "":
         return 0
     if isinstance(raw, bool):
         raise ValueError("expected an integer, got a boolean")
     if isinstance(raw, int):
-        return raw
-    if isinstance(raw, float) and raw.is_integer():
-        return int(raw)
-    if isinstance(raw, str):
-        return int(raw.strip())
-    raise ValueError(f"expected an integer, got {raw!r:.40}")
+        v = raw
+    elif isinstance(raw, float) and raw.is_integer():
+        v = int(raw)
+    elif isinstance(raw, str):
+        v = int(raw.strip())
+    else:
+        raise ValueError(f"expected an integer, got {raw!r:.40}")
+    if not _INT64_MIN <= v <= _UINT64_MAX:
+        raise ValueError(f"integer {v} is outside the 64-bit range")
+    return v
 
 
 def _enum(raw: Any, names: dict[str, int], prefix: str) -> int:
@@ -221,11 +238,15 @@ def _json_value(v: Any) -> Any:
             return val
         if key in ("intValue", "int_value"):
             try:
-                return _int(val)
+                v = _int(val)
             except ValueError:
-                return val
+                return val if isinstance(val, str) else None
+            return v if v <= 2**63 - 1 else str(v)  # int64, like protobuf's int_value
         if key in ("doubleValue", "double_value"):
-            return float(val) if isinstance(val, int | float | str) else None
+            try:  # proto3 JSON also allows "NaN"/"Infinity" strings
+                return float(val) if isinstance(val, int | float | str) else None
+            except ValueError:
+                return None
         if key in ("arrayValue", "array_value"):
             vals = val.get("values") if isinstance(val, dict) else None
             return [_json_value(x) for x in vals] if isinstance(vals, list) else []
@@ -254,6 +275,13 @@ def _list(d: dict[str, Any], *keys: str) -> list[Any]:
     return []
 
 
+def _json_event_secs(raw: Any) -> float | None:
+    try:
+        return _secs(_int(raw))
+    except ValueError:
+        return None
+
+
 def _json_span(s: dict[str, Any], resource: dict[str, Any], scope: str) -> Span:
     trace_id = parse_id(_get(s, "traceId", "trace_id"), _TRACE_ID_BYTES)
     span_id = parse_id(_get(s, "spanId", "span_id"), _SPAN_ID_BYTES)
@@ -269,7 +297,7 @@ def _json_span(s: dict[str, Any], resource: dict[str, Any], scope: str) -> Span:
             if lt and ls:
                 links.append((lt, ls, _json_attrs(ln.get("attributes"))))
     events = [
-        (str(e.get("name") or ""), _secs(_int(_get(e, "timeUnixNano", "time_unix_nano"))),
+        (str(e.get("name") or ""), _json_event_secs(_get(e, "timeUnixNano", "time_unix_nano")),
          _json_attrs(e.get("attributes")))
         for e in _list(s, "events") if isinstance(e, dict)
     ]
