@@ -10,9 +10,9 @@ run, not per finding (issue 5, item 4).
 - Success by tier: per (step, tier) the number of calls and how many succeeded — the corpus
   evidence of ``routing.cheaper_model_sufficient`` (methods §6.3 R2, RouteLLM ``sw_ranking``
   idea) — plus per (step, model) how often reasoning models barely reasoned (R3).
-- Observed rates: per model, USD per input and per output token fitted by least squares on
-  ``cost ≈ a·input + b·output`` over uncached calls, for counterfactual pricing when the
-  runtime gives no price table.
+- Observed rates: per model (across all workflows), USD per input and per output token
+  fitted by least squares on ``cost ≈ a·input + b·output`` over uncached calls, for
+  counterfactual pricing when the runtime gives no price table.
 
 "The same step" (DESIGN §5) is decided in one place, :func:`step_keys`.
 
@@ -274,8 +274,9 @@ def compute_baselines(samples: Iterable[StepSample]) -> dict[str, WorkflowBaseli
         lambda: defaultdict(int))
     reasoning: dict[str, dict[str, dict[str, list[int]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(lambda: [0, 0])))
-    rate_rows: dict[str, dict[str, list[tuple[int, int, float]]]] = defaultdict(
-        lambda: defaultdict(list))
+    # a model's rates do not depend on the workflow: fitted on the whole corpus
+    rate_rows: dict[str, list[tuple[int, int, float]]] = defaultdict(list)
+    workflows: set[str] = set()
     for s in samples:
         if s.kind == "llm":
             inputs[s.workflow][s.step].append(s.input_tokens)
@@ -284,15 +285,18 @@ def compute_baselines(samples: Iterable[StepSample]) -> dict[str, WorkflowBaseli
             c[0] += 1
             c[1] += int(s.success)
             tier_models[(s.workflow, s.step, s.tier)][s.model] += 1
-        if is_reasoning(s.model) and s.output_tokens:
+        if is_reasoning(s.model) and s.output_tokens and s.reasoning_tokens:
             r = reasoning[s.workflow][s.step][s.model]
             r[0] += 1
             r[1] += int(s.reasoning_tokens < LOW_REASONING_SHARE * s.output_tokens
                         or s.output_tokens <= LOW_REASONING_OUTPUT)
         if s.cost_usd and not s.cache_read_tokens and not s.cache_write_tokens:
-            rate_rows[s.workflow][s.model].append((s.input_tokens, s.output_tokens, s.cost_usd))
+            rate_rows[s.model].append((s.input_tokens, s.output_tokens, s.cost_usd))
+        workflows.add(s.workflow)
+    rates = {m: fit for m, rows in sorted(rate_rows.items())
+             if (fit := _fit_rates(rows)) is not None}
     out: dict[str, WorkflowBaseline] = {}
-    for wf in sorted(set(inputs) | set(tiers) | set(reasoning) | set(rate_rows)):
+    for wf in sorted(workflows):
         steps: dict[str, StepNorm] = {}
         for step, xs in inputs[wf].items():
             x = np.asarray(xs, dtype=np.float64)
@@ -308,7 +312,5 @@ def compute_baselines(samples: Iterable[StepSample]) -> dict[str, WorkflowBaseli
         }
         rs = {step: {m: ReasoningStats(c[0], c[1]) for m, c in sorted(bm.items())}
               for step, bm in reasoning[wf].items()}
-        rates = {m: fit for m, rows in sorted(rate_rows[wf].items())
-                 if (fit := _fit_rates(rows)) is not None}
         out[wf] = WorkflowBaseline(wf, steps, ts, rs, rates)
     return out

@@ -174,17 +174,22 @@ def _oversized(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
     if baseline is None or not baseline.steps:
         return
     G, keys = v.G, v.steps
-    # a prompt already explained by unused documents or stale history is not also "oversized"
-    explained = {n for f in out if f.code != "bloat.cache_miss"
-                 for n in f.evidence["waste_by_node"]}
+    # tokens already booked as unused documents or stale history do not count again: the rule
+    # runs on what is left of the prompt
+    explained: dict[str, int] = defaultdict(int)
+    for f in out:
+        if f.code != "bloat.cache_miss":
+            for n, usd in f.evidence["waste_by_node"].items():
+                rate = input_rate(v.A[n], baseline=baseline, config=cfg)
+                explained[n] += round(usd / rate) if rate > 0 else 0
     for n in v.order:
-        if n in explained or n not in keys:
+        if n not in keys:
             continue
         a = v.A[n]
         norm = baseline.steps.get(keys[n])
         if a.get("kind") != "llm" or norm is None or norm.n < cfg.oversize_min_samples:
             continue
-        x = int(a.get("input_tokens") or 0)
+        x = int(a.get("input_tokens") or 0) - explained.get(n, 0)
         med = norm.median_input
         z = (x - med) / (MAD_SCALE * norm.mad_input) if norm.mad_input > 0 else (
             float("inf") if x > med else 0.0)
@@ -195,7 +200,8 @@ def _oversized(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
             G, "bloat.oversized_prompt", [n],
             {n: extra * input_rate(a, baseline=baseline, config=cfg)}, tokens=extra,
             confidence=0.8,
-            evidence={"step": keys[n], "input_tokens": x, "step_median": med,
+            evidence={"step": keys[n], "input_tokens": x + explained.get(n, 0),
+                      "tokens_booked_by_other_rules": explained.get(n, 0), "step_median": med,
                       "step_mad": norm.mad_input, "samples": norm.n,
                       "robust_z": round(z, 2) if z != float("inf") else "inf",
                       "thresholds": [cfg.oversize_z, cfg.oversize_ratio]},

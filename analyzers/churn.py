@@ -248,6 +248,7 @@ def _root(parent: list[int], i: int) -> int:
 
 def _near_dups(v: TraceView, c: Calls, cfg: AnalyzerConfig, claimed: set[str],
                out: list[Finding]) -> None:
+    rejected = churn_flow.rejections(v)
     for stream in c.streams.values():
         groups: dict[str, list[str]] = defaultdict(list)
         for n in stream:
@@ -262,7 +263,8 @@ def _near_dups(v: TraceView, c: Calls, cfg: AnalyzerConfig, claimed: set[str],
             sims: dict[int, float] = {}
             for i, j, s in _similar_pairs(v, group, cfg):
                 a, b = group[i], group[j]
-                if v.keys[a] == v.keys[b] or c.changed_between(a, b, ""):
+                # a call redone after its output was rejected is a re-prompt, not a duplicate
+                if v.keys[a] == v.keys[b] or a in rejected or c.changed_between(a, b, ""):
                     continue
                 parent[_root(parent, j)] = _root(parent, i)
                 sims[j] = min(sims.get(j, 1.0), s)

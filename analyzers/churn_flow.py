@@ -12,7 +12,7 @@ Called by :func:`analyzers.churn.analyze`, which books each node's waste once.
   to a ``reject``/``override`` decision). Waste: the call's full cost. Confidence 0.9.
 - ``churn.dead_end`` (C9, methods §4.2 causal set): an agent/chain branch none of whose nodes
   has a data edge (``uses``, ``tool_call``, ``reviews``, ``link``) leaving it, while a sibling
-  branch's output *is* consumed, and which holds no outcome and not the final LLM call. It
+  step's output *is* consumed, and which holds no outcome and not the final LLM call. It
   fires only when the producer sends explicit ``uses`` edges (without them the causal set
   degrades to the span tree, methods §8). Waste: the branch's full cost. Confidence 0.7.
 """
@@ -33,7 +33,7 @@ from analyzers.view import TraceView
 if TYPE_CHECKING:
     from analyzers.churn import Calls
 
-__all__ = ["analyze"]
+__all__ = ["analyze", "rejections"]
 
 _DATA = frozenset({"uses", "tool_call", "reviews", "link"})
 
@@ -66,7 +66,7 @@ def _retry_storms(v: TraceView, cfg: AnalyzerConfig) -> list[Finding]:
     return out
 
 
-def _rejections(v: TraceView) -> dict[str, str]:
+def rejections(v: TraceView) -> dict[str, str]:
     """Rejected LLM calls → the rejecting human or failed guardrail node."""
     rej: dict[str, str] = {}
     for u, h in v.edges.get("reviews", ()):
@@ -83,7 +83,7 @@ def _rejections(v: TraceView) -> dict[str, str]:
 def _reprompts_and_overrides(v: TraceView, c: Calls, cfg: AnalyzerConfig) -> list[Finding]:
     out = []
     llms = c.streams["llm"]
-    for a, judge in sorted(_rejections(v).items(), key=lambda kv: v.pos[kv[0]]):
+    for a, judge in sorted(rejections(v).items(), key=lambda kv: v.pos[kv[0]]):
         again, s = None, 0.0
         pa = v.A[a].get("prompt")
         for b in (b for b in llms if v.pos[b] > v.pos[judge]):
@@ -122,9 +122,8 @@ def _dead_ends(v: TraceView, c: Calls) -> list[Finding]:
     children: dict[str, list[str]] = defaultdict(list)
     for u, w in v.edges.get("parent", ()):
         children[u].append(w)
-    groups = {p: [b for b in ch if v.A[b].get("kind") in ("agent", "chain")]
-              for p, ch in children.items()}
-    groups = {p: bs for p, bs in groups.items() if len(bs) >= 2}
+    groups = {p: ch for p, ch in children.items()
+              if any(v.A[b].get("kind") in ("agent", "chain") for b in ch) and len(ch) >= 2}
     if not groups or not any(not v.G.edges[e].get("inferred") for e in v.edges.get("uses", ())):
         return []
     llms = [n for n in v.order if v.A[n].get("kind") == "llm"]
@@ -152,7 +151,8 @@ def _dead_ends(v: TraceView, c: Calls) -> list[Finding]:
             continue
         for b in branches:
             s = subs[b]
-            if b in used or final in s or any(v.A[n].get("kind") == "outcome" for n in s):
+            if b in used or v.A[b].get("kind") not in ("agent", "chain") or final in s \
+                    or any(v.A[n].get("kind") in ("outcome", "human") for n in s):
                 continue
             nodes = sorted(s, key=v.pos.__getitem__)
             waste = {n: v.cost[n] for n in nodes if v.cost[n] > 0}

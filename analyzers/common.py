@@ -72,7 +72,12 @@ def rates_for(model: str | None, *, baseline: WorkflowBaseline | None,
             cache_write=cw / 1e6 if cw is not None else None,
         )
     if baseline is not None:
-        return baseline.model_rates.get(model)
+        r = baseline.model_rates.get(model)
+        if r is not None:
+            return r
+        # "claude-3-5-haiku" names the dated "claude-3-5-haiku-20241022" seen in the corpus
+        seen = sorted(k for k in baseline.model_rates if k.lower().startswith(m))
+        return baseline.model_rates[seen[-1]] if seen else None
     return None
 
 
@@ -126,6 +131,16 @@ def make_finding(
     total = sum(capped.values())
     ev = dict(evidence)
     ev["waste_by_node"] = {n: round(w, 9) for n, w in capped.items()}
+    unpriced = [n for n in capped if G.nodes[n].get("cost_usd") is None]
+    if unpriced:
+        # detected waste on steps nobody priced: shown, never as a silent $0
+        ev["unpriced_nodes"] = unpriced
+    if total <= _EPS and unpriced:
+        return Finding.create(
+            trace_id=str(G.graph.get("trace_id") or ""), workflow=G.graph.get("workflow"),
+            code=code, node_ids=tuple(node_ids), wasted_tokens=tokens, wasted_cost_usd=0.0,
+            savings_usd=0.0, confidence=round(confidence, 3), evidence=ev,
+            message=message.format(usd="an unpriced amount"))
     return Finding.create(
         trace_id=str(G.graph.get("trace_id") or ""), workflow=G.graph.get("workflow"),
         code=code, node_ids=tuple(node_ids), wasted_tokens=tokens, wasted_cost_usd=total,
@@ -138,6 +153,7 @@ def book_once(G: nx.DiGraph, findings: Iterable[Finding]) -> list[Finding]:
     """Book each node's waste once, most precise rule first; findings left with no waste are
     dropped, partly overlapped ones shrink. Result sorted by first node's order, then code."""
     booked: dict[str, float] = {}
+    claimed: set[str] = set()  # nodes a kept finding claimed, priced or not
     out: list[Finding] = []
     findings = list(findings)
     if not findings:
@@ -151,7 +167,12 @@ def book_once(G: nx.DiGraph, findings: Iterable[Finding]) -> list[Finding]:
             if take > _EPS:
                 kept[n] = take
         total = sum(kept.values())
+        fresh = set(f.evidence.get("unpriced_nodes", ())) - claimed
+        if total <= _EPS and not (f.wasted_cost_usd <= _EPS and fresh):
+            continue  # wholly booked by a more precise rule
+        claimed.update(claims)
         if total <= _EPS:
+            out.append(f)  # an unpriced finding: nothing to book
             continue
         for n, w in kept.items():
             booked[n] = booked.get(n, 0.0) + w

@@ -5,8 +5,8 @@ Heuristics and sources (methods §1 and §6.3); one routing finding per call, fi
 - ``routing.wasted_escalation`` (C10; FrugalGPT/AutoMix cascades): a call that retried an
   earlier one (``retry_of``, or the same prompt) on a higher-tier model and returned the same
   output (confidence 0.85) or still failed (0.75). Waste: the escalated call's cost.
-- ``routing.reasoning_overkill`` (R3): a reasoning model whose reasoning tokens are < 10% of its
-  output (or output ≤ 50 tokens), on a step where it barely reasoned ≥ 20 times in the corpus.
+- ``routing.reasoning_overkill`` (R3): a reasoning model that spent some reasoning tokens, but
+  < 10% of its output (or output ≤ 50 tokens), on a step where it barely reasoned ≥ 20 times in the corpus.
   Waste: cost minus the same usage *without reasoning* on the vendor's cheaper non-reasoning
   model. Confidence 0.8.
 - ``routing.cheaper_model_sufficient`` (R2; RouteLLM's ``sw_ranking`` idea on our own corpus):
@@ -40,8 +40,7 @@ from analyzers.findings import Finding
 from analyzers.graph import node_cost
 from analyzers.tiers import (
     TIER_RANK,
-    cheaper_model,
-    cheaper_non_reasoning_model,
+    cheaper_models,
     is_reasoning,
     model_tier,
 )
@@ -53,12 +52,16 @@ _WORDS = re.compile(r"[a-z]+")
 MIN_OWN_TIER_SAMPLES = 10  # half of R2's floor: this tier's own rate must mean something
 
 
-def _counterfactual(G: nx.DiGraph, n: str, code: str, alt: str | None, *,
+def _counterfactual(G: nx.DiGraph, n: str, code: str, alts: tuple[str, ...], *,
                     baseline: WorkflowBaseline | None, config: AnalyzerConfig,
                     drop_reasoning: bool, conf: float, evidence: dict[str, object],
                     message: str) -> Finding | None:
     a = G.nodes[n]
-    r = rates_for(alt, baseline=baseline, config=config)
+    r, alt = None, None
+    for alt in alts:  # the first candidate with a known price
+        r = rates_for(alt, baseline=baseline, config=config)
+        if r is not None:
+            break
     cost = node_cost(a)
     if r is None or not cost:
         return None
@@ -137,12 +140,15 @@ def find(v: TraceView, *, baseline: WorkflowBaseline | None,
         stats = baseline.tier_success.get(step, {}) if baseline else {}
         if f is None and is_reasoning(model) and baseline is not None:
             out_t = int(a.get("output_tokens") or 0)
-            low = int(a.get("reasoning_tokens") or 0) < LOW_REASONING_SHARE * out_t or \
-                out_t <= LOW_REASONING_OUTPUT
+            spent = int(a.get("reasoning_tokens") or 0)
+            # hybrid models (Claude 3.7+) reason only when asked: 0 reasoning tokens is a
+            # plain call, not overkill; only calls that did reason, briefly, count
+            low = spent > 0 and (spent < LOW_REASONING_SHARE * out_t
+                                 or out_t <= LOW_REASONING_OUTPUT)
             rs = baseline.reasoning.get(step, {}).get(str(model))
             if low and rs is not None and rs.low >= config.reasoning_min_samples:
                 f = _counterfactual(
-                    G, n, "routing.reasoning_overkill", cheaper_non_reasoning_model(model),
+                    G, n, "routing.reasoning_overkill", cheaper_models(model, reasoning=False),
                     baseline=baseline, config=config, drop_reasoning=True, conf=0.8,
                     evidence={"reasoning_tokens": int(a.get("reasoning_tokens") or 0),
                               "output_tokens": out_t, "low_reasoning_runs": rs.low,
@@ -157,7 +163,7 @@ def find(v: TraceView, *, baseline: WorkflowBaseline | None,
                         or s.rate < own.rate - config.routing_margin:
                     continue
                 f = _counterfactual(
-                    G, n, "routing.cheaper_model_sufficient", s.top_model, baseline=baseline,
+                    G, n, "routing.cheaper_model_sufficient", (s.top_model,), baseline=baseline,
                     config=config, drop_reasoning=False, conf=0.7 + 0.2 * min(1.0, s.n / 100),
                     evidence={"step": step, "tier": tier, "tier_success": [own.successes, own.n],
                               "cheaper_tier": t, "cheaper_success": [s.successes, s.n],
@@ -181,7 +187,7 @@ def find(v: TraceView, *, baseline: WorkflowBaseline | None,
                 and n not in tool_callers and a.get("finish_reason") != "tool_calls" \
                 and not cheaper_fail:
             f = _counterfactual(
-                G, n, "routing.overpowered_model", cheaper_model(model), baseline=baseline,
+                G, n, "routing.overpowered_model", cheaper_models(model), baseline=baseline,
                 config=config, drop_reasoning=False, conf=0.5,
                 evidence={"step": step, "output_tokens": int(a.get("output_tokens") or 0),
                           "threshold_output_tokens": config.simple_max_output_tokens},

@@ -7,13 +7,16 @@ model pages in 2025–2026; ``reasoning`` marks models that spend hidden reasoni
 
 ``CHEAPER_MODEL`` maps a pattern to the same vendor's next cheaper model used to price the
 counterfactual in the routing analyzer ("the same usage priced on the cheaper model, same
-vendor first", DESIGN §5); ``CHEAPER_NON_REASONING`` does the same for reasoning models
+vendor first", DESIGN §5) — several space-separated candidates mean "the first one with a known
+price"; ``CHEAPER_NON_REASONING`` does the same for reasoning models
 (reasoning overkill is priced "without reasoning on the cheaper model").
 
 >>> model_tier("gpt-4o-2024-08-06"), model_tier("gpt-4o-mini"), model_tier("unknown-x")
 ('frontier', 'small', None)
 >>> is_reasoning("o3-mini"), cheaper_model("claude-3-opus-20240229")
 (True, 'claude-3-5-sonnet')
+>>> cheaper_models("claude-sonnet-4-20250514")
+('claude-haiku-4-5', 'claude-3-5-haiku')
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ __all__ = [
     "TIER_RANK",
     "TIER_TABLE",
     "cheaper_model",
+    "cheaper_models",
     "cheaper_non_reasoning_model",
     "is_reasoning",
     "model_tier",
@@ -59,9 +63,10 @@ TIER_TABLE: tuple[tuple[str, str, bool], ...] = (
     ("claude-3-haiku*", "small", False),
     ("claude-3-5-haiku*", "small", False),
     ("claude-haiku*", "small", False),
-    ("claude-3-5-sonnet*", "mid", False),
-    ("claude-3-7-sonnet*", "mid", True),
-    ("claude-sonnet*", "mid", True),
+    # Sonnet 3.5 and later are priced and used as Anthropic's workhorse frontier line
+    ("claude-3-5-sonnet*", "frontier", False),
+    ("claude-3-7-sonnet*", "frontier", True),
+    ("claude-sonnet*", "frontier", True),
     ("claude-3-sonnet*", "mid", False),
     ("claude-3-opus*", "frontier", False),
     ("claude-opus*", "frontier", True),
@@ -98,9 +103,9 @@ CHEAPER_MODEL: tuple[tuple[str, str], ...] = (
     ("gpt-4*", "gpt-4o-mini"),
     ("claude-3-5-sonnet*", "claude-3-5-haiku"),
     ("claude-3-7-sonnet*", "claude-3-5-haiku"),
-    ("claude-sonnet*", "claude-haiku-4-5"),
+    ("claude-sonnet*", "claude-haiku-4-5 claude-3-5-haiku"),
     ("claude-3-opus*", "claude-3-5-sonnet"),
-    ("claude-opus*", "claude-sonnet-4-5"),
+    ("claude-opus*", "claude-sonnet-4-5 claude-sonnet-4"),
     ("gemini-2.5-pro*", "gemini-2.5-flash"),
     ("gemini-*pro*", "gemini-1.5-flash"),
     ("gemini-*flash*", "gemini-2.0-flash-lite"),
@@ -112,12 +117,12 @@ CHEAPER_NON_REASONING: tuple[tuple[str, str], ...] = (
     ("o1-mini*", "gpt-4o-mini"),
     ("o3-mini*", "gpt-4o-mini"),
     ("o4-mini*", "gpt-4o-mini"),
-    ("gpt-5-mini*", "gpt-4.1-mini"),
-    ("o1*", "gpt-4.1-mini"),
-    ("o3*", "gpt-4.1-mini"),
-    ("gpt-5*", "gpt-4.1-mini"),
+    ("gpt-5-mini*", "gpt-4.1-mini gpt-4o-mini"),
+    ("o1*", "gpt-4.1-mini gpt-4o-mini"),
+    ("o3*", "gpt-4.1-mini gpt-4o-mini"),
+    ("gpt-5*", "gpt-4.1-mini gpt-4o-mini"),
     ("claude-3-7-sonnet*", "claude-3-5-haiku"),
-    ("claude-sonnet*", "claude-haiku-4-5"),
+    ("claude-sonnet*", "claude-haiku-4-5 claude-3-5-haiku"),
     ("claude-opus*", "claude-3-5-sonnet"),
     ("gemini-2.5-pro*", "gemini-2.0-flash"),
 )
@@ -158,11 +163,21 @@ def _lookup(table: tuple[tuple[str, str], ...], model: str) -> str | None:
     return None
 
 
+def cheaper_models(model: str | None, *, reasoning: bool = True) -> tuple[str, ...]:
+    """Candidates for the same vendor's next cheaper model (without hidden reasoning when
+    ``reasoning`` is False), preferred first."""
+    found = _lookup(CHEAPER_MODEL if reasoning else CHEAPER_NON_REASONING, model) \
+        if model else None
+    return tuple(found.split()) if found else ()
+
+
 def cheaper_model(model: str | None) -> str | None:
-    """The same vendor's next cheaper model, or None."""
-    return _lookup(CHEAPER_MODEL, model) if model else None
+    """The same vendor's preferred cheaper model, or None."""
+    c = cheaper_models(model)
+    return c[0] if c else None
 
 
 def cheaper_non_reasoning_model(model: str | None) -> str | None:
-    """The same vendor's cheaper model without hidden reasoning, or None."""
-    return _lookup(CHEAPER_NON_REASONING, model) if model else None
+    """The same vendor's preferred cheaper model without hidden reasoning, or None."""
+    c = cheaper_models(model, reasoning=False)
+    return c[0] if c else None

@@ -72,6 +72,19 @@ def test_each_nodes_waste_is_booked_once() -> None:
         node_cost(a) for _, a in G.nodes(data=True))
 
 
+def test_waste_on_unpriced_steps_is_reported_not_dropped() -> None:
+    G = nx.DiGraph(trace_id="t", workflow="w")
+    G.add_node("l", kind="llm", model="gpt-4o-mini", cost_usd=0.001, order=0, parent_id="r")
+    for i in range(3):  # one turn issued three identical failing calls; tools are unpriced
+        G.add_node(f"t{i}", kind="tool", tool_name="fetch_policy", args={"id": 1}, order=1 + i,
+                   status="error", error_type="Unavailable", cost_usd=None, parent_id="r")
+        G.add_edge("l", f"t{i}", kinds=("tool_call",), inferred=False)
+    [f] = analyze_trace(G, baseline=None)
+    assert f.code == "churn.error_loop" and f.wasted_cost_usd == 0.0
+    assert f.evidence["unpriced_nodes"] == ["t1", "t2"]
+    assert "an unpriced amount wasted" in f.message
+
+
 def test_deterministic_and_does_not_touch_the_graph() -> None:
     G, base, _ = load.case("churn.cycle", "positive")
     before = copy.deepcopy(nx.node_link_data(G, edges="links"))
@@ -153,4 +166,7 @@ def test_any_graph_is_analysed_within_its_cost(nodes: list[dict], data: st.DataO
         node_cost(a) for _, a in G.nodes(data=True)) + 1e-9
     for f in found:
         json.dumps(f.evidence)
-        assert 0 <= f.confidence <= 1 and f.wasted_cost_usd > 0
+        assert 0 <= f.confidence <= 1 and f.wasted_cost_usd >= 0
+        # $0 only when the wasted steps carry no price, and then it says so
+        assert f.wasted_cost_usd > 0 or (f.evidence["unpriced_nodes"]
+                                         and "unpriced" in f.message)
