@@ -94,3 +94,28 @@ def test_tight_loop_threshold_is_configurable() -> None:
     assert [f.code for f in churn.analyze(G, baseline=None,
                                           config=AnalyzerConfig(tight_loop_min=4))] == [
         "churn.exact_repeat"]
+
+
+def test_dead_end_branch_beside_consumed_steps() -> None:
+    """A sub-agent whose output nothing reads, next to tool results the answer does read
+    (the shape of the demo's unread fraud screen)."""
+    G = nx.DiGraph(trace_id="t", workflow="w")
+    rows = [("root", "agent", None, 0.0), ("fetch", "tool", "root", 0.0),
+            ("screen", "agent", "root", 0.0), ("signals", "llm", "screen", 0.004),
+            ("prior", "tool", "screen", 0.001), ("assess", "llm", "root", 0.02)]
+    for i, (n, kind, parent, cost) in enumerate(rows):
+        G.add_node(n, kind=kind, parent_id=parent, order=i, cost_usd=cost, name=n)
+        if parent:
+            G.add_edge(parent, n, kinds=("parent",), inferred=False)
+    G.add_edge("fetch", "assess", kinds=("uses",), inferred=False)
+    G.add_edge("signals", "prior", kinds=("tool_call",), inferred=False)
+    [f] = churn.analyze(G, baseline=None, config=AnalyzerConfig())
+    assert (f.code, f.node_ids) == ("churn.dead_end", ("screen", "signals", "prior"))
+    assert f.wasted_cost_usd == pytest.approx(0.005)
+    # once the answer reads the screen's result, it is not a dead end
+    G.add_edge("signals", "assess", kinds=("uses",), inferred=False)
+    assert churn.analyze(G, baseline=None, config=AnalyzerConfig()) == []
+    # without explicit uses edges the rule stays silent (the causal set would be a guess)
+    H = G.copy()
+    H.remove_edges_from([("fetch", "assess"), ("signals", "assess")])
+    assert churn.analyze(H, baseline=None, config=AnalyzerConfig()) == []
