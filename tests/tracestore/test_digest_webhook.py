@@ -19,7 +19,9 @@ from tests.tracestore.digest_fixture import BASE_URL, fixture_digest
 from tracestore.api import create_app
 from tracestore.cli import cli
 from tracestore.config import Settings
+from tracestore.db import create_schema
 from tracestore.digest.schedule import due_week, parse_schedule
+from tracestore.digest.service import scheduled_tick
 from tracestore.digest.webhook import post_with_retry, webhook_body
 
 MON_0900_W48 = 1795424400.0  # Monday 2026-11-23 09:00 UTC
@@ -149,3 +151,26 @@ def test_cli_webhook(db_url: str, receiver: Receiver) -> None:
     assert r.exit_code == 0, r.output
     assert receiver.bodies[0]["digest"]["week"] == "2026-W47"
     assert "No traces were recorded in 2026-W47." in receiver.bodies[0]["text"]
+
+
+@pytest.mark.parametrize("receiver", [[500] * 4 + [200]], indirect=True)
+def test_a_failed_week_is_retried_an_hour_later(db_url: str, receiver: Receiver) -> None:
+    settings = Settings(database_url=db_url, settle_seconds=0, digest_schedule="MON 09:00",
+                        digest_webhook_url=receiver.url)
+    engine = create_engine(db_url)
+    create_schema(engine)
+    retry = {"attempts": 2, "base_delay": 0.01}
+    first = scheduled_tick(engine, settings, now=MON_0900_W48, **retry)
+    assert first is not None and not first.ok and len(receiver.bodies) == 2
+    now = MON_0900_W48
+    assert scheduled_tick(engine, settings, now=now + 60, **retry) is None  # within the hour
+    again = scheduled_tick(engine, settings, now=now + 3601, **retry)
+    assert again is not None and not again.ok and len(receiver.bodies) == 4
+    done = scheduled_tick(engine, settings, now=now + 7300, **retry)
+    assert done is not None and done.ok and receiver.bodies[-1]["digest"]["week"] == "2026-W47"
+    assert scheduled_tick(engine, settings, now=now + 20000, **retry) is None  # sent
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT status, attempts FROM digest_deliveries "
+                                 "ORDER BY id")).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [("failed", 2), ("failed", 2), ("ok", 1)]

@@ -20,13 +20,17 @@ from analyzers.digest_types import Digest
 from tracestore.config import Settings
 from tracestore.digest.gather import load_digest
 from tracestore.digest.schedule import DigestScheduler, due_week, parse_schedule
-from tracestore.digest.webhook import DeliveryResult, deliver_digest, sent_weeks
+from tracestore.digest.webhook import DeliveryResult, deliver_digest, last_failure, sent_weeks
 from tracestore.ingest import project_id_for
 
 __all__ = ["last_complete_week", "base_url_of", "project_digest", "send_digest",
            "scheduled_tick", "start_scheduler"]
 
 log = logging.getLogger("tracestore.digest")
+
+# After a delivery failed all its retries, the scheduler tries that week again an hour later
+# (not every poll): a receiver that is down for a day gets 24 attempts, not 1,440.
+RETRY_FAILED_AFTER = 3600.0
 
 
 def last_complete_week(now: float) -> str:
@@ -67,11 +71,14 @@ def scheduled_tick(engine: Engine, settings: Settings, *, now: float,
     pid = project_id_for(engine, settings.project)
     with Session(engine) as session:
         done = sent_weeks(session, project_id=pid, url=url)
-    week = due_week(settings.digest_schedule, now=now, sent_weeks=done)
-    if week is None:
+        week = due_week(settings.digest_schedule, now=now, sent_weeks=done)
+        failed = (last_failure(session, project_id=pid, url=url, week=week)
+                  if week is not None else None)
+    if week is None or (failed is not None and now - failed < RETRY_FAILED_AFTER):
         return None
+    # Stamp the delivery with the tick's time, the clock the schedule decisions use.
     result = send_digest(engine, settings, project=settings.project, week=week, url=url,
-                         trigger="schedule", **retry)
+                         trigger="schedule", now=lambda: now, **retry)
     log.info("scheduled digest %s to %s: %s after %d attempt(s)", week, url,
              "ok" if result.ok else f"failed ({result.error})", result.attempts)
     return result

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import Engine, Table, insert, select
+from sqlalchemy import Engine, Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from analyzers.digest_types import Digest
@@ -31,7 +31,7 @@ from tracestore.digest.markdown import render_markdown
 from tracestore.models import DigestDelivery
 
 __all__ = ["ATTEMPTS", "DeliveryResult", "backoff_delays", "webhook_body", "post_with_retry",
-           "deliver_digest", "sent_weeks"]
+           "deliver_digest", "sent_weeks", "last_failure"]
 
 DELIVERY_T: Table = DigestDelivery.__table__  # type: ignore[attr-defined]
 
@@ -117,3 +117,11 @@ def sent_weeks(session: Session, *, project_id: int, url: str) -> set[str]:
     d = DELIVERY_T.c
     return set(session.execute(select(d.week).where(
         d.project_id == project_id, d.url == url, d.status == "ok")).scalars())
+
+
+def last_failure(session: Session, *, project_id: int, url: str, week: str) -> float | None:
+    """When the latest failed delivery of ``week`` to ``url`` started, if any."""
+    d = DELIVERY_T.c
+    return session.execute(select(func.max(d.created_at)).where(
+        d.project_id == project_id, d.url == url, d.week == week, d.status == "failed")
+    ).scalar_one_or_none()
