@@ -19,10 +19,10 @@ from tracestore.analysis.run import POST_ANALYSIS_HOOKS, AnalysisCounts, analyze
 from tracestore.analysis.suite import AnalyzerSuite, default_suite
 
 __all__ = [
-    "Window",
+    "POST_ANALYSIS_HOOKS",
     "AnalysisCounts",
     "AnalyzerSuite",
+    "Window",
     "analyze_window",
     "default_suite",
-    "POST_ANALYSIS_HOOKS",
 ]

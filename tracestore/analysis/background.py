@@ -27,7 +27,7 @@ from tracestore.analysis.run import (
 from tracestore.analysis.suite import AnalyzerSuite, default_suite
 from tracestore.models import Trace
 
-__all__ = ["AnalysisWorker", "MAX_POLL_SECONDS", "BASELINE_TTL_SECONDS"]
+__all__ = ["BASELINE_TTL_SECONDS", "MAX_POLL_SECONDS", "AnalysisWorker"]
 
 log = logging.getLogger("tracestore.analysis")
 

@@ -18,7 +18,7 @@ from tracestore.models import FindingRow
 from tracestore.queries import decode_cursor, encode_cursor, finding_public
 from tracestore.schemas import FindingPublic
 
-__all__ = ["FindingFilters", "list_findings", "ORDERS"]
+__all__ = ["ORDERS", "FindingFilters", "list_findings"]
 
 FINDING_T: Table = FindingRow.__table__  # type: ignore[attr-defined]
 

@@ -22,20 +22,26 @@ from sqlalchemy import Engine, Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from analyzers.findings import Finding
-from tracestore.analysis.load import BATCH_SIZE, LoadedTrace, Window, iter_trace_graphs, select_trace_ids
+from tracestore.analysis.load import (
+    BATCH_SIZE,
+    LoadedTrace,
+    Window,
+    iter_trace_graphs,
+    select_trace_ids,
+)
 from tracestore.analysis.suite import AnalyzerSuite
 from tracestore.db import session_scope, upsert
 from tracestore.models import FindingRow, Trace
 from tracestore.summaries import summarize_traces
 
 __all__ = [
+    "POST_ANALYSIS_HOOKS",
     "AnalysisCounts",
+    "analyze_traces",
+    "analyze_window",
     "baseline_window",
     "compute_corpus_baselines",
     "store_findings",
-    "analyze_traces",
-    "analyze_window",
-    "POST_ANALYSIS_HOOKS",
 ]
 
 FINDING_T: Table = FindingRow.__table__  # type: ignore[attr-defined]

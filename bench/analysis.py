@@ -1,0 +1,192 @@
+"""Analysis runtime throughput: traces/s *including* reading the store and building graphs,
+on SQLite and PostgreSQL; and one 1,000-node trace from the store.
+
+Run from the repo root: ``python -m bench.analysis [--traces N] [--append]``. PostgreSQL is
+measured when ``TRACESTORE_TEST_POSTGRES_URL`` is set (a fresh schema, dropped afterwards).
+Targets (issue 5 item 8): ≥ 2,000 traces/s per core for 20-node traces including graph
+building from the store; a 1,000-node trace analysed in under a second.
+
+What each line times (traces are ingested first, untimed):
+
+Rates are given per CPU second of the benchmark process (``time.process_time``: the per-core
+figure, robust to other load on the machine) and per wall second.
+
+* ``load+graph`` — batched reads (3 queries per 500 traces) and ``build_trace_graph``;
+* ``analyse, 1 core`` — ``analyze_traces`` in one process: load, build, run every analyzer,
+  replace findings, stamp ``analyzed_at`` (baselines precomputed, as in a run);
+* ``baselines`` — the once-per-run corpus pass (load, build, collect samples, numpy fold);
+* ``run, 2 workers`` — ``tracestore analyze --workers 2`` end to end (process start-up,
+  baselines, partitions), wall clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+from tracestore.analysis.load import Window, iter_trace_graphs, select_trace_ids
+from tracestore.analysis.parallel import run_parallel
+from tracestore.analysis.run import analyze_traces, compute_corpus_baselines
+from tracestore.analysis.suite import default_suite
+from tracestore.config import Settings
+from tracestore.db import create_schema, make_engine
+from tracestore.ingest import Writer, project_id_for
+
+T0 = 1794182400.0  # 2026-11-09T00:00:00Z, Monday of ISO week 2026-W46
+TOOLS = ("lookup_order", "search_kb")
+
+
+def agent_trace(i: int, turns: int) -> dict[str, Any]:
+    """A support-agent trace of 2·turns + 4 nodes: a root, a 10-document retrieval, ``turns``
+    LLM+tool pairs (turns 3–5 repeat one read, a tight loop), a final answer, an outcome."""
+    t = T0 + (i % 20_000) * 60.0
+    nodes: list[dict[str, Any]] = [
+        {"node_id": "root", "kind": "agent", "name": "support_agent", "start": t, "end": t + 99},
+        {"node_id": "ret", "parent_id": "root", "kind": "retrieval", "name": "kb_search",
+         "start": t + 0.5, "end": t + 0.7,
+         "documents": [{"id": f"d{k}", "tokens": 300} for k in range(10)]},
+    ]
+    for k in range(turns):
+        s = t + 1 + 2 * k
+        loop = k in (3, 4, 5)
+        name = "read_file" if loop else TOOLS[k % 2]
+        arg = "same" if loop else f"topic {i} {k}"
+        nodes.append({"node_id": f"l{k}", "parent_id": "root", "kind": "llm",
+                      "name": "chat gpt-4o-mini", "provider": "openai",
+                      "model": "gpt-4o-mini", "input_tokens": 1500 + 40 * k,
+                      "output_tokens": 60, "prompt": f"turn {k}: choose the next action",
+                      "start": s, "end": s + 0.8})
+        nodes.append({"node_id": f"k{k}", "parent_id": "root", "kind": "tool", "name": name,
+                      "tool_name": name, "args": {"q": arg}, "result": f"result {arg}",
+                      "start": s + 0.9, "end": s + 1.0})
+    end = t + 2 + 2 * turns
+    nodes.append({"node_id": "final", "parent_id": "root", "kind": "llm", "name": "final_answer",
+                  "provider": "openai", "model": "gpt-4o-mini", "input_tokens": 2500,
+                  "output_tokens": 200, "uses": ["d1", "d2"], "start": end, "end": end + 1})
+    nodes.append({"node_id": "out", "parent_id": "root", "kind": "outcome", "name": "outcome",
+                  "outcome_status": "success", "start": end + 1.5})
+    return {"trace_id": f"b{turns:04d}-{i:07d}", "workflow": "support_agent",
+            "task_id": f"T-{i}", "nodes": nodes}
+
+
+@contextmanager
+def database(backend: str) -> Iterator[str]:
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory() as d:
+            yield f"sqlite:///{d}/bench.db"
+        return
+    base = os.environ["TRACESTORE_TEST_POSTGRES_URL"].replace(
+        "postgresql://", "postgresql+psycopg://", 1)
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base)
+    with admin.begin() as c:
+        c.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        sep = "&" if "?" in base else "?"
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as c:
+            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def bench_backend(backend: str, n: int) -> list[str]:
+    out = []
+    suite = default_suite()
+    with database(backend) as url:
+        engine = make_engine(url)
+        create_schema(engine)
+        writer = Writer(engine, Settings(database_url=url))
+        pid = project_id_for(engine, "default")
+        traces = [agent_trace(i, 8) for i in range(n)]
+        assert all(len(t["nodes"]) == 20 for t in traces)
+        for i in range(0, n, 1000):
+            writer.ingest_native(pid, traces[i : i + 1000]).raise_if_rejected()
+        with Session(engine) as s:
+            ids = select_trace_ids(s, project_id=pid, window=Window())
+
+        def load_all() -> None:
+            with Session(engine) as s:
+                for _ in iter_trace_graphs(s, project_id=pid, trace_ids=ids):
+                    pass
+
+        load = _rate(load_all, n)
+        t0 = time.perf_counter()
+        baselines = compute_corpus_baselines(engine, project_id=pid, window=Window(), suite=suite)
+        base_s = time.perf_counter() - t0
+        rates, cpu_rates, found = [], [], 0
+        for _ in range(3):
+            t0, c0 = time.perf_counter(), time.process_time()
+            counts = analyze_traces(engine, project_id=pid, trace_ids=ids, baselines=baselines,
+                                    suite=suite, now=time.time())
+            rates.append(n / (time.perf_counter() - t0))
+            cpu_rates.append(n / (time.process_time() - c0))
+            found = counts.findings
+        t0 = time.perf_counter()
+        par = run_parallel(url, project_id=pid, window=Window(), suite=suite, baseline_days=28,
+                           now=time.time(), workers=2)
+        par_s = time.perf_counter() - t0
+        assert par.findings == found, (par.findings, found)
+        big = agent_trace(0, 498)
+        big["trace_id"] = "big"
+        writer.ingest_native(pid, [big]).raise_if_rejected()
+        times, cpu_times = [], []
+        for _ in range(3):
+            t0, c0 = time.perf_counter(), time.process_time()
+            bc = analyze_traces(engine, project_id=pid, trace_ids=["big"], baselines=baselines,
+                                suite=suite, now=time.time())
+            times.append(time.perf_counter() - t0)
+            cpu_times.append(time.process_time() - c0)
+        engine.dispose()
+    med = statistics.median
+    out.append(f"- {backend}, {n:,} stored 20-node traces, one process: load+graph "
+               f"{load[0]:,.0f} traces/s CPU ({load[1]:,.0f} wall); analyse (load + graph + "
+               f"analyzers + replace {found:,} findings) {med(cpu_rates):,.0f} traces/s CPU "
+               f"({med(rates):,.0f} wall); baselines once per run {base_s:.2f} s wall; "
+               f"`--workers 2` run {par_s:.2f} s wall")
+    out.append(f"- {backend}, one 1,000-node trace from the store (load + graph + analyzers + "
+               f"write): {med(cpu_times) * 1000:.0f} ms CPU ({med(times) * 1000:.0f} ms wall; "
+               f"{bc.findings} findings)")
+    return out
+
+
+def _rate(fn: Any, n: int) -> tuple[float, float]:
+    """Median (CPU, wall) rates of 3 runs after a warm-up. CPU time is this process's: on a
+    shared machine it is the per-core figure; for PostgreSQL it leaves out the server."""
+    fn()
+    cpu, wall = [], []
+    for _ in range(3):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(n / (time.perf_counter() - t0))
+        cpu.append(n / (time.process_time() - c0))
+    return statistics.median(cpu), statistics.median(wall)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--traces", type=int, default=5000)
+    ap.add_argument("--append", action="store_true", help="append to bench/RESULTS.md")
+    args = ap.parse_args()
+    backends = ["sqlite"] + (["postgres"] if os.environ.get("TRACESTORE_TEST_POSTGRES_URL")
+                             else [])
+    lines = [line for b in backends for line in bench_backend(b, args.traces)]
+    print("\n".join(lines))
+    if args.append:
+        with open("bench/RESULTS.md", "a") as fh:
+            fh.write(f"\n## analysis runtime (`python -m bench.analysis`, {os.cpu_count()} "
+                     "cores)\n\n" + "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
