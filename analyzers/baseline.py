@@ -34,6 +34,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import networkx as nx
@@ -164,6 +165,12 @@ def _declared_step(a: dict[str, Any]) -> str | None:
     return None
 
 
+@lru_cache(maxsize=8192)
+def _generic(name: str, model: str) -> bool:
+    """A span name that says which API ran, not which step (``chat gpt-4o``)."""
+    return bool(_GENERIC.match(name)) or bool(model and model in name)
+
+
 def step_keys(G: nx.DiGraph, kinds: frozenset[str] | None = None,
               order: list[str] | None = None) -> dict[str, str]:
     """The "same step" key of every node (of ``kinds``, default all) (DESIGN §5): the
@@ -182,8 +189,7 @@ def step_keys(G: nx.DiGraph, kinds: frozenset[str] | None = None,
             keys[n] = declared
             continue
         name = str(a.get("name") or "")
-        model = str(a.get("model") or "")
-        if name and not _GENERIC.match(name) and (not model or model not in name):
+        if name and not _generic(name, str(a.get("model") or "")):
             keys[n] = name
             continue
         parent = a.get("parent_id")

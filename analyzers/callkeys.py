@@ -34,6 +34,7 @@ import json
 import re
 import zlib
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -93,12 +94,14 @@ def normalize_text(text: str) -> str:
     return _WS.sub(" ", text).strip()
 
 
+@lru_cache(maxsize=8192)
+def _volatile(key: str) -> bool:
+    return key.lower().replace("_", "").replace("-", "") in VOLATILE_KEYS
+
+
 def _strip(value: Any) -> Any:
     if isinstance(value, dict):
-        return {
-            str(k): _strip(v) for k, v in value.items()
-            if str(k).lower().replace("_", "").replace("-", "") not in VOLATILE_KEYS
-        }
+        return {str(k): _strip(v) for k, v in value.items() if not _volatile(str(k))}
     if isinstance(value, list | tuple):
         return [_strip(v) for v in value]
     if isinstance(value, str):
