@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tracestore import __version__
+from tracestore.api.deps import document_auth
 from tracestore.api.problems import install_problem_handlers
 from tracestore.api.routes import digest as digest_routes
 from tracestore.api.routes import attribution, prices
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.admission = Admission(settings.max_pending_writes, settings.max_pending_write_bytes)
     app.add_middleware(AdmissionMiddleware)
     install_problem_handlers(app)
+    document_auth(app)  # 401/403 in the OpenAPI document of every keyed route
     for module in (health, ingest, traces, otlp):
         app.include_router(module.router)
     app.include_router(findings.router)

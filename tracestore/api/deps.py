@@ -18,6 +18,7 @@ from tracestore.errors import Forbidden, Unauthorized
 from tracestore.ingest import Writer, project_id_for
 
 __all__ = ["ProjectCtx", "current_project", "require", "required_scope", "api_routes",
+           "document_auth",
            "RouteInfo", "get_session",
            "ProjectDep", "ReadProjectDep", "IngestProjectDep", "AdminProjectDep", "SessionDep",
            "SettingsDep", "WriterDep", "EngineDep"]
@@ -127,6 +128,32 @@ def required_scope(route: RouteInfo | APIRoute) -> str | None:
 
 
 current_project = require()
+
+
+def document_auth(app: FastAPI) -> None:
+    """Make the OpenAPI document list 401 and 403 (problem+json) on every route that needs a
+    key, whoever wrote the route — clients and schemathesis rely on the documented codes."""
+    from tracestore.api.problems import PROBLEM_RESPONSES
+
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        doc = build()
+        for route in api_routes(app):
+            if required_scope(route) is None:
+                continue
+            for method in route.methods:
+                op = doc.get("paths", {}).get(route.path, {}).get(method.lower())
+                if op is not None:
+                    for code in ("401", "403"):
+                        op.setdefault("responses", {}).setdefault(
+                            code, PROBLEM_RESPONSES[int(code)])
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def get_session(request: Request) -> Iterator[Session]:
