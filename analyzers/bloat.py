@@ -206,7 +206,8 @@ def _oversized(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
                       "robust_z": round(z, 2) if z != float("inf") else "inf",
                       "thresholds": [cfg.oversize_z, cfg.oversize_ratio]},
             message=f"The prompt of step `{keys[n]}` had {x} input tokens"
-            + (f" besides {explained[n]} already booked as unused context or stale history" if explained.get(n) else "")
+            + (f" besides {explained[n]} already booked as unused context or stale history"
+               if explained.get(n) else "")
             + f" against a median of {med:.0f}: {{usd}} wasted; trim what this run added.",
         ))
 

@@ -24,10 +24,12 @@ from typing import Any
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from analyzers.paths import PathGroup, TracePath, group_paths
+from analyzers.paths import PathGroup
 from analyzers.unit_economics import LeverSplit, Levers, levers, lmdi, p95_attempts, retry_tail
 from tracestore.errors import BadRequest
-from tracestore.models import TraceSummary, WorkflowSetting
+from tracestore import summary_queries as sq
+from tracestore.models import WorkflowSetting
+from tracestore.summary_queries import summary_conds
 
 __all__ = [
     "GROUP_COLUMNS",
@@ -39,17 +41,14 @@ __all__ = [
     "workflow_settings",
 ]
 
-SUMMARY_T: Table = TraceSummary.__table__  # type: ignore[attr-defined]
 SETTING_T: Table = WorkflowSetting.__table__  # type: ignore[attr-defined]
 
 # group_by name -> summary column
 GROUP_COLUMNS = {"workflow": "workflow", "team": "team", "feature": "feature",
                  "user": "user_id", "model": "primary_model", "week": "week"}
-_COLS = ("trace_id", "workflow", "team", "feature", "user_id", "primary_model", "week",
-         "cost_usd", "tokens", "model_calls", "unpriced_count", "productive_usd",
-         "waste_churn_usd", "waste_bloat_usd", "waste_routing_usd", "waste_by_code",
-         "attempt_index", "outcome_status", "outcome_here", "outcome_value_usd",
-         "path_signature", "task_id")
+# Per path signature: finding codes and example trace ids shown (the most wasteful first).
+TOP_CODES = 3
+EXAMPLES = 3
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ class GroupEconomics:
     spend_usd: float
     tokens: int
     attempts: int
-    tasks: int
+    tasks: int  # tasks whose first attempt is in the group
     model_calls: int
     unpriced_calls: int
     outcomes: dict[str, int]  # status -> count
@@ -135,66 +134,30 @@ def workflow_settings(session: Session, *, project_id: int) -> dict[str, dict[st
         select(SETTING_T).where(w.project_id == project_id)).mappings()}
 
 
-def _load(session: Session, project_id: int, since: float | None, until: float | None,
-          filters: dict[str, str | None]) -> list[dict[str, Any]]:
-    s = SUMMARY_T.c
-    conds: list[Any] = [s.project_id == project_id]
-    if since is not None:
-        conds.append(s.started_at >= since)
-    if until is not None:
-        conds.append(s.started_at < until)
-    for name, value in filters.items():
-        if value is not None:
-            conds.append(s[GROUP_COLUMNS[name]] == value)
-    stmt = select(*(s[c] for c in _COLS)).where(*conds)
-    return [dict(r) for r in session.execute(stmt).mappings()]
-
-
-def _aggregate(key: dict[str, str | None], rows: list[dict[str, Any]],
+def _economics(key: dict[str, str | None], t: dict[str, Any], codes: dict[str, float],
                settings: dict[str, dict[str, Any]]) -> GroupEconomics:
-    spend = sum(r["cost_usd"] for r in rows)
-    tokens = sum(r["tokens"] for r in rows)
-    outcomes: dict[str, int] = {}
-    value: float | None = None
-    first_dec = first_ok = 0
-    by_code: dict[str, float] = {}
-    for r in rows:
-        st = r["outcome_status"]
-        if r["outcome_here"] and st:
-            outcomes[st] = outcomes.get(st, 0) + 1
-            if st == "success":
-                v = r["outcome_value_usd"]
-                if v is None:
-                    v = (settings.get(r["workflow"] or "") or {}).get("outcome_value_usd")
-                if v is not None:
-                    value = (value or 0.0) + float(v)
-        if r["attempt_index"] == 1 and st:
-            first_dec += 1
-            first_ok += bool(r["outcome_here"] and st == "success")
-        for code, usd in (r["waste_by_code"] or {}).items():
-            by_code[code] = by_code.get(code, 0.0) + usd
-    workflows = {r["workflow"] for r in rows}
+    by_status = {st: int(t[f"n_{st}"] or 0) for st in sq.OUTCOME_STATUSES if t[f"n_{st}"]}
+    value = float(t["value"] or 0.0) if t["valued"] else None
     baseline = None
-    if len(workflows) == 1:
-        baseline = (settings.get(next(iter(workflows)) or "") or {}).get(
-            "baseline_cost_per_outcome_usd")
+    if t["wf_min"] == t["wf_max"] and not t["wf_nulls"]:  # one workflow in the group
+        baseline = (settings.get(t["wf_min"]) or {}).get("baseline_cost_per_outcome_usd")
+    spend, tokens = float(t["cost"] or 0.0), int(t["tokens"] or 0)
     return GroupEconomics(
         key=key,
         spend_usd=spend,
         tokens=tokens,
-        attempts=len(rows),
-        tasks=len({r["task_id"] for r in rows}),
-        model_calls=sum(r["model_calls"] for r in rows),
-        unpriced_calls=sum(r["unpriced_count"] for r in rows),
-        outcomes=dict(sorted(outcomes.items())),
-        levers=levers(cost=spend, tokens=tokens, attempts=len(rows),
-                      outcomes=outcomes.get("success", 0)),
-        first_attempts_decided=first_dec,
-        first_attempt_successes=first_ok,
-        productive_usd=sum(r["productive_usd"] for r in rows),
-        waste_usd={a: sum(r[f"waste_{a}_usd"] for r in rows)
-                   for a in ("churn", "bloat", "routing")},
-        waste_by_code=dict(sorted(by_code.items(), key=lambda kv: (-kv[1], kv[0]))),
+        attempts=int(t["attempts"]),
+        tasks=int(t["tasks"]),
+        model_calls=int(t["model_calls"] or 0),
+        unpriced_calls=int(t["unpriced"] or 0),
+        outcomes=dict(sorted(by_status.items())),
+        levers=levers(cost=spend, tokens=tokens, attempts=int(t["attempts"]),
+                      outcomes=by_status.get("success", 0)),
+        first_attempts_decided=int(t["first_decided"] or 0),
+        first_attempt_successes=int(t["first_ok"] or 0),
+        productive_usd=float(t["productive"] or 0.0),
+        waste_usd={a: float(t[a] or 0.0) for a in ("churn", "bloat", "routing")},
+        waste_by_code=dict(sorted(codes.items(), key=lambda kv: (-kv[1], kv[0]))),
         value_usd=value,
         baseline_cost_per_outcome_usd=baseline,
     )
@@ -213,16 +176,19 @@ def unit_economics(
 ) -> list[GroupEconomics]:
     """Unit economics of traces started in ``[since, until)``, one entry per group, sorted by
     spend (largest first). ``group_by`` names come from :data:`GROUP_COLUMNS`; ``model`` is a
-    trace's primary model (the one with the largest share of its cost)."""
+    trace's primary model (the one with the largest share of its cost). ``group_by=()`` gives
+    one group over everything (none when there are no traces)."""
     group_by = parse_group_by(group_by)
-    rows = _load(session, project_id, since, until,
-                 {"workflow": workflow, "team": team, "feature": feature})
-    groups: dict[tuple[str | None, ...], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault(tuple(r[GROUP_COLUMNS[g]] for g in group_by), []).append(r)
+    cols = [GROUP_COLUMNS[g] for g in group_by]
+    conds = summary_conds(project_id, since, until,
+                          {"workflow": workflow, "team": team, "feature": feature})
     settings = workflow_settings(session, project_id=project_id)
-    out = [_aggregate(dict(zip(group_by, k, strict=True)), rs, settings)
-           for k, rs in groups.items()]
+    values = {wf: float(v["outcome_value_usd"]) for wf, v in settings.items()
+              if v.get("outcome_value_usd") is not None}
+    totals = sq.group_totals(session, conds, cols, values)
+    codes = sq.waste_by_code(session, conds, cols)
+    out = [_economics(dict(zip(group_by, k, strict=True)), t, codes.get(k, {}), settings)
+           for k, t in totals.items()]
     out.sort(key=lambda g: (-g.spend_usd, tuple(str(v) for v in g.key.values())))
     return out
 
@@ -264,22 +230,28 @@ def wasteful_paths(
     expensive, then by spend)."""
     if order not in ("waste", "cost_per_outcome"):
         raise BadRequest(f"order must be 'waste' or 'cost_per_outcome', not {order!r}")
-    rows = _load(session, project_id, since, until, {"workflow": workflow})
-    groups = group_paths(
-        TracePath(
-            trace_id=r["trace_id"],
-            signature=r["path_signature"] or "",
-            cost_usd=r["cost_usd"],
-            waste_usd=r["waste_by_code"] or {},
-            success=bool(r["outcome_here"] and r["outcome_status"] == "success"),
-            decided=bool(r["outcome_status"]),
-            workflow=r["workflow"],
+    cols = ["workflow", "path_signature"]
+    conds = summary_conds(project_id, since, until, {"workflow": workflow})
+    totals = sq.group_totals(session, conds, cols)
+    codes = sq.waste_by_code(session, conds, cols)
+    groups = [
+        PathGroup(
+            workflow=k[0], signature=k[1] or "", traces=int(t["attempts"]),
+            successes=int(t["n_success"] or 0), decided=int(t["decided"] or 0),
+            cost_usd=float(t["cost"] or 0.0), waste_usd=float(t["waste"] or 0.0),
+            top_codes=tuple(sorted(codes.get(k, {}).items(), key=lambda kv: (-kv[1], kv[0]))
+                            [:TOP_CODES]),
+            example_trace_ids=(),
         )
-        for r in rows
-    )
+        for k, t in totals.items()
+    ]
     if order == "waste":
         groups.sort(key=lambda g: (-g.waste_usd, -g.cost_usd, g.signature))
     else:
         groups.sort(key=lambda g: (g.cost_per_outcome_usd is not None,
                                    -(g.cost_per_outcome_usd or g.cost_usd), g.signature))
-    return groups[:limit]
+    groups = groups[:limit]
+    examples = sq.example_traces(session, conds, cols, EXAMPLES,
+                                 only=[g.signature for g in groups])
+    return [replace(g, example_trace_ids=tuple(examples.get((g.workflow, g.signature), ())))
+            for g in groups]

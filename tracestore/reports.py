@@ -50,7 +50,7 @@ class GroupPublic(BaseModel):
     unpriced_calls: int
     tokens: int
     attempts: int = Field(description="Traces; a task retried three times has three.")
-    tasks: int
+    tasks: int = Field(description="Tasks whose first attempt is in this group.")
     outcomes: dict[str, int] = Field(description="Outcomes counted in this group, by status.")
     successes: int
     cost_per_outcome_usd: float | None = Field(description="Spend per successful outcome.")

@@ -243,3 +243,36 @@ def test_the_analysis_runtime_writes_summaries(client: TestClient) -> None:
     assert (g["attempts"], g["tasks"], g["successes"]) == (6, 4, 3)
     assert g["spend_usd"] == pytest.approx(0.07)
     assert g["productive_usd"] + sum(g["waste_usd"].values()) == pytest.approx(0.07)
+
+
+def test_sql_path_grouping_matches_the_pure_reference(loaded: TestClient) -> None:
+    """economics.wasteful_paths groups in SQL; analyzers.paths.group_paths is the reference."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from analyzers.paths import TracePath, group_paths
+    from tracestore.economics import wasteful_paths
+    from tracestore.models import TraceSummary
+
+    loaded.post("/api/v1/outcomes", json={"task_id": "T3", "status": "failure"})
+    settings = loaded.app.state.settings  # type: ignore[attr-defined]
+    engine = make_engine(settings.database_url)
+    try:
+        pid = project_id_for(engine, settings.project)
+        with Session(engine) as s:
+            rows = s.execute(select(TraceSummary).where(TraceSummary.project_id == pid)
+                             ).scalars().all()
+            expected = group_paths(TracePath(
+                r.trace_id, r.path_signature or "", r.cost_usd, r.waste_by_code or {},
+                r.outcome_here and r.outcome_status == "success", r.outcome_status is not None,
+                r.workflow) for r in rows)
+            got = wasteful_paths(s, project_id=pid)
+    finally:
+        engine.dispose()
+    key = lambda g: (g.workflow, g.signature)  # noqa: E731
+    assert len(got) == len(expected) == 2
+    for a, b in zip(sorted(got, key=key), sorted(expected, key=key), strict=True):
+        assert (a.traces, a.successes, a.decided, a.example_trace_ids) == (
+            b.traces, b.successes, b.decided, b.example_trace_ids)
+        assert a.cost_usd == pytest.approx(b.cost_usd) and a.waste_usd == pytest.approx(b.waste_usd)
+        assert dict(a.top_codes) == pytest.approx(dict(b.top_codes))
