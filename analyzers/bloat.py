@@ -147,7 +147,8 @@ def _history(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | Non
             continue
         x = [int(v.A[n].get("input_tokens") or 0) for n in turns]
         if len(turns) < cfg.history_min_turns or x[0] <= 0 or \
-                x[-1] < cfg.history_growth_ratio * x[0] or any(b < a for a, b in itertools.pairwise(x)):
+                x[-1] < cfg.history_growth_ratio * x[0] or \
+                any(b < a for a, b in itertools.pairwise(x)):
             continue
         K = cfg.history_keep_turns
         waste, tokens = {}, 0

@@ -6,9 +6,9 @@ Heuristics and sources (methods §1 and §6.3); one routing finding per call, fi
   earlier one (``retry_of``, or the same prompt) on a higher-tier model and returned the same
   output (confidence 0.85) or still failed (0.75). Waste: the escalated call's cost.
 - ``routing.reasoning_overkill`` (R3): a reasoning model that spent some reasoning tokens, but
-  < 10% of its output (or output ≤ 50 tokens), on a step where it barely reasoned ≥ 20 times in the corpus.
-  Waste: cost minus the same usage *without reasoning* on the vendor's cheaper non-reasoning
-  model. Confidence 0.8.
+  < 10% of its output (or output ≤ 50 tokens), on a step where it barely reasoned ≥ 20 times in
+  the corpus. Waste: cost minus the same usage *without reasoning* on the vendor's cheaper
+  non-reasoning model. Confidence 0.8.
 - ``routing.cheaper_model_sufficient`` (R2; RouteLLM's ``sw_ranking`` idea on our own corpus):
   the same step ran ≥ 20 times on a cheaper tier with a success rate no more than 2 points
   below this tier's (which has ≥ 10 samples). Waste: cost minus the same usage on that tier's
