@@ -48,6 +48,10 @@ FLAT_PREFIXES = (
     "llm.prompts", "llm.choices",
 )
 FLAT_RE = re.compile(r"^(" + "|".join(re.escape(p) for p in FLAT_PREFIXES) + r")\.(\d+)\.(.+)$")
+# One search over all of a span's keys joined by newlines: cheaper than a match per key for
+# the many spans that carry no flattened list at all.
+_FLAT_ANY = re.compile(r"^(?:" + "|".join(re.escape(p) for p in FLAT_PREFIXES) + r")\.\d+\.",
+                       re.MULTILINE)
 # An index that large is a hostile or broken producer, not a list; OTel's default attribute
 # count limit (OTEL_ATTRIBUTE_COUNT_LIMIT=128) bounds real lists far below it.
 _MAX_INDEX = 10_000
@@ -108,6 +112,8 @@ def maybe_json(v: Any) -> Any:
 
 def unflatten(flat: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Group ``prefix.N.rest`` keys into ``{prefix: [ {rest: value}, ... ]}`` in index order."""
+    if _FLAT_ANY.search("\n".join(flat)) is None:
+        return {}
     groups: dict[str, dict[int, dict[str, Any]]] = {}
     for key, value in flat.items():
         m = FLAT_RE.match(key)

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tracestore.otlp.content import FLAT_RE, as_float, bounded_attributes, maybe_json, unflatten
+from tracestore.otlp.content import as_float, bounded_attributes, maybe_json, unflatten
 from tracestore.otlp.decode import Rejected, Span
 from tracestore.otlp.fields import node_fields
 from tracestore.otlp.nodes import first, str_list
@@ -172,7 +172,7 @@ def spans_to_traces(
         tedges = edges.setdefault(trace_id, [])
         for sp in group:
             a = sp.attributes
-            flat = unflatten(a) if any(FLAT_RE.match(k) for k in a) else {}
+            flat = unflatten(a)
             try:
                 mapped, extra_nodes, calls = node_fields(sp, a, flat)
                 node = NodeIn.model_validate(mapped)
