@@ -238,7 +238,8 @@ def main() -> None:
         raise SystemExit(f"{len(errors)} failed requests, first: {errors[0]}")
     print(f"{spans} spans, {len(bodies)} requests of ~{args.batch}, {args.connections} "
           f"connections: all POSTs answered in {posted:.2f}s, all spans queryable after "
-          f"{elapsed:.2f}s -> {spans / elapsed:,.0f} spans/s")
+          f"{elapsed:.2f}s -> {spans / elapsed:,.0f} spans/s "
+          f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     if args.stages:
         stages(bodies, spans)
 
