@@ -19,6 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from tests.tracestore.otlp_server import by_id, edges, get_trace, serve
 from tracestore.config import Settings
+from tracestore.store import content_hash
 
 LIMIT = 256 * 1024  # max_body_bytes for these tests: small, so 413 is cheap to provoke
 TRACE = "5B8EFFF798038103D269B633813FC60C"  # the spec example's upper-case hex
@@ -263,3 +264,18 @@ def test_gzip_bomb_is_refused_without_inflating_it(base_url: str) -> None:
     assert "decompressed" in Status.FromString(r.content).message
     r = _post(base_url, bomb, **{"content-encoding": "gzip"})
     assert r.status_code == 413 and r.json()["code"] == 3
+
+
+def test_long_content_is_capped_and_hashed_in_full(base_url: str) -> None:
+    text = "refund " * 3000  # 21,000 characters, over the default max_content_chars (16,384)
+    docs = orjson.dumps([{"id": "d1", "content": text}]).decode()
+    spans = [_llm("00000000000000e1", "", 10, 1, output__value=text),
+             _span("00000000000000e2", "kb", start_s=2, gen_ai__operation__name="retrieval",
+                   gen_ai__retrieval__documents=docs)]
+    assert _post(base_url, _body(*spans)).status_code == 200
+    n = by_id(get_trace(base_url, TRACE.lower()))
+    llm, ret = n["00000000000000e1"], n["00000000000000e2"]
+    assert llm["output"] == text[:16_384] and llm["output_hash"] == content_hash(text)
+    assert llm["attributes"]["tracestore.truncated"] == {"output": 21_000}
+    assert ret["documents"][0]["content"] == text[:16_384]
+    assert ret["documents"][0]["content_hash"] == content_hash(text)
