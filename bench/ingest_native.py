@@ -1,0 +1,226 @@
+"""Native ingest throughput and trace-read latency over real HTTP.
+
+The server (``tracestore serve``, uvicorn) and this loader run as separate processes over
+loopback. The loader pre-encodes the demo traffic (:mod:`tracestore.demogen`) into request
+bodies of about 1,000 nodes each, then posts them over 2 keep-alive connections (httpx). A
+run is timed from the first POST until every node is queryable (a 2xx means committed; the
+last trace of each connection is then read back and checked). Each run starts from an empty
+database; the script reports every run and the median.
+
+Afterwards ``GET /api/v1/traces/{id}`` is timed for random stored traces (p50/p95).
+
+    python bench/ingest_native.py                       # SQLite in a temp dir, 3 runs
+    python bench/ingest_native.py --database-url postgresql+psycopg://postgres@127.0.0.1/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+# Run as a script, this folder comes first on sys.path, where bench/analyzers.py would shadow
+# the analyzers package for the in-process measurement.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from tracestore.demogen import generate  # noqa: E402
+
+BATCH_NODES = 1000  # nodes per request body (the issue's benchmark definition)
+CONNECTIONS = 2
+
+
+def encode_batches(traces: list[dict[str, Any]]) -> list[tuple[bytes, int, str]]:
+    """(body, node count, last trace id) per request of about BATCH_NODES nodes."""
+    out: list[tuple[bytes, int, str]] = []
+    cur: list[dict[str, Any]] = []
+    n = 0
+    for t in traces:
+        cur.append(t)
+        n += len(t["nodes"])
+        if n >= BATCH_NODES:
+            out.append((orjson.dumps(cur), n, t["trace_id"]))
+            cur, n = [], 0
+    if cur:
+        out.append((orjson.dumps(cur), n, cur[-1]["trace_id"]))
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pg_schema_url(base: str) -> tuple[str, str]:
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{schema}", schema
+
+
+def start_server(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    exe = Path(sys.executable).with_name("tracestore")
+    env = {**os.environ, "TRACESTORE_SETTLE_SECONDS": "0", "TRACESTORE_DIGEST_SCHEDULE": ""}
+    proc = subprocess.Popen([str(exe), "serve", "--port", str(port), "--database-url", url],
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {log.read_text()[-2000:]}")
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("server did not become healthy in 60 s")
+
+
+def load(port: int, batches: list[tuple[bytes, int, str]]) -> tuple[float, int]:
+    """Post every batch over CONNECTIONS keep-alive connections; seconds until all queryable."""
+    base = f"http://127.0.0.1:{port}"
+    shares = [batches[i::CONNECTIONS] for i in range(CONNECTIONS)]
+    clients = [httpx.Client(base_url=base, timeout=120,
+                            headers={"content-type": "application/json"})
+               for _ in range(CONNECTIONS)]
+    for c in clients:  # open the connections before the clock starts
+        c.get("/healthz")
+    errors: list[str] = []
+
+    def worker(c: httpx.Client, share: list[tuple[bytes, int, str]]) -> None:
+        for body, _, _ in share:
+            r = c.post("/api/v1/traces", content=body)
+            if r.status_code != 200:
+                errors.append(f"{r.status_code} {r.text[:300]}")
+                return
+
+    threads = [threading.Thread(target=worker, args=(c, s)) for c, s in zip(clients, shares)]
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for c, share in zip(clients, shares):  # all nodes queryable: read back each last trace
+        if share:
+            r = c.get(f"/api/v1/traces/{share[-1][2]}")
+            assert r.status_code == 200, r.text
+    elapsed = time.perf_counter() - t0
+    if errors:
+        raise SystemExit(f"ingest failed: {errors[0]}")
+    total = clients[0].get("/api/v1/traces", params={"limit": 1}).status_code
+    assert total == 200
+    for c in clients:
+        c.close()
+    return elapsed, sum(n for _, n, _ in batches)
+
+
+def read_latency(port: int, trace_ids: list[str], n: int = 500) -> tuple[float, float]:
+    rng = random.Random(0)
+    lat: list[float] = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
+        for _ in range(n):
+            tid = rng.choice(trace_ids)
+            t0 = time.perf_counter()
+            r = c.get(f"/api/v1/traces/{tid}")
+            lat.append(time.perf_counter() - t0)
+            assert r.status_code == 200
+    q = statistics.quantiles(lat, n=100)
+    return q[49] * 1000, q[94] * 1000
+
+
+def in_process(batches: list[tuple[bytes, int, str]]) -> None:
+    """CPU per node of decode + validate + write in this process (``time.process_time``, so
+    time spent waiting for a core on a busy machine is excluded): the one-core ceiling."""
+    from tracestore.config import Settings
+    from tracestore.db import create_schema, make_engine
+    from tracestore.ingest import Writer, project_id_for
+
+    tmp = Path(tempfile.mkdtemp(prefix="tracestore-bench-"))
+    url = f"sqlite:///{tmp / 'inproc.db'}"
+    engine = make_engine(url)
+    create_schema(engine)
+    writer = Writer(engine, Settings(database_url=url))
+    pid = project_id_for(engine, "default")
+    writer.ingest_native(pid, orjson.loads(batches[0][0]))  # warm caches (prices, statements)
+    nodes = 0
+    cpu0 = time.process_time()
+    for body, n, _ in batches[1:]:
+        writer.ingest_native(pid, orjson.loads(body))
+        nodes += n
+    cpu = time.process_time() - cpu0
+    engine.dispose()
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"in-process: {cpu / nodes * 1e6:.1f} µs CPU per node = one-core ceiling "
+          f"{nodes / cpu:,.0f} nodes/s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--database-url", default=None,
+                    help="PostgreSQL base URL (a fresh schema per run); default: SQLite")
+    ap.add_argument("--traces", type=int, default=10_000, help="demo traces per run")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--in-process", action="store_true",
+                    help="also measure CPU per node of the write path in this process")
+    args = ap.parse_args()
+    data = generate(seed=11, n_traces=args.traces)
+    batches = encode_batches(data.traces)
+    ids = [t["trace_id"] for t in data.traces]
+    print(f"{len(data.traces)} traces, {sum(n for _, n, _ in batches)} nodes in "
+          f"{len(batches)} bodies of ~{BATCH_NODES} nodes "
+          f"({sum(len(b) for b, _, _ in batches) / 1e6:.1f} MB)")
+    if args.in_process:
+        in_process(batches)
+    rates: list[float] = []
+    p50s: list[float] = []
+    p95s: list[float] = []
+    for run in range(args.runs):
+        tmp = Path(tempfile.mkdtemp(prefix="tracestore-bench-"))
+        schema = None
+        if args.database_url:
+            url, schema = pg_schema_url(args.database_url)
+            from sqlalchemy import create_engine, text
+
+            admin = create_engine(args.database_url)
+            with admin.begin() as conn:
+                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        else:
+            url = f"sqlite:///{tmp / 'bench.db'}"
+        port = free_port()
+        proc = start_server(url, port, tmp / "server.log")
+        try:
+            elapsed, nodes = load(port, batches)
+            p50, p95 = read_latency(port, ids)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            if schema:
+                with admin.begin() as conn:
+                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+                admin.dispose()
+            shutil.rmtree(tmp, ignore_errors=True)
+        rates.append(nodes / elapsed)
+        p50s.append(p50)
+        p95s.append(p95)
+        print(f"run {run + 1}: {nodes} nodes in {elapsed:.2f}s = {nodes / elapsed:,.0f} nodes/s; "
+              f"GET trace p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+    print(f"median: {statistics.median(rates):,.0f} nodes/s; GET /api/v1/traces/{{id}} "
+          f"p50 {statistics.median(p50s):.1f} ms, p95 {statistics.median(p95s):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
