@@ -148,9 +148,12 @@ class Book:
     def __init__(self, overrides: list[Override]) -> None:
         self.overrides = sorted(overrides, key=Override._rank, reverse=True)
         self._candidates: dict[tuple[str, str | None, str], list[Override]] = {}
+        # (kind, provider as sent, model) -> whether any override could apply; kept here by
+        # the Pricer so that it is dropped with the book when the book changes.
+        self.overridden: dict[tuple[Any, ...], bool] = {}
 
-    def match(self, kind: str, provider: str | None, target: str, ts: float) -> Override | None:
-        """The winning override for one node, or None."""
+    def candidates(self, kind: str, provider: str | None, target: str) -> list[Override]:
+        """The overrides that match ``target`` at some time, most specific first."""
         key = (kind, provider, target.lower())
         cands = self._candidates.get(key)
         if cands is None:
@@ -161,7 +164,11 @@ class Book:
                 and fnmatchcase(key[2], o.model_pattern.lower())
             ]
             self._candidates[key] = cands
-        for o in cands:
+        return cands
+
+    def match(self, kind: str, provider: str | None, target: str, ts: float) -> Override | None:
+        """The winning override for one node, or None."""
+        for o in self.candidates(kind, provider, target):
             if o.active(ts):
                 return o
         return None

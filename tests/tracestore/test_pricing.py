@@ -169,9 +169,12 @@ def test_bulk_rates_equal_calc_price_across_many_models() -> None:
                     genai_request_timestamp=datetime.fromtimestamp(T0, UTC)).total_price)
         except (LookupError, ValueError):
             continue
-        got = _priced(_node(provider=provider, model=model, input_tokens=i, output_tokens=o,
-                            cache_read_tokens=cr, cache_write_tokens=cw, reasoning_tokens=rs))
-        assert got["cost_usd"] == pytest.approx(want, rel=1e-9, abs=1e-12), (provider, model)
+        node = _node(provider=provider, model=model, input_tokens=i, output_tokens=o,
+                     cache_read_tokens=cr, cache_write_tokens=cw, reasoning_tokens=rs)
+        one, bulk = _priced(dict(node)), dict(node)
+        Pricer().price_rows([bulk])  # the inlined hot path
+        assert one["cost_usd"] == pytest.approx(want, rel=1e-9, abs=1e-12), (provider, model)
+        assert bulk == one
         checked += 1
     assert checked > 300
 
