@@ -34,7 +34,7 @@ _BATCH = 250  # traces per write transaction, like a busy exporter's batches
 
 
 def generate_demo_traces(seed: int = 7, n: int = DEFAULT_TRACES) -> DemoData:
-    """The demo data set: traces, late outcomes, and ground truth (see :mod:`tracestore.demogen`)."""
+    """The demo data set: traces, late outcomes and ground truth (:mod:`tracestore.demogen`)."""
     return generate(seed=seed, n_traces=n)
 
 

@@ -88,7 +88,8 @@ def test_every_filter_selects_exactly_the_matching_traces(
     def got(**params: Any) -> set[str]:
         return set(_ids(_all_pages(client, 1000, **params)))
 
-    assert got(workflow="claims_processing") == expect(lambda t: t["workflow"] == "claims_processing")
+    claims = expect(lambda t: t["workflow"] == "claims_processing")
+    assert got(workflow="claims_processing") == claims
     assert len(got(workflow="claims_processing")) == 40
     # untimed traces are listed too (after all timed ones)
     assert got(team="alpha") == expect(lambda t: t["team"] == "alpha") | {"untimed-0", "untimed-1"}

@@ -22,6 +22,7 @@ every trace that starts in ISO week 2026-W47.
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from tracestore.demogen.builder import TaskResult, TraceBuilder, approx_tokens, pick
 from tracestore.demogen.content import SUPPORT_SYSTEM, kb_chunk, ticket
@@ -68,13 +69,13 @@ def _classify(b: TraceBuilder, rng: random.Random, text: str, intent: str) -> No
 
 
 def _retrieve(b: TraceBuilder, rng: random.Random, text: str, intent: str,
-              w47: bool) -> tuple[str, str, list[dict[str, object]], bool]:
+              w47: bool) -> tuple[str, str, list[dict[str, Any]], bool]:
     b.node("embedding", "embed_query", dur=0.05, provider="openai",
            model="text-embedding-3-small", input_tokens=approx_tokens(text))
     over = pick(rng, RATES["retrieval"]) is not None
     n = 10 if over else rng.randint(5, 8)
     factor = W47_CONTEXT_FACTOR if w47 else 1
-    docs: list[dict[str, object]] = []
+    docs: list[dict[str, Any]] = []
     seen: set[str] = set()
     while len(docs) < n:
         doc_id, content = kb_chunk(rng, intent)
@@ -88,18 +89,18 @@ def _retrieve(b: TraceBuilder, rng: random.Random, text: str, intent: str,
     keep = docs if over else docs[: rng.randint(3, 5)]
     reranked = sorted(({"id": d["id"], "score": round(rng.uniform(0.2, 0.99), 4),
                         "tokens": d["tokens"]} for d in keep),
-                      key=lambda d: -float(d["score"]))  # type: ignore[arg-type]
+                      key=lambda d: -float(d["score"]))
     rr = b.node("rerank", "rerank", dur=0.12, provider="cohere", model="rerank-v3.5",
                 top_k=len(reranked), documents=reranked, query=text)
     return ret, rr, reranked, over
 
 
 def _answer(b: TraceBuilder, rng: random.Random, text: str, order: str,
-            docs: list[dict[str, object]], *, over: bool, ret: str, rr: str) -> str:
+            docs: list[dict[str, Any]], *, over: bool, ret: str, rr: str) -> str:
     anthropic = rng.random() < 0.6
     provider, model = (("anthropic", "claude-sonnet-4-20250514") if anthropic
                        else ("openai", "gpt-4o"))
-    doc_tokens = sum(int(d["tokens"]) for d in docs)  # type: ignore[call-overload]
+    doc_tokens = sum(int(d["tokens"]) for d in docs)
     system = approx_tokens(SUPPORT_SYSTEM) + 1100  # instructions + few-shot examples
     base = system + approx_tokens(text) + doc_tokens + 40
     oversized = pick(rng, RATES["answer"]) is not None
@@ -170,7 +171,7 @@ def _attempt(rng: random.Random, start: float, task_id: str, dims: dict[str, str
     ret, rr, docs, over = _retrieve(b, rng, text, intent, w47)
     if fail:  # the model call dies and the run gives up; the user retries later
         last = b.llm("final_answer", provider="openai", model="gpt-4o",
-                     input_tokens=2000 + sum(int(d["tokens"]) for d in docs),  # type: ignore[call-overload]
+                     input_tokens=2000 + sum(int(d["tokens"]) for d in docs),
                      output_tokens=0, prompt=text, output="", status="error",
                      error_type="InternalServerError", finish_reason="error",
                      step="final_answer")
