@@ -114,25 +114,20 @@ def _retrieval(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
               "consumer_input_tokens": int(ca.get("input_tokens") or 0)}
         usd = tokens * input_rate(ca, baseline=baseline, config=cfg)
         if k >= cfg.over_retrieval_min_k and len(used) / k < cfg.over_retrieval_used_share:
-            kstar = max(used) + 1 if used else 1
-            out.append(make_finding(
-                G, "bloat.over_retrieval", [r, c], {c: usd}, tokens=tokens,
-                confidence=0.85 if explicit else 0.7,
-                evidence={**ev, "thresholds": [cfg.over_retrieval_min_k,
-                                               cfg.over_retrieval_used_share]},
-                message=f"Retrieved {k} documents and used {len(used)}: {{usd}} of prompt "
-                f"tokens wasted; retrieve top {kstar} instead.",
-            ))
+            code, conf = "bloat.over_retrieval", 0.85 if explicit else 0.7
+            thresholds: list[float] = [cfg.over_retrieval_min_k, cfg.over_retrieval_used_share]
+            msg = (f"Retrieved {k} documents and used {len(used)}: {{usd}} of prompt tokens "
+                   f"wasted; retrieve top {max(used) + 1 if used else 1} instead.")
         elif tokens >= cfg.unused_context_min_tokens and tokens >= cfg.unused_context_share * \
                 int(ca.get("input_tokens") or 0):
-            out.append(make_finding(
-                G, "bloat.unused_context", [r, c], {c: usd}, tokens=tokens,
-                confidence=0.8 if explicit else 0.65,
-                evidence={**ev, "thresholds": [cfg.unused_context_share,
-                                               cfg.unused_context_min_tokens]},
-                message=f"{len(unused)} retrieved documents ({tokens} tokens) were never used: "
-                "{usd} wasted; filter or rerank before the call.",
-            ))
+            code, conf = "bloat.unused_context", 0.8 if explicit else 0.65
+            thresholds = [cfg.unused_context_share, cfg.unused_context_min_tokens]
+            msg = (f"{len(unused)} retrieved documents ({tokens} tokens) were never used: "
+                   "{usd} wasted; filter or rerank before the call.")
+        else:
+            continue
+        out.append(make_finding(G, code, [r, c], {c: usd}, tokens=tokens, confidence=conf,
+                                evidence={**ev, "thresholds": thresholds}, message=msg))
 
 
 def _history(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,

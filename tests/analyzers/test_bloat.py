@@ -21,9 +21,7 @@ def test_every_bloat_code_has_fixtures() -> None:
 @pytest.mark.parametrize("which", ["positive", "negative"])
 @pytest.mark.parametrize("code", CODES)
 def test_fixture(code: str, which: str) -> None:
-    G, base, expected = load.case(code, which)
-    got = bloat.analyze(G, baseline=base, config=load.config())
-    assert load.matches(got, expected), load.summary(got)
+    got = load.check(bloat.analyze, code, which)
     if which == "positive":
         assert got[0].wasted_tokens > 0 and 0 < got[0].confidence <= 1
 

@@ -22,9 +22,7 @@ def test_every_churn_code_has_fixtures() -> None:
 @pytest.mark.parametrize("which", ["positive", "negative"])
 @pytest.mark.parametrize("code", CODES)
 def test_fixture(code: str, which: str) -> None:
-    G, base, expected = load.case(code, which)
-    got = churn.analyze(G, baseline=base, config=load.config())
-    assert load.matches(got, expected), load.summary(got)
+    got = load.check(churn.analyze, code, which)
     if which == "positive":
         f = got[0]
         assert 0 < f.confidence <= 1 and f.wasted_cost_usd > 0

@@ -22,9 +22,7 @@ def test_every_routing_code_has_fixtures() -> None:
 @pytest.mark.parametrize("which", ["positive", "negative"])
 @pytest.mark.parametrize("code", CODES)
 def test_fixture(code: str, which: str) -> None:
-    G, base, expected = load.case(code, which)
-    got = routing.analyze(G, baseline=base, config=load.config())
-    assert load.matches(got, expected), load.summary(got)
+    got = load.check(routing.analyze, code, which)
     if which == "positive":
         ev = got[0].evidence
         assert got[0].savings_usd == pytest.approx(got[0].wasted_cost_usd)
