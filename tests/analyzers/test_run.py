@@ -25,6 +25,14 @@ def test_every_code_has_a_positive_and_a_negative_fixture() -> None:
     assert load.codes() == sorted(CODES)
 
 
+def test_fixtures_are_small_named_traces() -> None:
+    for code in load.codes():
+        for which in ("positive", "negative"):
+            doc = json.loads((load.ROOT / code / f"{which}.json").read_text())
+            assert doc["trace_id"] == f"{code}.{which}"
+            assert 5 <= len(doc["nodes"]) <= 50, (code, which)
+
+
 @pytest.mark.parametrize(("code", "which"), CASES)
 def test_fixture_end_to_end(code: str, which: str) -> None:
     G, base, expected = load.case(code, which)
