@@ -77,10 +77,9 @@ def _doc_tokens(d: dict[str, Any], cpt: float) -> float | None:
 def _retrieval(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
                out: list[Finding]) -> None:
     G = v.G
-    for r in v.order:
-        a = v.A[r]
-        docs = a.get("documents") or []
-        if a.get("kind") not in ("retrieval", "rerank") or not docs:
+    for r in sorted(v.by_kind["retrieval"] + v.by_kind["rerank"], key=v.pos.__getitem__):
+        docs = v.A[r].get("documents") or []
+        if not docs:
             continue
         cons, named, explicit = _consumers(v, r)
         if not cons:
@@ -133,10 +132,11 @@ def _retrieval(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
 def _history(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
              out: list[Finding]) -> None:
     G = v.G
+    if len(v.by_kind["llm"]) < cfg.history_min_turns:
+        return
     convs: dict[Any, list[str]] = defaultdict(list)
-    for n in v.order:
-        if v.A[n].get("kind") == "llm":
-            convs[v.A[n].get("parent_id")].append(n)
+    for n in v.by_kind["llm"]:
+        convs[v.A[n].get("parent_id")].append(n)
     for turns in convs.values():
         if len(turns) < cfg.history_min_turns:
             continue
@@ -178,12 +178,10 @@ def _oversized(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
             for n, usd in f.evidence["waste_by_node"].items():
                 rate = input_rate(v.A[n], baseline=baseline, config=cfg)
                 explained[n] += round(usd / rate) if rate > 0 else 0
-    for n in v.order:
-        if n not in keys:
-            continue
+    for n in v.by_kind["llm"]:
         a = v.A[n]
         norm = baseline.steps.get(keys[n])
-        if a.get("kind") != "llm" or norm is None or norm.n < cfg.oversize_min_samples:
+        if norm is None or norm.n < cfg.oversize_min_samples:
             continue
         x = int(a.get("input_tokens") or 0) - explained.get(n, 0)
         med = norm.median_input
@@ -224,10 +222,10 @@ def _cache(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
     G = v.G
     last: dict[str, str] = {}
     missed: set[str] = set()
-    for b in v.order:
+    for b in v.by_kind["llm"]:
         bb = v.A[b]
         model = bb.get("model")
-        if bb.get("kind") != "llm" or not model or not isinstance(bb.get("prompt"), str):
+        if not model or not isinstance(bb.get("prompt"), str):
             continue
         a = last.get(model)
         last[model] = b

@@ -72,14 +72,13 @@ class Calls:
         self.streams: dict[str, list[str]] = {"tool": [], "llm": []}
         self.changes: list[int] = []  # positions of state-changing tool calls, ascending
         keys = v.keys
-        for n in v.order:
+        for n in v.by_kind["tool"]:
             a = v.A[n]
-            kind = a.get("kind")
-            if kind == "tool" and not str(a.get("tool_name") or a.get("name") or "").lower(
-            ).startswith(config.read_only_prefixes):
+            if not str(a.get("tool_name") or a.get("name") or "").lower().startswith(
+                    config.read_only_prefixes):
                 self.changes.append(v.pos[n])
-            if n in keys:
-                self.streams[str(kind)].append(n)
+        for kind in ("tool", "llm"):
+            self.streams[kind] = [n for n in v.by_kind[kind] if n in keys]
 
     def changed_between(self, a: str, b: str, same_key: str) -> bool:
         """A state-changing tool call (other than the repeated call itself) between a and b."""

@@ -106,8 +106,8 @@ def find(v: TraceView, *, baseline: WorkflowBaseline | None,
     """Routing findings before booking (:func:`analyzers.run.analyze_trace` books once)."""
     G = v.G
     # a small-tier call is never misrouted (nothing cheaper; not an escalation target)
-    calls = [n for n in v.order if v.A[n].get("kind") == "llm"
-             and model_tier(v.A[n].get("model")) in ("mid", "frontier")]
+    calls = [n for n in v.by_kind["llm"]
+             if model_tier(v.A[n].get("model")) in ("mid", "frontier")]
     if not calls:
         return []
     keys = v.steps

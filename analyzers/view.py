@@ -37,6 +37,9 @@ class TraceView:
         self.A: dict[str, dict[str, Any]] = dict(G.nodes(data=True))
         self.order = sorted(self.A, key=lambda n: (self.A[n].get("order", 0), n))
         self.pos = {n: i for i, n in enumerate(self.order)}
+        self.by_kind: dict[str, list[str]] = defaultdict(list)  # node ids per kind, in order
+        for n in self.order:
+            self.by_kind[str(self.A[n].get("kind"))].append(n)
         self.cost = {n: node_cost(a) for n, a in self.A.items()}
         self.edges: dict[str, list[tuple[str, str]]] = defaultdict(list)
         self.out_kinds: dict[str, list[tuple[str, tuple[str, ...]]]] = defaultdict(list)
