@@ -103,8 +103,9 @@ def _attempt(rng: random.Random, start: float, task_id: str, dims: dict[str, str
         ids = [loop.tool("read_file", {"path": p}, _file(rng, p)) for p in (a, c) * 3]
         b.label(waste, ids, note=f"read_file {a} / {c} alternating")
     if waste == "churn.tight_loop":
-        ids = [loop.tool("run_tests", {"suite": suite}, _tests(suite, 2), status="error")
-               for _ in range(3)]
+        # The runner itself succeeds (status ok) and reports the same two failures each time:
+        # a tight loop, not an error loop.
+        ids = [loop.tool("run_tests", {"suite": suite}, _tests(suite, 2)) for _ in range(3)]
         b.label(waste, ids, note="run_tests 3 times, same failure, no edit between")
     elif waste == "negative:rerun_tests_after_edit":
         r1 = loop.tool("run_tests", {"suite": suite}, _tests(suite, 1), status="error")
