@@ -57,13 +57,13 @@ import networkx as nx
 __all__ = [
     "DEAD_END",
     "FINAL",
-    "FindingLike",
     "Allocation",
     "Attribution",
-    "final_output",
-    "causal_sets",
+    "FindingLike",
     "allocate",
     "attribute_trace",
+    "causal_sets",
+    "final_output",
 ]
 
 DEAD_END = "churn.dead_end"

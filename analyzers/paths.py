@@ -28,12 +28,12 @@ from analyzers.tiers import model_tier
 
 __all__ = [
     "SEPARATOR",
-    "path_steps",
-    "path_signature",
-    "collapse",
-    "TracePath",
     "PathGroup",
+    "TracePath",
+    "collapse",
     "group_paths",
+    "path_signature",
+    "path_steps",
 ]
 
 SEPARATOR = " > "

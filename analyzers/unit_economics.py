@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["LEVERS", "Levers", "LeverSplit", "levers", "lmdi", "retry_tail", "p95_attempts"]
+__all__ = ["LEVERS", "LeverSplit", "Levers", "levers", "lmdi", "p95_attempts", "retry_tail"]
 
 LEVERS = ("cost_per_token", "tokens_per_attempt", "attempts_per_outcome")
 

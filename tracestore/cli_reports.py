@@ -12,17 +12,22 @@ from typing import Any
 
 import click
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy.orm import Session
 
 from tracestore.cli import _settings, database_option, ingest, project_option
 from tracestore.db import create_schema, make_engine, session_scope
 from tracestore.errors import BadRequest
 from tracestore.ingest import project_id_for
-from tracestore.reports import AttributionReport, PathsReport, attribution_report, paths_report
-from tracestore.reports import week_window
+from tracestore.reports import (
+    AttributionReport,
+    PathsReport,
+    attribution_report,
+    paths_report,
+    week_window,
+)
 from tracestore.schemas import to_epoch
 
 __all__ = ["outcomes", "report"]

@@ -25,18 +25,18 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from analyzers.paths import PathGroup
-from analyzers.unit_economics import LeverSplit, Levers, levers, lmdi, p95_attempts, retry_tail
-from tracestore.errors import BadRequest
+from analyzers.unit_economics import Levers, LeverSplit, levers, lmdi, p95_attempts, retry_tail
 from tracestore import summary_queries as sq
+from tracestore.errors import BadRequest
 from tracestore.models import WorkflowSetting
 from tracestore.summary_queries import summary_conds
 
 __all__ = [
     "GROUP_COLUMNS",
     "GroupEconomics",
+    "lever_changes",
     "parse_group_by",
     "unit_economics",
-    "lever_changes",
     "wasteful_paths",
     "workflow_settings",
 ]

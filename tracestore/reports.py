@@ -21,9 +21,9 @@ from tracestore.errors import BadRequest
 from tracestore.schemas import iso
 
 __all__ = [
-    "LeverChangePublic",
-    "GroupPublic",
     "AttributionReport",
+    "GroupPublic",
+    "LeverChangePublic",
     "PathPublic",
     "PathsReport",
     "attribution_report",
@@ -144,8 +144,8 @@ def _shift_week(key: dict[str, str | None]) -> dict[str, str | None]:
     week = key.get("week")
     if not week:
         return key
-    y, w, _ = (date.fromisocalendar(*map(int, week.split("-W")), 1) + timedelta(days=7)
-               ).isocalendar()
+    year, num = week.split("-W")
+    y, w, _ = (date.fromisocalendar(int(year), int(num), 1) + timedelta(days=7)).isocalendar()
     return {**key, "week": f"{y}-W{w:02d}"}
 
 

@@ -32,7 +32,7 @@ from analyzers.paths import path_signature
 from tracestore.db import upsert
 from tracestore.models import FindingRow, Outcome, Trace, TraceSummary
 
-__all__ = ["iso_week", "summary_row", "summarize_traces", "refresh_tasks"]
+__all__ = ["iso_week", "refresh_tasks", "summarize_traces", "summary_row"]
 
 SUMMARY_T: Table = TraceSummary.__table__  # type: ignore[attr-defined]
 FINDING_T: Table = FindingRow.__table__  # type: ignore[attr-defined]

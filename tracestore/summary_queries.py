@@ -18,8 +18,13 @@ from sqlalchemy.orm import Session
 
 from tracestore.models import TraceSummary
 
-__all__ = ["OUTCOME_STATUSES", "summary_conds", "group_totals", "waste_by_code",
-           "example_traces"]
+__all__ = [
+    "OUTCOME_STATUSES",
+    "example_traces",
+    "group_totals",
+    "summary_conds",
+    "waste_by_code",
+]
 
 SUMMARY_T: Table = TraceSummary.__table__  # type: ignore[attr-defined]
 Key = tuple[Any, ...]

@@ -13,12 +13,20 @@ import networkx as nx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyzers.attribution import DEAD_END, FINAL, allocate, attribute_trace, causal_sets, final_output
+from analyzers.attribution import (
+    DEAD_END,
+    FINAL,
+    allocate,
+    attribute_trace,
+    causal_sets,
+    final_output,
+)
 from analyzers.findings import Finding
 from tracestore.graph import build_trace_graph
 
 
-def node(node_id: str, kind: str, start: float, *, cost: float = 0.0, parent: str | None = "R",
+def node(node_id: str, kind: str, start: float, *, cost: float | None = 0.0,
+         parent: str | None = "R",
          **kw: Any) -> dict[str, Any]:
     return {"node_id": node_id, "kind": kind, "start": start, "end": start + 0.5,
             "cost_usd": cost, "parent_id": parent, "name": node_id, **kw}

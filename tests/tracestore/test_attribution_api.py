@@ -269,7 +269,7 @@ def test_sql_path_grouping_matches_the_pure_reference(loaded: TestClient) -> Non
             got = wasteful_paths(s, project_id=pid)
     finally:
         engine.dispose()
-    key = lambda g: (g.workflow, g.signature)  # noqa: E731
+    key = lambda g: (g.workflow, g.signature)
     assert len(got) == len(expected) == 2
     for a, b in zip(sorted(got, key=key), sorted(expected, key=key), strict=True):
         assert (a.traces, a.successes, a.decided, a.example_trace_ids) == (
