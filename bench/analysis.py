@@ -122,7 +122,8 @@ def bench_backend(backend: str, n: int) -> list[str]:
 
         load = _rate(load_all, n)
         t0 = time.perf_counter()
-        baselines = compute_corpus_baselines(engine, project_id=pid, window=Window(), suite=suite)
+        baselines, suite = compute_corpus_baselines(engine, project_id=pid, window=Window(),
+                                                    suite=suite)
         base_s = time.perf_counter() - t0
         rates, cpu_rates, found = [], [], 0
         for _ in range(3):

@@ -5,6 +5,7 @@ path from the runtime's batched loader."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -14,7 +15,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tracestore.analysis import default_suite
+from tracestore.analysis import Window, default_suite
+from tracestore.analysis.prices import corpus_models, price_table, with_price_table
+from tracestore.analysis.run import compute_corpus_baselines
 from tracestore.api import create_app
 from tracestore.cli import cli
 from tracestore.config import Settings
@@ -74,6 +77,10 @@ def expected_findings(url: str) -> dict[str, dict[str, Any]]:
     engine.dispose()
     samples = [x for G in graphs for x in suite.collect_samples(G)]
     baselines = suite.compute_baselines(samples)
+    models = {m for G in graphs for m in corpus_models(G)}
+    newest = max(G.graph["started_at"] for G in graphs)
+    config = with_price_table(suite.config, price_table(models, book=None, ts=newest))
+    suite = dataclasses.replace(suite, config=config)
     out = {}
     for G in graphs:
         for f in suite.analyze(G, baselines):
@@ -140,6 +147,33 @@ def test_analyze_then_list_findings_with_every_filter(client: TestClient, db_url
     detail = client.get("/api/v1/traces/tr001").json()["findings"]
     assert detail == [f for f in got if f["trace_id"] == "tr001"]
     assert client.get("/api/v1/traces/tr001").json()["analyzed_at"] is not None
+
+
+def test_runs_price_counterfactuals_with_the_price_book(client: TestClient, db_url: str) -> None:
+    ingest_all(client)
+    engine = make_engine(db_url)
+    baselines, suite = compute_corpus_baselines(engine, project_id=1, window=Window(),
+                                                suite=default_suite())
+    engine.dispose()
+    assert set(baselines) == {"support_triage", "billing"}
+    table = suite.config.price_table
+    # genai-prices' OpenAI list prices (USD per million tokens) for the corpus' gpt-4o and
+    # for gpt-4o-mini, the cheaper model routing prices the counterfactual on
+    assert table["gpt-4o"] == {"input_mtok": 2.5, "output_mtok": 10.0,
+                               "cache_read_mtok": 1.25, "cache_write_mtok": 2.5}
+    assert table["gpt-4o-mini"]["input_mtok"] == 0.15
+    # a contracted price in the project's book wins over the list price
+    r = client.put("/api/v1/prices", json={"overrides": [
+        {"model_pattern": "gpt-4o-mini*", "input_mtok": 0.1, "output_mtok": 0.4,
+         "basis": "contracted"}]})
+    assert r.status_code == 200, r.text
+    engine = make_engine(db_url)
+    _, suite = compute_corpus_baselines(engine, project_id=1, window=Window(),
+                                        suite=default_suite())
+    engine.dispose()
+    mini = suite.config.price_table["gpt-4o-mini"]
+    assert (mini["input_mtok"], mini["output_mtok"]) == (0.1, 0.4)
+    assert suite.config.price_table["gpt-4o"]["input_mtok"] == 2.5
 
 
 def test_analyze_window_and_workflow_limit_the_traces(client: TestClient) -> None:

@@ -53,7 +53,8 @@ class AnalysisWorker(threading.Thread):
         self.poll_seconds = min(settle_seconds / 2, MAX_POLL_SECONDS)
         self.totals = AnalysisCounts()
         self._stop_event = threading.Event()
-        self._baselines: dict[int, tuple[float, dict[str, Any]]] = {}
+        # project -> (computed at, baselines, suite with the corpus' price table)
+        self._baselines: dict[int, tuple[float, dict[str, Any], AnalyzerSuite]] = {}
 
     def stop(self, timeout: float = 30.0) -> None:
         """Ask the thread to stop after its current batch and wait for it."""
@@ -73,17 +74,17 @@ class AnalysisWorker(threading.Thread):
             self.suite = default_suite()
         return self.suite
 
-    def _baselines_for(self, project_id: int, now: float) -> dict[str, Any]:
+    def _baselines_for(self, project_id: int, now: float) -> tuple[dict[str, Any], AnalyzerSuite]:
         cached = self._baselines.get(project_id)
         if cached is not None and now - cached[0] < BASELINE_TTL_SECONDS:
-            return cached[1]
+            return cached[1], cached[2]
         with Session(self.engine) as session:
             bwin = baseline_window(session, project_id=project_id, window=Window(),
                                    baseline_days=self.baseline_days)
-        baselines = compute_corpus_baselines(self.engine, project_id=project_id, window=bwin,
-                                             suite=self._suite())
-        self._baselines[project_id] = (now, baselines)
-        return baselines
+        baselines, suite = compute_corpus_baselines(self.engine, project_id=project_id,
+                                                    window=bwin, suite=self._suite())
+        self._baselines[project_id] = (now, baselines, suite)
+        return baselines, suite
 
     def run_once(self, now: float) -> AnalysisCounts:
         """Analyse every trace settled at ``now``, in every project. Returns the counts."""
@@ -98,14 +99,14 @@ class AnalysisWorker(threading.Thread):
                                        settled_before=now - self.settle_seconds)
             if not ids:
                 continue
-            baselines = self._baselines_for(pid, now)
+            baselines, suite = self._baselines_for(pid, now)
             counts = AnalysisCounts()
             for i in range(0, len(ids), BATCH_SIZE):
                 if self._stop_event.is_set():  # shut down between batches, not mid-write
                     break
                 counts.add(analyze_traces(self.engine, project_id=pid,
                                           trace_ids=ids[i : i + BATCH_SIZE],
-                                          baselines=baselines, suite=self._suite(), now=now))
+                                          baselines=baselines, suite=suite, now=now))
             log.info("analysed %d settled traces of project %d: %d findings",
                      counts.traces, pid, counts.findings)
             done.add(counts)

@@ -81,8 +81,8 @@ def run_parallel(
         on_total(len(ids))
         if not ids:
             return AnalysisCounts()
-        baselines = compute_corpus_baselines(engine, project_id=project_id, window=bwin,
-                                             suite=suite)
+        baselines, suite = compute_corpus_baselines(engine, project_id=project_id,
+                                                    window=bwin, suite=suite)
         if workers <= 1:
             return analyze_traces(engine, project_id=project_id, trace_ids=ids,
                                   baselines=baselines, suite=suite, now=now,

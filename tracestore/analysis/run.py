@@ -13,6 +13,7 @@ the background worker picks it up again.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,9 +30,11 @@ from tracestore.analysis.load import (
     iter_trace_graphs,
     select_trace_ids,
 )
+from tracestore.analysis.prices import corpus_models, price_table, with_price_table
 from tracestore.analysis.suite import AnalyzerSuite
 from tracestore.db import session_scope, upsert
 from tracestore.models import FindingRow, Trace
+from tracestore.pricebook import Book, load_book
 from tracestore.summaries import summarize_traces
 
 __all__ = [
@@ -96,14 +99,23 @@ def baseline_window(
 
 def compute_corpus_baselines(
     engine: Engine, *, project_id: int, window: Window, suite: AnalyzerSuite
-) -> dict[str, Any]:
-    """Per-workflow baselines from every stored trace in ``window`` (one pass, batched)."""
+) -> tuple[dict[str, Any], AnalyzerSuite]:
+    """One pass over every stored trace in ``window``: per-workflow baselines, and ``suite``
+    with its price table filled for the corpus' models (project price book, else
+    genai-prices, at the window's end or its newest trace)."""
     samples: list[Any] = []
+    models: set[tuple[str | None, str]] = set()
+    newest = 0.0
     with Session(engine) as session:
         ids = select_trace_ids(session, project_id=project_id, window=window)
         for lt in iter_trace_graphs(session, project_id=project_id, trace_ids=ids):
             samples.extend(suite.collect_samples(lt.graph))
-    return suite.compute_baselines(samples)
+            models |= corpus_models(lt.graph)
+            newest = max(newest, lt.started_at or 0.0)
+        book = Book(load_book(session, project_id=project_id))
+    ts = window.until if window.until is not None else newest
+    config = with_price_table(suite.config, price_table(models, book=book, ts=ts))
+    return suite.compute_baselines(samples), dataclasses.replace(suite, config=config)
 
 
 def _finding_row(project_id: int, lt: LoadedTrace, f: Finding, now: float) -> dict[str, Any]:
@@ -209,6 +221,7 @@ def analyze_window(
                                baseline_days=baseline_days)
     if not ids:
         return AnalysisCounts()
-    baselines = compute_corpus_baselines(engine, project_id=project_id, window=bwin, suite=suite)
+    baselines, priced = compute_corpus_baselines(engine, project_id=project_id, window=bwin,
+                                                 suite=suite)
     return analyze_traces(engine, project_id=project_id, trace_ids=ids, baselines=baselines,
-                          suite=suite, now=now)
+                          suite=priced, now=now)
