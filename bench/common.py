@@ -10,11 +10,13 @@ analyzers/ and tracestore/); run the scripts from the repo root.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -106,6 +108,25 @@ def pg_schema(base: str) -> Iterator[str]:
         with admin.begin() as c:
             c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@contextmanager
+def scratch_database(pg_base: str | None, name: str = "bench.db"
+                     ) -> Iterator[tuple[str, Path | None]]:
+    """A fresh store for one run: a PostgreSQL schema on ``pg_base`` when given, else a SQLite
+    file in a temp dir. Yields (URL, SQLite path or None); everything is removed afterwards."""
+    if pg_base:
+        with pg_schema(pg_base) as url:
+            yield url, None
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-") as d:
+        yield f"sqlite:///{d}/{name}", Path(d) / name
+
+
+def write_json(path: Path, data: object) -> None:
+    """Write a results JSON, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1))
 
 
 def spread(values: list[float]) -> dict[str, object]:

@@ -24,13 +24,10 @@ At each size:
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +35,16 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bench.common import free_port, machine, percentile, pg_schema, rss_mb, start_tracestore, stop
+from bench.common import (
+    free_port,
+    machine,
+    percentile,
+    rss_mb,
+    scratch_database,
+    start_tracestore,
+    stop,
+    write_json,
+)
 from tracestore.config import Settings
 from tracestore.db import create_schema, make_engine
 from tracestore.demogen import W47_START, generate
@@ -117,20 +123,10 @@ def query_latency(port: int, repeat: int) -> dict[str, dict[str, float]]:
     return out
 
 
-@contextmanager
-def store(database_url: str | None) -> Iterator[tuple[str, Path | None]]:
-    if database_url:
-        with pg_schema(database_url) as url:
-            yield url, None
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-growth-") as d:
-        yield f"sqlite:///{d}/growth.db", Path(d) / "growth.db"
-
-
 def run(sizes: list[int], database_url: str | None, repeat: int, workers: int
         ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    with store(database_url) as (url, path):
+    with scratch_database(database_url, "growth.db") as (url, path):
         seed = 1
         for size in sizes:
             seed, ingest_s = grow(url, size, seed)
@@ -176,8 +172,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     rows = run([int(s) for s in args.sizes.split(",")], args.database_url, args.repeat,
                args.workers)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=1))
+        write_json(args.json, rows)
     return rows
 
 

@@ -8,8 +8,9 @@ process on a loopback port, and posts the bodies over ``--connections`` keep-ali
 connections. The clock runs from the first POST until every span is queryable (the nodes table
 holds them all; a 2xx already means committed). Usage::
 
-    python bench/ingest_otlp.py                 # 100,000 spans, batches of 500, 2 connections
-    python bench/ingest_otlp.py --stages        # also CPU time per span of decode/map/write
+    python -m bench.ingest_otlp                 # 100,000 spans, batches of 500, 2 connections
+    python -m bench.ingest_otlp --stages        # also CPU time per span of decode/map/write
+    python -m bench.ingest_otlp --database-url postgresql+psycopg://postgres@127.0.0.1/test
 
 Target (issue 3): ≥ 20,000 spans/s into SQLite on the 2-core CI machine.
 """
@@ -20,9 +21,6 @@ import argparse
 import http.client
 import os
 import random
-import socket
-import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,12 +30,16 @@ from pathlib import Path
 # Run as a script, bench/ is sys.path[0], and sibling bench scripts (bench/analyzers.py) would
 # shadow the packages of the same name; the installed packages must win.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for bench.common
 
 import orjson  # noqa: E402
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: E402
     ExportTraceServiceRequest,
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from bench.common import free_port, scratch_database, start_tracestore, stop  # noqa: E402
 
 T0_NS = 1_794_819_600_000_000_000  # 2026-11-16T09:00:00Z
 MODELS = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"),
@@ -141,12 +143,6 @@ def build_requests(total: int, batch: int, seed: int = 7) -> list[tuple[bytes, i
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _post_all(port: int, bodies: list[bytes], errors: list[str]) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     headers = {"Content-Type": "application/x-protobuf"}
@@ -157,6 +153,23 @@ def _post_all(port: int, bodies: list[bytes], errors: list[str]) -> None:
         if resp.status != 200 or data:
             errors.append(f"{resp.status} {data[:200]!r}")
     conn.close()
+
+
+def post_concurrently(port: int, bodies: list[bytes], connections: int) -> tuple[float, float]:
+    """POST ``bodies`` to ``/v1/traces`` over ``connections`` keep-alive connections, each
+    taking every n-th body; returns (perf_counter at the first POST, seconds until every
+    POST was answered). Any non-200 or non-empty answer aborts the benchmark."""
+    errors: list[str] = []
+    shares = [bodies[i::connections] for i in range(connections)]
+    threads = [threading.Thread(target=_post_all, args=(port, s, errors)) for s in shares]
+    start = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    if errors:
+        raise SystemExit(f"{len(errors)} failed requests, first: {errors[0]}")
+    return start, time.perf_counter() - start
 
 
 def stages(bodies: list[bytes], spans: int) -> None:
@@ -191,6 +204,8 @@ def main() -> None:
     ap.add_argument("--spans", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--connections", type=int, default=2)
+    ap.add_argument("--database-url", default=None,
+                    help="PostgreSQL base URL (a fresh schema, dropped afterwards); default SQLite")
     ap.add_argument("--stages", action="store_true",
                     help="also time decode/map/write per span in-process")
     args = ap.parse_args()
@@ -203,41 +218,22 @@ def main() -> None:
     print(f"encoded {spans} spans in {len(bodies)} requests ({mb:.1f} MB) in "
           f"{time.perf_counter() - t:.1f}s")
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-otlp-"))
-    db = tmp / "bench.db"
-    port = _free_port()
-    env = {**os.environ, "TRACESTORE_DATABASE_URL": f"sqlite:///{db}",
-           "TRACESTORE_SETTLE_SECONDS": "0"}  # measure ingest alone: no background analysis
-    script = str(Path(sys.executable).parent / "tracestore")  # the installed console script
-    cmd = [sys.executable, script, "serve", "--port", str(port)]
-    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        for _ in range(300):
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        errors: list[str] = []
-        share = [bodies[i::args.connections] for i in range(args.connections)]
-        threads = [threading.Thread(target=_post_all, args=(port, s, errors)) for s in share]
-        start = time.perf_counter()
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        posted = time.perf_counter() - start
-        with sqlite3.connect(db) as conn:
-            while conn.execute("SELECT count(*) FROM nodes").fetchone()[0] < spans:
-                time.sleep(0.01)
-        elapsed = time.perf_counter() - start
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    if errors:
-        raise SystemExit(f"{len(errors)} failed requests, first: {errors[0]}")
+    with scratch_database(args.database_url) as (url, _):
+        engine = create_engine(url)
+        port = free_port()
+        log = Path(tempfile.mkdtemp(prefix="bench-otlp-")) / "server.log"
+        server = start_tracestore(url, port, log)  # background analysis off: ingest alone
+        try:
+            start, posted = post_concurrently(port, bodies, args.connections)
+            with engine.connect() as conn:
+                while conn.execute(text("SELECT count(*) FROM nodes")).scalar_one() < spans:
+                    time.sleep(0.01)
+            elapsed = time.perf_counter() - start
+        finally:
+            stop(server)
+            engine.dispose()
     print(f"{spans} spans, {len(bodies)} requests of ~{args.batch}, {args.connections} "
-          f"connections: all POSTs answered in {posted:.2f}s, all spans queryable after "
+          f"connections, {'PostgreSQL' if args.database_url else 'SQLite'}: all POSTs answered in {posted:.2f}s, all spans queryable after "
           f"{elapsed:.2f}s -> {spans / elapsed:,.0f} spans/s "
           f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     if args.stages:
