@@ -16,17 +16,13 @@ Afterwards ``GET /api/v1/traces/{id}`` is timed for random stored traces (p50/p9
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +33,9 @@ import orjson
 # the analyzers package for the in-process measurement.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for bench.common
+
+from bench.common import free_port, scratch_database, start_tracestore, stop  # noqa: E402
 from tracestore.demogen import generate  # noqa: E402
 
 BATCH_NODES = 1000  # nodes per request body (the issue's benchmark definition)
@@ -57,37 +56,6 @@ def encode_batches(traces: list[dict[str, Any]]) -> list[tuple[bytes, int, str]]
     if cur:
         out.append((orjson.dumps(cur), n, cur[-1]["trace_id"]))
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pg_schema_url(base: str) -> tuple[str, str]:
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options=-csearch_path%3D{schema}", schema
-
-
-def start_server(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    exe = Path(sys.executable).with_name("tracestore")
-    env = {**os.environ, "TRACESTORE_SETTLE_SECONDS": "0", "TRACESTORE_DIGEST_SCHEDULE": ""}
-    proc = subprocess.Popen([str(exe), "serve", "--port", str(port), "--database-url", url],
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {log.read_text()[-2000:]}")
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not become healthy in 60 s")
 
 
 def load(port: int, batches: list[tuple[bytes, int, str]]) -> tuple[float, int]:
@@ -189,30 +157,15 @@ def main() -> None:
     p50s: list[float] = []
     p95s: list[float] = []
     for run in range(args.runs):
-        tmp = Path(tempfile.mkdtemp(prefix="tracestore-bench-"))
-        schema = None
-        if args.database_url:
-            url, schema = pg_schema_url(args.database_url)
-            from sqlalchemy import create_engine, text
-
-            admin = create_engine(args.database_url)
-            with admin.begin() as conn:
-                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        else:
-            url = f"sqlite:///{tmp / 'bench.db'}"
-        port = free_port()
-        proc = start_server(url, port, tmp / "server.log")
-        try:
-            elapsed, nodes = load(port, batches)
-            p50, p95 = read_latency(port, ids)
-        finally:
-            proc.terminate()
-            proc.wait(30)
-            if schema:
-                with admin.begin() as conn:
-                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-                admin.dispose()
-            shutil.rmtree(tmp, ignore_errors=True)
+        with scratch_database(args.database_url) as (url, _):
+            port = free_port()
+            log = Path(tempfile.mkdtemp(prefix="tracestore-bench-")) / "server.log"
+            proc = start_tracestore(url, port, log)
+            try:
+                elapsed, nodes = load(port, batches)
+                p50, p95 = read_latency(port, ids)
+            finally:
+                stop(proc)
         rates.append(nodes / elapsed)
         p50s.append(p50)
         p95s.append(p95)
