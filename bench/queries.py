@@ -40,7 +40,7 @@ from tracestore.config import Settings
 from tracestore.db import create_schema, make_engine, session_scope
 from tracestore.demogen import W47_START, generate
 from tracestore.ingest import Writer, project_id_for
-from tracestore.models import Node, Trace
+from tracestore.models import Node, Trace, TraceSummary
 from tracestore.schemas import OutcomeIn
 from tracestore.summaries import summarize_traces
 
@@ -111,6 +111,8 @@ def main() -> None:
         print(f"building {db} …")
         built = build_store(url, args.nodes)
     engine = make_engine(url)
+    for index in TraceSummary.__table__.indexes:  # type: ignore[attr-defined]
+        index.create(engine, checkfirst=True)  # a store built before an index was added
     with Session(engine) as s:
         n_nodes = s.execute(select(func.count()).select_from(Node)).scalar_one()
         n_traces = s.execute(select(func.count()).select_from(Trace)).scalar_one()

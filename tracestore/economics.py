@@ -232,7 +232,7 @@ def wasteful_paths(
         raise BadRequest(f"order must be 'waste' or 'cost_per_outcome', not {order!r}")
     cols = ["workflow", "path_signature"]
     conds = summary_conds(project_id, since, until, {"workflow": workflow})
-    totals = sq.group_totals(session, conds, cols)
+    totals = sq.path_totals(session, conds)
     codes = sq.waste_by_code(session, conds, cols)
     groups = [
         PathGroup(

@@ -260,6 +260,9 @@ class TraceSummary(SQLModel, table=True):
         Index("ix_summaries_project_workflow_start", "project_id", "workflow", "started_at"),
         Index("ix_summaries_project_start", "project_id", "started_at"),
         Index("ix_summaries_project_task", "project_id", "task_id"),
+        # Covers GET /paths for a workflow and window (no table reads; bench/queries.py).
+        Index("ix_summaries_paths", "project_id", "workflow", "started_at", "path_signature",
+              "cost_usd", "waste_usd", "outcome_status", "outcome_here", "trace_id"),
     )
 
     project_id: int = Field(primary_key=True)
@@ -291,6 +294,7 @@ class TraceSummary(SQLModel, table=True):
     outcome_here: bool = False  # this trace is the attempt the outcome is counted on
     outcome_value_usd: float | None = None
     summarized_at: float = 0.0
+
 
 class DigestDelivery(SQLModel, table=True):
     """One attempt series to post a weekly digest to a webhook (``tracestore.digest.webhook``):

@@ -22,6 +22,7 @@ __all__ = [
     "OUTCOME_STATUSES",
     "example_traces",
     "group_totals",
+    "path_totals",
     "summary_conds",
     "waste_by_code",
 ]
@@ -92,6 +93,22 @@ def group_totals(session: Session, conds: list[Any], cols: Sequence[str],
     for r in session.execute(stmt).mappings():
         out[tuple(r[c] for c in cols)] = {k: r[k] for k in fields}
     return out
+
+
+def path_totals(session: Session, conds: list[Any]) -> dict[Key, dict[str, Any]]:
+    """Per (workflow, path_signature): attempts, successes, decided attempts, spend and
+    waste — only what the paths report needs, so the covering index
+    ``ix_summaries_paths`` answers it without reading the table rows."""
+    s = SUMMARY_T.c
+    fields = {
+        "attempts": func.count(), "cost": func.sum(s.cost_usd), "waste": func.sum(s.waste_usd),
+        "n_success": func.sum(case((_success(), 1), else_=0)),
+        "decided": func.sum(case((s.outcome_status.is_not(None), 1), else_=0)),
+    }
+    stmt = (select(s.workflow, s.path_signature, *(v.label(k) for k, v in fields.items()))
+            .where(*conds).group_by(s.workflow, s.path_signature))
+    return {(r["workflow"], r["path_signature"]): {k: r[k] for k in fields}
+            for r in session.execute(stmt).mappings()}
 
 
 def waste_by_code(session: Session, conds: list[Any], cols: Sequence[str]
