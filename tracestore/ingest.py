@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
 from tracestore.config import Settings
@@ -179,8 +180,13 @@ class Writer:
         if not traces:
             return 0
         traces = self.redactor.traces(traces)  # outside the lock: CPU work, not I/O
-        with self._lock, session_scope(self.engine) as session:
-            return self._write(session, project_id, traces)
+        try:
+            with self._lock, session_scope(self.engine) as session:
+                return self._write(session, project_id, traces)
+        except DataError as exc:  # e.g. PostgreSQL refuses NUL (U+0000) in text: bad input
+            reason = str(exc.orig).splitlines()[0] if exc.orig else "invalid value"
+            raise ValidationFailed(f"the database refused a value of this request ({reason}); "
+                                   "nothing of it was stored") from None
 
     def _write(self, session: Session, project_id: int, traces: Sequence[TraceIn]) -> int:
         return write_traces(

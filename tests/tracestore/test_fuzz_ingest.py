@@ -126,3 +126,15 @@ def test_otlp_json_arbitrary_structures_give_a_stored_result_or_a_4xx(
 ) -> None:
     body = orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
     _check(client.post("/v1/traces", content=body, headers={"content-type": "application/json"}))
+
+
+def test_otlp_nul_characters_are_a_4xx_not_a_500(client: TestClient) -> None:
+    # PostgreSQL cannot store U+0000 in text (found on PostgreSQL by the native fuzz test).
+    doc = {"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "0102030405060708090a0b0c0d0e0f10", "spanId": "0102030405060708",
+        "name": "x\u0000y", "startTimeUnixNano": "1763283600000000000",
+        "attributes": [{"key": "gen_ai.request.model", "value": {"stringValue": "gpt\u00004o"}}],
+    }]}]}]}
+    r = client.post("/v1/traces", content=orjson.dumps(doc),
+                    headers={"content-type": "application/json"})
+    _check(r)

@@ -120,3 +120,12 @@ def test_full_write_queue_answers_503_with_retry_after_and_stores_nothing(
     assert client.get("/api/v1/traces/busy").status_code == 404
     assert client.post("/api/v1/traces", json=_trace("busy")).status_code == 200
     assert admission.in_flight == (0, 0)
+
+
+def test_nul_characters_are_422_on_every_backend(client: TestClient) -> None:
+    # PostgreSQL cannot store U+0000 in text; found by test_fuzz_ingest on PostgreSQL.
+    r = client.post("/api/v1/traces", json=[_trace("nul", prompt="a\x00b"), _trace("fine")])
+    body = _problem(r, 422)
+    assert body["errors"][0]["loc"] == ["nodes", 0, "prompt"]
+    assert "NUL" in body["errors"][0]["msg"] and body["accepted_traces"] == 1
+    assert client.get("/api/v1/traces/fine").status_code == 200
