@@ -92,6 +92,7 @@ class TracePath:
     success: bool = False  # this attempt produced its task's successful outcome
     decided: bool = False  # its task has a recorded outcome (any status)
     workflow: str | None = None
+    started_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -123,8 +124,8 @@ class PathGroup:
 
 
 def group_paths(items: Iterable[TracePath], *, examples: int = 3, top: int = 3) -> list[PathGroup]:
-    """Group traces by (workflow, signature); examples are the most wasteful traces (then
-    the costliest).
+    """Group traces by (workflow, signature); examples are the wasteful traces (most waste,
+    then costliest), then the most recent others.
 
     >>> g = group_paths([TracePath("a", "s", 2.0, {"churn.exact_repeat": 1.0}, True, True),
     ...                  TracePath("b", "s", 1.0, {}, False, True)])
@@ -140,8 +141,11 @@ def group_paths(items: Iterable[TracePath], *, examples: int = 3, top: int = 3) 
         for m in members:
             for code, usd in m.waste_usd.items():
                 codes[code] = codes.get(code, 0.0) + usd
-        ranked = sorted(members, key=lambda m: (-sum(m.waste_usd.values()), -m.cost_usd,
-                                                m.trace_id))
+        wasteful = sorted((m for m in members if sum(m.waste_usd.values()) > 0),
+                          key=lambda m: (-sum(m.waste_usd.values()), -m.cost_usd, m.trace_id))
+        others = sorted((m for m in members if sum(m.waste_usd.values()) <= 0),
+                        key=lambda m: (m.started_at or 0.0, m.trace_id), reverse=True)
+        ranked = wasteful + others
         out.append(PathGroup(
             workflow=wf,
             signature=sig,

@@ -46,7 +46,8 @@ SETTING_T: Table = WorkflowSetting.__table__  # type: ignore[attr-defined]
 # group_by name -> summary column
 GROUP_COLUMNS = {"workflow": "workflow", "team": "team", "feature": "feature",
                  "user": "user_id", "model": "primary_model", "week": "week"}
-# Per path signature: finding codes and example trace ids shown (the most wasteful first).
+# Per path signature: finding codes and example trace ids shown (the most wasteful traces,
+# then the most recent).
 TOP_CODES = 3
 EXAMPLES = 3
 
@@ -252,6 +253,6 @@ def wasteful_paths(
                                    -(g.cost_per_outcome_usd or g.cost_usd), g.signature))
     groups = groups[:limit]
     examples = sq.example_traces(session, conds, cols, EXAMPLES,
-                                 only=[g.signature for g in groups])
+                                 only=[(g.workflow, g.signature) for g in groups])
     return [replace(g, example_trace_ids=tuple(examples.get((g.workflow, g.signature), ())))
             for g in groups]

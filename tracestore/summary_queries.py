@@ -30,6 +30,9 @@ __all__ = [
 SUMMARY_T: Table = TraceSummary.__table__  # type: ignore[attr-defined]
 Key = tuple[Any, ...]
 OUTCOME_STATUSES = ("success", "failure", "partial", "escalated")  # schemas.OutcomeStatus
+# Latest rows read in one pass to find example traces of the common groups (then one small
+# query per group still lacking): 50 groups × 3 examples, with room for skewed traffic.
+_LOOKBACK = 2000
 
 
 def summary_conds(project_id: int, since: float | None, until: float | None,
@@ -131,20 +134,35 @@ def waste_by_code(session: Session, conds: list[Any], cols: Sequence[str]
 
 
 def example_traces(session: Session, conds: list[Any], cols: Sequence[str], n: int,
-                   only: Sequence[Any] | None = None) -> dict[Key, list[str]]:
-    """Per group: up to ``n`` trace ids, most wasteful first, then costliest, then by id.
-    ``only`` restricts to groups whose last grouping column takes one of these values."""
+                   only: Sequence[Key]) -> dict[Key, list[str]]:
+    """Up to ``n`` trace ids for each group in ``only``: its wasteful traces first (most waste,
+    then costliest, then by id), then its most recent others (latest start, then id
+    descending). The first part sorts only wasteful rows; the second walks the start-time
+    index backwards and stops early, so neither sorts the whole window."""
     s = SUMMARY_T.c
     g = _cols(cols)
-    if only is not None:
-        conds = [*conds, g[-1].in_(list(only))]
+    last = [k[-1] for k in only]
     rank = func.row_number().over(partition_by=g, order_by=(s.waste_usd.desc(),
                                                             s.cost_usd.desc(), s.trace_id))
-    sub = select(*g, s.trace_id, rank.label("rn")).where(*conds).subquery()
-    stmt = (select(*(sub.c[c] for c in cols), sub.c.trace_id).where(sub.c.rn <= n)
-            .order_by(*(sub.c[c] for c in cols), sub.c.rn))
-    out: dict[Key, list[str]] = {}
+    sub = (select(*g, s.trace_id, rank.label("rn"))
+           .where(*conds, s.waste_usd > 0, g[-1].in_(last)).subquery())
+    stmt = select(*(sub.c[c] for c in cols), sub.c.trace_id).where(sub.c.rn <= n)
+    out: dict[Key, list[str]] = {k: [] for k in only}
     k = len(cols)
-    for r in session.execute(stmt):
-        out.setdefault(tuple(r[:k]), []).append(r[k])
+    for r in session.execute(stmt.order_by(*(sub.c[c] for c in cols), sub.c.rn)):
+        if tuple(r[:k]) in out:
+            out[tuple(r[:k])].append(r[k])
+    recent = (select(*g, s.trace_id).where(*conds, s.waste_usd <= 0)
+              .order_by(s.started_at.desc(), s.trace_id.desc()))
+    lacking = [key for key, ids in out.items() if len(ids) < n]
+    if lacking:  # one pass over the latest rows serves the common groups
+        for r in session.execute(recent.where(g[-1].in_([key[-1] for key in lacking]))
+                                 .limit(_LOOKBACK)):
+            ids = out.get(tuple(r[:k]))
+            if ids is not None and len(ids) < n:
+                ids.append(r[k])
+    for key in [key for key, ids in out.items() if len(ids) < n]:  # rare groups
+        conds_k = [c == v for c, v in zip(g, key, strict=True)]
+        rows = session.execute(recent.where(*conds_k).limit(n)).all()
+        out[key] += [r[k] for r in rows if r[k] not in out[key]][: n - len(out[key])]
     return out

@@ -170,6 +170,7 @@ def test_wasteful_paths(loaded: TestClient) -> None:
     assert rag["top_codes"] == {"churn.dead_end": pytest.approx(0.01)}
     assert rag["example_trace_ids"] == ["b1", "a3"]
     assert (bare["traces"], bare["successes"]) == (3, 1)
+    assert bare["example_trace_ids"] == ["c1", "a2", "a1"]  # no waste: the most recent first
     assert bare["success_rate"] == pytest.approx(1 / 3)
     assert bare["mean_cost_usd"] == pytest.approx(0.01)
     assert bare["cost_per_outcome_usd"] == pytest.approx(0.03)
@@ -265,7 +266,7 @@ def test_sql_path_grouping_matches_the_pure_reference(loaded: TestClient) -> Non
             expected = group_paths(TracePath(
                 r.trace_id, r.path_signature or "", r.cost_usd, r.waste_by_code or {},
                 r.outcome_here and r.outcome_status == "success", r.outcome_status is not None,
-                r.workflow) for r in rows)
+                r.workflow, r.started_at) for r in rows)
             got = wasteful_paths(s, project_id=pid)
     finally:
         engine.dispose()
