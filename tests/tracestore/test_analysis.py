@@ -279,3 +279,23 @@ def test_bad_filters_are_problem_json(client: TestClient) -> None:
         assert r.status_code == status, (params, body, r.text)
         assert r.headers["content-type"] == "application/problem+json"
         assert r.json()["status"] == status and r.json()["detail"]
+
+
+def test_post_analysis_steps_reuse_the_graphs_just_analysed(client: TestClient,
+                                                             db_url: str) -> None:
+    from tracestore.analysis.load import iter_trace_graphs, preloaded
+
+    ingest_all(client)
+    engine = make_engine(db_url)
+    with Session(engine) as s:
+        first = list(iter_trace_graphs(s, project_id=1, trace_ids=["tr001", "tr002"]))
+        with preloaded(1, first):
+            again = list(iter_trace_graphs(s, project_id=1, trace_ids=["tr002", "tr001"]))
+            assert [lt.trace_id for lt in again] == ["tr002", "tr001"]
+            assert again[1] is first[0]  # served from memory, not re-read
+            other = list(iter_trace_graphs(s, project_id=1, trace_ids=["tr001", "tr003"]))
+            assert other[0] is not first[0]  # not all preloaded: read from the store
+        fresh = list(iter_trace_graphs(s, project_id=1, trace_ids=["tr001"]))
+    engine.dispose()
+    assert fresh[0] is not first[0]
+    assert dict(fresh[0].graph.nodes(data=True)) == dict(first[0].graph.nodes(data=True))

@@ -15,7 +15,9 @@ instead of three per trace; the rows are grouped in Python and handed to
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +29,9 @@ from sqlalchemy.orm import Session
 from tracestore.graph import build_trace_graph
 from tracestore.models import Edge, Node, Trace
 
-__all__ = ["BATCH_SIZE", "LoadedTrace", "Window", "iter_trace_graphs", "select_trace_ids"]
+__all__ = [
+    "BATCH_SIZE", "LoadedTrace", "Window", "iter_trace_graphs", "preloaded", "select_trace_ids",
+]
 
 TRACE_T: Table = Trace.__table__  # type: ignore[attr-defined]
 NODE_T: Table = Node.__table__  # type: ignore[attr-defined]
@@ -140,11 +144,32 @@ def _rows(session: Session, table: Table, project_id: int, chunk: list[str],
 _NODE_SKIP = frozenset({"project_id"})
 
 
+# Graphs already built in this thread (see :func:`preloaded`), by (project, trace id).
+_PRELOADED: ContextVar[dict[tuple[int, str], LoadedTrace] | None] = ContextVar(
+    "tracestore_preloaded_graphs", default=None)
+
+
+@contextmanager
+def preloaded(project_id: int, loaded: Iterable[LoadedTrace]) -> Iterator[None]:
+    """Within the block, :func:`iter_trace_graphs` serves these traces from memory instead of
+    reading them again: the post-analysis steps (per-trace summaries) see exactly the graphs
+    the analyzers saw, without a second read of the same rows. Per thread (a ContextVar)."""
+    token = _PRELOADED.set({(project_id, lt.trace_id): lt for lt in loaded})
+    try:
+        yield
+    finally:
+        _PRELOADED.reset(token)
+
+
 def iter_trace_graphs(
     session: Session, *, project_id: int, trace_ids: Sequence[str], batch_size: int = BATCH_SIZE
 ) -> Iterator[LoadedTrace]:
     """Graphs of ``trace_ids`` (missing ids are skipped), in the order given, read in batches
-    of ``batch_size`` traces."""
+    of ``batch_size`` traces (or from memory inside :func:`preloaded`)."""
+    pre = _PRELOADED.get()
+    if pre is not None and all((project_id, tid) in pre for tid in trace_ids):
+        yield from (pre[(project_id, tid)] for tid in trace_ids)
+        return
     for i in range(0, len(trace_ids), batch_size):
         chunk = list(trace_ids[i : i + batch_size])
         traces = {r["trace_id"]: r for r in _rows(session, TRACE_T, project_id, chunk)}

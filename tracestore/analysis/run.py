@@ -28,6 +28,7 @@ from tracestore.analysis.load import (
     LoadedTrace,
     Window,
     iter_trace_graphs,
+    preloaded,
     select_trace_ids,
 )
 from tracestore.analysis.prices import corpus_models, price_table, with_price_table
@@ -198,7 +199,7 @@ def analyze_traces(
         with Session(engine) as session:
             loaded = list(iter_trace_graphs(session, project_id=project_id, trace_ids=chunk))
         results = [(lt, suite.analyze(lt.graph, baselines)) for lt in loaded]
-        with session_scope(engine) as session:
+        with session_scope(engine) as session, preloaded(project_id, loaded):
             total.add(store_findings(session, project_id=project_id, results=results, now=now))
         if progress is not None:
             progress(len(chunk))
