@@ -17,7 +17,7 @@ trace by start time (the attempt that finished the task).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -128,9 +128,11 @@ def _findings(session: Session, project_id: int,
 
 
 def summarize_traces(session: Session, *, project_id: int, trace_ids: Sequence[str],
-                     now: float | None = None) -> int:
+                     now: float | None = None,
+                     graphs: Mapping[str, nx.DiGraph] | None = None) -> int:
     """(Re)compute the summaries of ``trace_ids`` and refresh their tasks. Returns the number
-    of rows written (missing traces are skipped)."""
+    of rows written (missing traces are skipped). ``graphs`` (trace id → graph already built
+    from the stored rows, e.g. by the analysis run) saves reading the traces again."""
     # Imported here: the analysis runtime calls this module after storing findings.
     from tracestore.analysis.load import iter_trace_graphs
 
@@ -146,9 +148,14 @@ def summarize_traces(session: Session, *, project_id: int, trace_ids: Sequence[s
             select(t.trace_id, t.user_id)
             .where(t.project_id == project_id, t.trace_id.in_(chunk))
         ).all())
-        for lt in iter_trace_graphs(session, project_id=project_id, trace_ids=chunk):
-            trace = {**lt.graph.graph, "user_id": users.get(lt.trace_id)}
-            rows.append(summary_row(project_id, lt.graph, trace, found.get(lt.trace_id, ()), now))
+        if graphs is not None:
+            loaded = [(tid, graphs[tid]) for tid in chunk if tid in graphs]
+        else:
+            loaded = [(lt.trace_id, lt.graph) for lt in
+                      iter_trace_graphs(session, project_id=project_id, trace_ids=chunk)]
+        for tid, G in loaded:
+            trace = {**G.graph, "user_id": users.get(tid)}
+            rows.append(summary_row(project_id, G, trace, found.get(tid, ()), now))
     upsert(session, SUMMARY_T, rows, keys=["project_id", "trace_id"])
     refresh_tasks(session, project_id=project_id, task_ids={r["task_id"] for r in rows})
     return len(rows)

@@ -172,7 +172,8 @@ def store_findings(
         [{"b_trace_id": lt.trace_id, "b_seen": lt.updated_at} for lt, _ in results],
         execution_options={"synchronize_session": False},
     )
-    summarize_traces(session, project_id=project_id, trace_ids=trace_ids, now=now)
+    summarize_traces(session, project_id=project_id, trace_ids=trace_ids, now=now,
+                     graphs={lt.trace_id: lt.graph for lt, _ in results})
     for hook in POST_ANALYSIS_HOOKS:
         hook(session, project_id, trace_ids)
     counts.findings = len(rows)
