@@ -56,15 +56,16 @@ def rss_mb(pid: int) -> tuple[float, float]:
 def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
     """Poll ``url`` until it answers 200; fail with the server log if the process exits."""
     deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {log.read_text()[-2000:]}")
-        time.sleep(0.2)
+    with httpx.Client(timeout=1) as client:  # one client: no TLS context built per poll
+        while time.time() < deadline:
+            try:
+                if client.get(url).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                raise SystemExit(f"server exited: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
     proc.kill()
     raise SystemExit(f"{url} did not answer 200 in {timeout:.0f} s")
 
