@@ -24,16 +24,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
+from bench.common import scratch_database
 from tracestore.analysis.load import Window, iter_trace_graphs, select_trace_ids
 from tracestore.analysis.parallel import run_parallel
 from tracestore.analysis.run import analyze_traces, compute_corpus_baselines
@@ -79,31 +75,11 @@ def agent_trace(i: int, turns: int) -> dict[str, Any]:
             "task_id": f"T-{i}", "nodes": nodes}
 
 
-@contextmanager
-def database(backend: str) -> Iterator[str]:
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory() as d:
-            yield f"sqlite:///{d}/bench.db"
-        return
-    base = os.environ["TRACESTORE_TEST_POSTGRES_URL"].replace(
-        "postgresql://", "postgresql+psycopg://", 1)
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base)
-    with admin.begin() as c:
-        c.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        sep = "&" if "?" in base else "?"
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as c:
-            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 def bench_backend(backend: str, n: int) -> list[str]:
     out = []
     suite = default_suite()
-    with database(backend) as url:
+    pg = os.environ["TRACESTORE_TEST_POSTGRES_URL"] if backend == "postgres" else None
+    with scratch_database(pg) as (url, _):
         engine = make_engine(url)
         create_schema(engine)
         writer = Writer(engine, Settings(database_url=url))
