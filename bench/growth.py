@@ -13,7 +13,10 @@ the one write path ``Writer.ingest_native`` and its late outcomes through ``writ
 At each size:
 
 1. ``tracestore analyze --workers 2`` over the whole store, as a subprocess (load, graphs,
-   analyzers, findings and per-trace summaries written): wall seconds and traces/s;
+   analyzers, findings and per-trace summaries written): wall seconds and traces/s. Above
+   ``--analyze-max-nodes`` (default 200k: re-analysing a 1M-node store takes longer than a
+   bench run should) only the new traces' summaries are written, as :mod:`bench.queries`
+   does, and the findings table stays as the last analysed size left it (the row says so);
 2. ``tracestore serve`` as a separate process; over one keep-alive loopback connection each
    query runs 3 times to warm up and ``--repeat`` times measured (wall p50/p95):
    ``/findings`` (first page, largest waste first), ``/paths`` and ``/attribution`` for one
@@ -28,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +51,12 @@ from bench.common import (
     write_json,
 )
 from tracestore.config import Settings
-from tracestore.db import create_schema, make_engine
+from tracestore.db import create_schema, make_engine, session_scope
 from tracestore.demogen import W47_START, generate
 from tracestore.ingest import Writer, project_id_for
-from tracestore.models import Node, Trace
+from tracestore.models import FindingRow, Node, Trace
 from tracestore.schemas import OutcomeIn
+from tracestore.summaries import summarize_traces
 
 WEEK = 7 * 86400.0
 CHUNK = 2000  # traces per generated chunk, as bench/queries.py
@@ -66,7 +72,9 @@ QUERIES: list[tuple[str, str, dict[str, str | float]]] = [
 
 
 def count_nodes(url: str) -> tuple[int, int]:
+    """(nodes, traces) stored."""
     engine = make_engine(url)
+    create_schema(engine)
     with Session(engine) as s:
         nodes = s.execute(select(func.count()).select_from(Node)).scalar_one()
         traces = s.execute(select(func.count()).select_from(Trace)).scalar_one()
@@ -74,14 +82,26 @@ def count_nodes(url: str) -> tuple[int, int]:
     return int(nodes), int(traces)
 
 
-def grow(url: str, target: int, seed: int) -> tuple[int, float]:
-    """Ingest demo chunks (seeds ``seed``, ``seed + 1``, …) until ``target`` nodes are stored;
-    returns the next unused seed and the seconds spent."""
+def count_findings(url: str) -> int:
+    engine = make_engine(url)
+    with Session(engine) as s:
+        n = s.execute(select(func.count()).select_from(FindingRow)).scalar_one()
+    engine.dispose()
+    return int(n)
+
+
+def grow(url: str, target: int) -> tuple[list[str], float]:
+    """Ingest demo chunks until ``target`` nodes are stored; returns the new trace ids (in
+    start-time order) and the seconds spent. Seeds start at the stored trace count + 1, so a
+    store reused with ``--db`` grows with traces it does not hold yet (every chunk adds ≥ 50
+    traces, hence more than one seed)."""
     engine = make_engine(url)
     create_schema(engine)
     settings = Settings(database_url=url)
     writer, pid = Writer(engine, settings), project_id_for(engine, settings.project)
-    total, _ = count_nodes(url)
+    total, seed = count_nodes(url)
+    seed += 1
+    new: list[tuple[float, str]] = []
     t0 = time.perf_counter()
     while total < target:
         n_traces = max(50, min(CHUNK, (target - total) // NODES_PER_TRACE))
@@ -89,10 +109,24 @@ def grow(url: str, target: int, seed: int) -> tuple[int, float]:
         for i in range(0, len(data.traces), 500):
             total += writer.ingest_native(pid, data.traces[i : i + 500]).accepted_nodes
         writer.write_outcomes(pid, [OutcomeIn.model_validate(o) for o in data.outcomes])
+        new.extend((t["nodes"][0]["start"], t["trace_id"]) for t in data.traces)
         seed += 1
         print(f"  ingested {total:,} nodes", flush=True)
     engine.dispose()
-    return seed, time.perf_counter() - t0
+    return [tid for _, tid in sorted(new)], time.perf_counter() - t0
+
+
+def summarize(url: str, trace_ids: list[str]) -> float:
+    """Per-trace summaries for ``trace_ids`` as the analysis runtime writes them (500 traces a
+    transaction, start-time order), without running the analyzers; returns seconds."""
+    engine = make_engine(url)
+    pid = project_id_for(engine, Settings(database_url=url).project)
+    t0 = time.perf_counter()
+    for i in range(0, len(trace_ids), 500):
+        with session_scope(engine) as s:
+            summarize_traces(s, project_id=pid, trace_ids=trace_ids[i : i + 500])
+    engine.dispose()
+    return time.perf_counter() - t0
 
 
 def analyze(url: str, workers: int) -> float:
@@ -123,15 +157,28 @@ def query_latency(port: int, repeat: int) -> dict[str, dict[str, float]]:
     return out
 
 
-def run(sizes: list[int], database_url: str | None, repeat: int, workers: int
-        ) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+@contextmanager
+def store(database_url: str | None, db: Path | None) -> Iterator[tuple[str, Path | None]]:
+    """The store to grow: ``--db`` (SQLite, kept for later runs), else a scratch one."""
+    if db and not database_url:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        yield f"sqlite:///{db}", db
+        return
     with scratch_database(database_url, "growth.db") as (url, path):
-        seed = 1
+        yield url, path
+
+
+def run(sizes: list[int], database_url: str | None, db: Path | None, repeat: int,
+        workers: int, analyze_max: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    with store(database_url, db) as (url, path):
         for size in sizes:
-            seed, ingest_s = grow(url, size, seed)
+            new_ids, ingest_s = grow(url, size)
             nodes, traces = count_nodes(url)
-            analyze_s = analyze(url, workers)
+            analyzed = nodes <= analyze_max
+            # Above --analyze-max-nodes only the summaries of the new traces are written (the
+            # reports read summaries); the findings stay those of the last analysed size.
+            analyze_s = analyze(url, workers) if analyzed else summarize(url, new_ids)
             port = free_port()
             log = Path(tempfile.mkdtemp(prefix="bench-growth-log-")) / "server.log"
             proc = start_tracestore(url, port, log)
@@ -141,9 +188,12 @@ def run(sizes: list[int], database_url: str | None, repeat: int, workers: int
             finally:
                 stop(proc)
             row = {"backend": "postgresql" if database_url else "sqlite", "target_nodes": size,
-                   "nodes": nodes, "traces": traces, "ingest_s": round(ingest_s, 1),
-                   "analyze_s": round(analyze_s, 1), "workers": workers,
-                   "analyze_traces_per_s": round(traces / analyze_s, 1),
+                   "nodes": nodes, "traces": traces, "findings": count_findings(url),
+                   "ingest_s": round(ingest_s, 1), "new_traces": len(new_ids),
+                   "analyzed": analyzed, "workers": workers,
+                   "analyze_s" if analyzed else "summaries_s": round(analyze_s, 1),
+                   "analyze_traces_per_s" if analyzed else "summaries_traces_per_s":
+                   round((traces if analyzed else len(new_ids)) / analyze_s, 1),
                    "server_rss_mb": round(rss, 1), "server_peak_rss_mb": round(peak, 1),
                    "sqlite_file_mb": round(path.stat().st_size / 1e6, 1) if path else None,
                    "latency": lat, "machine": machine()}
@@ -155,8 +205,11 @@ def run(sizes: list[int], database_url: str | None, repeat: int, workers: int
 def summary(row: dict[str, Any]) -> str:
     lat = "; ".join(f"{k} p50 {v['p50_ms']:.0f} ms p95 {v['p95_ms']:.0f} ms"
                     for k, v in row["latency"].items())
-    return (f"{row['backend']} {row['nodes']:,} nodes / {row['traces']:,} traces: analyze "
-            f"{row['analyze_traces_per_s']:,.0f} traces/s ({row['workers']} workers); {lat}; "
+    work = (f"analyze {row['analyze_traces_per_s']:,.0f} traces/s ({row['workers']} workers)"
+            if row["analyzed"] else f"summaries only, {row['summaries_traces_per_s']:,.0f} "
+            f"traces/s")
+    return (f"{row['backend']} {row['nodes']:,} nodes / {row['traces']:,} traces / "
+            f"{row['findings']:,} findings: {work}; {lat}; "
             f"server RSS {row['server_rss_mb']:.0f} MB (peak {row['server_peak_rss_mb']:.0f}); "
             f"SQLite file {row['sqlite_file_mb']} MB; load {row['machine']['loadavg'][0]}")
 
@@ -167,10 +220,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap.add_argument("--database-url", default=None, help="PostgreSQL base URL; default SQLite")
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--db", type=Path, default=None,
+                    help="SQLite file to grow and keep (reused by later runs); default: scratch")
+    ap.add_argument("--analyze-max-nodes", type=int, default=200_000,
+                    help="run `tracestore analyze` only up to this store size (see docstring)")
     ap.add_argument("--json", type=Path, default=None, help="write the rows here")
     args = ap.parse_args(argv)
-    rows = run([int(s) for s in args.sizes.split(",")], args.database_url, args.repeat,
-               args.workers)
+    rows = run([int(s) for s in args.sizes.split(",")], args.database_url, args.db, args.repeat,
+               args.workers, args.analyze_max_nodes)
     if args.json:
         write_json(args.json, rows)
     return rows
