@@ -54,13 +54,15 @@ def steps(pg: str | None, sizes: str, phoenix_runs: int) -> list[Step]:
     analysis = {"sqlite_analyse_traces_per_cpu_s": rf"sqlite,.*?analyse .*? {NUM} traces/s CPU",
                 "postgres_analyse_traces_per_cpu_s":
                 rf"postgres,.*?analyse .*? {NUM} traces/s CPU"}
+    otlp = {"spans_per_s": rf"-> {NUM} spans/s", "ceiling_spans_per_s": rf"ceiling {NUM}"}
     growth = ["bench.growth", "--sizes", sizes]
     return [
         Step("ingest_native", ["bench.ingest_native"], native),
         *([Step("ingest_native_postgres", ["bench.ingest_native", "--database-url", pg], native)]
           if pg else []),
-        Step("ingest_otlp", ["bench.ingest_otlp", "--stages"],
-             {"spans_per_s": rf"-> {NUM} spans/s", "ceiling_spans_per_s": rf"ceiling {NUM}"}),
+        Step("ingest_otlp", ["bench.ingest_otlp", "--stages"], otlp),
+        *([Step("ingest_otlp_postgres", ["bench.ingest_otlp", "--database-url", pg], otlp)]
+          if pg else []),
         Step("pricing", ["bench.pricing"], {"pricer_alone_nodes_per_s":
                                            rf"pricer alone, warm caches \|[^|]*\| \| {NUM}"}),
         Step("analyzers", ["bench.analyzers"],
