@@ -14,19 +14,16 @@ from typing import Any
 import click
 import orjson
 
+from tracestore.analysis.cli import analyze
+from tracestore.cli_keys import keys
+from tracestore.cli_options import _settings, database_option, project_option
+from tracestore.cli_prices import prices, reprice_command
+from tracestore.cli_reports import outcomes, report
 from tracestore.config import Settings
+from tracestore.digest.cli import digest
 from tracestore.errors import TracestoreError
 
 __all__ = ["main", "cli"]
-
-
-def _settings(database_url: str | None, project: str | None = None) -> Settings:
-    overrides: dict[str, Any] = {}
-    if database_url:
-        overrides["database_url"] = database_url
-    if project:
-        overrides["project"] = project
-    return Settings(**overrides)
 
 
 def _read_items(path: Path) -> Iterator[Any]:
@@ -45,15 +42,6 @@ def _read_items(path: Path) -> Iterator[Any]:
         yield from data
     else:
         yield data
-
-
-database_option = click.option(
-    "--database-url", envvar="TRACESTORE_DATABASE_URL", default=None,
-    help="SQLAlchemy URL of the store (default: sqlite:///./tracestore.db).",
-)
-project_option = click.option(
-    "--project", default=None, help="Project to act on (default: the `project` setting)."
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -209,31 +197,9 @@ def demo(serve: bool, database_url: str | None, seed: int, n_traces: int,
                     log_level="warning")
 
 
-from tracestore.cli_keys import keys  # noqa: E402  (needs the options defined above)
-
-cli.add_command(keys)
-
-
-from tracestore.digest.cli import digest  # noqa: E402  (needs the options defined above)
-
-cli.add_command(digest)
-
-
-from tracestore.analysis.cli import analyze  # noqa: E402  (needs the options defined above)
-
-cli.add_command(analyze)
-
-
-from tracestore.cli_prices import prices, reprice_command  # noqa: E402  (needs the options)
-
-cli.add_command(prices)
-cli.add_command(reprice_command)
-
-
-from tracestore.cli_reports import outcomes, report  # noqa: E402  (needs the options above)
-
-cli.add_command(outcomes)
-cli.add_command(report)
+# Command groups defined in their own modules (they import only cli_options, so no cycle).
+for _command in (keys, digest, analyze, prices, reprice_command, outcomes, report):
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import time
 import click
 
 from tracestore.auth import SCOPES, create_key, list_keys, revoke_key
-from tracestore.cli import _settings, database_option
+from tracestore.cli_options import _settings, database_option
 from tracestore.db import create_schema, make_engine, session_scope
 from tracestore.ingest import project_id_for
 

@@ -15,7 +15,7 @@ import click
 import orjson
 from pydantic import ValidationError
 
-from tracestore.cli import _settings, database_option, project_option
+from tracestore.cli_options import _settings, database_option, project_option
 from tracestore.db import create_schema, make_engine, session_scope
 from tracestore.ingest import project_id_for
 from tracestore.pricebook import PriceBookIn, replace_book

@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.orm import Session
 
-from tracestore.cli import _settings, database_option, ingest, project_option
+from tracestore.cli_options import _settings, database_option, project_option
 from tracestore.db import create_schema, make_engine, session_scope
 from tracestore.errors import BadRequest
 from tracestore.ingest import project_id_for
@@ -47,6 +47,8 @@ def import_outcomes(ctx: click.Context, file: Path, database_url: str | None,
                     project: str | None) -> None:
     """Import outcomes from FILE (.json list or .jsonl, optionally .gz; the POST
     /api/v1/outcomes shape). Re-importing updates them; summaries of their tasks refresh."""
+    from tracestore.cli import ingest  # the group module imports this one
+
     ctx.invoke(ingest, files=(file,), database_url=database_url, project=project,
                as_outcomes=True)
 

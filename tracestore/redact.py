@@ -50,6 +50,7 @@ _EMAIL = r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b
 # a _CARD match has: strings without them skip the (slow, ~100 µs per prompt) regex scan.
 _API_KEY_HINTS = ("sk-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "AIza",
                   "k_live_", "ts_", "Bearer", "PRIVATE KEY")
+_API_KEY_HINT_RX = re.compile("|".join(re.escape(h) for h in _API_KEY_HINTS))
 _CARD_MIN_DIGITS = 13
 _NO_DIGITS = str.maketrans("", "", "0123456789")
 
@@ -62,7 +63,8 @@ def _may_match(s: str, rules: frozenset[str]) -> bool:
     >>> _may_match("card 4242 4242 4242 4242", frozenset({"card_numbers"}))
     True
     """
-    if "api_keys" in rules and any(h in s for h in _API_KEY_HINTS):
+    # One C-level scan for all hints instead of a Python loop of substring tests.
+    if "api_keys" in rules and _API_KEY_HINT_RX.search(s):
         return True
     if "card_numbers" in rules and len(s) - len(s.translate(_NO_DIGITS)) >= _CARD_MIN_DIGITS:
         return True

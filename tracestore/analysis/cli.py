@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from tracestore.cli import _settings, database_option, project_option
+from tracestore.cli_options import _settings, database_option, project_option
 from tracestore.config import Settings
 from tracestore.schemas import iso, to_epoch
 

@@ -9,15 +9,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tracestore import __version__
+from tracestore.admission import Admission, AdmissionMiddleware
+from tracestore.analysis.background import AnalysisWorker
 from tracestore.api.deps import document_auth
 from tracestore.api.problems import install_problem_handlers
-from tracestore.api.routes import digest as digest_routes
-from tracestore.api.routes import attribution, prices
-from tracestore.api.routes import health, ingest, otlp, traces
-from tracestore.analysis.background import AnalysisWorker
-from tracestore.api.routes import findings
-from tracestore.api.routes import keys as keys_routes
-from tracestore.admission import Admission, AdmissionMiddleware
+from tracestore.api.routes import (
+    attribution,
+    digest,
+    findings,
+    health,
+    ingest,
+    keys,
+    otlp,
+    prices,
+    traces,
+)
 from tracestore.auth import check_open_mode
 from tracestore.config import Settings
 from tracestore.db import create_schema, make_engine
@@ -70,11 +76,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AdmissionMiddleware)
     install_problem_handlers(app)
     document_auth(app)  # 401/403 in the OpenAPI document of every keyed route
-    for module in (health, ingest, traces, otlp):
+    for module in (health, ingest, traces, otlp, findings, prices, digest, attribution, keys):
         app.include_router(module.router)
-    app.include_router(findings.router)
-    app.include_router(prices.router)
-    app.include_router(digest_routes.router)
-    app.include_router(attribution.router)
-    app.include_router(keys_routes.router)
     return app

@@ -33,7 +33,7 @@ def digest(week: str | None, project: str | None, fmt: str, out: Path | None,
            webhook: str | None, database_url: str | None) -> None:
     """Render the weekly churn digest of a project (spend, cost per outcome and its levers,
     wasteful paths, findings, maturity) as Markdown, JSON or HTML, or post it to a webhook."""
-    from tracestore.cli import _settings
+    from tracestore.cli_options import _settings
     from tracestore.db import create_schema, make_engine
 
     settings = _settings(database_url, project)
