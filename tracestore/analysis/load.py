@@ -27,7 +27,7 @@ from sqlalchemy import JSON, Table, Text, and_, cast, or_, select
 from sqlalchemy.orm import Session
 
 from tracestore.graph import build_trace_graph
-from tracestore.models import Edge, Node, Trace
+from tracestore.models import Edge, Node, Outcome, Trace
 
 __all__ = [
     "BATCH_SIZE", "LoadedTrace", "Window", "iter_trace_graphs", "preloaded", "select_trace_ids",
@@ -36,6 +36,7 @@ __all__ = [
 TRACE_T: Table = Trace.__table__  # type: ignore[attr-defined]
 NODE_T: Table = Node.__table__  # type: ignore[attr-defined]
 EDGE_T: Table = Edge.__table__  # type: ignore[attr-defined]
+OUTCOME_T: Table = Outcome.__table__  # type: ignore[attr-defined]
 
 # Traces per read batch: 500 ids keep the IN (...) list far below SQLite's 32,766 bound
 # parameters (SQLITE_MAX_VARIABLE_NUMBER since 3.32) and a batch of 20-node traces at ~10k
@@ -179,14 +180,36 @@ def iter_trace_graphs(
         edges: dict[str, list[dict[str, Any]]] = {tid: [] for tid in traces}
         for r in _rows(session, EDGE_T, project_id, chunk, _NODE_SKIP):
             edges.setdefault(r["trace_id"], []).append(r)
+        # Outcomes recorded per task (inside a trace's `outcome` or posted later over REST)
+        # reach the analyzers as G.graph["outcome_status"]; an outcome node wins over it.
+        task_status = _task_outcomes(session, project_id, traces.values())
         for tid in chunk:
             trow = traces.get(tid)
             if trow is None:
                 continue
+            graph = build_trace_graph(trow, nodes[tid], edges[tid])
+            status = task_status.get(trow.get("task_id") or tid)
+            if status is not None:
+                graph.graph["outcome_status"] = status
             yield LoadedTrace(
                 trace_id=tid,
                 workflow=trow.get("workflow"),
                 started_at=trow.get("started_at"),
                 updated_at=trow["updated_at"],
-                graph=build_trace_graph(trow, nodes[tid], edges[tid]),
+                graph=graph,
             )
+
+
+def _task_outcomes(
+    session: Session, project_id: int, trace_rows: Iterable[dict[str, Any]]
+) -> dict[str, str]:
+    """Outcome status by task id for the tasks of ``trace_rows`` (one query)."""
+    tasks = sorted({r.get("task_id") or r["trace_id"] for r in trace_rows})
+    if not tasks:
+        return {}
+    rows = session.execute(
+        select(OUTCOME_T.c.task_id, OUTCOME_T.c.status).where(
+            OUTCOME_T.c.project_id == project_id, OUTCOME_T.c.task_id.in_(tasks)
+        )
+    ).all()
+    return {task: status for task, status in rows}
