@@ -61,3 +61,12 @@ def test_every_cli_command_has_help_and_is_in_readme() -> None:
         assert r.exit_code == 0, name
         assert getattr(cmd, "help", None), f"`tracestore {name}` has no help text"
         assert f"`tracestore {name}" in README, f"`tracestore {name}` is not in README"
+
+
+def test_wire_node_kinds_match_the_graph_contract() -> None:
+    from typing import get_args
+
+    from analyzers.graph import NODE_KINDS
+    from tracestore.schemas import NodeKind
+
+    assert set(get_args(NodeKind)) == set(NODE_KINDS)

@@ -18,6 +18,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from analyzers.graph import EDGE_KINDS, NODE_KINDS
+
 __all__ = [
     "NODE_KINDS",
     "EDGE_KINDS",
@@ -39,12 +41,6 @@ __all__ = [
     "FindingPublic",
     "Page",
 ]
-
-NODE_KINDS = (
-    "llm", "embedding", "retrieval", "rerank", "tool", "agent", "chain", "guardrail", "human",
-    "outcome",
-)
-EDGE_KINDS = ("parent", "retry_of", "uses", "reviews", "link", "tool_call")
 
 NodeKind = Literal[
     "llm", "embedding", "retrieval", "rerank", "tool", "agent", "chain", "guardrail", "human",
