@@ -189,7 +189,7 @@ def test_w47_change_is_in_the_data(data: DemoData) -> None:
             retrieved[_week(t)].append(sum(d.get("tokens", 0) for n in t["nodes"]
                                            if n["kind"] == "retrieval" for d in n["documents"]))
     ratio = statistics.mean(retrieved["W47"]) / statistics.mean(retrieved["W46"])
-    assert 1.8 < ratio < 2.2
+    assert ratio == pytest.approx(2.0, abs=0.2)
     traces: dict[str, int] = defaultdict(int)
     tasks: dict[str, set[str]] = defaultdict(set)
     for t in data.traces:
