@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, event, inspect, text
+from sqlalchemy import Engine, Table, bindparam, create_engine, event, inspect, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
@@ -25,7 +25,9 @@ from sqlmodel import SQLModel
 
 from tracestore import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
-__all__ = ["make_engine", "create_schema", "upsert", "session_scope", "is_sqlite"]
+__all__ = [
+    "make_engine", "create_schema", "upsert", "update_per_trace", "session_scope", "is_sqlite",
+]
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -114,6 +116,24 @@ def upsert(
         stmt = stmt.on_conflict_do_nothing(index_elements=keys)
     for i in range(0, len(rows), batch_size):
         session.execute(stmt, list(rows[i : i + batch_size]))
+
+
+def update_per_trace(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], *, project_id: int
+) -> None:
+    """Bulk ``UPDATE table SET … WHERE project_id = ? AND trace_id = ?`` through one
+    ``executemany``: each row carries its trace in ``b_trace_id`` and the new column values
+    under their names (every row the same columns). Does not commit."""
+    if not rows:
+        return
+    c = table.c
+    session.execute(
+        update(table)
+        .where(c.project_id == project_id, c.trace_id == bindparam("b_trace_id"))
+        .values({k: bindparam(k) for k in rows[0] if k != "b_trace_id"}),
+        list(rows),
+        execution_options={"synchronize_session": False},
+    )
 
 
 @contextmanager

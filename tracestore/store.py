@@ -22,11 +22,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Table, bindparam, case, func, select, update
+from sqlalchemy import JSON, Table, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from tracestore.db import upsert
+from tracestore.db import update_per_trace, upsert
 from tracestore.models import Edge, Node, Outcome, Trace
 from tracestore.pricing import PRICED_KINDS, Pricer
 from tracestore.schemas import NodeIn, OutcomeIn, TraceIn
@@ -356,15 +356,7 @@ def recompute_rollups(session: Session, *, project_id: int, trace_ids: Sequence[
             }
             for r in agg
         ]
-        if params:
-            t = TRACE_T.c
-            session.execute(
-                update(TRACE_T)
-                .where(t.project_id == project_id, t.trace_id == bindparam("b_trace_id"))
-                .values({k: bindparam(k) for k in params[0] if k != "b_trace_id"}),
-                params,
-                execution_options={"synchronize_session": False},
-            )
+        update_per_trace(session, TRACE_T, params, project_id=project_id)
         root_name = (
             select(n.name)
             .where(

@@ -23,13 +23,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import networkx as nx
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from analyzers.attribution import attribute_trace
 from analyzers.graph import MODEL_KINDS, node_cost
 from analyzers.paths import path_signature
-from tracestore.db import upsert
+from tracestore.db import update_per_trace, upsert
 from tracestore.models import FindingRow, Outcome, Trace, TraceSummary
 
 __all__ = ["iso_week", "refresh_tasks", "summarize_traces", "summary_row"]
@@ -198,13 +198,5 @@ def refresh_tasks(session: Session, *, project_id: int, task_ids: Iterable[str])
                     "outcome_here": tid == counted,
                     "outcome_value_usd": out.value_usd if out is not None else None,
                 })
-    if params:
-        s = SUMMARY_T.c
-        session.execute(
-            update(SUMMARY_T)
-            .where(s.project_id == project_id, s.trace_id == bindparam("b_trace_id"))
-            .values({k: bindparam(k) for k in params[0] if k != "b_trace_id"}),
-            params,
-            execution_options={"synchronize_session": False},
-        )
+    update_per_trace(session, SUMMARY_T, params, project_id=project_id)
     return len(params)
