@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import networkx as nx
 
-__all__ = ["build_trace_graph", "graph_to_json"]
+__all__ = ["build_trace_graph", "graph_from_parts", "graph_to_json"]
 
-_SKIP = frozenset({"project_id", "trace_id"})
+_SKIP = frozenset({"project_id", "trace_id", "node_id"})
+
+EdgeKey = tuple[str, str]
 
 
-def _add_edge(G: nx.DiGraph, u: str, v: str, kind: str, *, inferred: bool = False,
-              doc_ids: Iterable[str] = ()) -> None:
-    if u == v or u not in G or v not in G:
+def _add_edge(edges: dict[EdgeKey, dict[str, Any]], nodes: dict[str, dict[str, Any]], u: str,
+              v: str, kind: str, inferred: bool = False, doc_ids: Sequence[str] = ()) -> None:
+    """Record edge ``u → v`` of ``kind`` (merged with an earlier edge between the two)."""
+    if u == v or u not in nodes or v not in nodes:
         return
-    if G.has_edge(u, v):
-        data = G.edges[u, v]
-        data["kinds"] = tuple(sorted(set(data["kinds"]) | {kind}))
+    data = edges.get((u, v))
+    if data is not None:
+        if kind not in data["kinds"]:
+            data["kinds"] = tuple(sorted((*data["kinds"], kind)))
         data["inferred"] = data["inferred"] and inferred
         if doc_ids:
             data["doc_ids"] = tuple(dict.fromkeys((*data.get("doc_ids", ()), *doc_ids)))
@@ -26,7 +30,87 @@ def _add_edge(G: nx.DiGraph, u: str, v: str, kind: str, *, inferred: bool = Fals
         attrs: dict[str, Any] = {"kinds": (kind,), "inferred": inferred}
         if doc_ids:
             attrs["doc_ids"] = tuple(doc_ids)
-        G.add_edge(u, v, **attrs)
+        edges[u, v] = attrs
+
+
+def _start_key(item: tuple[str, dict[str, Any]]) -> tuple[bool, float, str]:
+    start = item[1].get("start")
+    return (start is None, start or 0.0, item[0])
+
+
+def graph_from_parts(
+    trace: dict[str, Any],
+    nodes: Iterable[tuple[str, dict[str, Any]]],
+    edges: Iterable[tuple[str, str, str, Any]] = (),
+) -> nx.DiGraph:
+    """The graph of :func:`build_trace_graph` from ``(node_id, attributes)`` pairs and
+    ``(src, dst, kind, inferred)`` stored edges. The attribute dicts become the graph's node
+    data as they are (``order`` is added to them): the batched loader builds them once.
+
+    Nodes and edges are installed in the graph's adjacency dicts directly, in the order
+    ``add_node``/``add_edge`` calls would have made them (a fresh graph, so no cache to clear).
+    """
+    G = nx.DiGraph(
+        trace_id=trace.get("trace_id"),
+        workflow=trace.get("workflow"),
+        task_id=trace.get("task_id") or trace.get("trace_id"),
+        team=trace.get("team"),
+        feature=trace.get("feature"),
+        started_at=trace.get("started_at"),
+        cost_usd=float(trace.get("cost_usd") or 0.0),
+    )
+    ordered = sorted(nodes, key=_start_key)
+    attrs_of: dict[str, dict[str, Any]] = {}
+    for i, (nid, a) in enumerate(ordered):
+        a["order"] = i
+        old = attrs_of.get(nid)
+        # the same id twice: later attributes win, as with add_node
+        attrs_of[nid] = a if old is None else {**old, **a}
+    # document id -> retrieval/rerank nodes that returned it, in order
+    doc_owner: dict[str, list[str]] = {}
+    for nid, a in ordered:
+        docs = a.get("documents")
+        if docs:
+            for d in docs:
+                doc_owner.setdefault(str(d.get("id")), []).append(nid)
+    out: dict[EdgeKey, dict[str, Any]] = {}
+    for nid, a in ordered:
+        p = a.get("parent_id")
+        if p:
+            _add_edge(out, attrs_of, p, nid, "parent")
+        r = a.get("retry_of")
+        if r:
+            _add_edge(out, attrs_of, r, nid, "retry_of")
+        t = a.get("review_target")
+        if t:
+            _add_edge(out, attrs_of, t, nid, "reviews")
+        uses = a.get("uses")
+        if not uses:
+            continue
+        by_owner: dict[str, list[str]] = {}
+        for u in uses:
+            if u in attrs_of and u != nid:
+                _add_edge(out, attrs_of, u, nid, "uses")
+                continue
+            owners = doc_owner.get(u)
+            if owners:
+                # The latest retrieval before the consumer that returned the document.
+                order = attrs_of[nid]["order"]
+                earlier = [o for o in owners if attrs_of[o]["order"] < order] or owners
+                by_owner.setdefault(earlier[-1], []).append(u)
+        for owner, docs in by_owner.items():
+            _add_edge(out, attrs_of, owner, nid, "uses", doc_ids=docs)
+    for src, dst, kind, inferred in edges:
+        _add_edge(out, attrs_of, src, dst, kind, inferred=bool(inferred))
+    node, succ, pred = G._node, G._succ, G._pred
+    for nid, a in attrs_of.items():
+        node[nid] = a
+        succ[nid] = {}
+        pred[nid] = {}
+    for (u, v), data in out.items():
+        succ[u][v] = data
+        pred[v][u] = data
+    return G
 
 
 def build_trace_graph(
@@ -42,51 +126,11 @@ def build_trace_graph(
     >>> G.edges["r", "l"]["kinds"], G.edges["r", "l"]["doc_ids"]
     (('parent', 'uses'), ('d2',))
     """
-    G = nx.DiGraph(
-        trace_id=trace.get("trace_id"),
-        workflow=trace.get("workflow"),
-        task_id=trace.get("task_id") or trace.get("trace_id"),
-        team=trace.get("team"),
-        feature=trace.get("feature"),
-        started_at=trace.get("started_at"),
-        cost_usd=float(trace.get("cost_usd") or 0.0),
+    return graph_from_parts(
+        trace,
+        [(n["node_id"], {k: v for k, v in n.items() if k not in _SKIP}) for n in nodes],
+        [(e["src"], e["dst"], e["kind"], e.get("inferred")) for e in edges],
     )
-    ordered = sorted(
-        nodes, key=lambda n: (n.get("start") is None, n.get("start") or 0.0, n["node_id"])
-    )
-    for i, n in enumerate(ordered):
-        attrs = {k: v for k, v in n.items() if k not in _SKIP and k != "node_id"}
-        attrs["order"] = i
-        G.add_node(n["node_id"], **attrs)
-    # document id -> retrieval/rerank nodes that returned it, in order
-    doc_owner: dict[str, list[str]] = {}
-    for n in ordered:
-        for d in n.get("documents") or ():
-            doc_owner.setdefault(str(d.get("id")), []).append(n["node_id"])
-    for n in ordered:
-        nid = n["node_id"]
-        if n.get("parent_id"):
-            _add_edge(G, n["parent_id"], nid, "parent")
-        if n.get("retry_of"):
-            _add_edge(G, n["retry_of"], nid, "retry_of")
-        if n.get("review_target"):
-            _add_edge(G, n["review_target"], nid, "reviews")
-        by_owner: dict[str, list[str]] = {}
-        for u in n.get("uses") or ():
-            if u in G and u != nid:
-                _add_edge(G, u, nid, "uses")
-                continue
-            owners = doc_owner.get(u)
-            if owners:
-                # The latest retrieval before the consumer that returned the document.
-                order = G.nodes[nid]["order"]
-                earlier = [o for o in owners if G.nodes[o]["order"] < order] or owners
-                by_owner.setdefault(earlier[-1], []).append(u)
-        for owner, docs in by_owner.items():
-            _add_edge(G, owner, nid, "uses", doc_ids=docs)
-    for e in edges:
-        _add_edge(G, e["src"], e["dst"], e["kind"], inferred=bool(e.get("inferred")))
-    return G
 
 
 def graph_to_json(G: nx.DiGraph) -> dict[str, Any]:

@@ -23,14 +23,15 @@ from typing import Any
 
 import networkx as nx
 import orjson
-from sqlalchemy import JSON, Table, Text, and_, cast, or_, select
+from sqlalchemy import JSON, Float, Table, and_, or_, select
 from sqlalchemy.orm import Session
 
-from tracestore.graph import build_trace_graph
+from tracestore.graph import graph_from_parts
 from tracestore.models import Edge, Node, Outcome, Trace
 
 __all__ = [
-    "BATCH_SIZE", "LoadedTrace", "Window", "iter_trace_graphs", "preloaded", "select_trace_ids",
+    "BATCH_SIZE", "Batch", "LoadedTrace", "Window", "build_batch", "iter_trace_graphs",
+    "preloaded", "read_batch", "select_trace_ids",
 ]
 
 TRACE_T: Table = Trace.__table__  # type: ignore[attr-defined]
@@ -63,6 +64,7 @@ class LoadedTrace:
     started_at: float | None
     updated_at: float
     graph: nx.DiGraph
+    user_id: str | None = None
 
 
 def _window_conds(window: Window, project_id: int) -> list[Any]:
@@ -100,49 +102,157 @@ def _loads(raw: str | None) -> Any:
         return json.loads(raw)
 
 
-def _columns(table: Table) -> tuple[list[Any], list[str], frozenset[str]]:
-    """Columns to select, their names, and the JSON ones. JSON columns are read as text and
-    parsed with orjson: several times faster than the drivers' stdlib ``json`` and the same
-    values on both backends."""
-    cols: list[Any] = []
-    names: list[str] = []
-    js: set[str] = set()
-    for c in table.columns:
+@dataclass(frozen=True)
+class _Reader:
+    """A batch read of some columns of one table, run on the raw DB-API cursor.
+
+    SQLAlchemy's row processing was a third of the reading time (bench/RESULTS.md); here
+    the driver's tuples are used as they are and :func:`_fix` applies what a Core ``select``
+    would have: JSON columns are read as text (JSON ``null`` made SQL NULL by ``NULLIF``) and
+    parsed with orjson (several times faster than the drivers' stdlib ``json`` and the same
+    values on both backends); columns whose type converts driver values (booleans stored as
+    0/1 by SQLite) go through SQLAlchemy's own result processor.
+    """
+
+    sql: str  # "{marks}" stands for the IN list's placeholders
+    mark: str  # the driver's placeholder
+    json_cols: tuple[str, ...]
+    convert: tuple[tuple[str, Any], ...]  # (column, result processor)
+
+
+_READERS: dict[tuple[str, str, tuple[str, ...]], _Reader] = {}
+
+
+def _reader(session: Session, table: Table, names: Sequence[str]) -> _Reader:
+    dialect = session.get_bind().dialect
+    key = (dialect.name, table.name, tuple(names))
+    r = _READERS.get(key)
+    if r is not None:
+        return r
+    exprs: list[str] = []
+    json_cols: list[str] = []
+    convert: list[tuple[str, Any]] = []
+    for name in names:
+        c = table.c[name]
+        q = dialect.identifier_preparer.quote(name)
         if isinstance(c.type, JSON):
-            cols.append(cast(c, Text).label(c.name))
-            js.add(c.name)
-        else:
-            cols.append(c)
-        names.append(c.name)
-    return cols, names, frozenset(js)
+            exprs.append(f"NULLIF(CAST({q} AS TEXT), 'null')")
+            json_cols.append(name)
+            continue
+        exprs.append(q)
+        if isinstance(c.type, Float) and not c.type.asdecimal:
+            continue  # floats from both drivers (PG's processor wants the driver's type code)
+        proc = c.type.dialect_impl(dialect).result_processor(dialect, None)
+        if proc is not None:
+            convert.append((name, proc))
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = (f"SELECT {', '.join(exprs)} FROM {table.name} WHERE project_id = {mark} "
+           "AND trace_id IN ({marks})")
+    r = _Reader(sql, mark, tuple(json_cols), tuple(convert))
+    _READERS[key] = r
+    return r
 
 
-def _rows(session: Session, table: Table, project_id: int, chunk: list[str],
-          skip: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
-    """Rows of ``table`` for the traces in ``chunk`` as dicts, without None values (absent
-    and None read the same through ``dict.get``, and small dicts build graphs faster) and
-    without the columns in ``skip``."""
-    cols, names, js = _columns(table)
-    keep = [i for i, n in enumerate(names) if n not in skip]
-    keep_names = [names[i] for i in keep]
-    rows = session.execute(
-        select(*(cols[i] for i in keep))
-        .where(table.c.project_id == project_id, table.c.trace_id.in_(chunk))
-    ).all()
-    out = []
-    for row in rows:
-        d = {k: v for k, v in zip(keep_names, row) if v is not None}
-        for k in js.intersection(d):
-            v = _loads(d[k])
+def _fetch(session: Session, reader: _Reader, project_id: int,
+           chunk: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The driver's rows of ``reader`` for the traces in ``chunk``, in the session's
+    transaction."""
+    sql = reader.sql.replace("{marks}", ", ".join([reader.mark] * len(chunk)))
+    cur = session.connection().connection.cursor()
+    try:
+        cur.execute(sql, (project_id, *chunk))
+        return list(cur.fetchall())
+    finally:
+        cur.close()
+
+
+def _fix(reader: _Reader, d: dict[str, Any]) -> dict[str, Any]:
+    """Parse the JSON columns and convert driver values of a row dict without None values
+    (JSON ``null`` leaves the key out, like SQL NULL)."""
+    for k in reader.json_cols:
+        raw = d.get(k)
+        if raw is not None:
+            v = _loads(raw)
             if v is None:
                 del d[k]
             else:
                 d[k] = v
-        out.append(d)
-    return out
+    for k, proc in reader.convert:
+        if k in d:
+            d[k] = proc(d[k])
+    return d
 
 
-_NODE_SKIP = frozenset({"project_id"})
+def _names(table: Table, skip: Iterable[str] = ()) -> tuple[str, ...]:
+    return tuple(c.name for c in table.columns if c.name not in set(skip))
+
+
+# Node attribute columns: every column of the contract plus the stored extras, in table order
+# (the order of a node's attribute dict); node_id and trace_id are selected after them.
+_NODE_ATTRS = _names(NODE_T, ("project_id", "trace_id", "node_id"))
+_NODE_COLS = (*_NODE_ATTRS, "node_id", "trace_id")
+_EDGE_COLS = ("trace_id", "src", "dst", "kind", "inferred")
+# The trace columns the graph, LoadedTrace and the summaries read.
+_TRACE_COLS = ("trace_id", "workflow", "task_id", "team", "feature", "user_id", "started_at",
+               "cost_usd", "updated_at")
+
+
+@dataclass
+class Batch:
+    """The stored rows of a batch of traces, grouped by trace."""
+
+    traces: dict[str, dict[str, Any]]
+    nodes: dict[str, list[tuple[str, dict[str, Any]]]]
+    edges: dict[str, list[tuple[str, str, str, Any]]]
+    task_status: dict[str, str]
+
+
+def read_batch(session: Session, *, project_id: int, chunk: Sequence[str]) -> Batch:
+    """Four queries: trace rows, node rows (as ``(node_id, attributes without None)``),
+    stored edges, and the outcome status of the batch's tasks."""
+    rd = _reader(session, TRACE_T, _TRACE_COLS)
+    traces = {row[0]: _fix(rd, {k: v for k, v in zip(_TRACE_COLS, row) if v is not None})
+              for row in _fetch(session, rd, project_id, chunk)}
+    nodes: dict[str, list[tuple[str, dict[str, Any]]]] = {tid: [] for tid in traces}
+    rd = _reader(session, NODE_T, _NODE_COLS)
+    attrs, fix = _NODE_ATTRS, _fix
+    for row in _fetch(session, rd, project_id, chunk):
+        # zip stops at the attribute columns; node_id and trace_id are the last two
+        d = fix(rd, {k: v for k, v in zip(attrs, row) if v is not None})
+        nodes.setdefault(row[-1], []).append((row[-2], d))
+    edges: dict[str, list[tuple[str, str, str, Any]]] = {tid: [] for tid in traces}
+    for row in _fetch(session, _reader(session, EDGE_T, _EDGE_COLS), project_id, chunk):
+        # inferred as the driver gives it (0/1 on SQLite): the graph takes its truth value
+        edges.setdefault(row[0], []).append((row[1], row[2], row[3], row[4]))
+    # Outcomes recorded per task (inside a trace's `outcome` or posted later over REST)
+    # reach the analyzers as G.graph["outcome_status"]; an outcome node wins over it.
+    return Batch(traces, nodes, edges, _task_outcomes(session, project_id, traces.values()))
+
+
+def build_batch(batch: Batch, chunk: Sequence[str]) -> Iterator[LoadedTrace]:
+    """The graphs of a batch read by :func:`read_batch`, in ``chunk`` order (missing ids
+    skipped)."""
+    built: set[str] = set()
+    for tid in chunk:
+        trow = batch.traces.get(tid)
+        if trow is None:
+            continue
+        parts = batch.nodes[tid]
+        if tid in built:  # asked for twice: each graph owns its node dicts
+            parts = [(n, dict(a)) for n, a in parts]
+        built.add(tid)
+        graph = graph_from_parts(trow, parts, batch.edges[tid])
+        status = batch.task_status.get(trow.get("task_id") or tid)
+        if status is not None:
+            graph.graph["outcome_status"] = status
+        yield LoadedTrace(
+            trace_id=tid,
+            workflow=trow.get("workflow"),
+            started_at=trow.get("started_at"),
+            updated_at=trow["updated_at"],
+            graph=graph,
+            user_id=trow.get("user_id"),
+        )
 
 
 # Graphs already built in this thread (see :func:`preloaded`), by (project, trace id).
@@ -172,32 +282,9 @@ def iter_trace_graphs(
         yield from (pre[(project_id, tid)] for tid in trace_ids)
         return
     for i in range(0, len(trace_ids), batch_size):
-        chunk = list(trace_ids[i : i + batch_size])
-        traces = {r["trace_id"]: r for r in _rows(session, TRACE_T, project_id, chunk)}
-        nodes: dict[str, list[dict[str, Any]]] = {tid: [] for tid in traces}
-        for r in _rows(session, NODE_T, project_id, chunk, _NODE_SKIP):
-            nodes.setdefault(r["trace_id"], []).append(r)
-        edges: dict[str, list[dict[str, Any]]] = {tid: [] for tid in traces}
-        for r in _rows(session, EDGE_T, project_id, chunk, _NODE_SKIP):
-            edges.setdefault(r["trace_id"], []).append(r)
-        # Outcomes recorded per task (inside a trace's `outcome` or posted later over REST)
-        # reach the analyzers as G.graph["outcome_status"]; an outcome node wins over it.
-        task_status = _task_outcomes(session, project_id, traces.values())
-        for tid in chunk:
-            trow = traces.get(tid)
-            if trow is None:
-                continue
-            graph = build_trace_graph(trow, nodes[tid], edges[tid])
-            status = task_status.get(trow.get("task_id") or tid)
-            if status is not None:
-                graph.graph["outcome_status"] = status
-            yield LoadedTrace(
-                trace_id=tid,
-                workflow=trow.get("workflow"),
-                started_at=trow.get("started_at"),
-                updated_at=trow["updated_at"],
-                graph=graph,
-            )
+        chunk = list(dict.fromkeys(trace_ids[i : i + batch_size]))
+        batch = read_batch(session, project_id=project_id, chunk=chunk)
+        yield from build_batch(batch, trace_ids[i : i + batch_size])
 
 
 def _task_outcomes(
