@@ -31,8 +31,11 @@ Method (``methods.md`` §4.2-4.3, DESIGN §5 "Attribution"):
    already book a node's waste once, DESIGN §5). Cost of nodes outside every causal
    set that no finding claimed is booked as ``churn.dead_end`` (work no outcome depends on).
 
-Arithmetic is exact (:class:`fractions.Fraction` over the float node costs), so
-``productive + waste == cost`` holds exactly, not just to rounding; floats are produced last.
+Arithmetic is exact, so ``productive + waste == cost`` holds exactly, not just to rounding:
+every float cost is a binary fraction, so the run counts in integer units of ``1 / (D·L)``
+(``D`` the largest power-of-two denominator of the inputs, ``L`` the least common multiple of
+the equal-split divisors) — the same rationals :class:`fractions.Fraction` would give, at
+integer speed. Floats are produced last, each correctly rounded.
 
 >>> import networkx as nx
 >>> G = nx.DiGraph(trace_id="t")
@@ -47,6 +50,7 @@ Arithmetic is exact (:class:`fractions.Fraction` over the float node costs), so
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -83,21 +87,23 @@ class FindingLike(Protocol):
     def wasted_cost_usd(self) -> float: ...
 
 
-def _kinds(G: nx.DiGraph, u: str, v: str) -> tuple[str, ...]:
-    return tuple(G.edges[u, v].get("kinds") or ())
+class _Facts:
+    """What attribution reads of a graph, gathered once: node attributes, order keys and the
+    attempts superseded by a retry (``v`` has an outgoing ``retry_of`` edge). Reads the
+    graph's own adjacency dicts (``_node``, ``_succ``, ``_pred``, read only): networkx's
+    views cost more than the arithmetic here."""
+
+    __slots__ = ("attrs", "order", "pred", "superseded")
+
+    def __init__(self, G: nx.DiGraph) -> None:
+        self.attrs: dict[str, dict[str, Any]] = G._node
+        self.order = {v: (int(a.get("order", 0)), v) for v, a in self.attrs.items()}
+        self.pred: dict[str, dict[str, dict[str, Any]]] = G._pred
+        self.superseded = {u for u, nbrs in G._succ.items() if nbrs and any(
+            "retry_of" in (d.get("kinds") or ()) for d in nbrs.values())}
 
 
-def _superseded(G: nx.DiGraph, v: str) -> bool:
-    """True when a retry replaced ``v`` (``v`` has an outgoing ``retry_of`` edge)."""
-    return any("retry_of" in _kinds(G, v, w) for w in G.successors(v))
-
-
-def _order(G: nx.DiGraph, v: str) -> tuple[int, str]:
-    return (int(G.nodes[v].get("order", 0)), v)
-
-
-def _end(G: nx.DiGraph, v: str) -> float:
-    a = G.nodes[v]
+def _end(a: dict[str, Any]) -> float:
     t = a.get("end") if a.get("end") is not None else a.get("start")
     return float(t) if t is not None else float("-inf")
 
@@ -114,40 +120,52 @@ def final_output(G: nx.DiGraph) -> str | None:
     >>> final_output(G)
     'a'
     """
-    def rank(v: str) -> tuple[bool, float, tuple[int, str]]:
-        return (G.nodes[v].get("status", "ok") != "error", _end(G, v), _order(G, v))
+    return _final_output(_Facts(G))
 
-    leaves = [v for v in G.nodes
-              if G.nodes[v].get("kind") not in CONTAINER_KINDS | {"outcome"}
-              and not _superseded(G, v)]
-    pool = leaves or [v for v in G.nodes if G.nodes[v].get("kind") != "outcome"]
+
+_NOT_LEAF = CONTAINER_KINDS | {"outcome"}
+
+
+def _final_output(f: _Facts) -> str | None:
+    attrs, order = f.attrs, f.order
+
+    def rank(v: str) -> tuple[bool, float, tuple[int, str]]:
+        a = attrs[v]
+        return (a.get("status", "ok") != "error", _end(a), order[v])
+
+    leaves = [v for v, a in attrs.items()
+              if a.get("kind") not in _NOT_LEAF and v not in f.superseded]
+    pool = leaves or [v for v, a in attrs.items() if a.get("kind") != "outcome"]
     return max(pool, key=rank) if pool else None
 
 
-def _dependencies(G: nx.DiGraph) -> dict[str, list[str]]:
+def _dependencies(f: _Facts) -> dict[str, list[str]]:
     """``v -> the nodes whose result v needs`` (explicit inputs, else the previous sibling;
     plus a container's last child). Parents are followed separately (see :func:`causal_sets`)."""
+    attrs, order, superseded = f.attrs, f.order, f.superseded
     children: dict[str | None, list[str]] = {}
-    for v in G.nodes:
-        p = G.nodes[v].get("parent_id")
-        children.setdefault(p if p in G else None, []).append(v)
+    for v, a in attrs.items():
+        p = a.get("parent_id")
+        children.setdefault(p if p in attrs else None, []).append(v)
     prev: dict[str, str] = {}
     last_child: dict[str, str] = {}
     for p, kids in children.items():
         work: list[str] = []  # live, non-outcome siblings so far, in order
-        for k in sorted(kids, key=lambda k: _order(G, k)):
+        for k in sorted(kids, key=order.__getitem__):
             if work:
                 prev[k] = work[-1]
-            if G.nodes[k].get("kind") != "outcome" and not _superseded(G, k):
+            if attrs[k].get("kind") != "outcome" and k not in superseded:
                 work.append(k)
         if p is not None and work:
             last_child[p] = work[-1]
     deps: dict[str, list[str]] = {}
-    for v in G.nodes:
-        d = [u for u in G.predecessors(v) if INPUT_EDGE_KINDS.intersection(_kinds(G, u, v))]
+    pred = f.pred
+    for v, a in attrs.items():
+        d = [u for u, e in pred[v].items()
+             if not INPUT_EDGE_KINDS.isdisjoint(e.get("kinds") or ())]
         if not d and v in prev:
             d.append(prev[v])
-        if G.nodes[v].get("kind") in CONTAINER_KINDS and v in last_child:
+        if a.get("kind") in CONTAINER_KINDS and v in last_child:
             d.append(last_child[v])
         deps[v] = d
     return deps
@@ -161,15 +179,20 @@ def causal_sets(G: nx.DiGraph) -> dict[str, frozenset[str]]:
     but not its other children (otherwise every outcome under one agent would claim all of
     that agent's work).
     """
-    outcomes = sorted((v for v in G.nodes if G.nodes[v].get("kind") == "outcome"),
-                      key=lambda v: _order(G, v))
+    return _causal_sets(_Facts(G))
+
+
+def _causal_sets(f: _Facts) -> dict[str, frozenset[str]]:
+    attrs = f.attrs
+    outcomes = sorted((v for v, a in attrs.items() if a.get("kind") == "outcome"),
+                      key=f.order.__getitem__)
     seeds = {o: o for o in outcomes}
     if not seeds:
-        fo = final_output(G)
+        fo = _final_output(f)
         if fo is None:
             return {}
         seeds = {FINAL: fo}
-    deps = _dependencies(G)
+    deps = _dependencies(f)
     out: dict[str, frozenset[str]] = {}
     for key, seed in seeds.items():
         full = {seed}
@@ -182,8 +205,8 @@ def causal_sets(G: nx.DiGraph) -> dict[str, frozenset[str]]:
                     if u not in full:
                         full.add(u)
                         stack.append((u, True))
-            p = G.nodes[v].get("parent_id")
-            if p in G and p not in full and p not in host:
+            p = attrs[v].get("parent_id")
+            if p in attrs and p not in full and p not in host:
                 host.add(p)
                 stack.append((p, False))
         out[key] = frozenset(full | host)
@@ -200,53 +223,99 @@ class Allocation:
     causal: frozenset[str]
 
 
-def _frac(x: Any) -> Fraction:
+@dataclass(frozen=True)
+class _Units:
+    """:class:`Allocation` in integer units of ``1 / denominator``."""
+
+    denominator: int
+    cost: int
+    productive: dict[str, int]
+    waste: dict[str, int]
+    causal: frozenset[str]
+
+
+def _ratio(x: Any) -> tuple[int, int]:
+    """A positive cost as an exact ratio (its denominator a power of two); else 0."""
     v = float(x or 0.0)
-    return Fraction(v) if v > 0 else Fraction(0)
+    return v.as_integer_ratio() if v > 0 else (0, 1)
 
 
-def allocate(G: nx.DiGraph, findings: Iterable[FindingLike] = ()) -> Allocation:
-    """Split the trace's cost (sum of node ``cost_usd``; unpriced nodes count 0) exactly."""
-    remaining = {v: _frac(G.nodes[v].get("cost_usd")) for v in G.nodes}
-    cost = sum(remaining.values(), Fraction(0))
-    waste: dict[str, Fraction] = {}
+def _allocate_units(findings: Iterable[FindingLike], f: _Facts) -> _Units:
+    costs = {v: _ratio(a.get("cost_usd")) for v, a in f.attrs.items()}
+    # (code, [(node id, amount)], [], 0): the analyzers' own per-node booking; else
+    # (code, [], node ids, amount): the finding's waste spread along its nodes in order.
+    Booking = tuple[str, list[tuple[str, tuple[int, int]]], Sequence[str], tuple[int, int]]
+    bookings: list[Booking] = []
+    for fd in findings:
+        by_node = (getattr(fd, "evidence", None) or {}).get("waste_by_node")
+        if isinstance(by_node, dict) and by_node:
+            bookings.append((fd.code, [(str(n), _ratio(usd)) for n, usd in by_node.items()],
+                             (), (0, 1)))
+        else:
+            bookings.append((fd.code, [], fd.node_ids, _ratio(fd.wasted_cost_usd)))
+    den = max((d for _, d in costs.values()), default=1)
+    for _, amounts, _, (_, d) in bookings:
+        den = max(den, d, *(d for _, (_, d) in amounts))
 
-    def book(code: str, nid: str, amount: Fraction) -> Fraction:
-        take = min(amount, remaining.get(nid, Fraction(0)))
+    def units(r: tuple[int, int]) -> int:
+        return r[0] * (den // r[1])
+
+    remaining = {v: units(r) for v, r in costs.items()}
+    cost = sum(remaining.values())
+    waste: dict[str, int] = {}
+
+    def book(code: str, nid: str, amount: int) -> int:
+        take = min(amount, remaining.get(nid, 0))
         if take > 0:
             remaining[nid] -= take
-            waste[code] = waste.get(code, Fraction(0)) + take
+            waste[code] = waste.get(code, 0) + take
         return take
 
-    for f in findings:
-        per_node = (getattr(f, "evidence", None) or {}).get("waste_by_node")
-        if isinstance(per_node, dict) and per_node:  # the analyzers' own per-node booking
-            for nid, usd in per_node.items():
-                book(f.code, str(nid), _frac(usd))
+    for code, amounts, node_ids, r in bookings:
+        if amounts:
+            for nid, a in amounts:
+                book(code, nid, units(a))
             continue
-        left = _frac(f.wasted_cost_usd)
-        for nid in f.node_ids:
+        left = units(r)
+        for nid in node_ids:
             if left <= 0:
                 break
-            left -= book(f.code, nid, left)
-    sets = causal_sets(G)
+            left -= book(code, nid, left)
+    sets = _causal_sets(f)
     depends: dict[str, list[str]] = {}
     for key, members in sets.items():
         for v in members:
             depends.setdefault(v, []).append(key)
-    productive = {key: Fraction(0) for key in sets}
+    # Equal splits divide by the number of seeds sharing a node: count in 1/(den·lcm) units.
+    lcm = math.lcm(*{len(keys) for keys in depends.values()}) if depends else 1
+    productive = dict.fromkeys(sets, 0)
+    dead = 0
     for v, c in remaining.items():
         if c == 0:
             continue
         keys = depends.get(v)
         if keys:
-            share = c / len(keys)
+            share = c * lcm // len(keys)
             for k in keys:
                 productive[k] += share
         else:
-            waste[DEAD_END] = waste.get(DEAD_END, Fraction(0)) + c
-    causal = frozenset(depends)
-    return Allocation(cost, productive, waste, causal)
+            dead += c * lcm
+    waste = {k: w * lcm for k, w in waste.items()}
+    if dead:
+        waste[DEAD_END] = waste.get(DEAD_END, 0) + dead
+    return _Units(den * lcm, cost * lcm, productive, waste, frozenset(depends))
+
+
+def allocate(G: nx.DiGraph, findings: Iterable[FindingLike] = ()) -> Allocation:
+    """Split the trace's cost (sum of node ``cost_usd``; unpriced nodes count 0) exactly."""
+    u = _allocate_units(findings, _Facts(G))
+    d = u.denominator
+    return Allocation(
+        Fraction(u.cost, d),
+        {k: Fraction(v, d) for k, v in u.productive.items()},
+        {k: Fraction(v, d) for k, v in u.waste.items()},
+        u.causal,
+    )
 
 
 @dataclass(frozen=True)
@@ -276,14 +345,16 @@ class Attribution:
 
 def attribute_trace(G: nx.DiGraph, findings: Iterable[FindingLike] = ()) -> Attribution:
     """Attribute one trace graph (the contract of :mod:`analyzers.graph`)."""
-    al = allocate(G, findings)
-    path = tuple(sorted(al.causal, key=lambda v: _order(G, v)))
+    f = _Facts(G)
+    u = _allocate_units(findings, f)
+    d = u.denominator
+    # int / int is correctly rounded: the same floats as float(Fraction(n, d)).
     return Attribution(
         trace_id=G.graph.get("trace_id"),
-        cost_usd=float(al.cost),
-        productive_usd=float(sum(al.productive.values(), Fraction(0))),
-        waste_usd={k: float(v) for k, v in sorted(al.waste.items()) if v > 0},
-        per_outcome_usd={k: float(v) for k, v in al.productive.items()},
-        path=path,
-        seeds=tuple(al.productive),
+        cost_usd=u.cost / d,
+        productive_usd=sum(u.productive.values()) / d,
+        waste_usd={k: v / d for k, v in sorted(u.waste.items()) if v > 0},
+        per_outcome_usd={k: v / d for k, v in u.productive.items()},
+        path=tuple(sorted(u.causal, key=f.order.__getitem__)),
+        seeds=tuple(u.productive),
     )
