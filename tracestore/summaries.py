@@ -16,6 +16,8 @@ trace by start time (the attempt that finished the task).
 
 from __future__ import annotations
 
+import json
+import operator
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,16 +25,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import networkx as nx
-from sqlalchemy import Table, select
+import orjson
+from sqlalchemy import JSON, Table, select
 from sqlalchemy.orm import Session
 
-from analyzers.attribution import attribute_trace
-from analyzers.graph import MODEL_KINDS, node_cost
+from analyzers.attribution import FindingLike, attribute_trace
+from analyzers.graph import MODEL_KINDS
 from analyzers.paths import path_signature
-from tracestore.db import update_per_trace, upsert
+from tracestore.db import update_per_trace
 from tracestore.models import FindingRow, Outcome, Trace, TraceSummary
 
-__all__ = ["iso_week", "refresh_tasks", "summarize_traces", "summary_row"]
+__all__ = [
+    "iso_week", "json_text", "refresh_tasks", "summarize_loaded", "summarize_traces",
+    "summary_row", "upsert_tuples",
+]
 
 SUMMARY_T: Table = TraceSummary.__table__  # type: ignore[attr-defined]
 FINDING_T: Table = FindingRow.__table__  # type: ignore[attr-defined]
@@ -64,20 +70,22 @@ class _StoredFinding:
 
 
 def summary_row(project_id: int, G: nx.DiGraph, trace: dict[str, Any],
-                findings: Iterable[_StoredFinding], now: float) -> dict[str, Any]:
+                findings: Iterable[FindingLike], now: float) -> dict[str, Any]:
     """One ``trace_summaries`` row (task-level columns at their single-attempt defaults)."""
     att = attribute_trace(G, findings)
     by_analyzer = att.waste_by_analyzer
     tokens = model_calls = unpriced = 0
     model_cost: dict[str, float] = {}
-    for _, a in G.nodes(data=True):
+    for a in G._node.values():  # the attribute dicts, without the node view's overhead
         if a.get("kind") not in MODEL_KINDS:
             continue
         model_calls += 1
         tokens += int(a.get("input_tokens") or 0) + int(a.get("output_tokens") or 0)
         unpriced += not a.get("priced")
-        if a.get("model"):
-            model_cost[a["model"]] = model_cost.get(a["model"], 0.0) + node_cost(a)
+        model = a.get("model")
+        if model:
+            c = a.get("cost_usd")  # analyzers.graph.node_cost
+            model_cost[model] = model_cost.get(model, 0.0) + (float(c) if c is not None else 0.0)
     primary = max(model_cost, key=lambda m: (model_cost[m], m)) if model_cost else None
     started = trace.get("started_at")
     return {
@@ -137,34 +145,114 @@ def summarize_traces(session: Session, *, project_id: int, trace_ids: Sequence[s
     from tracestore.analysis.load import iter_trace_graphs
 
     now = time.time() if now is None else now
-    rows: list[dict[str, Any]] = []
+    items: list[tuple[str, nx.DiGraph, str | None, Sequence[FindingLike]]] = []
     ids = list(dict.fromkeys(trace_ids))
     t = TRACE_T.c
     for i in range(0, len(ids), _CHUNK):
         chunk = ids[i : i + _CHUNK]
         found = _findings(session, project_id, chunk)
-        # user_id is not part of the graph contract (analyzers.graph); read it beside.
-        users = dict(session.execute(
-            select(t.trace_id, t.user_id)
-            .where(t.project_id == project_id, t.trace_id.in_(chunk))
-        ).all())
         if graphs is not None:
-            loaded = [(tid, graphs[tid]) for tid in chunk if tid in graphs]
+            # user_id is not part of the graph contract (analyzers.graph); read it beside.
+            users = dict(session.execute(
+                select(t.trace_id, t.user_id)
+                .where(t.project_id == project_id, t.trace_id.in_(chunk))
+            ).all())
+            items.extend((tid, graphs[tid], users.get(tid), found.get(tid, ()))
+                         for tid in chunk if tid in graphs)
         else:
-            loaded = [(lt.trace_id, lt.graph) for lt in
-                      iter_trace_graphs(session, project_id=project_id, trace_ids=chunk)]
-        for tid, G in loaded:
-            trace = {**G.graph, "user_id": users.get(tid)}
-            rows.append(summary_row(project_id, G, trace, found.get(tid, ()), now))
-    upsert(session, SUMMARY_T, rows, keys=["project_id", "trace_id"])
-    refresh_tasks(session, project_id=project_id, task_ids={r["task_id"] for r in rows})
+            items.extend((lt.trace_id, lt.graph, lt.user_id, found.get(lt.trace_id, ()))
+                         for lt in iter_trace_graphs(session, project_id=project_id,
+                                                     trace_ids=chunk))
+    return summarize_loaded(session, project_id=project_id, items=items, now=now)
+
+
+_SUMMARY_COLS = tuple(c.name for c in SUMMARY_T.columns)
+_TASK_COLS = ("attempt_index", "task_attempts", "outcome_status", "outcome_here",
+              "outcome_value_usd")
+
+
+def summarize_loaded(
+    session: Session, *, project_id: int,
+    items: Sequence[tuple[str, nx.DiGraph, str | None, Sequence[FindingLike]]], now: float,
+) -> int:
+    """Write the summaries of traces already in memory: ``(trace id, graph, user id, its
+    stored findings in id order)`` each, with their task-level columns, and refresh the
+    task-level columns of the other summarised traces of their tasks (what
+    :func:`refresh_tasks` does, without writing the batch's own rows twice). Returns the
+    number of rows written."""
+    rows = []
+    for tid, G, user_id, findings in items:
+        trace = {**G.graph, "user_id": user_id}
+        rows.append(summary_row(project_id, G, trace, findings, now))
+    tasks = _task_columns(session, project_id, {r["task_id"] for r in rows})
+    by_trace = {p["b_trace_id"]: p for p in tasks}
+    for r in rows:
+        p = by_trace.pop(r["trace_id"], None)
+        if p is not None:
+            for k in _TASK_COLS:
+                r[k] = p[k]
+    get = operator.itemgetter(*_SUMMARY_COLS)
+    upsert_tuples(session, SUMMARY_T, _SUMMARY_COLS, [get(r) for r in rows],
+                  keys=("project_id", "trace_id"))
+    # Rows of this batch written once; the other attempts of the batch's tasks updated.
+    update_per_trace(session, SUMMARY_T, [p for p in tasks if p["b_trace_id"] in by_trace],
+                     project_id=project_id)
     return len(rows)
+
+
+def json_text(value: Any) -> str:
+    """``value`` as the JSON text SQLAlchemy's JSON type stores (stdlib ``json.dumps``),
+    encoded with orjson when that gives the same values back: orjson writes NaN and ±inf as
+    ``null`` (the stdlib as ``NaN``/``Infinity``) and rejects what it cannot encode, so any
+    output holding ``null`` and any error go to the stdlib."""
+    try:
+        out = orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
+    return json.dumps(value) if "null" in out else out
+
+
+def upsert_tuples(session: Session, table: Table, names: Sequence[str],
+                  rows: Sequence[Sequence[Any]], *, keys: Sequence[str],
+                  batch_size: int = 1000) -> None:
+    """``INSERT … ON CONFLICT (keys) DO UPDATE`` every other column, the rows given as plain
+    tuples in the order of ``names`` and handed to the driver's ``executemany``
+    (SQLAlchemy's per-row bind processing cost more than the write). JSON columns are
+    encoded with :func:`json_text`; other values go to the driver as they are, as the
+    column types' bind processing would (no type here converts a Python value)."""
+    if not rows:
+        return
+    json_at = [i for i, n in enumerate(names) if isinstance(table.c[n].type, JSON)]
+    mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
+    sets = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n not in keys)
+    quoted = ", ".join(f'"{n}"' for n in names)
+    sql = (f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join([mark] * len(names))}) "
+           f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}")
+    params: list[Any] = rows if not json_at else []
+    if json_at:
+        for r in rows:
+            values = list(r)
+            for i in json_at:
+                values[i] = json_text(values[i])
+            params.append(tuple(values))
+    conn = session.connection()
+    for i in range(0, len(params), batch_size):
+        conn.exec_driver_sql(sql, params[i : i + batch_size])
 
 
 def refresh_tasks(session: Session, *, project_id: int, task_ids: Iterable[str]) -> int:
     """Recompute the task-level columns of every summarised trace of ``task_ids``: attempt
     index (by start time over all the task's stored traces), attempts, the task's outcome and
     the attempt it is counted on. Returns the number of summary rows updated."""
+    params = _task_columns(session, project_id, task_ids)
+    update_per_trace(session, SUMMARY_T, params, project_id=project_id)
+    return len(params)
+
+
+def _task_columns(session: Session, project_id: int,
+                  task_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """The task-level columns of every stored trace of ``task_ids`` (``b_trace_id`` and
+    :data:`_TASK_COLS`): two queries per 500 tasks."""
     tasks = sorted({t for t in task_ids if t})
     t, o = TRACE_T.c, OUTCOME_T.c
     params: list[dict[str, Any]] = []
@@ -198,5 +286,4 @@ def refresh_tasks(session: Session, *, project_id: int, task_ids: Iterable[str])
                     "outcome_here": tid == counted,
                     "outcome_value_usd": out.value_usd if out is not None else None,
                 })
-    update_per_trace(session, SUMMARY_T, params, project_id=project_id)
-    return len(params)
+    return params

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Table, bindparam, delete, func, select, update
+from sqlalchemy import Engine, Table, func, select
 from sqlalchemy.orm import Session
 
 from analyzers.findings import Finding
@@ -27,20 +29,23 @@ from tracestore.analysis.load import (
     BATCH_SIZE,
     LoadedTrace,
     Window,
+    build_batch,
     iter_trace_graphs,
     preloaded,
+    read_batch,
     select_trace_ids,
 )
 from tracestore.analysis.prices import corpus_models, price_table, with_price_table
 from tracestore.analysis.suite import AnalyzerSuite
-from tracestore.db import session_scope, upsert
+from tracestore.db import session_scope
 from tracestore.models import FindingRow, Trace
 from tracestore.pricebook import Book, load_book
-from tracestore.summaries import summarize_traces
+from tracestore.summaries import summarize_loaded, upsert_tuples
 
 __all__ = [
     "POST_ANALYSIS_HOOKS",
     "AnalysisCounts",
+    "Stopwatch",
     "analyze_traces",
     "analyze_window",
     "baseline_window",
@@ -140,15 +145,46 @@ def _finding_row(project_id: int, lt: LoadedTrace, f: Finding, now: float) -> di
     }
 
 
+_FINDING_COLS = tuple(c.name for c in FINDING_T.columns)
+
+
+@dataclass(frozen=True)
+class _StoredFinding:
+    """A finding as the summaries would read it back from its stored row."""
+
+    code: str
+    node_ids: tuple[str, ...]
+    wasted_cost_usd: float
+    evidence: dict[str, Any]
+
+
+class Stopwatch:
+    """CPU seconds (``time.process_time``) per stage of a run, for the benchmark's split;
+    a no-op when constructed without a dict."""
+
+    def __init__(self, into: dict[str, float] | None) -> None:
+        self.into = into
+        self.t = time.process_time() if into is not None else 0.0
+
+    def lap(self, stage: str) -> None:
+        if self.into is not None:
+            t = time.process_time()
+            self.into[stage] = self.into.get(stage, 0.0) + t - self.t
+            self.t = t
+
+
 def store_findings(
     session: Session,
     *,
     project_id: int,
     results: Sequence[tuple[LoadedTrace, list[Finding]]],
     now: float,
+    timings: dict[str, float] | None = None,
 ) -> AnalysisCounts:
-    """Replace the findings of the analysed traces and stamp ``analyzed_at``. Does not
-    commit. Returns the counts of what was stored."""
+    """Replace the findings of the analysed traces, stamp ``analyzed_at`` and write their
+    summaries. Does not commit. Returns the counts of what was stored. ``timings`` (stage →
+    CPU seconds) gets ``findings`` and ``summaries`` added."""
+    clock = Stopwatch(timings)
     counts = AnalysisCounts(traces=len(results))
     if not results:
         return counts
@@ -156,26 +192,36 @@ def store_findings(
     rows: dict[str, dict[str, Any]] = {}
     for lt, findings in results:
         for f in findings:
-            rows.setdefault(f.id, _finding_row(project_id, lt, f, now))
+            if f.id not in rows:
+                rows[f.id] = _finding_row(project_id, lt, f, now)
+    conn = session.connection()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     for i in range(0, len(trace_ids), BATCH_SIZE):
-        session.execute(
-            delete(FINDING_T).where(FINDING_T.c.project_id == project_id,
-                                    FINDING_T.c.trace_id.in_(trace_ids[i : i + BATCH_SIZE]))
-        )
-    upsert(session, FINDING_T, list(rows.values()), keys=["project_id", "id"])
-    t = TRACE_T.c
-    session.execute(
-        update(TRACE_T)
-        .where(t.project_id == project_id, t.trace_id == bindparam("b_trace_id"),
-               t.updated_at == bindparam("b_seen"))
-        .values(analyzed_at=now),
-        [{"b_trace_id": lt.trace_id, "b_seen": lt.updated_at} for lt, _ in results],
-        execution_options={"synchronize_session": False},
-    )
-    summarize_traces(session, project_id=project_id, trace_ids=trace_ids, now=now,
-                     graphs={lt.trace_id: lt.graph for lt, _ in results})
+        chunk = trace_ids[i : i + BATCH_SIZE]
+        conn.exec_driver_sql(
+            f"DELETE FROM {FINDING_T.name} WHERE project_id = {mark} "
+            f"AND trace_id IN ({', '.join([mark] * len(chunk))})", (project_id, *chunk))
+    get = operator.itemgetter(*_FINDING_COLS)
+    upsert_tuples(session, FINDING_T, _FINDING_COLS, [get(r) for r in rows.values()],
+                  keys=("project_id", "id"))
+    conn.exec_driver_sql(
+        f"UPDATE {TRACE_T.name} SET analyzed_at = {mark} WHERE project_id = {mark} "
+        f"AND trace_id = {mark} AND updated_at = {mark}",
+        [(now, project_id, lt.trace_id, lt.updated_at) for lt, _ in results])
+    clock.lap("findings")
+    # The summaries read the findings as stored: one row per id, in id order per trace.
+    stored: dict[str, list[tuple[str, _StoredFinding]]] = {}
+    for r in rows.values():
+        stored.setdefault(r["trace_id"], []).append((r["id"], _StoredFinding(
+            r["code"], tuple(r["node_ids"]), r["wasted_cost_usd"], r["evidence"] or {})))
+    items = {lt.trace_id: (lt.trace_id, lt.graph, lt.user_id,
+                           [sf for _, sf in sorted(stored.get(lt.trace_id, ()),
+                                                   key=operator.itemgetter(0))])
+             for lt, _ in results}
+    summarize_loaded(session, project_id=project_id, items=list(items.values()), now=now)
     for hook in POST_ANALYSIS_HOOKS:
         hook(session, project_id, trace_ids)
+    clock.lap("summaries")
     counts.findings = len(rows)
     counts.wasted_cost_usd = sum(r["wasted_cost_usd"] for r in rows.values())
     return counts
@@ -190,18 +236,30 @@ def analyze_traces(
     suite: AnalyzerSuite,
     now: float,
     progress: Callable[[int], Any] | None = None,
+    timings: dict[str, float] | None = None,
 ) -> AnalysisCounts:
     """Analyse ``trace_ids`` in batches: read a batch (one read transaction), analyse it in
     memory, then store its findings (one short write transaction, so SQLite's write lock is
-    held only while writing)."""
+    held only while writing). ``timings`` (stage → CPU seconds of this process) gets
+    ``read``, ``graph``, ``analyzers``, ``findings`` (with the commit) and ``summaries``
+    added."""
     total = AnalysisCounts()
+    clock = Stopwatch(timings)
     for i in range(0, len(trace_ids), BATCH_SIZE):
         chunk = trace_ids[i : i + BATCH_SIZE]
         with Session(engine) as session:
-            loaded = list(iter_trace_graphs(session, project_id=project_id, trace_ids=chunk))
+            batch = read_batch(session, project_id=project_id,
+                               chunk=list(dict.fromkeys(chunk)))
+        clock.lap("read")
+        loaded = list(build_batch(batch, chunk))
+        clock.lap("graph")
         results = [(lt, suite.analyze(lt.graph, baselines)) for lt in loaded]
+        clock.lap("analyzers")
         with session_scope(engine) as session, preloaded(project_id, loaded):
-            total.add(store_findings(session, project_id=project_id, results=results, now=now))
+            total.add(store_findings(session, project_id=project_id, results=results, now=now,
+                                     timings=timings))
+            clock.t = time.process_time()
+        clock.lap("findings")  # the commit
         if progress is not None:
             progress(len(chunk))
     return total
