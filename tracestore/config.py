@@ -72,6 +72,13 @@ class Settings(BaseSettings):
         description="Characters of each content field (prompt, output, document, tool "
         "result) kept verbatim; beyond it the text is cut and its full hash kept.",
     )
+    ingest_workers: int = Field(
+        2,
+        ge=0,
+        description="Worker processes that decode, map, redact and hash OTLP request bodies "
+        "while the single writer stores earlier ones (about one per core; 0 = in the request "
+        "thread, same results).",
+    )
     write_batch_size: int = Field(
         1000, description="Rows per INSERT ... ON CONFLICT statement on the write path."
     )

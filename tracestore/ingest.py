@@ -1,7 +1,11 @@
 """The ingest pipeline shared by the REST API and the CLI:
 
     bytes → decompress (bounded) → decode (orjson) → validate each item (``TraceIn``)
-          → normalise + price + bulk upsert (:func:`tracestore.store.write_traces`)
+          → redact + normalise into rows (:func:`tracestore.store.build_rows`)
+          → price + upsert + roll-ups, one writer at a time (:func:`tracestore.store.write_rows`)
+
+OTLP bodies take the same two steps: rows are built in worker processes
+(:mod:`tracestore.otlp.prepare`) and stored by :meth:`Writer.write_rows`.
 
 Bad items are reported with their index and field path and never sink the good ones.
 """
@@ -19,17 +23,16 @@ import orjson
 from pydantic import ValidationError
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DataError
-from sqlalchemy.orm import Session
 
 from tracestore.config import Settings
-from tracestore.db import session_scope, upsert
+from tracestore.db import session_scope, upsert, writer_engine
 from tracestore.errors import BadRequest, PayloadTooLarge, ValidationFailed
 from tracestore.limits import Limits
 from tracestore.models import Project
 from tracestore.pricing import Pricer
 from tracestore.redact import Redactor
 from tracestore.schemas import ItemError, OutcomeIn, TraceIn
-from tracestore.store import write_outcomes, write_traces
+from tracestore.store import TraceRows, build_rows, write_outcomes, write_rows
 
 __all__ = [
     "decompress",
@@ -173,34 +176,41 @@ class Writer:
         self.settings = settings
         self.pricer = pricer or Pricer(cost_tolerance=settings.reported_cost_tolerance)
         self._lock = threading.Lock()
+        self._engine = writer_engine(engine)  # SQLite: one connection kept open
         self.limits = Limits.from_settings(settings)
         self.redactor = Redactor.from_settings(settings)  # applied before anything is written
+
+    def close(self) -> None:
+        """Close the writer's own connection (if it has one)."""
+        if self._engine is not self.engine:
+            self._engine.dispose()
+
+    def rows(self, project_id: int, traces: Sequence[TraceIn]) -> TraceRows:
+        """Validated traces → redacted, capped, hashed rows (CPU only, no lock, no I/O)."""
+        return build_rows(project_id, traces, max_content_chars=self.settings.max_content_chars,
+                          redactor=self.redactor)
 
     def write(self, project_id: int, traces: Sequence[TraceIn]) -> int:
         if not traces:
             return 0
-        traces = self.redactor.traces(traces)  # outside the lock: CPU work, not I/O
+        return self.write_rows(project_id, self.rows(project_id, traces))
+
+    def write_rows(self, project_id: int, rows: TraceRows) -> int:
+        """Store the rows of :meth:`rows` (or of the OTLP worker processes, which build them
+        the same way), one writer at a time."""
+        if not rows.traces:
+            return 0
         try:
-            with self._lock, session_scope(self.engine) as session:
-                return self._write(session, project_id, traces)
+            with self._lock, session_scope(self._engine) as session:
+                return write_rows(session, project_id=project_id, rows=rows, pricer=self.pricer,
+                                  now=time.time(), batch_size=self.settings.write_batch_size)
         except DataError as exc:  # e.g. PostgreSQL refuses NUL (U+0000) in text: bad input
             reason = str(exc.orig).splitlines()[0] if exc.orig else "invalid value"
             raise ValidationFailed(f"the database refused a value of this request ({reason}); "
                                    "nothing of it was stored") from None
 
-    def _write(self, session: Session, project_id: int, traces: Sequence[TraceIn]) -> int:
-        return write_traces(
-            session,
-            project_id=project_id,
-            traces=traces,
-            pricer=self.pricer,
-            max_content_chars=self.settings.max_content_chars,
-            now=time.time(),
-            batch_size=self.settings.write_batch_size,
-        )
-
     def write_outcomes(self, project_id: int, outcomes: Sequence[OutcomeIn]) -> int:
-        with self._lock, session_scope(self.engine) as session:
+        with self._lock, session_scope(self._engine) as session:
             return write_outcomes(session, project_id=project_id, outcomes=outcomes, now=time.time())
 
     def ingest_native(self, project_id: int, data: Any) -> IngestReport:

@@ -244,6 +244,11 @@ class Pricer:
         for row in rows:
             kind, provider, model = row["kind"], row["provider"], row["model"]
             if kind not in MODEL_KINDS or not model:
+                if kind not in MODEL_KINDS and not book.overrides and (
+                        row["reported_cost_usd"] is None):  # what price_row would conclude
+                    row["cost_usd"], row["priced"], row["price_source"] = None, False, None
+                    row["cost_mismatch"] = False
+                    continue
                 self.price_row(row, book, now=now)
                 continue
             if book.overrides:

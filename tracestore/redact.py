@@ -52,7 +52,14 @@ _API_KEY_HINTS = ("sk-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
                   "k_live_", "ts_", "Bearer", "PRIVATE KEY")
 _API_KEY_HINT_RX = re.compile("|".join(re.escape(h) for h in _API_KEY_HINTS))
 _CARD_MIN_DIGITS = 13
-_NO_DIGITS = str.maketrans("", "", "0123456789")
+# Cheaper still, one C-level pass over the UTF-8 bytes keeps only the characters the rules
+# need: ASCII digits (a card match has >= 13; \d's other Unicode digits were never counted),
+# "@" (every email match) and "-", "_", "A", "B", one of which every _API_KEY alternative
+# contains literally (sk-/xox…-/PEM: "-"; gh?_/k_live_/ts_: "_"; AKIA/ASIA/AIza: "A";
+# Bearer: "B"). ~1.5 ns a byte, against ~15 for the hint regex that runs only after it.
+_ANCHORS = b"-_AB"
+_NOT_NEEDED = bytes(b for b in range(256) if b not in b"0123456789@" + _ANCHORS)
+_NOT_DIGITS = b"@" + _ANCHORS
 
 
 def _may_match(s: str, rules: frozenset[str]) -> bool:
@@ -62,14 +69,22 @@ def _may_match(s: str, rules: frozenset[str]) -> bool:
     False
     >>> _may_match("card 4242 4242 4242 4242", frozenset({"card_numbers"}))
     True
+    >>> _may_match("key sk-abcdefghijklmnopqrstuvwx", frozenset({"api_keys"}))
+    True
     """
-    # One C-level scan for all hints instead of a Python loop of substring tests.
-    if "api_keys" in rules and _API_KEY_HINT_RX.search(s):
+    kept = s.encode("utf-8", "surrogatepass").translate(None, _NOT_NEEDED)
+    if not kept:
+        return False
+    if "card_numbers" in rules and len(kept.translate(None, _NOT_DIGITS)) >= _CARD_MIN_DIGITS:
         return True
-    if "card_numbers" in rules and len(s) - len(s.translate(_NO_DIGITS)) >= _CARD_MIN_DIGITS:
+    if "api_keys" in rules and (b"-" in kept or b"_" in kept or b"A" in kept or b"B" in kept
+                                ) and _API_KEY_HINT_RX.search(s):
         return True
-    return "emails" in rules and "@" in s
+    return "emails" in rules and b"@" in kept
 
+
+# The node fields that carry content (documents are handled beside them).
+_NODE_FIELDS = ("prompt", "output", "query", "error_type", "args", "result", "attributes")
 
 BUILTIN_RULES: dict[str, tuple[str, str]] = {
     "api_keys": ("api_key", _API_KEY),
@@ -155,6 +170,17 @@ class Redactor:
             return [self.value(x) for x in v]
         return v
 
+    def row(self, row: dict[str, Any], documents: list[dict[str, Any]] | None) -> None:
+        """Redact a node row (the ``NodeIn`` field values, before capping and hashing) and its
+        documents' dicts in place."""
+        for f in _NODE_FIELDS:
+            old = row[f]
+            if old is not None:
+                row[f] = self.value(old)
+        for d in documents or ():
+            if d["content"]:
+                d["content"] = self.text(d["content"])
+
     def traces(self, traces: Sequence[TraceIn]) -> list[TraceIn]:
         """Copies of ``traces`` with content redacted (the originals are not modified)."""
         if not self:
@@ -164,8 +190,7 @@ class Redactor:
             nodes = []
             for n in t.nodes:
                 upd: dict[str, Any] = {}
-                for f in ("prompt", "output", "query", "error_type", "args", "result",
-                          "attributes"):
+                for f in _NODE_FIELDS:
                     old = getattr(n, f)
                     if old is not None:
                         new = self.value(old)

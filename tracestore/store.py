@@ -19,23 +19,31 @@ import hashlib
 import json
 import operator
 from collections.abc import Iterable, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import JSON, Table, case, func, select, update
+from sqlalchemy import JSON, Table, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from tracestore.db import update_per_trace, upsert
+from tracestore.db import upsert
 from tracestore.models import Edge, Node, Outcome, Trace
 from tracestore.pricing import PRICED_KINDS, Pricer
 from tracestore.schemas import NodeIn, OutcomeIn, TraceIn
 from tracestore.summaries import refresh_tasks
 
+if TYPE_CHECKING:
+    from tracestore.redact import Redactor
+
 __all__ = [
     "content_hash",
     "canonical_json",
     "node_row",
+    "TraceRows",
+    "build_rows",
+    "write_rows",
     "upsert_rows_fast",
     "write_traces",
     "write_outcomes",
@@ -84,32 +92,35 @@ def _cap(text: str | None, cap: int, field: str, cut: dict[str, int]) -> tuple[s
     return text, h
 
 
-def node_row(project_id: int, trace_id: str, node: NodeIn, cap: int) -> dict[str, Any]:
-    """Normalise one validated node into a ``nodes`` row (content capped and hashed)."""
+def node_row(project_id: int, trace_id: str, node: NodeIn, cap: int,
+             redactor: Redactor | None = None) -> dict[str, Any]:
+    """Normalise one validated node into a ``nodes`` row: content redacted (when a
+    ``redactor`` is given, before anything is hashed), capped and hashed."""
     # A copy of the validated field values: ``model_dump`` per node cost more than all the
     # rest of this function (bench/RESULTS.md); NodeIn has only flat fields besides these.
     row = dict(node.__dict__)
+    docs_in = [dict(d.__dict__) for d in node.documents] if node.documents is not None else None
+    if redactor:
+        redactor.row(row, docs_in)
     cut: dict[str, int] = {}
     row["project_id"] = project_id
     row["trace_id"] = trace_id
-    prompt, ph = _cap(node.prompt, cap, "prompt", cut)
-    output, oh = _cap(node.output, cap, "output", cut)
+    prompt, ph = _cap(row["prompt"], cap, "prompt", cut)
+    output, oh = _cap(row["output"], cap, "output", cut)
     row["prompt"], row["output"] = prompt, output
     row["prompt_hash"] = node.prompt_hash or ph
     row["output_hash"] = node.output_hash or oh
-    if node.documents is not None:
+    if docs_in is not None:
         docs = []
-        for i, d in enumerate(node.documents):
-            doc = {k: v for k, v in d.__dict__.items() if v is not None}
-            if d.content is not None:
+        for i, d in enumerate(docs_in):
+            doc = {k: v for k, v in d.items() if v is not None}
+            if d["content"] is not None:
                 doc["content"], doc["content_hash"] = _cap(
-                    d.content, cap, f"documents.{i}.content", cut
+                    d["content"], cap, f"documents.{i}.content", cut
                 )
             docs.append(doc)
         row["documents"] = docs
-    else:
-        row["documents"] = None
-    args = node.args
+    args = row["args"]
     if args is not None:
         canon = canonical_json(args)
         row["args_hash"] = node.args_hash or content_hash(canon)
@@ -117,14 +128,15 @@ def node_row(project_id: int, trace_id: str, node: NodeIn, cap: int) -> dict[str
             cut["args"] = len(canon)
             args = {"_truncated": canon[:cap]}
     row["args"] = args
-    result = node.result
+    result = row["result"]
     if result is not None and not isinstance(result, str):
         result = canonical_json(result)
     kept, rh = _cap(result, cap, "result", cut)
     row["result"] = kept
     row["result_hash"] = node.result_hash or rh
-    attrs = dict(node.attributes) if node.attributes else {}
+    attrs = row["attributes"]
     if cut:
+        attrs = dict(attrs) if attrs else {}
         attrs["tracestore.truncated"] = cut
     row["attributes"] = attrs or None
     row["cost_usd"] = None
@@ -175,18 +187,22 @@ def upsert_rows_fast(
         conn.exec_driver_sql(sql, params[i : i + batch_size])
 
 
-def _trace_upsert(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Upsert trace rows; existing fields are kept where the new part leaves them null."""
-    if not rows:
-        return
-    insert = sqlite.insert if session.get_bind().dialect.name == "sqlite" else postgresql.insert
+@lru_cache(maxsize=4)
+def _trace_upsert_statement(dialect: str) -> Any:
+    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
     stmt = insert(TRACE_T)
     set_: dict[str, Any] = {
         f: func.coalesce(stmt.excluded[f], TRACE_T.c[f]) for f in (*_TRACE_FIELDS, "metadata")
     }
     set_["updated_at"] = stmt.excluded.updated_at
-    stmt = stmt.on_conflict_do_update(index_elements=["project_id", "trace_id"], set_=set_)
-    session.execute(stmt, list(rows))
+    return stmt.on_conflict_do_update(index_elements=["project_id", "trace_id"], set_=set_)
+
+
+def _trace_upsert(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Upsert trace rows; existing fields are kept where the new part leaves them null."""
+    if not rows:
+        return
+    session.execute(_trace_upsert_statement(session.get_bind().dialect.name), list(rows))
 
 
 def write_outcomes(
@@ -227,6 +243,100 @@ def write_outcomes(
     return len(rows)
 
 
+@dataclass(slots=True)
+class TraceRows:
+    """What :func:`build_rows` makes of validated traces: plain rows, cheap to pickle, that
+    :func:`write_rows` stores. ``traces`` maps trace id to its trace-level fields."""
+
+    traces: dict[str, dict[str, Any]] = field(default_factory=dict)
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    edges: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[OutcomeIn] = field(default_factory=list)
+
+    def add_edge(self, project_id: int, trace_id: str, src: str, dst: str, kind: str) -> None:
+        """An edge (and, if this request has none of its nodes, an empty trace row)."""
+        if trace_id not in self.traces:
+            self.traces[trace_id] = {**dict.fromkeys(_TRACE_FIELDS), "metadata": None}
+        self.edges.append({"project_id": project_id, "trace_id": trace_id, "src": src,
+                           "dst": dst, "kind": kind, "inferred": False})
+
+
+def build_rows(project_id: int, traces: Sequence[TraceIn], *, max_content_chars: int,
+               redactor: Redactor | None = None) -> TraceRows:
+    """Validated traces → rows: content redacted, capped and hashed. Pure (no database), so
+    it may run in another process than :func:`write_rows`."""
+    out = TraceRows()
+    trace_rows = out.traces
+    node_rows: list[dict[str, Any]] = []
+    for t in traces:
+        row = trace_rows.get(t.trace_id)
+        new = {f: getattr(t, f) for f in _TRACE_FIELDS}
+        new["metadata"] = redactor.value(t.metadata) if redactor and t.metadata else t.metadata
+        if row is None:
+            trace_rows[t.trace_id] = new
+        else:  # two parts of one trace in the same request: later non-null values win
+            row.update({k: v for k, v in new.items() if v is not None})
+        for n in t.nodes:
+            node_rows.append(node_row(project_id, t.trace_id, n, max_content_chars, redactor))
+            if n.kind == "outcome" and n.outcome_status:
+                out.outcomes.append(
+                    OutcomeIn(
+                        task_id=t.task_id or t.trace_id,
+                        status=n.outcome_status,
+                        type=n.outcome_type,
+                        value_usd=n.outcome_value_usd,
+                        occurred_at=n.end or n.start,
+                        trace_id=t.trace_id,
+                        workflow=t.workflow,
+                    )
+                )
+        for e in t.edges:
+            out.add_edge(project_id, t.trace_id, e.src, e.dst, e.kind)
+        if t.outcome is not None:
+            o = t.outcome
+            out.outcomes.append(
+                o.model_copy(
+                    update={
+                        "task_id": o.task_id or t.task_id or t.trace_id,
+                        "trace_id": o.trace_id or t.trace_id,
+                        "workflow": o.workflow or t.workflow,
+                    }
+                )
+            )
+    # Within one request the last copy of a node wins, as it would across requests.
+    dedup: dict[tuple[str, str], dict[str, Any]] = {}
+    for nr in node_rows:
+        dedup[(nr["trace_id"], nr["node_id"])] = nr
+    out.nodes = list(dedup.values())
+    return out
+
+
+def write_rows(
+    session: Session,
+    *,
+    project_id: int,
+    rows: TraceRows,
+    pricer: Pricer,
+    now: float,
+    batch_size: int = 1000,
+) -> int:
+    """Store the rows of :func:`build_rows`: price the nodes, upsert traces, nodes and edges,
+    record outcomes, recompute the touched traces' roll-ups. Returns the nodes written."""
+    node_rows = rows.nodes
+    pricer.price_rows(node_rows, session=session, project_id=project_id)
+    _trace_upsert(session, [{"project_id": project_id, "trace_id": tid, "updated_at": now, **f}
+                            for tid, f in rows.traces.items()])
+    upsert_rows_fast(session, NODE_T, node_rows, keys=["project_id", "trace_id", "node_id"],
+                     batch_size=batch_size)
+    upsert_rows_fast(session, EDGE_T, rows.edges,
+                     keys=["project_id", "trace_id", "src", "dst", "kind"], update=False,
+                     batch_size=batch_size)
+    if rows.outcomes:
+        write_outcomes(session, project_id=project_id, outcomes=rows.outcomes, now=now)
+    recompute_rollups(session, project_id=project_id, trace_ids=list(rows.traces))
+    return len(node_rows)
+
+
 def write_traces(
     session: Session,
     *,
@@ -238,144 +348,70 @@ def write_traces(
     batch_size: int = 1000,
 ) -> int:
     """Store validated traces (or parts of traces). Returns the number of nodes written."""
-    trace_rows: dict[str, dict[str, Any]] = {}
-    node_rows: list[dict[str, Any]] = []
-    edge_rows: list[dict[str, Any]] = []
-    outcomes: list[tuple[OutcomeIn, str | None]] = []
-    for t in traces:
-        row = trace_rows.get(t.trace_id)
-        new = {f: getattr(t, f) for f in _TRACE_FIELDS}
-        new["metadata"] = t.metadata
-        if row is None:
-            row = {"project_id": project_id, "trace_id": t.trace_id, "updated_at": now, **new}
-            trace_rows[t.trace_id] = row
-        else:  # two parts of one trace in the same request: later non-null values win
-            row.update({k: v for k, v in new.items() if v is not None})
-        for n in t.nodes:
-            nr = node_row(project_id, t.trace_id, n, max_content_chars)
-            node_rows.append(nr)
-            if n.kind == "outcome" and n.outcome_status:
-                outcomes.append(
-                    (
-                        OutcomeIn(
-                            task_id=t.task_id or t.trace_id,
-                            status=n.outcome_status,
-                            type=n.outcome_type,
-                            value_usd=n.outcome_value_usd,
-                            occurred_at=n.end or n.start,
-                            trace_id=t.trace_id,
-                            workflow=t.workflow,
-                        ),
-                        n.node_id,
-                    )
-                )
-        for e in t.edges:
-            edge_rows.append(
-                {
-                    "project_id": project_id,
-                    "trace_id": t.trace_id,
-                    "src": e.src,
-                    "dst": e.dst,
-                    "kind": e.kind,
-                    "inferred": False,
-                }
-            )
-        if t.outcome is not None:
-            o = t.outcome
-            outcomes.append(
-                (
-                    o.model_copy(
-                        update={
-                            "task_id": o.task_id or t.task_id or t.trace_id,
-                            "trace_id": o.trace_id or t.trace_id,
-                            "workflow": o.workflow or t.workflow,
-                        }
-                    ),
-                    None,
-                )
-            )
-    # Within one request the last copy of a node wins, as it would across requests.
-    dedup: dict[tuple[str, str], dict[str, Any]] = {}
-    for nr in node_rows:
-        dedup[(nr["trace_id"], nr["node_id"])] = nr
-    node_rows = list(dedup.values())
-    pricer.price_rows(node_rows, session=session, project_id=project_id)
-    _trace_upsert(session, list(trace_rows.values()))
-    upsert_rows_fast(session, NODE_T, node_rows, keys=["project_id", "trace_id", "node_id"],
-                     batch_size=batch_size)
-    upsert_rows_fast(session, EDGE_T, edge_rows,
-                     keys=["project_id", "trace_id", "src", "dst", "kind"], update=False,
-                     batch_size=batch_size)
-    if outcomes:
-        write_outcomes(session, project_id=project_id, outcomes=[o for o, _ in outcomes], now=now)
-    recompute_rollups(session, project_id=project_id, trace_ids=list(trace_rows))
-    return len(node_rows)
+    rows = build_rows(project_id, traces, max_content_chars=max_content_chars)
+    return write_rows(session, project_id=project_id, rows=rows, pricer=pricer, now=now,
+                      batch_size=batch_size)
+
+
+@lru_cache(maxsize=1)
+def _rollup_statements() -> tuple[Any, Any]:
+    """The two roll-up statements, built once (building them cost more than running them);
+    parameters ``pid`` and ``tids`` (expanding)."""
+    n = NODE_T.c
+    t = TRACE_T.c
+    pid, tids = bindparam("pid"), bindparam("tids", expanding=True)
+    is_model = n.kind.in_(PRICED_KINDS)
+    unpriced = is_model & (n.priced == False)  # noqa: E712
+    root_name = (
+        select(n.name)
+        .where(n.project_id == t.project_id, n.trace_id == t.trace_id, n.parent_id.is_(None))
+        .order_by(n.start, n.node_id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    agg = (
+        select(
+            n.trace_id.label("tid"),
+            func.count().label("node_count"),
+            func.sum(case((is_model, 1), else_=0)).label("llm_calls"),
+            func.coalesce(func.sum(n.input_tokens), 0).label("input_tokens"),
+            func.coalesce(func.sum(n.output_tokens), 0).label("output_tokens"),
+            func.sum(func.coalesce(n.cost_usd, 0.0)).label("cost_usd"),
+            func.sum(n.reported_cost_usd).label("reported_cost_usd"),
+            func.sum(case((unpriced, 1), else_=0)).label("unpriced_count"),
+            func.sum(case((n.status == "error", 1), else_=0)).label("error_count"),
+            func.min(n.start).label("started_at"),
+            func.max(func.coalesce(n.end, n.start)).label("ended_at"),
+            func.sum(case((unpriced, n.input_tokens + n.output_tokens), else_=0)).label(
+                "unpriced_tokens"),
+            func.sum(case((n.cost_mismatch == True, 1), else_=0)).label(  # noqa: E712
+                "cost_mismatch_count"),
+        )
+        .where(n.project_id == pid, n.trace_id.in_(tids))
+        .group_by(n.trace_id)
+        .subquery("agg")
+    )
+    values: dict[str, Any] = {c.name: c for c in agg.c if c.name != "tid"}
+    values["workflow"] = func.coalesce(t.workflow, root_name)
+    values["task_id"] = func.coalesce(t.task_id, t.trace_id)
+    rollup = update(TRACE_T).where(t.project_id == pid, t.trace_id == agg.c.tid).values(values)
+    # A trace with no node yet (only edges or fields so far) still gets its default task_id.
+    task = (update(TRACE_T).where(t.project_id == pid, t.trace_id.in_(tids), t.task_id.is_(None))
+            .values(task_id=t.trace_id))
+    return rollup, task
 
 
 def recompute_rollups(session: Session, *, project_id: int, trace_ids: Sequence[str]) -> None:
-    """Recompute the roll-up columns of ``trace_ids`` from their node rows."""
-    n = NODE_T.c
-    is_model = n.kind.in_(PRICED_KINDS)
+    """Recompute the roll-up columns of ``trace_ids`` from their node rows.
+
+    One ``UPDATE traces … FROM (SELECT … GROUP BY trace_id)`` per 500 traces (SQLite ≥ 3.33,
+    PostgreSQL; Python 3.11's bundled SQLite is newer): the aggregate never leaves the
+    database. It was a SELECT, an ``executemany`` UPDATE of its rows and two more UPDATEs,
+    ~15 µs per ingested span (bench/RESULTS.md). A trace without workflow takes its root
+    node's name; ``task_id`` defaults to the trace id.
+    """
+    opts = {"synchronize_session": False}
     for i in range(0, len(trace_ids), 500):
-        chunk = list(trace_ids[i : i + 500])
-        agg = session.execute(
-            select(
-                n.trace_id,
-                func.count(),
-                func.sum(case((is_model, 1), else_=0)),
-                func.sum(n.input_tokens),
-                func.sum(n.output_tokens),
-                func.sum(func.coalesce(n.cost_usd, 0.0)),
-                func.sum(n.reported_cost_usd),
-                func.sum(case((is_model & (n.priced == False), 1), else_=0)),  # noqa: E712
-                func.sum(case((n.status == "error", 1), else_=0)),
-                func.min(n.start),
-                func.max(func.coalesce(n.end, n.start)),
-                func.sum(case((is_model & (n.priced == False),  # noqa: E712
-                               n.input_tokens + n.output_tokens), else_=0)),
-                func.sum(case((n.cost_mismatch == True, 1), else_=0)),  # noqa: E712
-            )
-            .where(n.project_id == project_id, n.trace_id.in_(chunk))
-            .group_by(n.trace_id)
-        ).all()
-        params = [
-            {
-                "b_trace_id": r[0],
-                "node_count": r[1],
-                "llm_calls": r[2] or 0,
-                "input_tokens": r[3] or 0,
-                "output_tokens": r[4] or 0,
-                "cost_usd": float(r[5] or 0.0),
-                "reported_cost_usd": r[6],
-                "unpriced_count": r[7] or 0,
-                "error_count": r[8] or 0,
-                "started_at": r[9],
-                "ended_at": r[10],
-                "unpriced_tokens": r[11] or 0,
-                "cost_mismatch_count": r[12] or 0,
-            }
-            for r in agg
-        ]
-        update_per_trace(session, TRACE_T, params, project_id=project_id)
-        root_name = (
-            select(n.name)
-            .where(
-                n.project_id == TRACE_T.c.project_id,
-                n.trace_id == TRACE_T.c.trace_id,
-                n.parent_id.is_(None),
-            )
-            .order_by(n.start, n.node_id)
-            .limit(1)
-            .scalar_subquery()
-        )
-        base = (TRACE_T.c.project_id == project_id) & TRACE_T.c.trace_id.in_(chunk)
-        session.execute(
-            update(TRACE_T).where(base, TRACE_T.c.workflow.is_(None)).values(workflow=root_name),
-            execution_options={"synchronize_session": False},
-        )
-        session.execute(
-            update(TRACE_T)
-            .where(base, TRACE_T.c.task_id.is_(None))
-            .values(task_id=TRACE_T.c.trace_id),
-            execution_options={"synchronize_session": False},
-        )
+        params = {"pid": project_id, "tids": list(trace_ids[i : i + 500])}
+        for stmt in _rollup_statements():
+            session.execute(stmt, params, execution_options=opts)

@@ -29,6 +29,7 @@ from tracestore.config import Settings
 from tracestore.db import create_schema, make_engine
 from tracestore.digest.service import start_scheduler
 from tracestore.ingest import Writer
+from tracestore.otlp.prepare import PreparePool
 
 __all__ = ["create_app"]
 
@@ -45,7 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         create_schema(engine)
         check_open_mode(engine, settings)
         app.state.engine = engine
-        app.state.writer = Writer(engine, settings)
+        app.state.writer = writer = Writer(engine, settings)
+        # OTLP bodies are decoded, mapped and redacted in worker processes beside the writer.
+        app.state.otlp_pool = pool = (
+            PreparePool(settings.ingest_workers) if settings.ingest_workers > 0 else None)
         # First: a malformed digest_schedule stops the start before any thread runs.
         app.state.digest_scheduler = scheduler = start_scheduler(engine, settings)
         worker = None
@@ -62,6 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 scheduler.stop()
             if worker is not None:
                 worker.stop()
+            if pool is not None:
+                pool.close()
+            writer.close()
             engine.dispose()
 
     app = FastAPI(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -26,7 +27,7 @@ from tracestore.otlp.fields import node_fields
 from tracestore.otlp.nodes import first, str_list
 from tracestore.schemas import EdgeIn, NodeIn, OutcomeIn, TraceIn
 
-__all__ = ["ToolCallJoiner", "spans_to_traces"]
+__all__ = ["ToolCallJoiner", "Mapped", "map_spans", "spans_to_traces"]
 
 _UNKNOWN_SERVICE = "unknown_service"  # OTel SDK default service.name prefix
 _TRACE_META_PREFIXES = ("langfuse.trace.metadata.", "traceloop.association.properties.")
@@ -97,10 +98,10 @@ def _span_trace_fields(a: dict[str, Any]) -> dict[str, str]:
     if a.keys().isdisjoint(_ANY_TRACE_KEY):
         return {}
     out = {}
-    for field, keys in _SPAN_TRACE_KEYS.items():
+    for name, keys in _SPAN_TRACE_KEYS.items():
         v = first(a, keys)
         if v is not None:
-            out[field] = str(v)
+            out[name] = str(v)
     return out
 
 
@@ -152,6 +153,33 @@ def spans_to_traces(
 ) -> tuple[list[TraceIn], list[Rejected]]:
     """Map spans to one :class:`TraceIn` per trace id; spans that fail validation are
     returned as :class:`Rejected` while the rest are kept."""
+    m = map_spans(spans, max_nodes_per_trace=max_nodes_per_trace)
+    joined = (joiner or ToolCallJoiner()).join(scope, m.decided, m.executed)
+    traces = m.traces
+    known = {t.trace_id: t for t in traces}
+    for trace_id, llm, tool in joined:
+        t = known.get(trace_id)
+        if t is None:  # all of this trace's spans were rejected; keep the joined edge anyway
+            t = known[trace_id] = TraceIn(trace_id=trace_id)
+            traces.append(t)
+        t.edges.append(EdgeIn(src=llm, dst=tool, kind="tool_call"))
+    return traces, m.rejected
+
+
+@dataclass(slots=True)
+class Mapped:
+    """Spans mapped to traces, before the tool-call join (which needs the
+    :class:`ToolCallJoiner`'s memory of earlier requests): the tool-call ids this request's
+    LLM spans decided and its tool spans executed, ``(trace id, call id) → span id``."""
+
+    traces: list[TraceIn]
+    rejected: list[Rejected]
+    decided: dict[tuple[str, str], str] = field(default_factory=dict)
+    executed: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def map_spans(spans: Iterable[Span], *, max_nodes_per_trace: int | None = None) -> Mapped:
+    """The pure part of :func:`spans_to_traces`: everything but the tool-call join."""
     by_trace: dict[str, list[Span]] = {}
     for sp in spans:
         by_trace.setdefault(sp.trace_id, []).append(sp)
@@ -159,7 +187,6 @@ def spans_to_traces(
     traces: list[TraceIn] = []
     decided: dict[tuple[str, str], str] = {}
     executed: dict[tuple[str, str], str] = {}
-    edges: dict[str, list[EdgeIn]] = {}
     resources: dict[int, dict[str, str]] = {}  # one resource dict is shared by its spans
     for trace_id, group in by_trace.items():
         group.sort(key=lambda s: s.parent_id is not None)  # roots first: their fields win
@@ -169,7 +196,7 @@ def spans_to_traces(
         outcome: OutcomeIn | None = None
         res_fields: list[dict[str, str]] = []
         nodes: list[NodeIn] = []
-        tedges = edges.setdefault(trace_id, [])
+        tedges: list[EdgeIn] = []
         for sp in group:
             a = sp.attributes
             flat = unflatten(a)
@@ -214,19 +241,8 @@ def spans_to_traces(
             if k not in fields and isinstance(meta.get(k), str | int):
                 fields[k] = str(meta[k])
         traces.append(TraceIn(
-            trace_id=trace_id, nodes=nodes, tags=tags or None,
+            trace_id=trace_id, nodes=nodes, edges=tedges, tags=tags or None,
             metadata=bounded_attributes(meta.items()) if meta else None, outcome=outcome,
             **fields,
         ))
-    for trace_id, llm, tool in (joiner or ToolCallJoiner()).join(scope, decided, executed):
-        edges.setdefault(trace_id, []).append(EdgeIn(src=llm, dst=tool, kind="tool_call"))
-    known = {t.trace_id: t for t in traces}
-    for trace_id, es in edges.items():
-        if not es:
-            continue
-        t = known.get(trace_id)
-        if t is None:  # all of this trace's spans were rejected; keep the joined edge anyway
-            t = known[trace_id] = TraceIn(trace_id=trace_id)
-            traces.append(t)
-        t.edges.extend(es)
-    return traces, rejected
+    return Mapped(traces, rejected, decided, executed)

@@ -30,12 +30,8 @@ from tracestore.api.problems import PROBLEM_JSON
 from tracestore.config import Settings
 from tracestore.errors import Overloaded, PayloadTooLarge, TracestoreError, UnsupportedMediaType
 from tracestore.ingest import Writer, decompress
-from tracestore.otlp import (
-    ToolCallJoiner,
-    decode_json_request,
-    decode_protobuf_request,
-    spans_to_traces,
-)
+from tracestore.otlp import ToolCallJoiner
+from tracestore.otlp.prepare import MAX_REASONS, PrepareConfig, PreparePool, prepare
 
 router = APIRouter(tags=["otlp"])
 
@@ -44,8 +40,6 @@ JSON = "application/json"
 # google.rpc.Code values (google/rpc/code.proto) for the HTTP statuses we answer with.
 _GRPC_CODES = {400: 3, 413: 3, 415: 3, 422: 3, 401: 16, 403: 7, 404: 5, 429: 8, 503: 14}
 _GRPC_INTERNAL = 13
-# Rejection reasons quoted in partialSuccess.errorMessage; the count is always exact.
-_MAX_REASONS = 5
 _joiner_lock = threading.Lock()
 
 
@@ -99,20 +93,26 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _export(writer: Writer, settings: Settings, joiner: ToolCallJoiner, project_id: int,
-            body: bytes, encoding: str) -> tuple[int, str]:
-    """Decode, map and store one request; returns (rejected span count, error message)."""
-    decode = decode_protobuf_request if encoding == "protobuf" else decode_json_request
-    spans, rejected = decode(body)
-    with _joiner_lock:
-        traces, more = spans_to_traces(spans, joiner=joiner, scope=project_id,
-                                       max_nodes_per_trace=settings.max_nodes_per_trace)
-    rejected += more
-    writer.write(project_id, traces)
-    reasons = [r.reason for r in rejected[:_MAX_REASONS]]
-    if len(rejected) > _MAX_REASONS:
-        reasons.append(f"and {len(rejected) - _MAX_REASONS} more")
-    return len(rejected), "; ".join(reasons)
+def _export(writer: Writer, settings: Settings, joiner: ToolCallJoiner,
+            pool: PreparePool | None, project_id: int, body: bytes,
+            encoding: str) -> tuple[int, str]:
+    """Prepare (in a worker process when there is a pool) and store one request; returns
+    (rejected span count, error message)."""
+    cfg = PrepareConfig.from_settings(settings)
+    if pool is not None:
+        p = pool.prepare(body, encoding, project_id, cfg)
+    else:
+        p = prepare(body, encoding, project_id, cfg)
+    if p.decided or p.executed:
+        with _joiner_lock:
+            joined = joiner.join(project_id, p.decided, p.executed)
+        for trace_id, llm, tool in joined:
+            p.rows.add_edge(project_id, trace_id, llm, tool, "tool_call")
+    writer.write_rows(project_id, p.rows)
+    reasons = p.reasons
+    if p.rejected > MAX_REASONS:
+        reasons.append(f"and {p.rejected - MAX_REASONS} more")
+    return p.rejected, "; ".join(reasons)
 
 
 def _success(encoding: str, rejected: int, message: str) -> Response:
@@ -171,8 +171,9 @@ async def export_traces(
         joiner = getattr(request.app.state, "otlp_joiner", None)
         if joiner is None:
             joiner = request.app.state.otlp_joiner = ToolCallJoiner()
+        pool = getattr(request.app.state, "otlp_pool", None)
         rejected, message = await run_in_threadpool(
-            _export, writer, settings, joiner, project.id, body, encoding)
+            _export, writer, settings, joiner, pool, project.id, body, encoding)
     except TracestoreError as exc:
         code = _GRPC_CODES.get(exc.status, _GRPC_INTERNAL)
         if encoding != "protobuf":
