@@ -14,13 +14,17 @@ the background worker picks it up again.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import gc
 import math
 import operator
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import networkx as nx
 from sqlalchemy import Engine, Table, func, select
 from sqlalchemy.orm import Session
 
@@ -241,28 +245,66 @@ def analyze_traces(
     """Analyse ``trace_ids`` in batches: read a batch (one read transaction), analyse it in
     memory, then store its findings (one short write transaction, so SQLite's write lock is
     held only while writing). ``timings`` (stage → CPU seconds of this process) gets
-    ``read``, ``graph``, ``analyzers``, ``findings`` (with the commit) and ``summaries``
-    added."""
+    ``read``, ``graph``, ``analyzers``, ``findings`` (with the commit), ``summaries`` and
+    ``free`` (dropping the batch) added."""
     total = AnalysisCounts()
     clock = Stopwatch(timings)
     for i in range(0, len(trace_ids), BATCH_SIZE):
         chunk = trace_ids[i : i + BATCH_SIZE]
-        with Session(engine) as session:
-            batch = read_batch(session, project_id=project_id,
-                               chunk=list(dict.fromkeys(chunk)))
-        clock.lap("read")
-        loaded = list(build_batch(batch, chunk))
-        clock.lap("graph")
-        results = [(lt, suite.analyze(lt.graph, baselines)) for lt in loaded]
-        clock.lap("analyzers")
-        with session_scope(engine) as session, preloaded(project_id, loaded):
-            total.add(store_findings(session, project_id=project_id, results=results, now=now,
-                                     timings=timings))
-            clock.t = time.process_time()
-        clock.lap("findings")  # the commit
+        with _gc_paused():
+            with Session(engine) as session:
+                batch = read_batch(session, project_id=project_id,
+                                   chunk=list(dict.fromkeys(chunk)))
+            clock.lap("read")
+            loaded = list(build_batch(batch, chunk))
+            del batch
+            clock.lap("graph")
+            results = [(lt, suite.analyze(lt.graph, baselines)) for lt in loaded]
+            clock.lap("analyzers")
+            with session_scope(engine) as session, preloaded(project_id, loaded):
+                total.add(store_findings(session, project_id=project_id, results=results,
+                                         now=now, timings=timings))
+                clock.t = time.process_time()
+            clock.lap("findings")  # the commit
+            for lt in loaded:
+                _drop_views(lt.graph)
+            del loaded, results
+        clock.lap("free")  # freeing the batch
         if progress is not None:
             progress(len(chunk))
     return total
+
+
+def _drop_views(G: nx.DiGraph) -> None:
+    """Forget the graph's cached views (``functools.cached_property`` values such as
+    ``G.edges``, made again on the next access). networkx's edge and degree views hold the
+    graph, so a graph whose edges were read is a reference cycle that only the cyclic
+    collector frees; without its views, reference counting frees it as soon as it is
+    dropped."""
+    for name in _CACHED_VIEWS:
+        G.__dict__.pop(name, None)
+
+
+_CACHED_VIEWS = tuple(n for n in dir(nx.DiGraph)
+                      if isinstance(getattr(nx.DiGraph, n, None), functools.cached_property))
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a batch is processed. A batch allocates some
+    100k containers (rows, attribute dicts, graphs) and keeps them alive until it is
+    written, so the collector's periodic passes kept rescanning them for nothing: a third
+    of the read and graph time (bench/RESULTS.md). Reference counting frees the batch; the
+    cycles it left (the analyzers make some) are all younger than the batch, so one
+    collection of the youngest generation at its end frees them."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.collect(0)
+            gc.enable()
 
 
 def analyze_window(
