@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import networkx as nx
@@ -137,6 +137,13 @@ class WorkflowBaseline:
     reasoning: dict[str, dict[str, ReasoningStats]] = field(default_factory=dict)
     model_rates: dict[str, Rates] = field(default_factory=dict)
 
+    @cached_property
+    def memo(self) -> dict[Any, Any]:
+        """Lookups derived from this (immutable) baseline, filled on first use — e.g. a
+        model's observed rates (:func:`analyzers.common.rates_for`). Not a field: not
+        compared, not part of :meth:`to_dict`."""
+        return {}
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (for storing a baseline between runs)."""
         return asdict(self)
@@ -157,7 +164,9 @@ class WorkflowBaseline:
 def _declared_step(a: dict[str, Any]) -> str | None:
     if a.get("step"):
         return str(a["step"])
-    attrs = a.get("attributes") or {}
+    attrs = a.get("attributes")
+    if not attrs:
+        return None
     for key in ("tracestore.step", "gen_ai.prompt.name", "llm.prompt_template.name",
                 "langfuse.prompt.name", "llm.prompt_template.template"):
         if attrs.get(key):
@@ -172,14 +181,16 @@ def _generic(name: str, model: str) -> bool:
 
 
 def step_keys(G: nx.DiGraph, kinds: frozenset[str] | None = None,
-              order: list[str] | None = None) -> dict[str, str]:
+              order: Iterable[str] | None = None,
+              attrs: Mapping[str, dict[str, Any]] | None = None) -> dict[str, str]:
     """The "same step" key of every node (of ``kinds``, default all) (DESIGN §5): the
     explicit ``step``, else a prompt name or template attribute, else the span name — or, for
     generic names such as ``chat gpt-4o``, the parent's name plus the position among
-    same-kind siblings."""
+    same-kind siblings. ``order``: the nodes in trace order (a caller that has them may pass
+    only those of ``kinds``); ``attrs``: node attributes by id, if the caller has them."""
     keys: dict[str, str] = {}
     seen: dict[tuple[str | None, str], int] = defaultdict(int)
-    nodes = G.nodes
+    nodes: Mapping[Any, dict[str, Any]] = G.nodes if attrs is None else attrs
     for n in order if order is not None else nodes_in_order(G):
         a = nodes[n]
         if kinds is not None and a.get("kind") not in kinds:

@@ -50,20 +50,23 @@ def _consumers(v: TraceView, r: str) -> tuple[list[str], set[str], bool]:
     cons: list[str] = []
     named: set[str] = set()
     explicit = False
+    A = v.A
     for w, kinds in v.out_kinds.get(r, ()):
-        if "uses" in kinds and v.A[w].get("kind") == "llm":
+        if "uses" in kinds and A[w].get("kind") == "llm":
             cons.append(w)
-            d = v.G.edges[r, w]
+            d = v.G._succ[r][w]  # the edge's data (networkx's adjacency dict, read only)
             named.update(d.get("doc_ids") or ())
             explicit = explicit or not d.get("inferred")
     if not cons:
-        parent = v.A[r].get("parent_id")
+        parent = A[r].get("parent_id")
         for n in v.order[v.pos[r] + 1:]:
-            a = v.A[n]
+            a = A[n]
             if a.get("kind") == "llm" and a.get("parent_id") in (parent, r):
                 cons.append(n)
                 break
-    return sorted(cons, key=v.pos.__getitem__), named, explicit
+    if len(cons) > 1:
+        cons.sort(key=v.pos.__getitem__)
+    return cons, named, explicit
 
 
 def _doc_tokens(d: dict[str, Any], cpt: float) -> float | None:
@@ -76,15 +79,18 @@ def _doc_tokens(d: dict[str, Any], cpt: float) -> float | None:
 
 def _retrieval(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
                out: list[Finding]) -> None:
-    G = v.G
-    for r in sorted(v.by_kind["retrieval"] + v.by_kind["rerank"], key=v.pos.__getitem__):
-        docs = v.A[r].get("documents") or []
+    G, A = v.G, v.A
+    rs = v.by_kind.get("retrieval", []) + v.by_kind.get("rerank", [])
+    if len(rs) > 1:
+        rs.sort(key=v.pos.__getitem__)
+    for r in rs:
+        docs = A[r].get("documents") or []
         if not docs:
             continue
         cons, named, explicit = _consumers(v, r)
         if not cons:
             continue
-        answers = [v.A[c].get("output") for c in cons]
+        answers = [A[c].get("output") for c in cons]
         texts = [t for t in answers if isinstance(t, str) and t]
         if not explicit and not texts:
             continue  # no evidence either way
@@ -92,41 +98,55 @@ def _retrieval(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
         used: list[int] = []
         for i, d in enumerate(docs):
             did = str(d.get("id"))
-            hit = did in named or any(did in t for t in texts)
-            if not hit and isinstance(d.get("content"), str) and texts:
+            hit = did in named
+            if not hit:
+                for t in texts:
+                    if did in t:
+                        hit = True
+                        break
+            if not hit and texts and isinstance(d.get("content"), str):
                 if ans is None:
                     ans = [shingle_set(t) for t in texts]
                 ds = shingle_set(d["content"])
                 hit = any(len(s & ds) / max(len(s), 1) >= cfg.containment for s in ans)
             if hit:
                 used.append(i)
-        unused = [i for i in range(len(docs)) if i not in used]
-        toks = [_doc_tokens(docs[i], cfg.chars_per_token) for i in unused]
-        if not unused or any(t is None for t in toks):
+        if len(used) == len(docs):
             continue
-        tokens = round(sum(t or 0.0 for t in toks))
-        c = cons[0]
-        ca = v.A[c]
-        k = len(docs)
-        ev = {"retrieved": k, "used": len(used), "used_ranks": [i + 1 for i in used],
-              "unused_tokens": tokens, "consumer": c, "explicit_uses": explicit,
-              "consumer_input_tokens": int(ca.get("input_tokens") or 0)}
-        usd = tokens * input_rate(ca, baseline=baseline, config=cfg)
-        if k >= cfg.over_retrieval_min_k and len(used) / k < cfg.over_retrieval_used_share:
-            code, conf = "bloat.over_retrieval", 0.85 if explicit else 0.7
-            thresholds: list[float] = [cfg.over_retrieval_min_k, cfg.over_retrieval_used_share]
-            msg = (f"Retrieved {k} documents and used {len(used)}: {{usd}} of prompt tokens "
-                   f"wasted; retrieve top {max(used) + 1 if used else 1} instead.")
-        elif tokens >= cfg.unused_context_min_tokens and tokens >= cfg.unused_context_share * \
-                int(ca.get("input_tokens") or 0):
-            code, conf = "bloat.unused_context", 0.8 if explicit else 0.65
-            thresholds = [cfg.unused_context_share, cfg.unused_context_min_tokens]
-            msg = (f"{len(unused)} retrieved documents ({tokens} tokens) were never used: "
-                   "{usd} wasted; filter or rerank before the call.")
+        used_set = set(used)
+        unused = [i for i in range(len(docs)) if i not in used_set]
+        tokens_f = 0.0
+        for i in unused:
+            dt = _doc_tokens(docs[i], cfg.chars_per_token)
+            if dt is None:
+                break
+            tokens_f += dt
         else:
-            continue
-        out.append(make_finding(G, code, [r, c], {c: usd}, tokens=tokens, confidence=conf,
-                                evidence={**ev, "thresholds": thresholds}, message=msg))
+            tokens = round(tokens_f)
+            c = cons[0]
+            ca = A[c]
+            k = len(docs)
+            ev = {"retrieved": k, "used": len(used), "used_ranks": [i + 1 for i in used],
+                  "unused_tokens": tokens, "consumer": c, "explicit_uses": explicit,
+                  "consumer_input_tokens": int(ca.get("input_tokens") or 0)}
+            if k >= cfg.over_retrieval_min_k and len(used) / k < cfg.over_retrieval_used_share:
+                code, conf = "bloat.over_retrieval", 0.85 if explicit else 0.7
+                thresholds: list[float] = [cfg.over_retrieval_min_k,
+                                           cfg.over_retrieval_used_share]
+                msg = (f"Retrieved {k} documents and used {len(used)}: {{usd}} of prompt tokens "
+                       f"wasted; retrieve top {max(used) + 1 if used else 1} instead.")
+            elif tokens >= cfg.unused_context_min_tokens and tokens >= \
+                    cfg.unused_context_share * int(ca.get("input_tokens") or 0):
+                code, conf = "bloat.unused_context", 0.8 if explicit else 0.65
+                thresholds = [cfg.unused_context_share, cfg.unused_context_min_tokens]
+                msg = (f"{len(unused)} retrieved documents ({tokens} tokens) were never used: "
+                       "{usd} wasted; filter or rerank before the call.")
+            else:
+                continue
+            usd = tokens * input_rate(ca, baseline=baseline, config=cfg)
+            out.append(make_finding(G, code, [r, c], {c: usd}, tokens=tokens, confidence=conf,
+                                    evidence={**ev, "thresholds": thresholds}, message=msg,
+                                    attrs=A))
 
 
 def _history(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
@@ -156,7 +176,7 @@ def _history(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | Non
         if not waste:
             continue
         out.append(make_finding(
-            G, "bloat.history_growth", turns, waste, tokens=tokens, confidence=0.7,
+            G, "bloat.history_growth", turns, waste, attrs=v.A, tokens=tokens, confidence=0.7,
             evidence={"turns": len(turns), "first_input_tokens": x[0],
                       "last_input_tokens": x[-1], "stale_tokens": tokens, "keep_turns": K,
                       "thresholds": [cfg.history_min_turns, cfg.history_growth_ratio]},
@@ -167,24 +187,35 @@ def _history(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | Non
 
 def _oversized(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
                out: list[Finding]) -> None:
-    if baseline is None or not baseline.steps:
+    if baseline is None or not baseline.steps or not v.by_kind.get("llm"):
         return
-    G, keys = v.G, v.steps
-    # tokens already booked as unused documents or stale history do not count again: the rule
-    # runs on what is left of the prompt
-    explained: dict[str, int] = defaultdict(int)
-    for f in out:
-        if f.code != "bloat.cache_miss":
-            for n, usd in f.evidence["waste_by_node"].items():
-                rate = input_rate(v.A[n], baseline=baseline, config=cfg)
-                explained[n] += round(usd / rate) if rate > 0 else 0
+    memo_key = ("oversize_min_samples", cfg.oversize_min_samples)
+    if memo_key not in baseline.memo:
+        baseline.memo[memo_key] = any(
+            s.n >= cfg.oversize_min_samples for s in baseline.steps.values())
+    if not baseline.memo[memo_key]:
+        return  # no step with enough samples for a norm
+    G, A, keys, steps = v.G, v.A, v.steps, baseline.steps
+    explained: dict[str, int] | None = None
     for n in v.by_kind["llm"]:
-        a = v.A[n]
-        norm = baseline.steps.get(keys[n])
+        a = A[n]
+        norm = steps.get(keys[n])
         if norm is None or norm.n < cfg.oversize_min_samples:
             continue
-        x = int(a.get("input_tokens") or 0) - explained.get(n, 0)
+        x = int(a.get("input_tokens") or 0)
         med = norm.median_input
+        if x <= cfg.oversize_ratio * med:
+            continue  # fails before other rules' tokens are taken off (they only lower x)
+        if explained is None:
+            # tokens already booked as unused documents or stale history do not count again:
+            # the rule runs on what is left of the prompt
+            explained = defaultdict(int)
+            for f in out:
+                if f.code != "bloat.cache_miss":
+                    for m, usd in f.evidence["waste_by_node"].items():
+                        rate = input_rate(A[m], baseline=baseline, config=cfg)
+                        explained[m] += round(usd / rate) if rate > 0 else 0
+        x -= explained.get(n, 0)
         z = (x - med) / (MAD_SCALE * norm.mad_input) if norm.mad_input > 0 else (
             float("inf") if x > med else 0.0)
         if z <= cfg.oversize_z or x <= cfg.oversize_ratio * med:
@@ -192,7 +223,7 @@ def _oversized(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
         extra = round(x - med)
         out.append(make_finding(
             G, "bloat.oversized_prompt", [n],
-            {n: extra * input_rate(a, baseline=baseline, config=cfg)}, tokens=extra,
+            {n: extra * input_rate(a, baseline=baseline, config=cfg)}, attrs=v.A, tokens=extra,
             confidence=0.8,
             evidence={"step": keys[n], "input_tokens": x + explained.get(n, 0),
                       "tokens_booked_by_other_rules": explained.get(n, 0), "step_median": med,
@@ -219,20 +250,24 @@ def _common_prefix(a: str, b: str) -> int:
 
 def _cache(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
            out: list[Finding]) -> None:
-    G = v.G
+    G, A = v.G, v.A
+    llms = v.by_kind.get("llm", ())
+    floor = cfg.cache_min_prefix_tokens * cfg.chars_per_token
+    if len(llms) < 2 or not any(isinstance(p := A[b].get("prompt"), str) and len(p) >= floor
+                                for b in llms[1:]):
+        return  # no later call with a prompt long enough to share a cacheable prefix
     last: dict[str, str] = {}
     missed: set[str] = set()
-    for b in v.by_kind["llm"]:
-        bb = v.A[b]
+    for b in llms:
+        bb = A[b]
         model = bb.get("model")
         if not model or not isinstance(bb.get("prompt"), str):
             continue
         a = last.get(model)
         last[model] = b
-        if a is None or int(bb.get("cache_read_tokens") or 0) > 0 or \
-                len(bb["prompt"]) < cfg.cache_min_prefix_tokens * cfg.chars_per_token:
+        if a is None or int(bb.get("cache_read_tokens") or 0) > 0 or len(bb["prompt"]) < floor:
             continue
-        aa = v.A[a]
+        aa = A[a]
         t_a, t_b = aa.get("end") or aa.get("start"), bb.get("start")
         if t_a is None or t_b is None or t_b - t_a > cfg.cache_ttl_seconds:
             continue
@@ -253,7 +288,7 @@ def _cache(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
         if usd <= 0:
             continue
         out.append(make_finding(
-            G, "bloat.cache_miss", [a, b], {b: usd}, tokens=prefix, confidence=0.75,
+            G, "bloat.cache_miss", [a, b], {b: usd}, attrs=v.A, tokens=prefix, confidence=0.75,
             evidence={"shared_prefix_tokens": prefix, "gap_seconds": round(t_b - t_a, 3),
                       "cache_read_tokens": 0, "thresholds": [cfg.cache_min_prefix_tokens,
                                                              cfg.cache_ttl_seconds]},
@@ -265,7 +300,8 @@ def _cache(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
 def analyze(G: nx.DiGraph, *, baseline: WorkflowBaseline | None, config: AnalyzerConfig,
             view: TraceView | None = None) -> list[Finding]:
     """All bloat findings of one trace, each node's waste booked once."""
-    return book_once(G, find(view or TraceView(G), baseline=baseline, config=config))
+    v = view or TraceView(G)
+    return book_once(G, find(v, baseline=baseline, config=config), attrs=v.A)
 
 
 def find(v: TraceView, *, baseline: WorkflowBaseline | None,

@@ -35,6 +35,7 @@ import re
 import zlib
 from collections.abc import Sequence
 from functools import lru_cache
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 import numpy as np
@@ -73,6 +74,10 @@ _WS = re.compile(r"\s+")
 # one encoder, built once (json.dumps with options builds a new one per call)
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                             default=str)
+# The same encoder's C core, built once: JSONEncoder.encode builds one per call. No circular
+# check (markers None): canonical_args encodes only the fresh containers _strip builds.
+_C_ENCODE = None if c_make_encoder is None else c_make_encoder(
+    None, str, encode_basestring, None, ":", ",", True, False, True)
 _WORD = re.compile(r"\w+")
 
 
@@ -100,13 +105,26 @@ def _volatile(key: str) -> bool:
 
 
 def _strip(value: Any) -> Any:
-    if isinstance(value, dict):
+    t = type(value)  # exact types first: the common JSON values, without isinstance chains
+    if t is str:
+        return normalize_text(value)
+    if t is dict or isinstance(value, dict):
         return {str(k): _strip(v) for k, v in value.items() if not _volatile(str(k))}
+    if t is int or t is float or t is bool or value is None:
+        return value
     if isinstance(value, list | tuple):
         return [_strip(v) for v in value]
     if isinstance(value, str):
         return normalize_text(value)
     return value
+
+
+def _encode(value: Any) -> str:
+    """``_ENCODER.encode(value)`` for a value built by :func:`_strip` (fresh dicts with str
+    keys and lists: no cycles), through one reused C encoder when the stdlib has it."""
+    if _C_ENCODE is None or isinstance(value, str):
+        return _ENCODER.encode(value)
+    return "".join(_C_ENCODE(value, 0))
 
 
 def canonical_args(args: Any) -> str:
@@ -120,7 +138,7 @@ def canonical_args(args: Any) -> str:
             except ValueError:
                 pass
     # stdlib json, not tracestore.store.canonical_json: analyzers never import tracestore.
-    return _ENCODER.encode(_strip(args))
+    return _encode(_strip(args))
 
 
 def key_hash(text: str) -> str:
@@ -172,22 +190,25 @@ def result_key(attrs: dict[str, Any]) -> str | None:
     return str(h) if h else None
 
 
-def shingles(text: str, n: int = SHINGLE_WORDS) -> npt.NDArray[np.uint64]:
-    """CRC32 of word ``n``-grams (fewer words: the whole text is one shingle)."""
+def _grams(text: str, n: int) -> Any:
+    """Word ``n``-grams of ``text`` (fewer words: the whole text is one gram)."""
     words = _WORD.findall(text.lower())
     if len(words) <= n:
-        grams = [" ".join(words)]
-    else:
-        grams = [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
-    return np.unique(np.array([zlib.crc32(g.encode()) for g in grams], dtype=np.uint64))
+        return (" ".join(words),)
+    if n == 3:  # the default, without slicing per gram
+        return map(" ".join, zip(words, words[1:], words[2:], strict=False))
+    return (" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
+
+
+def shingles(text: str, n: int = SHINGLE_WORDS) -> npt.NDArray[np.uint64]:
+    """CRC32 of word ``n``-grams (fewer words: the whole text is one shingle)."""
+    return np.unique(np.array([zlib.crc32(g.encode()) for g in _grams(text, n)],
+                              dtype=np.uint64))
 
 
 def shingle_set(text: str, n: int = SHINGLE_WORDS) -> frozenset[str]:
     """Word ``n``-grams of ``text`` as a set (for exact Jaccard on small groups)."""
-    words = _WORD.findall(text.lower())
-    if len(words) <= n:
-        return frozenset((" ".join(words),))
-    return frozenset(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
+    return frozenset(_grams(text, n))
 
 
 def jaccard(a: frozenset[str], b: frozenset[str]) -> float:

@@ -57,7 +57,7 @@ from analyzers.callkeys import (
 from analyzers.common import book_once, make_finding
 from analyzers.config import AnalyzerConfig
 from analyzers.findings import Finding
-from analyzers.view import TraceView
+from analyzers.view import CallKey, TraceView
 
 __all__ = ["Calls", "analyze", "find"]
 
@@ -69,23 +69,29 @@ class Calls:
 
     def __init__(self, v: TraceView, config: AnalyzerConfig) -> None:
         self.v = v
-        self.streams: dict[str, list[str]] = {"tool": [], "llm": []}
         self.changes: list[int] = []  # positions of state-changing tool calls, ascending
-        keys = v.keys
-        for n in v.by_kind["tool"]:
-            a = v.A[n]
-            if not str(a.get("tool_name") or a.get("name") or "").lower().startswith(
-                    config.read_only_prefixes):
-                self.changes.append(v.pos[n])
-        for kind in ("tool", "llm"):
-            self.streams[kind] = [n for n in v.by_kind[kind] if n in keys]
+        keys, A, pos = v.keys, v.A, v.pos
+        prefixes = config.read_only_prefixes
+        tools = v.by_kind.get("tool", ())
+        for n in tools:
+            a = A[n]
+            if not str(a.get("tool_name") or a.get("name") or "").lower().startswith(prefixes):
+                self.changes.append(pos[n])
+        self.streams: dict[str, list[str]] = {
+            "tool": [n for n in tools if n in keys],
+            "llm": [n for n in v.by_kind.get("llm", ()) if n in keys],
+        }
 
-    def changed_between(self, a: str, b: str, same_key: str) -> bool:
+    def changed_between(self, a: str, b: str, same_key: CallKey) -> bool:
         """A state-changing tool call (other than the repeated call itself) between a and b."""
-        lo, hi = self.v.pos[a], self.v.pos[b]
-        i = bisect_right(self.changes, lo)
-        while i < len(self.changes) and self.changes[i] < hi:
-            if self.v.keys.get(self.v.order[self.changes[i]]) != same_key:
+        changes = self.changes
+        if not changes:
+            return False
+        pos = self.v.pos
+        lo, hi = pos[a], pos[b]
+        i = bisect_right(changes, lo)
+        while i < len(changes) and changes[i] < hi:
+            if self.v.keys.get(self.v.order[changes[i]]) != same_key:
                 return True
             i += 1
         return False
@@ -95,23 +101,48 @@ def _finding(v: TraceView, code: str, occ: list[str], conf: float, ev: dict[str,
              msg: str, waste_from: int = 1) -> Finding:
     """A finding over occurrences ``occ``; those from ``waste_from`` on are waste, each with
     the LLM turn that issued it unless that turn also issued a kept occurrence."""
-    keep = set(occ[:waste_from]) | {v.issuer[n] for n in occ[:waste_from] if n in v.issuer}
+    issuer, cost = v.issuer, v.cost
+    keep = set(occ[:waste_from]) | {issuer[n] for n in occ[:waste_from] if n in issuer}
     waste: dict[str, float] = {}
     for n in occ[waste_from:]:
-        waste[n] = v.cost[n]
-        llm = v.issuer.get(n)
+        waste[n] = cost[n]
+        llm = issuer.get(n)
         if llm is not None and llm not in keep:
-            waste[llm] = v.cost[llm]
+            waste[llm] = cost[llm]
     nodes = sorted({*occ, *waste}, key=v.pos.__getitem__)
-    ev = {"call_key": v.keys[occ[0]], "occurrences": len(occ), **ev}
+    ev = {"call_key": v.key_text(occ[0]), "occurrences": len(occ), **ev}
     return make_finding(v.G, code, nodes, waste, tokens=v.tokens(waste), confidence=conf,
-                        evidence=ev, message=msg)
+                        evidence=ev, message=msg, attrs=v.A)
 
 
-def _cycles(v: TraceView, c: Calls, cfg: AnalyzerConfig, out: list[Finding]) -> set[str]:
+def _repeated(v: TraceView, stream: list[str]) -> set[str]:
+    """Calls of ``stream`` whose call key occurs more than once in it: the only ones a cycle
+    or a repeat can hold, so the only ones whose results are looked up."""
+    keys = v.keys
+    seen: set[CallKey] = set()
+    dup: set[CallKey] = set()
+    for n in stream:
+        k = keys[n]
+        if k in seen:
+            dup.add(k)
+        else:
+            seen.add(k)
+    return {n for n in stream if keys[n] in dup} if dup else set()
+
+
+def _cycles(v: TraceView, c: Calls, cfg: AnalyzerConfig, repeated: dict[str, set[str]],
+            out: list[Finding]) -> set[str]:
     claimed: set[str] = set()
-    for stream in c.streams.values():
-        tok = [(v.keys[n], v.results[n]) for n in stream]
+    keys, result = v.keys, v.result
+    for kind, stream in c.streams.items():
+        rep = repeated[kind]
+        if not rep or len(stream) < 2 * cfg.cycle_min_repeats:
+            continue  # no call key twice (or too few calls): no cycle
+        # A call whose key occurs once can be equal to no other token, so its result is never
+        # compared: a unique stand-in (not None) gives the same cycles when a cycle needs ≥ 2
+        # repeats (a window holding such a call cannot repeat twice).
+        full = cfg.cycle_min_repeats < 2
+        tok = [(keys[n], result(n) if full or n in rep else (n,)) for n in stream]
         i = 0
         while i < len(tok):
             hit = False
@@ -142,13 +173,17 @@ def _cycles(v: TraceView, c: Calls, cfg: AnalyzerConfig, out: list[Finding]) -> 
 
 
 def _repeats(v: TraceView, c: Calls, cfg: AnalyzerConfig, claimed: set[str],
-             out: list[Finding]) -> None:
-    for stream in c.streams.values():
+             repeated: dict[str, set[str]], out: list[Finding]) -> None:
+    keys, result = v.keys, v.result
+    for kind, stream in c.streams.items():
+        rep = repeated[kind]
+        if not rep:
+            continue  # every call key once: nothing repeats
         idx = {n: i for i, n in enumerate(stream)}
-        groups: dict[str, list[str]] = defaultdict(list)
+        groups: dict[CallKey, list[str]] = defaultdict(list)
         for n in stream:
-            if n not in claimed:
-                groups[v.keys[n]].append(n)
+            if n in rep and n not in claimed:
+                groups[keys[n]].append(n)
         for key, occ in groups.items():
             if len(occ) < 2:
                 continue
@@ -160,9 +195,11 @@ def _repeats(v: TraceView, c: Calls, cfg: AnalyzerConfig, claimed: set[str],
                 else:
                     segs[-1].append(n)
             for seg in segs:
+                if len(seg) < 2:
+                    continue
                 by_res: dict[str | None, list[str]] = defaultdict(list)
                 for n in seg:
-                    by_res[v.results[n]].append(n)
+                    by_res[result(n)].append(n)
                 for res, same in by_res.items():
                     if res is not None and len(same) > 1:
                         _classify(v, cfg, same, res, idx, out)
@@ -210,9 +247,16 @@ def _similar_pairs(v: TraceView, group: list[str], cfg: AnalyzerConfig,
                    ) -> list[tuple[int, int, float]]:
     """(i, j, min similarity) of pairs with near-identical input and output."""
     found = []
-    texts = [(_text(v, n, "in") or "", _text(v, n, "out") or "") for n in group]
+    ins = [_text(v, n, "in") or "" for n in group]
+    outs: dict[int, str] = {}
+
+    def out_text(k: int) -> str:
+        if k not in outs:
+            outs[k] = _text(v, group[k], "out") or ""
+        return outs[k]
+
     if len(group) <= EXACT_JACCARD_MAX:
-        si = [shingle_set(t[0]) for t in texts]
+        si = [shingle_set(t) for t in ins]
         so: dict[int, frozenset[str]] = {}
         for i in range(len(group)):
             for j in range(i + 1, len(group)):
@@ -223,16 +267,16 @@ def _similar_pairs(v: TraceView, group: list[str], cfg: AnalyzerConfig,
                 if s_in >= cfg.near_dup_args:
                     for k in (i, j):
                         if k not in so:
-                            so[k] = shingle_set(texts[k][1])
+                            so[k] = shingle_set(out_text(k))
                     s_out = jaccard(so[i], so[j])
                     if s_out >= cfg.near_dup_result:
                         found.append((i, j, min(s_in, s_out)))
         return found
-    sig = [minhash(shingles(t[0])) for t in texts]
+    sig = [minhash(shingles(t)) for t in ins]
     for i, j in lsh_pairs(sig):
         s_in = similarity(sig[i], sig[j])
         if s_in >= cfg.near_dup_args:
-            s_out = similarity(minhash(shingles(texts[i][1])), minhash(shingles(texts[j][1])))
+            s_out = similarity(minhash(shingles(out_text(i))), minhash(shingles(out_text(j))))
             if s_out >= cfg.near_dup_result:
                 found.append((i, j, min(s_in, s_out)))
     return found
@@ -247,26 +291,47 @@ def _root(parent: list[int], i: int) -> int:
 
 def _near_dups(v: TraceView, c: Calls, cfg: AnalyzerConfig, claimed: set[str],
                out: list[Finding]) -> None:
-    rejected = churn_flow.rejections(v)
-    for stream in c.streams.values():
-        groups: dict[str, list[str]] = defaultdict(list)
+    rejected: dict[str, str] | None = None
+    A, canon, keys = v.A, v.canonical_args, v.keys
+    for kind, stream in c.streams.items():
+        # calls with an input and an output text and a result that is not an error, by label
+        # (the conditions of _text and TraceView.result_ok, inlined: most calls fail one)
+        groups: dict[str, list[str]] = {}
         for n in stream:
-            r = v.results[n]
-            if n not in claimed and r and not r.startswith("error:") \
-                    and _text(v, n, "in") and _text(v, n, "out"):
-                groups[v.label(n)].append(n)
+            if n in claimed:
+                continue
+            a = A[n]
+            if a.get("status") == "error":
+                continue
+            if kind == "tool":
+                r = a.get("result")
+                if r is None or (isinstance(r, str) and not r) or n not in canon:
+                    continue
+            else:
+                p, o = a.get("prompt"), a.get("output")
+                if not (isinstance(p, str) and p and isinstance(o, str) and o):
+                    continue
+            name = str(a.get("tool_name") or a.get("model") or a.get("name") or n)
+            if name in groups:
+                groups[name].append(n)
+            else:
+                groups[name] = [n]
         for group in groups.values():
             if len(group) < 2:
                 continue
             parent = list(range(len(group)))
             sims: dict[int, float] = {}
             for i, j, s in _similar_pairs(v, group, cfg):
-                a, b = group[i], group[j]
+                x, y = group[i], group[j]
+                if rejected is None:
+                    rejected = churn_flow.rejections(v)
                 # a call redone after its output was rejected is a re-prompt, not a duplicate
-                if v.keys[a] == v.keys[b] or a in rejected or c.changed_between(a, b, ""):
+                if keys[x] == keys[y] or x in rejected or c.changed_between(x, y, ""):
                     continue
                 parent[_root(parent, j)] = _root(parent, i)
                 sims[j] = min(sims.get(j, 1.0), s)
+            if not sims:
+                continue
             clusters: dict[int, list[int]] = defaultdict(list)
             for i in range(len(group)):
                 clusters[_root(parent, i)].append(i)
@@ -286,7 +351,8 @@ def _near_dups(v: TraceView, c: Calls, cfg: AnalyzerConfig, claimed: set[str],
 def analyze(G: nx.DiGraph, *, baseline: WorkflowBaseline | None, config: AnalyzerConfig,
             view: TraceView | None = None) -> list[Finding]:
     """All churn findings of one trace, each node's waste booked once."""
-    return book_once(G, find(view or TraceView(G), baseline=baseline, config=config))
+    v = view or TraceView(G)
+    return book_once(G, find(v, baseline=baseline, config=config), attrs=v.A)
 
 
 def find(v: TraceView, *, baseline: WorkflowBaseline | None,
@@ -294,8 +360,9 @@ def find(v: TraceView, *, baseline: WorkflowBaseline | None,
     """Churn findings before booking (:func:`analyzers.run.analyze_trace` books once)."""
     c = Calls(v, config)
     out: list[Finding] = []
-    claimed = _cycles(v, c, config, out)
-    _repeats(v, c, config, claimed, out)
+    repeated = {kind: _repeated(v, stream) for kind, stream in c.streams.items()}
+    claimed = _cycles(v, c, config, repeated, out)
+    _repeats(v, c, config, claimed, repeated, out)
     flagged = claimed | {n for f in out for n in f.node_ids}
     _near_dups(v, c, config, flagged, out)
     out.extend(churn_flow.analyze(v, c, config))

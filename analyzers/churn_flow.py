@@ -55,7 +55,7 @@ def _retry_storms(v: TraceView, cfg: AnalyzerConfig) -> list[Finding]:
             continue
         out.append(make_finding(
             v.G, "churn.retry_storm", attempts, {n: v.cost[n] for n in waste_nodes},
-            tokens=v.tokens(waste_nodes),
+            attrs=v.A, tokens=v.tokens(waste_nodes),
             confidence=0.85 if len(attempts) >= cfg.retry_storm_attempts else 0.75,
             evidence={"attempts": len(attempts), "input_unchanged": unchanged,
                       "retry_share_of_trace_cost": round(retry_cost / total, 4) if total else 0,
@@ -100,7 +100,7 @@ def _reprompts_and_overrides(v: TraceView, c: Calls, cfg: AnalyzerConfig) -> lis
         name = v.label(a)
         if again is not None:
             out.append(make_finding(
-                v.G, "churn.reprompt", [a, judge, again], cost, tokens=v.tokens([a]),
+                v.G, "churn.reprompt", [a, judge, again], cost, attrs=v.A, tokens=v.tokens([a]),
                 confidence=0.8,
                 evidence={"rejected_by": judge, "prompt_similarity": round(s, 3),
                           "threshold": cfg.reprompt_similarity},
@@ -110,7 +110,7 @@ def _reprompts_and_overrides(v: TraceView, c: Calls, cfg: AnalyzerConfig) -> lis
         elif v.A[judge].get("kind") == "human":
             decision = v.A[judge].get("decision")
             out.append(make_finding(
-                v.G, "churn.overridden", [a, judge], cost, tokens=v.tokens([a]),
+                v.G, "churn.overridden", [a, judge], cost, attrs=v.A, tokens=v.tokens([a]),
                 confidence=0.9, evidence={"decision": decision, "reviewer_node": judge},
                 message=f"A reviewer chose `{decision}` on the output of `{name}`: {{usd}} "
                 "wasted; fix the prompt or route this case to a person first.",
@@ -119,6 +119,13 @@ def _reprompts_and_overrides(v: TraceView, c: Calls, cfg: AnalyzerConfig) -> lis
 
 
 def _dead_ends(v: TraceView, c: Calls) -> list[Finding]:
+    if not v.edges.get("uses"):
+        return []  # without a uses edge no branch is consumed
+    pred = v.G._pred  # networkx's predecessor dicts, read only
+    if not any("parent" in (d.get("kinds") or ())
+               for b in (*v.by_kind.get("agent", ()), *v.by_kind.get("chain", ()))
+               for d in pred[b].values()):
+        return []  # no agent/chain node under a parent: no branch
     children: dict[str, list[str]] = defaultdict(list)
     for u, w in v.edges.get("parent", ()):
         children[u].append(w)
@@ -159,7 +166,8 @@ def _dead_ends(v: TraceView, c: Calls) -> list[Finding]:
             if not waste:
                 continue
             out.append(make_finding(
-                v.G, "churn.dead_end", nodes, waste, tokens=v.tokens(nodes), confidence=0.7,
+                v.G, "churn.dead_end", nodes, waste, attrs=v.A, tokens=v.tokens(nodes),
+                confidence=0.7,
                 evidence={"branch": b, "steps": len(nodes), "consumed_siblings": used},
                 message=f"Branch `{v.label(b)}` ({len(nodes)} steps) produced nothing a later "
                 "step used: {usd} wasted; drop the branch or gate it on need.",

@@ -11,7 +11,7 @@ node's waste at most up to its cost, so a trace's booked waste never exceeds its
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import networkx as nx
@@ -51,34 +51,55 @@ def fmt_usd(x: float) -> str:
     return f"${x:,.4f}" if x >= 0.0001 else f"${x:.6f}"
 
 
-def rates_for(model: str | None, *, baseline: WorkflowBaseline | None,
-              config: AnalyzerConfig) -> Rates | None:
-    """Per-token rates of ``model``: the config's price table (longest matching model-name
-    prefix), else the rates observed in this workflow's corpus, else None."""
-    if not model:
-        return None
+def _table_rates(model: str, table: Mapping[str, Mapping[str, float]]) -> Rates | None:
     m = model.lower().rsplit("/", 1)[-1]
     best = None
-    for key in config.price_table:
+    for key in table:
         k = key.lower()
         if m.startswith(k) and (best is None or len(k) > len(best)):
             best = key
-    if best is not None:
-        p = config.price_table[best]
-        cr, cw = p.get("cache_read_mtok"), p.get("cache_write_mtok")
-        return Rates(
-            input=p["input_mtok"] / 1e6, output=p["output_mtok"] / 1e6,
-            cache_read=cr / 1e6 if cr is not None else None,
-            cache_write=cw / 1e6 if cw is not None else None,
-        )
-    if baseline is not None:
-        r = baseline.model_rates.get(model)
-        if r is not None:
-            return r
-        # "claude-3-5-haiku" names the dated "claude-3-5-haiku-20241022" seen in the corpus
-        seen = sorted(k for k in baseline.model_rates if k.lower().startswith(m))
-        return baseline.model_rates[seen[-1]] if seen else None
-    return None
+    if best is None:
+        return None
+    p = table[best]
+    cr, cw = p.get("cache_read_mtok"), p.get("cache_write_mtok")
+    return Rates(
+        input=p["input_mtok"] / 1e6, output=p["output_mtok"] / 1e6,
+        cache_read=cr / 1e6 if cr is not None else None,
+        cache_write=cw / 1e6 if cw is not None else None,
+    )
+
+
+def _observed_rates(model: str, baseline: WorkflowBaseline) -> Rates | None:
+    r = baseline.model_rates.get(model)
+    if r is not None:
+        return r
+    # "claude-3-5-haiku" names the dated "claude-3-5-haiku-20241022" seen in the corpus
+    m = model.lower().rsplit("/", 1)[-1]
+    seen = sorted(k for k in baseline.model_rates if k.lower().startswith(m))
+    return baseline.model_rates[seen[-1]] if seen else None
+
+
+def rates_for(model: str | None, *, baseline: WorkflowBaseline | None,
+              config: AnalyzerConfig) -> Rates | None:
+    """Per-token rates of ``model``: the config's price table (longest matching model-name
+    prefix), else the rates observed in this workflow's corpus, else None. Looked up once per
+    model and config (and baseline): both are immutable."""
+    if not model:
+        return None
+    memo = config.memo
+    key = ("rates", model)
+    try:
+        r: Rates | None = memo[key]
+    except KeyError:
+        r = memo[key] = _table_rates(model, config.price_table)
+    if r is not None or baseline is None:
+        return r
+    memo = baseline.memo
+    try:
+        r = memo[key]
+    except KeyError:
+        r = memo[key] = _observed_rates(model, baseline)
+    return r
 
 
 def price_usage(r: Rates, a: dict[str, Any], *, drop_reasoning: bool = False) -> float:
@@ -123,57 +144,74 @@ def issuing_llm(G: nx.DiGraph, tool: str, order: list[str], pos: dict[str, int])
 def make_finding(
     G: nx.DiGraph, code: str, node_ids: Iterable[str], waste_by_node: dict[str, float], *,
     tokens: int, confidence: float, evidence: dict[str, Any], message: str,
-    savings: float | None = None,
+    savings: float | None = None, attrs: Mapping[str, dict[str, Any]] | None = None,
 ) -> Finding:
     """A finding whose waste is the sum of ``waste_by_node`` (each capped at the node's cost);
-    ``message`` may use ``{usd}`` for the dollar figure."""
-    capped = {n: min(float(w), node_cost(G.nodes[n])) for n, w in waste_by_node.items()}
+    ``message`` may use ``{usd}`` for the dollar figure. ``attrs``: the graph's node
+    attributes by id, when the caller has them at hand (:attr:`TraceView.A`)."""
+    nodes = G.nodes if attrs is None else attrs
+    capped: dict[str, float] = {}
+    unpriced: list[str] = []
+    for n, w in waste_by_node.items():
+        c = nodes[n].get("cost_usd")
+        if c is None:
+            unpriced.append(n)
+            cost = 0.0
+        else:
+            cost = float(c)
+        w = float(w)
+        capped[n] = min(w, cost)
     total = sum(capped.values())
     ev = dict(evidence)
     ev["waste_by_node"] = {n: round(w, 9) for n, w in capped.items()}
-    unpriced = [n for n in capped if G.nodes[n].get("cost_usd") is None]
     if unpriced:
         # detected waste on steps nobody priced: shown, never as a silent $0
         ev["unpriced_nodes"] = unpriced
+    graph = G.graph
+    trace_id, workflow = str(graph.get("trace_id") or ""), graph.get("workflow")
     if total <= _EPS and unpriced:
         return Finding.create(
-            trace_id=str(G.graph.get("trace_id") or ""), workflow=G.graph.get("workflow"),
+            trace_id=trace_id, workflow=workflow,
             code=code, node_ids=tuple(node_ids), wasted_tokens=tokens, wasted_cost_usd=0.0,
             savings_usd=0.0, confidence=round(confidence, 3), evidence=ev,
             message=message.format(usd="an unpriced amount"))
     return Finding.create(
-        trace_id=str(G.graph.get("trace_id") or ""), workflow=G.graph.get("workflow"),
+        trace_id=trace_id, workflow=workflow,
         code=code, node_ids=tuple(node_ids), wasted_tokens=tokens, wasted_cost_usd=total,
         savings_usd=total if savings is None else min(savings, total),
         confidence=round(confidence, 3), evidence=ev, message=message.format(usd=fmt_usd(total)),
     )
 
 
-def book_once(G: nx.DiGraph, findings: Iterable[Finding]) -> list[Finding]:
+def book_once(G: nx.DiGraph, findings: Iterable[Finding], *,
+              attrs: Mapping[str, dict[str, Any]] | None = None) -> list[Finding]:
     """Book each node's waste once, most precise rule first; findings left with no waste are
-    dropped, partly overlapped ones shrink. Result sorted by first node's order, then code."""
+    dropped, partly overlapped ones shrink. Result sorted by first node's order, then code.
+    ``attrs``: the graph's node attributes by id, when the caller has them at hand."""
     booked: dict[str, float] = {}
     claimed: set[str] = set()  # nodes a kept finding claimed, priced or not
     out: list[Finding] = []
     findings = list(findings)
     if not findings:
         return out
+    nodes = G.nodes if attrs is None else attrs
     for f in sorted(findings, key=lambda f: (_RANK[f.code], -f.wasted_cost_usd, f.id)):
         claims: dict[str, float] = f.evidence.get("waste_by_node", {})
         kept: dict[str, float] = {}
         for n, w in claims.items():
-            room = node_cost(G.nodes[n]) - booked.get(n, 0.0)
+            room = node_cost(nodes[n]) - booked.get(n, 0.0)
             take = min(w, max(room, 0.0))
             if take > _EPS:
                 kept[n] = take
         total = sum(kept.values())
-        fresh = set(f.evidence.get("unpriced_nodes", ())) - claimed
-        if total <= _EPS and not (f.wasted_cost_usd <= _EPS and fresh):
-            continue  # wholly booked by a more precise rule
-        claimed.update(claims)
         if total <= _EPS:
+            if not (f.wasted_cost_usd <= _EPS
+                    and set(f.evidence.get("unpriced_nodes", ())) - claimed):
+                continue  # wholly booked by a more precise rule
+            claimed.update(claims)
             out.append(f)  # an unpriced finding: nothing to book
             continue
+        claimed.update(claims)
         for n, w in kept.items():
             booked[n] = booked.get(n, 0.0) + w
         if abs(total - f.wasted_cost_usd) > _EPS:
@@ -188,7 +226,6 @@ def book_once(G: nx.DiGraph, findings: Iterable[Finding]) -> list[Finding]:
             )
         out.append(f)
     if len(out) > 1:
-        nodes = G.nodes
         out.sort(key=lambda f: (min((nodes[n].get("order", 0) for n in f.node_ids), default=0),
                                 f.code, f.id))
     return out

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
 __all__ = ["AnalyzerConfig"]
 
@@ -62,3 +64,10 @@ class AnalyzerConfig:
     # model → USD per million tokens: {"input_mtok", "output_mtok", "cache_read_mtok",
     # "cache_write_mtok"}; the runtime fills it from the price book (genai-prices).
     price_table: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    @cached_property
+    def memo(self) -> dict[Any, Any]:
+        """Lookups derived from this (immutable) config, filled on first use — e.g. a model's
+        rates in the price table (:func:`analyzers.common.rates_for`). Not a field: not
+        compared, not copied by ``dataclasses.replace``."""
+        return {}

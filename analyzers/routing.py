@@ -82,11 +82,19 @@ def _counterfactual(G: nx.DiGraph, n: str, code: str, alts: tuple[str, ...], *,
 def _escalations(v: TraceView) -> dict[str, str]:
     """Escalated call → the cheaper call it retried (``retry_of``, or the same prompt)."""
     out: dict[str, str] = {b: a for a, b in v.edges.get("retry_of", ())}
-    by_prompt: dict[str, str] = {}
+    by_prompt: dict[object, str] = {}
     for n, k in v.keys.items():
-        if not k.startswith("llm:"):
-            continue
-        prompt = k.split(":", 2)[2]
+        # what follows the second ":" of the call key "llm:<model>:<prompt hash>"
+        prompt: object
+        if isinstance(k, str):
+            if not k.startswith("llm:"):
+                continue
+            prompt = k.split(":", 2)[2]
+        else:
+            if k[0] != "llm":
+                continue
+            model = k[1]
+            prompt = (model.split(":", 1)[1] if ":" in model else None, k[2])
         if prompt in by_prompt and n not in out:
             out[n] = by_prompt[prompt]
         by_prompt[prompt] = n
@@ -98,7 +106,8 @@ def _escalations(v: TraceView) -> dict[str, str]:
 def analyze(G: nx.DiGraph, *, baseline: WorkflowBaseline | None, config: AnalyzerConfig,
             view: TraceView | None = None) -> list[Finding]:
     """All routing findings of one trace, each node's waste booked once."""
-    return book_once(G, find(view or TraceView(G), baseline=baseline, config=config))
+    v = view or TraceView(G)
+    return book_once(G, find(v, baseline=baseline, config=config), attrs=v.A)
 
 
 def find(v: TraceView, *, baseline: WorkflowBaseline | None,
@@ -124,11 +133,13 @@ def find(v: TraceView, *, baseline: WorkflowBaseline | None,
         f: Finding | None = None
         if n in esc:
             prev = esc[n]
-            same = v.results.get(n) is not None and v.results.get(n) == v.results.get(prev)
+            res = v.result(n)
+            same = res is not None and res == v.result(prev)
             if same or a.get("status") == "error" or failed:
                 cost = node_cost(a)
                 f = make_finding(
                     G, "routing.wasted_escalation", [prev, n], {n: cost},
+                    attrs=v.A,
                     tokens=int(a.get("input_tokens") or 0) + int(a.get("output_tokens") or 0),
                     confidence=0.85 if same else 0.75,
                     evidence={"from_model": v.A[prev].get("model"), "to_model": model,

@@ -46,4 +46,4 @@ def analyze_trace(G: nx.DiGraph, *, baseline: WorkflowBaseline | None,
         *bloat.find(view, baseline=baseline, config=cfg),
         *routing.find(view, baseline=baseline, config=cfg),
     ]
-    return book_once(G, found)
+    return book_once(G, found, attrs=view.A)
