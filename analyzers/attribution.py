@@ -97,10 +97,18 @@ class _Facts:
 
     def __init__(self, G: nx.DiGraph) -> None:
         self.attrs: dict[str, dict[str, Any]] = G._node
-        self.order = {v: (int(a.get("order", 0)), v) for v, a in self.attrs.items()}
+        self.order: dict[str, tuple[int, str]] = {}
+        for v, a in self.attrs.items():
+            o = a.get("order", 0)
+            self.order[v] = (o if type(o) is int else int(o), v)
         self.pred: dict[str, dict[str, dict[str, Any]]] = G._pred
-        self.superseded = {u for u, nbrs in G._succ.items() if nbrs and any(
-            "retry_of" in (d.get("kinds") or ()) for d in nbrs.values())}
+        self.superseded: set[str] = set()
+        for u, nbrs in G._succ.items():
+            for d in nbrs.values():
+                kinds = d.get("kinds")
+                if kinds and "retry_of" in kinds:
+                    self.superseded.add(u)
+                    break
 
 
 def _end(a: dict[str, Any]) -> float:
@@ -146,7 +154,13 @@ def _dependencies(f: _Facts) -> dict[str, list[str]]:
     children: dict[str | None, list[str]] = {}
     for v, a in attrs.items():
         p = a.get("parent_id")
-        children.setdefault(p if p in attrs else None, []).append(v)
+        if p is not None and p not in attrs:
+            p = None
+        kids = children.get(p)
+        if kids is None:
+            children[p] = [v]
+        else:
+            kids.append(v)
     prev: dict[str, str] = {}
     last_child: dict[str, str] = {}
     for p, kids in children.items():
@@ -160,12 +174,16 @@ def _dependencies(f: _Facts) -> dict[str, list[str]]:
             last_child[p] = work[-1]
     deps: dict[str, list[str]] = {}
     pred = f.pred
+    disjoint = INPUT_EDGE_KINDS.isdisjoint
     for v, a in attrs.items():
-        d = [u for u, e in pred[v].items()
-             if not INPUT_EDGE_KINDS.isdisjoint(e.get("kinds") or ())]
+        d = []
+        for u, e in pred[v].items():
+            kinds = e.get("kinds")
+            if kinds and not disjoint(kinds):
+                d.append(u)
         if not d and v in prev:
             d.append(prev[v])
-        if a.get("kind") in CONTAINER_KINDS and v in last_child:
+        if v in last_child and a.get("kind") in CONTAINER_KINDS:
             d.append(last_child[v])
         deps[v] = d
     return deps
@@ -241,7 +259,11 @@ def _ratio(x: Any) -> tuple[int, int]:
 
 
 def _allocate_units(findings: Iterable[FindingLike], f: _Facts) -> _Units:
-    costs = {v: _ratio(a.get("cost_usd")) for v, a in f.attrs.items()}
+    costs: dict[str, tuple[int, int]] = {}
+    zero = (0, 1)
+    for v, a in f.attrs.items():
+        c = a.get("cost_usd")
+        costs[v] = _ratio(c) if c else zero
     # (code, [(node id, amount)], [], 0): the analyzers' own per-node booking; else
     # (code, [], node ids, amount): the finding's waste spread along its nodes in order.
     Booking = tuple[str, list[tuple[str, tuple[int, int]]], Sequence[str], tuple[int, int]]
