@@ -34,7 +34,6 @@ from tracestore.analysis.load import (
     LoadedTrace,
     Window,
     build_batch,
-    iter_trace_graphs,
     preloaded,
     read_batch,
     select_trace_ids,
@@ -118,10 +117,15 @@ def compute_corpus_baselines(
     newest = 0.0
     with Session(engine) as session:
         ids = select_trace_ids(session, project_id=project_id, window=window)
-        for lt in iter_trace_graphs(session, project_id=project_id, trace_ids=ids):
-            samples.extend(suite.collect_samples(lt.graph))
-            models |= corpus_models(lt.graph)
-            newest = max(newest, lt.started_at or 0.0)
+        for i in range(0, len(ids), BATCH_SIZE):
+            chunk = ids[i : i + BATCH_SIZE]
+            with _gc_paused():
+                for lt in build_batch(read_batch(session, project_id=project_id, chunk=chunk),
+                                      chunk):
+                    samples.extend(suite.collect_samples(lt.graph))
+                    models |= corpus_models(lt.graph)
+                    newest = max(newest, lt.started_at or 0.0)
+                    _drop_views(lt.graph)
         book = Book(load_book(session, project_id=project_id))
     ts = window.until if window.until is not None else newest
     config = with_price_table(suite.config, price_table(models, book=book, ts=ts))
