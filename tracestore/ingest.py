@@ -25,7 +25,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import DataError
 
 from tracestore.config import Settings
-from tracestore.db import session_scope, upsert, writer_engine
+from tracestore.db import WalCheckpointer, session_scope, upsert, writer_engine
 from tracestore.errors import BadRequest, PayloadTooLarge, ValidationFailed
 from tracestore.limits import Limits
 from tracestore.models import Project
@@ -177,11 +177,15 @@ class Writer:
         self.pricer = pricer or Pricer(cost_tolerance=settings.reported_cost_tolerance)
         self._lock = threading.Lock()
         self._engine = writer_engine(engine)  # SQLite: one connection kept open
+        # SQLite: WAL checkpoints in a background thread, not inside the writer's commits.
+        self._checkpointer = WalCheckpointer(engine) if self._engine is not engine else None
         self.limits = Limits.from_settings(settings)
         self.redactor = Redactor.from_settings(settings)  # applied before anything is written
 
     def close(self) -> None:
-        """Close the writer's own connection (if it has one)."""
+        """Stop the checkpoint thread and close the writer's own connection (if any)."""
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         if self._engine is not self.engine:
             self._engine.dispose()
 
@@ -202,12 +206,16 @@ class Writer:
             return 0
         try:
             with self._lock, session_scope(self._engine) as session:
-                return write_rows(session, project_id=project_id, rows=rows, pricer=self.pricer,
-                                  now=time.time(), batch_size=self.settings.write_batch_size)
+                written = write_rows(session, project_id=project_id, rows=rows,
+                                     pricer=self.pricer, now=time.time(),
+                                     batch_size=self.settings.write_batch_size)
         except DataError as exc:  # e.g. PostgreSQL refuses NUL (U+0000) in text: bad input
             reason = str(exc.orig).splitlines()[0] if exc.orig else "invalid value"
             raise ValidationFailed(f"the database refused a value of this request ({reason}); "
                                    "nothing of it was stored") from None
+        if self._checkpointer is not None:
+            self._checkpointer.poke()
+        return written
 
     def write_outcomes(self, project_id: int, outcomes: Sequence[OutcomeIn]) -> int:
         with self._lock, session_scope(self._engine) as session:

@@ -1,0 +1,63 @@
+"""The SQLite writer: one connection kept open, WAL checkpoints done by a background thread
+(not inside the writer's commits), and nothing of either visible in what is stored."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+from tracestore.config import Settings
+from tracestore.db import WRITER_AUTOCHECKPOINT_PAGES, create_schema, make_engine
+from tracestore.ingest import Writer, project_id_for
+from tracestore.schemas import TraceIn
+
+
+def _traces(n: int) -> list[TraceIn]:
+    return [TraceIn.model_validate({"trace_id": f"t{i}", "nodes": [
+        {"node_id": "root", "kind": "agent", "name": "run", "start": 1794819600 + i},
+        {"node_id": "llm", "parent_id": "root", "kind": "llm", "provider": "openai",
+         "model": "gpt-4o", "input_tokens": 100, "output_tokens": 10, "prompt": "x" * 500},
+    ]}) for i in range(n)]
+
+
+def _main_file_nodes(db: Path, tmp: Path) -> int:
+    """Nodes in the database file alone, as if its -wal were lost: what was checkpointed."""
+    copy = tmp / "copy.db"
+    shutil.copyfile(db, copy)
+    conn = sqlite3.connect(copy)
+    try:
+        return int(conn.execute("SELECT count(*) FROM nodes").fetchone()[0])
+    except sqlite3.OperationalError:  # the table itself is not checkpointed yet
+        return 0
+    finally:
+        conn.close()
+
+
+def test_writes_are_checkpointed_in_the_background(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    settings = Settings(database_url=f"sqlite:///{db}")
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    writer = Writer(engine, settings)
+    try:
+        pid = project_id_for(engine, "default")
+        for part in range(3):
+            writer.write(pid, _traces(50)[part * 10 : part * 10 + 10])
+        # The writer's own connection would not checkpoint 30 small transactions (far under
+        # its autocheckpoint limit); the background thread does, soon after the writes.
+        with writer._engine.connect() as conn:
+            limit = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()
+        assert limit == WRITER_AUTOCHECKPOINT_PAGES
+        deadline = time.monotonic() + 30
+        while _main_file_nodes(db, tmp_path) < 60 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _main_file_nodes(db, tmp_path) == 60
+        with engine.connect() as conn:  # and through SQLite, everything as written
+            assert conn.exec_driver_sql("SELECT count(*), sum(input_tokens) FROM nodes").one() \
+                == (60, 3000)
+    finally:
+        writer.close()
+        engine.dispose()
+    assert not (tmp_path / "w.db-wal").exists()  # the last connection closed cleanly
