@@ -51,7 +51,7 @@ integer speed. Floats are produced last, each correctly rounded.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Protocol
@@ -147,9 +147,10 @@ def _final_output(f: _Facts) -> str | None:
     return max(pool, key=rank) if pool else None
 
 
-def _dependencies(f: _Facts) -> dict[str, list[str]]:
+def _dependencies(f: _Facts) -> Callable[[str], list[str]]:
     """``v -> the nodes whose result v needs`` (explicit inputs, else the previous sibling;
-    plus a container's last child). Parents are followed separately (see :func:`causal_sets`)."""
+    plus a container's last child), computed when first asked for (only nodes some outcome
+    needs are). Parents are followed separately (see :func:`causal_sets`)."""
     attrs, order, superseded = f.attrs, f.order, f.superseded
     children: dict[str | None, list[str]] = {}
     for v, a in attrs.items():
@@ -172,10 +173,14 @@ def _dependencies(f: _Facts) -> dict[str, list[str]]:
                 work.append(k)
         if p is not None and work:
             last_child[p] = work[-1]
-    deps: dict[str, list[str]] = {}
     pred = f.pred
     disjoint = INPUT_EDGE_KINDS.isdisjoint
-    for v, a in attrs.items():
+    memo: dict[str, list[str]] = {}
+
+    def deps(v: str) -> list[str]:
+        d = memo.get(v)
+        if d is not None:
+            return d
         d = []
         for u, e in pred[v].items():
             kinds = e.get("kinds")
@@ -183,9 +188,11 @@ def _dependencies(f: _Facts) -> dict[str, list[str]]:
                 d.append(u)
         if not d and v in prev:
             d.append(prev[v])
-        if v in last_child and a.get("kind") in CONTAINER_KINDS:
+        if v in last_child and attrs[v].get("kind") in CONTAINER_KINDS:
             d.append(last_child[v])
-        deps[v] = d
+        memo[v] = d
+        return d
+
     return deps
 
 
@@ -219,7 +226,7 @@ def _causal_sets(f: _Facts) -> dict[str, frozenset[str]]:
         while stack:
             v, needed = stack.pop()
             if needed:
-                for u in deps[v]:
+                for u in deps(v):
                     if u not in full:
                         full.add(u)
                         stack.append((u, True))
@@ -259,11 +266,13 @@ def _ratio(x: Any) -> tuple[int, int]:
 
 
 def _allocate_units(findings: Iterable[FindingLike], f: _Facts) -> _Units:
-    costs: dict[str, tuple[int, int]] = {}
-    zero = (0, 1)
+    costs: dict[str, tuple[int, int]] = {}  # nodes of positive cost only
     for v, a in f.attrs.items():
         c = a.get("cost_usd")
-        costs[v] = _ratio(c) if c else zero
+        if c:
+            r = _ratio(c)
+            if r[0]:
+                costs[v] = r
     # (code, [(node id, amount)], [], 0): the analyzers' own per-node booking; else
     # (code, [], node ids, amount): the finding's waste spread along its nodes in order.
     Booking = tuple[str, list[tuple[str, tuple[int, int]]], Sequence[str], tuple[int, int]]
@@ -282,7 +291,7 @@ def _allocate_units(findings: Iterable[FindingLike], f: _Facts) -> _Units:
     def units(r: tuple[int, int]) -> int:
         return r[0] * (den // r[1])
 
-    remaining = {v: units(r) for v, r in costs.items()}
+    remaining = {v: units(r) for v, r in costs.items()}  # absent: nothing left
     cost = sum(remaining.values())
     waste: dict[str, int] = {}
 
