@@ -26,6 +26,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
+
 from tracestore.config import Settings
 from tracestore.errors import TracestoreError
 from tracestore.schemas import TraceIn
@@ -60,6 +62,19 @@ _CARD_MIN_DIGITS = 13
 _ANCHORS = b"-_AB"
 _NOT_NEEDED = bytes(b for b in range(256) if b not in b"0123456789@" + _ANCHORS)
 _NOT_DIGITS = b"@" + _ANCHORS
+
+
+def _may_match_bytes(b: bytes, rules: frozenset[str]) -> bool:
+    """:func:`_may_match` for UTF-8 bytes, without the hint regex: False only when no built-in
+    rule in ``rules`` can match any string whose bytes are part of ``b``."""
+    kept = b.translate(None, _NOT_NEEDED)
+    if not kept:
+        return False
+    if "card_numbers" in rules and len(kept.translate(None, _NOT_DIGITS)) >= _CARD_MIN_DIGITS:
+        return True
+    if "api_keys" in rules and (b"-" in kept or b"_" in kept or b"A" in kept or b"B" in kept):
+        return True
+    return "emails" in rules and b"@" in kept
 
 
 def _may_match(s: str, rules: frozenset[str]) -> bool:
@@ -173,6 +188,20 @@ class Redactor:
     def row(self, row: dict[str, Any], documents: list[dict[str, Any]] | None) -> None:
         """Redact a node row (the ``NodeIn`` field values, before capping and hashing) and its
         documents' dicts in place."""
+        if self._hints is not None:
+            # One pre-check for the whole node: its content as one JSON text. orjson escapes
+            # only '"', '\\' and control characters, so every digit, "@", "-", "_", "A", "B"
+            # of every string (keys included) is in it; more digits in all than one string
+            # has only makes the check more conservative. Most nodes stop here.
+            values = [row[f] for f in _NODE_FIELDS]
+            if documents:
+                values.append([d["content"] for d in documents])
+            try:
+                dumped = orjson.dumps(values, option=orjson.OPT_NON_STR_KEYS)
+            except TypeError:  # e.g. an int beyond 64 bits: check string by string
+                dumped = None
+            if dumped is not None and not _may_match_bytes(dumped, self._hints):
+                return
         for f in _NODE_FIELDS:
             old = row[f]
             if old is not None:
