@@ -61,14 +61,13 @@ def graph_from_parts(
     )
     ordered = sorted(nodes, key=_start_key)
     attrs_of: dict[str, dict[str, Any]] = {}
+    # document id -> retrieval/rerank nodes that returned it, in order
+    doc_owner: dict[str, list[str]] = {}
     for i, (nid, a) in enumerate(ordered):
         a["order"] = i
         old = attrs_of.get(nid)
         # the same id twice: later attributes win, as with add_node
         attrs_of[nid] = a if old is None else {**old, **a}
-    # document id -> retrieval/rerank nodes that returned it, in order
-    doc_owner: dict[str, list[str]] = {}
-    for nid, a in ordered:
         docs = a.get("documents")
         if docs:
             for d in docs:
@@ -77,7 +76,10 @@ def graph_from_parts(
     for nid, a in ordered:
         p = a.get("parent_id")
         if p:
-            _add_edge(out, attrs_of, p, nid, "parent")
+            if p != nid and p in attrs_of and (p, nid) not in out:  # the common case
+                out[p, nid] = {"kinds": ("parent",), "inferred": False}
+            else:
+                _add_edge(out, attrs_of, p, nid, "parent")
         r = a.get("retry_of")
         if r:
             _add_edge(out, attrs_of, r, nid, "retry_of")
@@ -102,9 +104,9 @@ def graph_from_parts(
             _add_edge(out, attrs_of, owner, nid, "uses", doc_ids=docs)
     for src, dst, kind, inferred in edges:
         _add_edge(out, attrs_of, src, dst, kind, inferred=bool(inferred))
-    node, succ, pred = G._node, G._succ, G._pred
-    for nid, a in attrs_of.items():
-        node[nid] = a
+    succ, pred = G._succ, G._pred
+    G._node.update(attrs_of)
+    for nid in attrs_of:
         succ[nid] = {}
         pred[nid] = {}
     for (u, v), data in out.items():
