@@ -313,6 +313,17 @@ def _allocate_units(findings: Iterable[FindingLike], f: _Facts) -> _Units:
                 break
             left -= book(code, nid, left)
     sets = _causal_sets(f)
+    if len(sets) == 1:  # one seed (the common case): no split, no common multiple
+        ((key, members),) = sets.items()
+        kept = dead = 0
+        for v, c in remaining.items():
+            if v in members:
+                kept += c
+            else:
+                dead += c
+        if dead:
+            waste[DEAD_END] = waste.get(DEAD_END, 0) + dead
+        return _Units(den, cost, {key: kept}, waste, members)
     depends: dict[str, list[str]] = {}
     for key, members in sets.items():
         for v in members:
