@@ -189,26 +189,37 @@ def step_keys(G: nx.DiGraph, kinds: frozenset[str] | None = None,
     same-kind siblings. ``order``: the nodes in trace order (a caller that has them may pass
     only those of ``kinds``); ``attrs``: node attributes by id, if the caller has them."""
     keys: dict[str, str] = {}
-    seen: dict[tuple[str | None, str], int] = defaultdict(int)
+    seen: dict[tuple[str | None, str], int] = {}
+    prefixes: dict[Any, str] = {}  # parent id → "<parent name>/"
     nodes: Mapping[Any, dict[str, Any]] = G.nodes if attrs is None else attrs
     for n in order if order is not None else nodes_in_order(G):
         a = nodes[n]
-        if kinds is not None and a.get("kind") not in kinds:
+        kind = a.get("kind")
+        if kinds is not None and kind not in kinds:
             continue
-        declared = _declared_step(a)
-        if declared:
-            keys[n] = declared
-            continue
-        name = str(a.get("name") or "")
-        if name and not _generic(name, str(a.get("model") or "")):
-            keys[n] = name
-            continue
+        if a.get("step") or a.get("attributes"):
+            declared = _declared_step(a)
+            if declared:
+                keys[n] = declared
+                continue
+        name = a.get("name") or ""
+        if type(name) is not str:
+            name = str(name)
+        if name:
+            model = a.get("model") or ""
+            if not _generic(name, model if type(model) is str else str(model)):
+                keys[n] = name
+                continue
         parent = a.get("parent_id")
-        kind = str(a.get("kind") or "")
-        pos = seen[(parent, kind)]
-        seen[(parent, kind)] += 1
-        pname = str(nodes[parent].get("name") or "") if parent in nodes else ""
-        keys[n] = f"{pname or '(root)'}/{kind}#{pos}"
+        kind = str(kind or "")
+        sk = (parent, kind)
+        pos = seen.get(sk, 0)
+        seen[sk] = pos + 1
+        prefix = prefixes.get(parent)
+        if prefix is None:
+            pname = str(nodes[parent].get("name") or "") if parent in nodes else ""
+            prefix = prefixes[parent] = f"{pname or '(root)'}/"
+        keys[n] = f"{prefix}{kind}#{pos}"
     return keys
 
 

@@ -27,6 +27,7 @@ Dollars (DESIGN §5): unneeded tokens priced at the consuming call's uncached in
 from __future__ import annotations
 
 import itertools
+import operator
 from collections import defaultdict
 from typing import Any
 
@@ -42,6 +43,9 @@ from analyzers.view import TraceView
 __all__ = ["analyze", "find"]
 
 MAD_SCALE = 1.4826  # MAD → standard deviation under normality (modified z-score)
+_INPUT_TOKENS = operator.methodcaller("get", "input_tokens", 0)
+_PARENT = operator.methodcaller("get", "parent_id")
+_PROMPT = operator.methodcaller("get", "prompt")
 
 
 def _consumers(v: TraceView, r: str) -> tuple[list[str], set[str], bool]:
@@ -94,76 +98,85 @@ def _retrieval(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
         texts = [t for t in answers if isinstance(t, str) and t]
         if not explicit and not texts:
             continue  # no evidence either way
-        ans: list[frozenset[str]] | None = None
-        used: list[int] = []
-        for i, d in enumerate(docs):
-            did = str(d.get("id"))
-            hit = did in named
-            if not hit:
-                for t in texts:
-                    if did in t:
-                        hit = True
-                        break
-            if not hit and texts and isinstance(d.get("content"), str):
-                if ans is None:
-                    ans = [shingle_set(t) for t in texts]
-                ds = shingle_set(d["content"])
-                hit = any(len(s & ds) / max(len(s), 1) >= cfg.containment for s in ans)
-            if hit:
-                used.append(i)
+        ids = [str(d.get("id")) for d in docs]
+        # explicitly used, or the id cited in an answer (most documents are settled here)
+        if not texts:
+            hits = [did in named for did in ids]
+        elif len(texts) == 1:
+            t0 = texts[0]
+            hits = [did in named or did in t0 for did in ids]
+        else:
+            hits = [did in named or any(did in t for t in texts) for did in ids]
+        if texts and not all(hits):
+            # lexical containment of the answer's word 3-grams in the document's content
+            ans: list[frozenset[str]] | None = None
+            for i, d in enumerate(docs):
+                if not hits[i] and isinstance(d.get("content"), str):
+                    if ans is None:
+                        ans = [shingle_set(t) for t in texts]
+                    ds = shingle_set(d["content"])
+                    hits[i] = any(len(s & ds) / max(len(s), 1) >= cfg.containment for s in ans)
+        used = [i for i, hit in enumerate(hits) if hit]
         if len(used) == len(docs):
             continue
-        used_set = set(used)
-        unused = [i for i in range(len(docs)) if i not in used_set]
-        tokens_f = 0.0
-        for i in unused:
-            dt = _doc_tokens(docs[i], cfg.chars_per_token)
-            if dt is None:
-                break
-            tokens_f += dt
-        else:
-            tokens = round(tokens_f)
-            c = cons[0]
-            ca = A[c]
-            k = len(docs)
-            ev = {"retrieved": k, "used": len(used), "used_ranks": [i + 1 for i in used],
-                  "unused_tokens": tokens, "consumer": c, "explicit_uses": explicit,
-                  "consumer_input_tokens": int(ca.get("input_tokens") or 0)}
-            if k >= cfg.over_retrieval_min_k and len(used) / k < cfg.over_retrieval_used_share:
-                code, conf = "bloat.over_retrieval", 0.85 if explicit else 0.7
-                thresholds: list[float] = [cfg.over_retrieval_min_k,
-                                           cfg.over_retrieval_used_share]
-                msg = (f"Retrieved {k} documents and used {len(used)}: {{usd}} of prompt tokens "
-                       f"wasted; retrieve top {max(used) + 1 if used else 1} instead.")
-            elif tokens >= cfg.unused_context_min_tokens and tokens >= \
-                    cfg.unused_context_share * int(ca.get("input_tokens") or 0):
-                code, conf = "bloat.unused_context", 0.8 if explicit else 0.65
-                thresholds = [cfg.unused_context_share, cfg.unused_context_min_tokens]
-                msg = (f"{len(unused)} retrieved documents ({tokens} tokens) were never used: "
-                       "{usd} wasted; filter or rerank before the call.")
-            else:
+        unused = [i for i, hit in enumerate(hits) if not hit]
+        given = [docs[i].get("tokens") for i in unused]
+        if None in given:  # sizes from the content's length where not given, or unknown
+            sizes = [_doc_tokens(docs[i], cfg.chars_per_token) for i in unused]
+            if None in sizes:
                 continue
-            usd = tokens * input_rate(ca, baseline=baseline, config=cfg)
-            out.append(make_finding(G, code, [r, c], {c: usd}, tokens=tokens, confidence=conf,
-                                    evidence={**ev, "thresholds": thresholds}, message=msg,
-                                    attrs=A))
+        else:
+            sizes = [float(t) for t in given]
+        tokens = round(sum(t or 0.0 for t in sizes))
+        c = cons[0]
+        ca = A[c]
+        k = len(docs)
+        ev = {"retrieved": k, "used": len(used), "used_ranks": [i + 1 for i in used],
+              "unused_tokens": tokens, "consumer": c, "explicit_uses": explicit,
+              "consumer_input_tokens": int(ca.get("input_tokens") or 0)}
+        if k >= cfg.over_retrieval_min_k and len(used) / k < cfg.over_retrieval_used_share:
+            code, conf = "bloat.over_retrieval", 0.85 if explicit else 0.7
+            thresholds: list[float] = [cfg.over_retrieval_min_k,
+                                       cfg.over_retrieval_used_share]
+            msg = (f"Retrieved {k} documents and used {len(used)}: {{usd}} of prompt tokens "
+                   f"wasted; retrieve top {max(used) + 1 if used else 1} instead.")
+        elif tokens >= cfg.unused_context_min_tokens and tokens >= \
+                cfg.unused_context_share * int(ca.get("input_tokens") or 0):
+            code, conf = "bloat.unused_context", 0.8 if explicit else 0.65
+            thresholds = [cfg.unused_context_share, cfg.unused_context_min_tokens]
+            msg = (f"{len(unused)} retrieved documents ({tokens} tokens) were never used: "
+                   "{usd} wasted; filter or rerank before the call.")
+        else:
+            continue
+        usd = tokens * input_rate(ca, baseline=baseline, config=cfg)
+        out.append(make_finding(G, code, [r, c], {c: usd}, tokens=tokens, confidence=conf,
+                                evidence={**ev, "thresholds": thresholds}, message=msg,
+                                attrs=A))
 
 
 def _history(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
              out: list[Finding]) -> None:
-    G = v.G
-    if len(v.by_kind["llm"]) < cfg.history_min_turns:
+    G, A, llms = v.G, v.A, v.by_kind["llm"]
+    if len(llms) < cfg.history_min_turns:
         return
-    convs: dict[Any, list[str]] = defaultdict(list)
-    for n in v.by_kind["llm"]:
-        convs[v.A[n].get("parent_id")].append(n)
+    parents = list(map(_PARENT, map(A.__getitem__, llms)))
+    convs: dict[Any, list[str]]
+    if parents.count(parents[0]) == len(parents):
+        convs = {parents[0]: llms}  # one conversation (settled in C)
+    else:
+        convs = defaultdict(list)
+        for n, p in zip(llms, parents, strict=True):
+            convs[p].append(n)
     for turns in convs.values():
         if len(turns) < cfg.history_min_turns:
             continue
-        x = [int(v.A[n].get("input_tokens") or 0) for n in turns]
-        if len(turns) < cfg.history_min_turns or x[0] <= 0 or \
-                x[-1] < cfg.history_growth_ratio * x[0] or \
-                any(b < a for a, b in itertools.pairwise(x)):
+        # the ends first: most conversations fail here without reading every turn
+        x0 = int(A[turns[0]].get("input_tokens") or 0)
+        if x0 <= 0 or int(A[turns[-1]].get("input_tokens") or 0) < \
+                cfg.history_growth_ratio * x0:
+            continue
+        x = [int(A[n].get("input_tokens") or 0) for n in turns]
+        if any(b < a for a, b in itertools.pairwise(x)):
             continue
         K = cfg.history_keep_turns
         waste, tokens = {}, 0
@@ -189,15 +202,23 @@ def _oversized(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
                out: list[Finding]) -> None:
     if baseline is None or not baseline.steps or not v.by_kind.get("llm"):
         return
-    memo_key = ("oversize_min_samples", cfg.oversize_min_samples)
+    memo_key = ("oversize_least_median", cfg.oversize_min_samples)
     if memo_key not in baseline.memo:
-        baseline.memo[memo_key] = any(
-            s.n >= cfg.oversize_min_samples for s in baseline.steps.values())
-    if not baseline.memo[memo_key]:
+        baseline.memo[memo_key] = min((s.median_input for s in baseline.steps.values()
+                                       if s.n >= cfg.oversize_min_samples), default=None)
+    least = baseline.memo[memo_key]
+    if least is None:
         return  # no step with enough samples for a norm
-    G, A, keys, steps = v.G, v.A, v.steps, baseline.steps
+    G, A, llms = v.G, v.A, v.by_kind["llm"]
+    # A prompt at most oversize_ratio × the least step median is not oversized whatever its
+    # step: when no prompt is above that, the step keys are not needed.
+    given = list(map(_INPUT_TOKENS, map(A.__getitem__, llms)))
+    if all(map(isinstance, given, itertools.repeat(int))) and \
+            max(given) <= cfg.oversize_ratio * least:
+        return
+    keys, steps = v.steps, baseline.steps
     explained: dict[str, int] | None = None
-    for n in v.by_kind["llm"]:
+    for n in llms:
         a = A[n]
         norm = steps.get(keys[n])
         if norm is None or norm.n < cfg.oversize_min_samples:
@@ -253,8 +274,11 @@ def _cache(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
     G, A = v.G, v.A
     llms = v.by_kind.get("llm", ())
     floor = cfg.cache_min_prefix_tokens * cfg.chars_per_token
-    if len(llms) < 2 or not any(isinstance(p := A[b].get("prompt"), str) and len(p) >= floor
-                                for b in llms[1:]):
+    if len(llms) < 2:
+        return
+    prompts = list(map(_PROMPT, map(A.__getitem__, llms[1:])))
+    if max(map(len, itertools.compress(prompts, map(isinstance, prompts, itertools.repeat(str)))),
+           default=0) < floor:
         return  # no later call with a prompt long enough to share a cacheable prefix
     last: dict[str, str] = {}
     missed: set[str] = set()

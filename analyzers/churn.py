@@ -37,8 +37,9 @@ occurrence is never waste.
 from __future__ import annotations
 
 import itertools
+import operator
 from bisect import bisect_right
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 import networkx as nx
@@ -57,11 +58,15 @@ from analyzers.callkeys import (
 from analyzers.common import book_once, make_finding
 from analyzers.config import AnalyzerConfig
 from analyzers.findings import Finding
+from analyzers.graph import node_cost
 from analyzers.view import CallKey, TraceView
 
 __all__ = ["Calls", "analyze", "find"]
 
 EXACT_JACCARD_MAX = 32  # group size up to which pairwise exact Jaccard beats MinHash/LSH
+_RESULT = operator.methodcaller("get", "result")
+_OUTPUT = operator.methodcaller("get", "output")
+_PROMPT = operator.methodcaller("get", "prompt")
 
 
 class Calls:
@@ -70,17 +75,14 @@ class Calls:
     def __init__(self, v: TraceView, config: AnalyzerConfig) -> None:
         self.v = v
         self.changes: list[int] = []  # positions of state-changing tool calls, ascending
-        keys, A, pos = v.keys, v.A, v.pos
+        A, pos = v.A, v.pos
         prefixes = config.read_only_prefixes
         tools = v.by_kind.get("tool", ())
         for n in tools:
             a = A[n]
             if not str(a.get("tool_name") or a.get("name") or "").lower().startswith(prefixes):
                 self.changes.append(pos[n])
-        self.streams: dict[str, list[str]] = {
-            "tool": [n for n in tools if n in keys],
-            "llm": [n for n in v.by_kind.get("llm", ()) if n in keys],
-        }
+        self.streams = v.streams
 
     def changed_between(self, a: str, b: str, same_key: CallKey) -> bool:
         """A state-changing tool call (other than the repeated call itself) between a and b."""
@@ -101,51 +103,59 @@ def _finding(v: TraceView, code: str, occ: list[str], conf: float, ev: dict[str,
              msg: str, waste_from: int = 1) -> Finding:
     """A finding over occurrences ``occ``; those from ``waste_from`` on are waste, each with
     the LLM turn that issued it unless that turn also issued a kept occurrence."""
-    issuer, cost = v.issuer, v.cost
-    keep = set(occ[:waste_from]) | {issuer[n] for n in occ[:waste_from] if n in issuer}
+    issuer_of, A = v.issuer_of, v.A
+    keep = set(occ[:waste_from])
+    for n in occ[:waste_from]:
+        llm = issuer_of(n)
+        if llm is not None:
+            keep.add(llm)
     waste: dict[str, float] = {}
     for n in occ[waste_from:]:
-        waste[n] = cost[n]
-        llm = issuer.get(n)
+        waste[n] = node_cost(A[n])
+        llm = issuer_of(n)
         if llm is not None and llm not in keep:
-            waste[llm] = cost[llm]
+            waste[llm] = node_cost(A[llm])
     nodes = sorted({*occ, *waste}, key=v.pos.__getitem__)
     ev = {"call_key": v.key_text(occ[0]), "occurrences": len(occ), **ev}
     return make_finding(v.G, code, nodes, waste, tokens=v.tokens(waste), confidence=conf,
                         evidence=ev, message=msg, attrs=v.A)
 
 
-def _repeated(v: TraceView, stream: list[str]) -> set[str]:
-    """Calls of ``stream`` whose call key occurs more than once in it: the only ones a cycle
-    or a repeat can hold, so the only ones whose results are looked up."""
-    keys = v.keys
-    seen: set[CallKey] = set()
-    dup: set[CallKey] = set()
-    for n in stream:
-        k = keys[n]
-        if k in seen:
-            dup.add(k)
-        else:
-            seen.add(k)
-    return {n for n in stream if keys[n] in dup} if dup else set()
+def _repeated(v: TraceView, stream: list[str]) -> list[str]:
+    """Calls of ``stream`` (in order) whose call key occurs more than once in it: the only
+    ones a cycle or a repeat can hold, so the only ones whose results are looked up."""
+    ks = list(map(v.keys.__getitem__, stream))
+    if len(set(ks)) == len(ks):
+        return []
+    counts = Counter(ks)
+    return [n for n, k in zip(stream, ks, strict=True) if counts[k] > 1]
 
 
-def _cycles(v: TraceView, c: Calls, cfg: AnalyzerConfig, repeated: dict[str, set[str]],
+def _cycles(v: TraceView, c: Calls, cfg: AnalyzerConfig, repeated: dict[str, list[str]],
             out: list[Finding]) -> set[str]:
     claimed: set[str] = set()
     keys, result = v.keys, v.result
     for kind, stream in c.streams.items():
-        rep = repeated[kind]
+        rep = set(repeated[kind])
         if not rep or len(stream) < 2 * cfg.cycle_min_repeats:
             continue  # no call key twice (or too few calls): no cycle
+        # a cycle of period p starts where a key recurs p calls later: the only places to look
+        ks = list(map(keys.__getitem__, stream))
+        starts = sorted({*itertools.compress(range(len(ks)), map(operator.eq, ks, ks[2:])),
+                         *itertools.compress(range(len(ks)), map(operator.eq, ks, ks[3:]))})
+        if not starts:
+            continue
         # A call whose key occurs once can be equal to no other token, so its result is never
         # compared: a unique stand-in (not None) gives the same cycles when a cycle needs ≥ 2
         # repeats (a window holding such a call cannot repeat twice).
         full = cfg.cycle_min_repeats < 2
-        tok = [(keys[n], result(n) if full or n in rep else (n,)) for n in stream]
+        tok = [(k, result(n) if full or n in rep else (n,))
+               for n, k in zip(stream, ks, strict=True)]
         i = 0
-        while i < len(tok):
-            hit = False
+        for start in starts:
+            if start < i:
+                continue  # inside a cycle found before
+            i = start
             for p in (2, 3):
                 if i + p * cfg.cycle_min_repeats > len(tok) or tok[i + p] != tok[i] \
                         or len(set(tok[i:i + p])) < 2 or any(t[1] is None for t in tok[i:i + p]):
@@ -165,24 +175,21 @@ def _cycles(v: TraceView, c: Calls, cfg: AnalyzerConfig, repeated: dict[str, set
                         waste_from=p))
                     claimed.update(seg)
                     i += reps * p
-                    hit = True
                     break
-            if not hit:
-                i += 1
     return claimed
 
 
 def _repeats(v: TraceView, c: Calls, cfg: AnalyzerConfig, claimed: set[str],
-             repeated: dict[str, set[str]], out: list[Finding]) -> None:
+             repeated: dict[str, list[str]], out: list[Finding]) -> None:
     keys, result = v.keys, v.result
     for kind, stream in c.streams.items():
         rep = repeated[kind]
         if not rep:
             continue  # every call key once: nothing repeats
-        idx = {n: i for i, n in enumerate(stream)}
+        idx: dict[str, int] = {}  # stream positions, filled when a repeat is classified
         groups: dict[CallKey, list[str]] = defaultdict(list)
-        for n in stream:
-            if n in rep and n not in claimed:
+        for n in rep:
+            if n not in claimed:
                 groups[keys[n]].append(n)
         for key, occ in groups.items():
             if len(occ) < 2:
@@ -202,6 +209,8 @@ def _repeats(v: TraceView, c: Calls, cfg: AnalyzerConfig, claimed: set[str],
                     by_res[result(n)].append(n)
                 for res, same in by_res.items():
                     if res is not None and len(same) > 1:
+                        if not idx:
+                            idx.update((n, i) for i, n in enumerate(stream))
                         _classify(v, cfg, same, res, idx, out)
 
 
@@ -243,11 +252,15 @@ def _text(v: TraceView, n: str, which: str) -> str | None:
     return x if isinstance(x, str) and x else None
 
 
-def _similar_pairs(v: TraceView, group: list[str], cfg: AnalyzerConfig,
+def _similar_pairs(v: TraceView, kind: str, group: list[str], cfg: AnalyzerConfig,
                    ) -> list[tuple[int, int, float]]:
-    """(i, j, min similarity) of pairs with near-identical input and output."""
+    """(i, j, min similarity) of pairs with near-identical input and output (calls of
+    ``kind`` that all have an input text)."""
     found = []
-    ins = [_text(v, n, "in") or "" for n in group]
+    if kind == "tool":
+        ins: list[str] = list(map(v.canonical_args.__getitem__, group))
+    else:
+        ins = list(map(_PROMPT, map(v.A.__getitem__, group)))
     outs: dict[int, str] = {}
 
     def out_text(k: int) -> str:
@@ -297,7 +310,13 @@ def _near_dups(v: TraceView, c: Calls, cfg: AnalyzerConfig, claimed: set[str],
         # calls with an input and an output text and a result that is not an error, by label
         # (the conditions of _text and TraceView.result_ok, inlined: most calls fail one)
         groups: dict[str, list[str]] = {}
-        for n in stream:
+        attrs = list(map(A.__getitem__, stream))
+        if kind == "tool":  # a result (settled in C for the stream), then the rest
+            cands = itertools.compress(stream, map(operator.is_not, map(_RESULT, attrs),
+                                                   itertools.repeat(None)))
+        else:  # a non-empty output
+            cands = itertools.compress(stream, map(_OUTPUT, attrs))
+        for n in cands:
             if n in claimed:
                 continue
             a = A[n]
@@ -305,11 +324,11 @@ def _near_dups(v: TraceView, c: Calls, cfg: AnalyzerConfig, claimed: set[str],
                 continue
             if kind == "tool":
                 r = a.get("result")
-                if r is None or (isinstance(r, str) and not r) or n not in canon:
+                if (isinstance(r, str) and not r) or n not in canon:
                     continue
             else:
                 p, o = a.get("prompt"), a.get("output")
-                if not (isinstance(p, str) and p and isinstance(o, str) and o):
+                if not (isinstance(p, str) and p and isinstance(o, str)):
                     continue
             name = str(a.get("tool_name") or a.get("model") or a.get("name") or n)
             if name in groups:
@@ -321,7 +340,7 @@ def _near_dups(v: TraceView, c: Calls, cfg: AnalyzerConfig, claimed: set[str],
                 continue
             parent = list(range(len(group)))
             sims: dict[int, float] = {}
-            for i, j, s in _similar_pairs(v, group, cfg):
+            for i, j, s in _similar_pairs(v, kind, group, cfg):
                 x, y = group[i], group[j]
                 if rejected is None:
                     rejected = churn_flow.rejections(v)

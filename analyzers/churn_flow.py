@@ -127,11 +127,12 @@ def _dead_ends(v: TraceView, c: Calls) -> list[Finding]:
                for d in pred[b].values()):
         return []  # no agent/chain node under a parent: no branch
     children: dict[str, list[str]] = defaultdict(list)
-    for u, w in v.edges.get("parent", ()):
+    for u, w in v.parent_edges:
         children[u].append(w)
     groups = {p: ch for p, ch in children.items()
               if any(v.A[b].get("kind") in ("agent", "chain") for b in ch) and len(ch) >= 2}
-    if not groups or not any(not v.G.edges[e].get("inferred") for e in v.edges.get("uses", ())):
+    succ = v.G._succ  # networkx's adjacency dict, read only
+    if not groups or not any(not succ[u][w].get("inferred") for u, w in v.edges.get("uses", ())):
         return []
     llms = [n for n in v.order if v.A[n].get("kind") == "llm"]
     final = llms[-1] if llms else None

@@ -24,6 +24,7 @@ neither, no routing finding is made — no dollar figure without a price.
 
 from __future__ import annotations
 
+import operator
 import re
 
 import networkx as nx
@@ -49,6 +50,7 @@ from analyzers.view import TraceView
 __all__ = ["analyze", "find"]
 
 _WORDS = re.compile(r"[a-z]+")
+_MODEL = operator.methodcaller("get", "model")
 MIN_OWN_TIER_SAMPLES = 10  # half of R2's floor: this tier's own rate must mean something
 
 
@@ -83,7 +85,11 @@ def _escalations(v: TraceView) -> dict[str, str]:
     """Escalated call → the cheaper call it retried (``retry_of``, or the same prompt)."""
     out: dict[str, str] = {b: a for a, b in v.edges.get("retry_of", ())}
     by_prompt: dict[object, str] = {}
-    for n, k in v.keys.items():
+    keys = v.keys
+    for n in v.by_kind.get("llm", ()):
+        if n not in keys:
+            continue
+        k = keys[n]
         # what follows the second ":" of the call key "llm:<model>:<prompt hash>"
         prompt: object
         if isinstance(k, str):
@@ -114,15 +120,20 @@ def find(v: TraceView, *, baseline: WorkflowBaseline | None,
          config: AnalyzerConfig) -> list[Finding]:
     """Routing findings before booking (:func:`analyzers.run.analyze_trace` books once)."""
     G = v.G
-    # a small-tier call is never misrouted (nothing cheaper; not an escalation target)
-    calls = [n for n in v.by_kind["llm"]
-             if model_tier(v.A[n].get("model")) in ("mid", "frontier")]
-    if not calls:
+    llms = v.by_kind.get("llm")
+    if not llms:
         return []
+    # a small-tier call is never misrouted (nothing cheaper; not an escalation target)
+    models = list(map(_MODEL, map(v.A.__getitem__, llms)))
+    if not any(model_tier(m) in ("mid", "frontier") for m in set(models)):
+        return []
+    calls = [n for n, m in zip(llms, models, strict=True)
+             if model_tier(m) in ("mid", "frontier")]
     keys = v.steps
     esc = _escalations(v)
     failed = trace_outcome(G) in ("failure", "escalated")
-    tool_callers = {u for u, w in G.edges if v.A[w].get("kind") == "tool"}
+    pred = G._pred  # networkx's predecessor dicts, read only
+    tool_callers = {u for t in v.by_kind.get("tool", ()) for u in pred[t]}
     out: list[Finding] = []
     for n in calls:
         a = v.A[n]

@@ -19,6 +19,8 @@ graph itself is never modified.
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -27,7 +29,7 @@ import networkx as nx
 
 from analyzers.baseline import step_keys
 from analyzers.callkeys import call_key, canonical_args, key_hash, normalize_text, result_key
-from analyzers.graph import MODEL_KINDS
+from analyzers.graph import MODEL_KINDS, node_cost
 
 __all__ = ["CallKey", "TraceView"]
 
@@ -36,6 +38,12 @@ __all__ = ["CallKey", "TraceView"]
 CallKey = tuple[str, str, str] | str
 
 _T = TypeVar("_T")
+_ORDER = operator.methodcaller("get", "order", 0)
+_KIND = operator.methodcaller("get", "kind")
+_ARGS = operator.methodcaller("get", "args")
+_KINDS = operator.methodcaller("get", "kinds")
+_PARENT_ONLY = ("parent",)
+_LOOK_BACK = 16  # steps issuer_of scans before building the whole issuer map
 
 
 class _lazy(Generic[_T]):  # lower case: used like functools.cached_property
@@ -59,59 +67,89 @@ class TraceView:
 
     def __init__(self, G: nx.DiGraph) -> None:
         self.G = G
-        # networkx's own node and adjacency dicts, read (never written): the public views
-        # (G.nodes(data=True), G.edges(data=...)) cost a generator step per item
+        # networkx's own node dict, read (never written): the public views (G.nodes(data=True)
+        # and friends) cost a generator step per item. The per-node passes below run in C
+        # (map, zip, sort, groupby) rather than as Python loops.
         A: dict[str, dict[str, Any]] = dict(G._node)
         self.A = A
-        orders = [a.get("order", 0) for a in A.values()]
-        if orders == sorted(orders) and len(set(orders)) == len(orders):
+        orders = list(map(_ORDER, A.values()))
+        if all(map(operator.lt, orders, orders[1:])):
             order = list(A)  # already in order: the builder adds nodes by "order"
         else:
             order = [n for _, n in sorted(zip(orders, A, strict=True))]
         self.order = order
-        self.pos = {n: i for i, n in enumerate(order)}
-        by_kind: dict[str, list[str]] = defaultdict(list)  # node ids per kind, in order
-        cost: dict[str, float] = {}
-        for n in order:
-            a = A[n]
-            kind = a.get("kind")
-            by_kind[kind if type(kind) is str else str(kind)].append(n)
-            c = a.get("cost_usd")
-            cost[n] = float(c) if c is not None else 0.0
+        self.pos = dict(zip(order, range(len(order)), strict=True))
+        # node ids per kind, in order: a stable sort of the positions by kind, then runs
+        kinds = list(map(str, map(_KIND, map(A.__getitem__, order))))
+        by_kind: dict[str, list[str]] = defaultdict(list)
+        ranked = sorted(range(len(order)), key=kinds.__getitem__)
+        for kind, run in itertools.groupby(ranked, key=kinds.__getitem__):
+            by_kind[kind] = list(map(order.__getitem__, run))
         self.by_kind = by_kind
-        self.cost = cost
-        edges: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        out_kinds: dict[str, list[tuple[str, tuple[str, ...]]]] = defaultdict(list)
-        for u, nbrs in G._succ.items():
-            if nbrs:
-                out = out_kinds[u]
-                for w, d in nbrs.items():
-                    ks = d.get("kinds") or ()
-                    for k in ks:
-                        edges[k].append((u, w))
-                    out.append((w, ks))
-        self.edges = edges
-        self.out_kinds = out_kinds
         self._results: dict[str, str | None] = {}
+
+    @_lazy
+    def cost(self) -> dict[str, float]:
+        """Each node's cost in USD (0.0 when unpriced, :func:`analyzers.graph.node_cost`)."""
+        return dict(zip(self.order, map(node_cost, map(self.A.__getitem__, self.order)),
+                        strict=True))
 
     @_lazy
     def total_cost(self) -> float:
         return sum(self.cost.values())
 
     @_lazy
-    def canonical_args(self) -> dict[str, str]:
-        """Canonical argument text of every tool call that has arguments."""
-        A = self.A
-        out = {}
-        for n in self.by_kind.get("tool", ()):
-            args = A[n].get("args")
-            if args is not None:
-                out[n] = canonical_args(args)
+    def _typed_edges(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """``(u, w, kinds)`` of every edge that is more than a parent edge, in networkx's
+        order (networkx's adjacency dict, read only)."""
+        out = []
+        succ = self.G._succ
+        for u in itertools.compress(succ, succ.values()):  # nodes with out-edges
+            nbrs = succ[u]
+            if list(map(_KINDS, nbrs.values())).count(_PARENT_ONLY) == len(nbrs):
+                continue  # parent edges only (most nodes), settled in C
+            for w, d in nbrs.items():
+                ks = d.get("kinds") or ()
+                if ks != _PARENT_ONLY:
+                    out.append((u, w, ks))
         return out
 
     @_lazy
+    def edges(self) -> dict[str, list[tuple[str, str]]]:
+        """Edges by kind (an edge of several kinds is listed under each), each list in
+        networkx's edge order — all kinds but ``parent`` (see :attr:`parent_edges`)."""
+        edges: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for u, w, ks in self._typed_edges:
+            for k in ks:
+                if k != "parent":
+                    edges[k].append((u, w))
+        return edges
+
+    @_lazy
+    def parent_edges(self) -> list[tuple[str, str]]:
+        """The edges that carry ``parent``, in networkx's edge order."""
+        return [(u, w) for u, nbrs in self.G._succ.items() for w, d in nbrs.items()
+                if "parent" in (d.get("kinds") or ())]
+
+    @_lazy
+    def out_kinds(self) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
+        """Node → ``(target, kinds)`` of its out-edges that are more than parent edges."""
+        out: dict[str, list[tuple[str, tuple[str, ...]]]] = defaultdict(list)
+        for u, w, ks in self._typed_edges:
+            out[u].append((w, ks))
+        return out
+
+    @_lazy
+    def canonical_args(self) -> dict[str, str]:
+        """Canonical argument text of every tool call that has arguments."""
+        tools = self.by_kind.get("tool", ())
+        args = list(map(_ARGS, map(self.A.__getitem__, tools)))
+        return {n: canonical_args(x) for n, x in zip(tools, args, strict=True) if x is not None}
+
+    @_lazy
     def keys(self) -> dict[str, CallKey]:
-        """The call identity of every tool and LLM call that has a call key, in trace order.
+        """The call identity of every tool and LLM call that has a call key (tool calls
+        first, then LLM calls, each in trace order; :attr:`streams` lists them).
 
         Two calls have equal identities exactly when their call keys
         (:func:`analyzers.callkeys.call_key`) are equal: the identity holds the canonical text
@@ -121,43 +159,59 @@ class TraceView:
         every identity is the call key itself, so a given hash compares with computed ones
         exactly as before."""
         A = self.A
-        canon = self.canonical_args if self.by_kind.get("tool") else {}
         out: dict[str, CallKey] = {}
-        for n in self.order:
-            a = A[n]
-            kind = a.get("kind")
-            if kind == "tool":
-                if n not in canon:
+        tools = self.by_kind.get("tool")
+        if tools:
+            canon = self.canonical_args
+            for n in tools:
+                c = canon.get(n)
+                a = A[n]
+                if c is None:
                     if a.get("args_hash"):
                         return self._hashed_keys()
                     continue
                 name = a.get("tool_name") or a.get("name") or ""
-                out[n] = ("tool", name if type(name) is str else f"{name}", canon[n])
-            elif kind == "llm":
-                prompt = a.get("prompt")
-                attributes = a.get("attributes")
-                if isinstance(prompt, str) and (not attributes or "prompt" not in (
-                        attributes.get("tracestore.truncated") or {})):
-                    model = a.get("model") or ""
-                    out[n] = ("llm", model if type(model) is str else f"{model}",
-                              normalize_text(prompt))
-                elif a.get("prompt_hash"):
-                    return self._hashed_keys()
+                out[n] = ("tool", name if type(name) is str else f"{name}", c)
+        for n in self.by_kind.get("llm", ()):
+            a = A[n]
+            prompt = a.get("prompt")
+            attributes = a.get("attributes")
+            if isinstance(prompt, str) and (not attributes or "prompt" not in (
+                    attributes.get("tracestore.truncated") or {})):
+                model = a.get("model") or ""
+                out[n] = ("llm", model if type(model) is str else f"{model}",
+                          normalize_text(prompt))
+            elif a.get("prompt_hash"):
+                return self._hashed_keys()
+        return out
+
+    @_lazy
+    def streams(self) -> dict[str, list[str]]:
+        """The tool calls and the LLM calls that have a call key, each in trace order."""
+        keys = self.keys
+        out = {}
+        for kind in ("tool", "llm"):
+            calls = self.by_kind.get(kind, [])
+            out[kind] = calls if all(map(keys.__contains__, calls)) else [
+                n for n in calls if n in keys]
         return out
 
     def _hashed_keys(self) -> dict[str, CallKey]:
         out: dict[str, CallKey] = {}
         A = self.A
         canon = self.canonical_args if self.by_kind.get("tool") else {}
-        for n in self.order:
+        for n in self.by_kind.get("tool", ()):
             a = A[n]
-            kind = a.get("kind")
-            if kind == "tool" and n in canon:
+            if n in canon:
                 out[n] = f"tool:{a.get('tool_name') or a.get('name') or ''}:{key_hash(canon[n])}"
-            elif kind == "tool" or kind == "llm":
+            else:
                 k = call_key(a)
                 if k is not None:
                     out[n] = k
+        for n in self.by_kind.get("llm", ()):
+            k = call_key(A[n])
+            if k is not None:
+                out[n] = k
         return out
 
     def key_text(self, n: str) -> str:
@@ -225,6 +279,27 @@ class TraceView:
                 elif p in A and A[p].get("kind") == "llm":
                     out[n] = p
         return out
+
+    def issuer_of(self, n: str) -> str | None:
+        """``issuer.get(n)`` without building :attr:`issuer` for a few calls: when no
+        ``tool_call`` edge exists, the issuer of a tool call is found by looking back a few
+        steps for the latest LLM call under the same parent."""
+        if "issuer" not in self.__dict__ and not self.edges.get("tool_call"):
+            A = self.A
+            a = A[n]
+            if a.get("kind") != "tool":
+                return None
+            p = a.get("parent_id")
+            order = self.order
+            here = self.pos[n]
+            stop = max(here - 1 - _LOOK_BACK, -1)
+            for i in range(here - 1, stop, -1):
+                b = A[order[i]]
+                if b.get("kind") == "llm" and b.get("parent_id") == p:
+                    return order[i]
+            if stop == -1:  # looked back to the start: no earlier LLM sibling
+                return p if p in A and A[p].get("kind") == "llm" else None
+        return self.issuer.get(n)
 
     def label(self, n: str) -> str:
         """A readable name of a call: tool name, model or span name."""
