@@ -53,6 +53,7 @@ __all__ = [
     "key_hash",
     "lsh_pairs",
     "minhash",
+    "minhashes",
     "normalize_text",
     "result_key",
     "shingle_set",
@@ -69,6 +70,7 @@ VOLATILE_KEYS = frozenset({
 NUM_PERM = 128
 BANDS, ROWS = 16, 8  # BANDS * ROWS == NUM_PERM
 SHINGLE_WORDS = 3
+_MINHASH_CHUNK = 8192  # shingles per minhashes() pass: a 128 x 8192 uint64 matrix, 8 MiB
 _MERSENNE = np.uint64((1 << 61) - 1)
 _WS = re.compile(r"\s+")
 # one encoder, built once (json.dumps with options builds a new one per call)
@@ -137,6 +139,23 @@ def canonical_args(args: Any) -> str:
                 args = json.loads(s)
             except ValueError:
                 pass
+    if type(args) is dict:
+        # the common shape, a flat object of strings and numbers, without the recursion
+        flat: dict[str, Any] = {}
+        for k, x in args.items():
+            if type(k) is not str:
+                break
+            t = type(x)
+            if t is str:
+                if not _volatile(k):
+                    flat[k] = normalize_text(x)
+            elif t is int or t is float or t is bool or x is None:
+                if not _volatile(k):
+                    flat[k] = x
+            else:
+                break
+        else:
+            return _encode(flat)
     # stdlib json, not tracestore.store.canonical_json: analyzers never import tracestore.
     return _encode(_strip(args))
 
@@ -233,17 +252,43 @@ def similarity(a: npt.NDArray[np.uint64], b: npt.NDArray[np.uint64]) -> float:
     return float(np.count_nonzero(a == b)) / NUM_PERM
 
 
+def minhashes(shingle_sets: Sequence[npt.NDArray[np.uint64]]) -> list[npt.NDArray[np.uint64]]:
+    """:func:`minhash` of each shingle set, the same values, computed a chunk of sets at a
+    time (one outer product and one ``minimum.reduceat`` per chunk instead of one per set)."""
+    out: list[npt.NDArray[np.uint64]] = [np.full(NUM_PERM, _MERSENNE, dtype=np.uint64)
+                                         for _ in shingle_sets]
+    todo = [k for k, sh in enumerate(shingle_sets) if sh.size]
+    start = 0
+    while start < len(todo):
+        # at most _MINHASH_CHUNK shingles per pass (bounds the NUM_PERM × chunk matrix)
+        end, total = start, 0
+        while end < len(todo) and (end == start or total + shingle_sets[todo[end]].size
+                                   <= _MINHASH_CHUNK):
+            total += shingle_sets[todo[end]].size
+            end += 1
+        chunk = [shingle_sets[k] for k in todo[start:end]]
+        offsets = np.cumsum([0] + [sh.size for sh in chunk[:-1]])
+        h = (np.outer(_A, np.concatenate(chunk)) + _B[:, None]) % _MERSENNE
+        mins = np.ascontiguousarray(np.minimum.reduceat(h, offsets, axis=1).T, dtype=np.uint64)
+        for row, k in enumerate(todo[start:end]):
+            out[k] = mins[row]
+        start = end
+    return out
+
+
 def lsh_pairs(signatures: Sequence[npt.NDArray[np.uint64]]) -> list[tuple[int, int]]:
     """Candidate pairs ``(i, j)``, ``i < j``, sharing at least one LSH band, sorted."""
     if len(signatures) < 2:
         return []
     sig = np.stack(signatures).reshape(len(signatures), BANDS, ROWS)
     out: set[tuple[int, int]] = set()
+    row_bytes = np.dtype((np.void, ROWS * sig.itemsize))
     for band in range(BANDS):
-        buckets: dict[bytes, list[int]] = {}
-        for i in range(sig.shape[0]):
-            buckets.setdefault(sig[i, band].tobytes(), []).append(i)
-        for members in buckets.values():
+        # signatures agreeing on the band's rows, grouped by numpy rather than a dict
+        rows = np.ascontiguousarray(sig[:, band, :]).view(row_bytes).ravel()
+        _, inverse, counts = np.unique(rows, return_inverse=True, return_counts=True)
+        for g in np.flatnonzero(counts > 1):
+            members = np.flatnonzero(inverse.ravel() == g).tolist()
             for x in range(len(members)):
                 for y in range(x + 1, len(members)):
                     out.add((members[x], members[y]))

@@ -43,6 +43,8 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import networkx as nx
+import numpy as np
+import numpy.typing as npt
 
 from analyzers import churn_flow
 from analyzers.baseline import WorkflowBaseline
@@ -51,6 +53,7 @@ from analyzers.callkeys import (
     jaccard,
     lsh_pairs,
     minhash,
+    minhashes,
     shingle_set,
     shingles,
     similarity,
@@ -285,11 +288,15 @@ def _similar_pairs(v: TraceView, kind: str, group: list[str], cfg: AnalyzerConfi
                     if s_out >= cfg.near_dup_result:
                         found.append((i, j, min(s_in, s_out)))
         return found
-    sig = [minhash(shingles(t)) for t in ins]
+    sig = minhashes([shingles(t) for t in ins])
+    out_sig: dict[int, npt.NDArray[np.uint64]] = {}
     for i, j in lsh_pairs(sig):
         s_in = similarity(sig[i], sig[j])
         if s_in >= cfg.near_dup_args:
-            s_out = similarity(minhash(shingles(out_text(i))), minhash(shingles(out_text(j))))
+            for k in (i, j):
+                if k not in out_sig:
+                    out_sig[k] = minhash(shingles(out_text(k)))
+            s_out = similarity(out_sig[i], out_sig[j])
             if s_out >= cfg.near_dup_result:
                 found.append((i, j, min(s_in, s_out)))
     return found
