@@ -45,6 +45,8 @@ __all__ = ["analyze", "find"]
 MAD_SCALE = 1.4826  # MAD → standard deviation under normality (modified z-score)
 _INPUT_TOKENS = operator.methodcaller("get", "input_tokens", 0)
 _PARENT = operator.methodcaller("get", "parent_id")
+_ID = operator.methodcaller("get", "id")
+_TOKENS = operator.methodcaller("get", "tokens")
 _PROMPT = operator.methodcaller("get", "prompt")
 
 
@@ -98,15 +100,12 @@ def _retrieval(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
         texts = [t for t in answers if isinstance(t, str) and t]
         if not explicit and not texts:
             continue  # no evidence either way
-        ids = [str(d.get("id")) for d in docs]
-        # explicitly used, or the id cited in an answer (most documents are settled here)
-        if not texts:
-            hits = [did in named for did in ids]
-        elif len(texts) == 1:
-            t0 = texts[0]
-            hits = [did in named or did in t0 for did in ids]
-        else:
-            hits = [did in named or any(did in t for t in texts) for did in ids]
+        ids = list(map(str, map(_ID, docs)))
+        # explicitly used, or the id cited in an answer (most documents are settled here, in
+        # C: membership maps or-ed together)
+        hits: list[bool] = list(map(named.__contains__, ids))
+        for t in texts:
+            hits = list(map(operator.or_, hits, map(t.__contains__, ids)))
         if texts and not all(hits):
             # lexical containment of the answer's word 3-grams in the document's content
             ans: list[frozenset[str]] | None = None
@@ -116,11 +115,11 @@ def _retrieval(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
                         ans = [shingle_set(t) for t in texts]
                     ds = shingle_set(d["content"])
                     hits[i] = any(len(s & ds) / max(len(s), 1) >= cfg.containment for s in ans)
-        used = [i for i, hit in enumerate(hits) if hit]
+        used = list(itertools.compress(range(len(docs)), hits))
         if len(used) == len(docs):
             continue
-        unused = [i for i, hit in enumerate(hits) if not hit]
-        given = [docs[i].get("tokens") for i in unused]
+        unused = list(itertools.compress(range(len(docs)), map(operator.not_, hits)))
+        given = list(map(_TOKENS, map(docs.__getitem__, unused)))
         if None in given:  # sizes from the content's length where not given, or unknown
             sizes = [_doc_tokens(docs[i], cfg.chars_per_token) for i in unused]
             if None in sizes:

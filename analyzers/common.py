@@ -11,6 +11,7 @@ node's waste at most up to its cost, so a trace's booked waste never exceeds its
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -43,6 +44,7 @@ PRIORITY = (
     "routing.overpowered_model",
 )
 _RANK = {c: i for i, c in enumerate(PRIORITY)}
+_ORDER = operator.methodcaller("get", "order", 0)
 _EPS = 1e-12
 
 
@@ -199,7 +201,8 @@ def book_once(G: nx.DiGraph, findings: Iterable[Finding], *,
         claims: dict[str, float] = f.evidence.get("waste_by_node", {})
         kept: dict[str, float] = {}
         for n, w in claims.items():
-            room = node_cost(nodes[n]) - booked.get(n, 0.0)
+            c = nodes[n].get("cost_usd")
+            room = (float(c) if c is not None else 0.0) - booked.get(n, 0.0)  # node_cost
             take = min(w, max(room, 0.0))
             if take > _EPS:
                 kept[n] = take
@@ -226,6 +229,6 @@ def book_once(G: nx.DiGraph, findings: Iterable[Finding], *,
             )
         out.append(f)
     if len(out) > 1:
-        out.sort(key=lambda f: (min((nodes[n].get("order", 0) for n in f.node_ids), default=0),
+        out.sort(key=lambda f: (min(map(_ORDER, map(nodes.__getitem__, f.node_ids)), default=0),
                                 f.code, f.id))
     return out

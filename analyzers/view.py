@@ -42,6 +42,10 @@ _ORDER = operator.methodcaller("get", "order", 0)
 _KIND = operator.methodcaller("get", "kind")
 _ARGS = operator.methodcaller("get", "args")
 _KINDS = operator.methodcaller("get", "kinds")
+_PROMPT = operator.methodcaller("get", "prompt")
+_MODEL = operator.methodcaller("get", "model")
+_ATTRIBUTES = operator.methodcaller("get", "attributes")
+_TOOL_NAME = operator.methodcaller("get", "tool_name")
 _PARENT_ONLY = ("parent",)
 _LOOK_BACK = 16  # steps issuer_of scans before building the whole issuer map
 
@@ -163,6 +167,14 @@ class TraceView:
         tools = self.by_kind.get("tool")
         if tools:
             canon = self.canonical_args
+            names = list(map(_TOOL_NAME, map(A.__getitem__, tools)))
+            if len(canon) == len(tools) and all(names) and \
+                    all(map(isinstance, names, itertools.repeat(str))):
+                # every call has arguments and a tool name: the identities are built in C
+                out.update(zip(tools, zip(itertools.repeat("tool"), names,
+                                          map(canon.__getitem__, tools), strict=False),
+                               strict=True))
+                tools = []
             for n in tools:
                 c = canon.get(n)
                 a = A[n]
@@ -172,7 +184,20 @@ class TraceView:
                     continue
                 name = a.get("tool_name") or a.get("name") or ""
                 out[n] = ("tool", name if type(name) is str else f"{name}", c)
-        for n in self.by_kind.get("llm", ()):
+        llms = self.by_kind.get("llm", [])
+        if llms:
+            attrs = list(map(A.__getitem__, llms))
+            prompts = list(map(_PROMPT, attrs))
+            models = list(map(_MODEL, attrs))
+            if not any(map(_ATTRIBUTES, attrs)) and \
+                    all(map(isinstance, prompts, itertools.repeat(str))) and \
+                    all(map(isinstance, models, itertools.repeat(str))):
+                # every call has its prompt text and a model name (the common case), in C
+                out.update(zip(llms, zip(itertools.repeat("llm"), models,
+                                         map(normalize_text, prompts), strict=False),
+                               strict=True))
+                llms = []
+        for n in llms:
             a = A[n]
             prompt = a.get("prompt")
             attributes = a.get("attributes")
