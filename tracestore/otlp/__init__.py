@@ -1,7 +1,9 @@
 """OTLP/HTTP trace ingest: decode (protobuf and JSON) → map spans to ``TraceIn`` parts.
 
-The route (``tracestore/api/routes/otlp.py``) writes the result through the same
-``Writer.write`` as native ingest, so merging, idempotency and roll-ups are identical.
+The route (``tracestore/api/routes/otlp.py``) turns them into rows with the same
+``store.build_rows`` as native ingest (in worker processes, :mod:`tracestore.otlp.prepare`)
+and stores them with the same ``Writer.write_rows``, so merging, idempotency and roll-ups are
+identical.
 """
 
 from tracestore.otlp.decode import Rejected, Span, decode_json_request, decode_protobuf_request
