@@ -1,8 +1,9 @@
 """Batched reads of stored traces for analysis: many traces per query, graphs built once.
 
-A batch of trace ids costs three queries (trace rows, node rows, edge rows) whatever its size,
-instead of three per trace; the rows are grouped in Python and handed to
-:func:`tracestore.graph.build_trace_graph`.
+A batch of trace ids costs four queries (trace rows, node rows, edge rows, the outcomes of its
+tasks) whatever its size, run on the driver's cursor (:func:`read_batch`); the rows are
+grouped in Python and handed to :func:`tracestore.graph.graph_from_parts`
+(:func:`build_batch`).
 
 >>> from tracestore.db import create_schema, make_engine
 >>> from sqlalchemy.orm import Session
@@ -116,7 +117,7 @@ class _Reader:
 
     sql: str  # "{marks}" stands for the IN list's placeholders
     mark: str  # the driver's placeholder
-    # row tuple -> {column: value} without None values, for the first ``len(names)`` columns
+    # row tuple -> {column: value} without None values, for the first ``keep`` columns
     to_dict: Callable[[Sequence[Any]], dict[str, Any]]
 
 
