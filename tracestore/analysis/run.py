@@ -300,7 +300,11 @@ def _gc_paused() -> Iterator[None]:
     written, so the collector's periodic passes kept rescanning them for nothing: a third
     of the read and graph time (bench/RESULTS.md). Reference counting frees the batch; the
     cycles it left (the analyzers make some) are all younger than the batch, so one
-    collection of the youngest generation at its end frees them."""
+    collection of the youngest generation at its end frees them. The switch is process-wide:
+    in the server (background worker thread) request threads also run without the cyclic
+    collector for the length of a batch (about a second); reference counting still frees
+    their garbage, and any cycles are collected after the batch. Re-entrant: only the
+    outermost pause re-enables the collector."""
     was = gc.isenabled()
     gc.disable()
     try:
