@@ -27,7 +27,6 @@ Dollars (DESIGN §5): unneeded tokens priced at the consuming call's uncached in
 from __future__ import annotations
 
 import itertools
-import operator
 from collections import defaultdict
 from typing import Any
 
@@ -43,11 +42,6 @@ from analyzers.view import TraceView
 __all__ = ["analyze", "find"]
 
 MAD_SCALE = 1.4826  # MAD → standard deviation under normality (modified z-score)
-_INPUT_TOKENS = operator.methodcaller("get", "input_tokens", 0)
-_PARENT = operator.methodcaller("get", "parent_id")
-_ID = operator.methodcaller("get", "id")
-_TOKENS = operator.methodcaller("get", "tokens")
-_PROMPT = operator.methodcaller("get", "prompt")
 
 
 def _consumers(v: TraceView, r: str) -> tuple[list[str], set[str], bool]:
@@ -100,12 +94,13 @@ def _retrieval(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
         texts = [t for t in answers if isinstance(t, str) and t]
         if not explicit and not texts:
             continue  # no evidence either way
-        ids = list(map(str, map(_ID, docs)))
-        # explicitly used, or the id cited in an answer (most documents are settled here, in
-        # C: membership maps or-ed together)
-        hits: list[bool] = list(map(named.__contains__, ids))
-        for t in texts:
-            hits = list(map(operator.or_, hits, map(t.__contains__, ids)))
+        ids = [str(d.get("id")) for d in docs]
+        # explicitly used, or the id cited in an answer (most documents are settled here)
+        if len(texts) == 1:
+            t0 = texts[0]
+            hits = [did in named or did in t0 for did in ids]
+        else:
+            hits = [did in named or any(did in t for t in texts) for did in ids]
         if texts and not all(hits):
             # lexical containment of the answer's word 3-grams in the document's content
             ans: list[frozenset[str]] | None = None
@@ -115,11 +110,11 @@ def _retrieval(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
                         ans = [shingle_set(t) for t in texts]
                     ds = shingle_set(d["content"])
                     hits[i] = any(len(s & ds) / max(len(s), 1) >= cfg.containment for s in ans)
-        used = list(itertools.compress(range(len(docs)), hits))
+        used = [i for i, hit in enumerate(hits) if hit]
         if len(used) == len(docs):
             continue
-        unused = list(itertools.compress(range(len(docs)), map(operator.not_, hits)))
-        given = list(map(_TOKENS, map(docs.__getitem__, unused)))
+        unused = [i for i, hit in enumerate(hits) if not hit]
+        given = [docs[i].get("tokens") for i in unused]
         if None in given:  # sizes from the content's length where not given, or unknown
             sizes = [_doc_tokens(docs[i], cfg.chars_per_token) for i in unused]
             if None in sizes:
@@ -158,7 +153,7 @@ def _history(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | Non
     G, A, llms = v.G, v.A, v.by_kind["llm"]
     if len(llms) < cfg.history_min_turns:
         return
-    parents = list(map(_PARENT, map(A.__getitem__, llms)))
+    parents = [A[n].get("parent_id") for n in llms]
     convs: dict[Any, list[str]]
     if parents.count(parents[0]) == len(parents):
         convs = {parents[0]: llms}  # one conversation (settled in C)
@@ -211,7 +206,7 @@ def _oversized(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
     G, A, llms = v.G, v.A, v.by_kind["llm"]
     # A prompt at most oversize_ratio × the least step median is not oversized whatever its
     # step: when no prompt is above that, the step keys are not needed.
-    given = list(map(_INPUT_TOKENS, map(A.__getitem__, llms)))
+    given = [A[n].get("input_tokens", 0) for n in llms]
     if all(map(isinstance, given, itertools.repeat(int))) and \
             max(given) <= cfg.oversize_ratio * least:
         return
@@ -275,9 +270,11 @@ def _cache(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
     floor = cfg.cache_min_prefix_tokens * cfg.chars_per_token
     if len(llms) < 2:
         return
-    prompts = list(map(_PROMPT, map(A.__getitem__, llms[1:])))
-    if max(map(len, itertools.compress(prompts, map(isinstance, prompts, itertools.repeat(str)))),
-           default=0) < floor:
+    for b in llms[1:]:
+        p = A[b].get("prompt")
+        if isinstance(p, str) and len(p) >= floor:
+            break
+    else:
         return  # no later call with a prompt long enough to share a cacheable prefix
     last: dict[str, str] = {}
     missed: set[str] = set()

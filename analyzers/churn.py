@@ -67,9 +67,6 @@ from analyzers.view import CallKey, TraceView
 __all__ = ["Calls", "analyze", "find"]
 
 EXACT_JACCARD_MAX = 32  # group size up to which pairwise exact Jaccard beats MinHash/LSH
-_RESULT = operator.methodcaller("get", "result")
-_OUTPUT = operator.methodcaller("get", "output")
-_PROMPT = operator.methodcaller("get", "prompt")
 
 
 class Calls:
@@ -263,7 +260,8 @@ def _similar_pairs(v: TraceView, kind: str, group: list[str], cfg: AnalyzerConfi
     if kind == "tool":
         ins: list[str] = list(map(v.canonical_args.__getitem__, group))
     else:
-        ins = list(map(_PROMPT, map(v.A.__getitem__, group)))
+        A = v.A
+        ins = [A[n]["prompt"] for n in group]
     outs: dict[int, str] = {}
 
     def out_text(k: int) -> str:
@@ -317,12 +315,10 @@ def _near_dups(v: TraceView, c: Calls, cfg: AnalyzerConfig, claimed: set[str],
         # calls with an input and an output text and a result that is not an error, by label
         # (the conditions of _text and TraceView.result_ok, inlined: most calls fail one)
         groups: dict[str, list[str]] = {}
-        attrs = list(map(A.__getitem__, stream))
-        if kind == "tool":  # a result (settled in C for the stream), then the rest
-            cands = itertools.compress(stream, map(operator.is_not, map(_RESULT, attrs),
-                                                   itertools.repeat(None)))
+        if kind == "tool":  # a result first (most calls settle here), then the rest
+            cands = [n for n in stream if A[n].get("result") is not None]
         else:  # a non-empty output
-            cands = itertools.compress(stream, map(_OUTPUT, attrs))
+            cands = [n for n in stream if A[n].get("output")]
         for n in cands:
             if n in claimed:
                 continue

@@ -11,7 +11,6 @@ node's waste at most up to its cost, so a trace's booked waste never exceeds its
 from __future__ import annotations
 
 import dataclasses
-import operator
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -44,7 +43,6 @@ PRIORITY = (
     "routing.overpowered_model",
 )
 _RANK = {c: i for i, c in enumerate(PRIORITY)}
-_ORDER = operator.methodcaller("get", "order", 0)
 _EPS = 1e-12
 
 
@@ -229,6 +227,6 @@ def book_once(G: nx.DiGraph, findings: Iterable[Finding], *,
             )
         out.append(f)
     if len(out) > 1:
-        out.sort(key=lambda f: (min(map(_ORDER, map(nodes.__getitem__, f.node_ids)), default=0),
+        out.sort(key=lambda f: (min((nodes[n].get("order", 0) for n in f.node_ids), default=0),
                                 f.code, f.id))
     return out

@@ -24,7 +24,6 @@ neither, no routing finding is made — no dollar figure without a price.
 
 from __future__ import annotations
 
-import operator
 import re
 
 import networkx as nx
@@ -50,7 +49,6 @@ from analyzers.view import TraceView
 __all__ = ["analyze", "find"]
 
 _WORDS = re.compile(r"[a-z]+")
-_MODEL = operator.methodcaller("get", "model")
 MIN_OWN_TIER_SAMPLES = 10  # half of R2's floor: this tier's own rate must mean something
 
 
@@ -124,7 +122,8 @@ def find(v: TraceView, *, baseline: WorkflowBaseline | None,
     if not llms:
         return []
     # a small-tier call is never misrouted (nothing cheaper; not an escalation target)
-    models = list(map(_MODEL, map(v.A.__getitem__, llms)))
+    A = v.A
+    models = [A[n].get("model") for n in llms]
     if not any(model_tier(m) in ("mid", "frontier") for m in set(models)):
         return []
     calls = [n for n, m in zip(llms, models, strict=True)

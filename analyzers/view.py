@@ -38,14 +38,6 @@ __all__ = ["CallKey", "TraceView"]
 CallKey = tuple[str, str, str] | str
 
 _T = TypeVar("_T")
-_ORDER = operator.methodcaller("get", "order", 0)
-_KIND = operator.methodcaller("get", "kind")
-_ARGS = operator.methodcaller("get", "args")
-_KINDS = operator.methodcaller("get", "kinds")
-_PROMPT = operator.methodcaller("get", "prompt")
-_MODEL = operator.methodcaller("get", "model")
-_ATTRIBUTES = operator.methodcaller("get", "attributes")
-_TOOL_NAME = operator.methodcaller("get", "tool_name")
 _PARENT_ONLY = ("parent",)
 _LOOK_BACK = 16  # steps issuer_of scans before building the whole issuer map
 
@@ -76,27 +68,24 @@ class TraceView:
         # (map, zip, sort, groupby) rather than as Python loops.
         A: dict[str, dict[str, Any]] = dict(G._node)
         self.A = A
-        orders = list(map(_ORDER, A.values()))
+        orders = [a.get("order", 0) for a in A.values()]
         if all(map(operator.lt, orders, orders[1:])):
             order = list(A)  # already in order: the builder adds nodes by "order"
         else:
             order = [n for _, n in sorted(zip(orders, A, strict=True))]
         self.order = order
         self.pos = dict(zip(order, range(len(order)), strict=True))
-        # node ids per kind, in order: a stable sort of the positions by kind, then runs
-        kinds = list(map(str, map(_KIND, map(A.__getitem__, order))))
-        by_kind: dict[str, list[str]] = defaultdict(list)
-        ranked = sorted(range(len(order)), key=kinds.__getitem__)
-        for kind, run in itertools.groupby(ranked, key=kinds.__getitem__):
-            by_kind[kind] = list(map(order.__getitem__, run))
+        by_kind: dict[str, list[str]] = defaultdict(list)  # node ids per kind, in order
+        for n in order:
+            by_kind[str(A[n].get("kind"))].append(n)
         self.by_kind = by_kind
         self._results: dict[str, str | None] = {}
 
     @_lazy
     def cost(self) -> dict[str, float]:
         """Each node's cost in USD (0.0 when unpriced, :func:`analyzers.graph.node_cost`)."""
-        return dict(zip(self.order, map(node_cost, map(self.A.__getitem__, self.order)),
-                        strict=True))
+        A = self.A
+        return {n: node_cost(A[n]) for n in self.order}
 
     @_lazy
     def total_cost(self) -> float:
@@ -110,7 +99,7 @@ class TraceView:
         succ = self.G._succ
         for u in itertools.compress(succ, succ.values()):  # nodes with out-edges
             nbrs = succ[u]
-            if list(map(_KINDS, nbrs.values())).count(_PARENT_ONLY) == len(nbrs):
+            if [d.get("kinds") for d in nbrs.values()].count(_PARENT_ONLY) == len(nbrs):
                 continue  # parent edges only (most nodes), settled in C
             for w, d in nbrs.items():
                 ks = d.get("kinds") or ()
@@ -146,9 +135,9 @@ class TraceView:
     @_lazy
     def canonical_args(self) -> dict[str, str]:
         """Canonical argument text of every tool call that has arguments."""
-        tools = self.by_kind.get("tool", ())
-        args = list(map(_ARGS, map(self.A.__getitem__, tools)))
-        return {n: canonical_args(x) for n, x in zip(tools, args, strict=True) if x is not None}
+        A = self.A
+        return {n: canonical_args(x) for n in self.by_kind.get("tool", ())
+                if (x := A[n].get("args")) is not None}
 
     @_lazy
     def keys(self) -> dict[str, CallKey]:
@@ -167,14 +156,6 @@ class TraceView:
         tools = self.by_kind.get("tool")
         if tools:
             canon = self.canonical_args
-            names = list(map(_TOOL_NAME, map(A.__getitem__, tools)))
-            if len(canon) == len(tools) and all(names) and \
-                    all(map(isinstance, names, itertools.repeat(str))):
-                # every call has arguments and a tool name: the identities are built in C
-                out.update(zip(tools, zip(itertools.repeat("tool"), names,
-                                          map(canon.__getitem__, tools), strict=False),
-                               strict=True))
-                tools = []
             for n in tools:
                 c = canon.get(n)
                 a = A[n]
@@ -184,20 +165,7 @@ class TraceView:
                     continue
                 name = a.get("tool_name") or a.get("name") or ""
                 out[n] = ("tool", name if type(name) is str else f"{name}", c)
-        llms = self.by_kind.get("llm", [])
-        if llms:
-            attrs = list(map(A.__getitem__, llms))
-            prompts = list(map(_PROMPT, attrs))
-            models = list(map(_MODEL, attrs))
-            if not any(map(_ATTRIBUTES, attrs)) and \
-                    all(map(isinstance, prompts, itertools.repeat(str))) and \
-                    all(map(isinstance, models, itertools.repeat(str))):
-                # every call has its prompt text and a model name (the common case), in C
-                out.update(zip(llms, zip(itertools.repeat("llm"), models,
-                                         map(normalize_text, prompts), strict=False),
-                               strict=True))
-                llms = []
-        for n in llms:
+        for n in self.by_kind.get("llm", ()):
             a = A[n]
             prompt = a.get("prompt")
             attributes = a.get("attributes")
