@@ -10,19 +10,19 @@ import math
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from tracestore.analysis import Window, default_suite
-from tracestore.analysis.load import iter_trace_graphs, select_trace_ids
-from tracestore.analysis.run import analyze_window
+from tracestore.analysis.load import NODE_BOOKKEEPING, iter_trace_graphs, select_trace_ids
+from tracestore.analysis.run import analyze_window, compute_corpus_baselines
 from tracestore.config import Settings
 from tracestore.db import make_engine
 from tracestore.demo import run_demo
 from tracestore.graph import build_trace_graph
 from tracestore.models import TraceSummary
 from tracestore.queries import load_trace_rows
-from tracestore.summaries import json_text, summarize_traces
+from tracestore.summaries import json_text, summarize_traces, summary_row
 
 NOW = 1_800_000_000.0
 
@@ -49,15 +49,53 @@ def test_batched_graphs_equal_graphs_built_trace_by_trace(demo_url: str) -> None
                 assert lt.user_id == trace["user_id"]
                 assert lt.updated_at == trace["updated_at"]
                 assert {k: v for k, v in G.graph.items() if k != "outcome_status"} == ref.graph
-                # The batched loader leaves None values out (dict.get reads them the same).
+                # The batched loader leaves None values out (dict.get reads them the same)
+                # and the bookkeeping columns outside the graph contract (see below).
                 assert list(G.nodes) == list(ref.nodes)
                 for v in G.nodes:
-                    want = {k: x for k, x in ref.nodes[v].items() if x is not None}
+                    want = {k: x for k, x in ref.nodes[v].items()
+                            if x is not None and k not in NODE_BOOKKEEPING}
                     assert list(G.nodes[v].items()) == list(want.items())
                     assert [type(x) for x in G.nodes[v].values()] == \
                         [type(x) for x in want.values()]
                 assert list(G.edges(data=True)) == list(ref.edges(data=True))
                 assert {v: list(G.pred[v]) for v in G} == {v: list(ref.pred[v]) for v in ref}
+    finally:
+        engine.dispose()
+
+
+def test_bookkeeping_columns_change_no_finding_sample_or_summary(demo_url: str) -> None:
+    """The batched loader leaves :data:`NODE_BOOKKEEPING` out of the graphs: with every one
+    of those columns set (and varied) on the stored nodes, the analyzers' samples and
+    findings and the summaries from the loader's graphs equal those from full-row graphs."""
+    engine = make_engine(demo_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(
+                "UPDATE nodes SET source_kind = 'test:' || kind, price_source = 'book:' || name,"
+                " reported_cost_usd = COALESCE(cost_usd, 0) * 2 + LENGTH(node_id),"
+                " cost_mismatch = (LENGTH(node_id) % 2 = 0)"))
+        suite = default_suite()
+        baselines, priced = compute_corpus_baselines(engine, project_id=1, window=Window(),
+                                                     suite=suite)
+        with Session(engine) as s:
+            ids = select_trace_ids(s, project_id=1, window=Window())
+            loaded = list(iter_trace_graphs(s, project_id=1, trace_ids=ids))
+            findings = 0
+            for lt in loaded:
+                trace, nodes, edges = load_trace_rows(s, project_id=1, trace_id=lt.trace_id)
+                assert {n[k] is not None for n in nodes for k in NODE_BOOKKEEPING} == {True}
+                ref = build_trace_graph(trace, nodes, edges)
+                if "outcome_status" in lt.graph.graph:
+                    ref.graph["outcome_status"] = lt.graph.graph["outcome_status"]
+                assert suite.collect_samples(lt.graph) == suite.collect_samples(ref)
+                got = priced.analyze(lt.graph, baselines)
+                assert got == priced.analyze(ref, baselines)
+                findings += len(got)
+                trow = {**ref.graph, "user_id": trace["user_id"]}
+                assert summary_row(1, lt.graph, trow, got, NOW) == \
+                    summary_row(1, ref, trow, got, NOW)
+            assert findings > 0
     finally:
         engine.dispose()
 

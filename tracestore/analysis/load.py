@@ -31,8 +31,8 @@ from tracestore.graph import graph_from_parts
 from tracestore.models import Edge, Node, Outcome, Trace
 
 __all__ = [
-    "BATCH_SIZE", "Batch", "LoadedTrace", "Window", "build_batch", "iter_trace_graphs",
-    "preloaded", "read_batch", "select_trace_ids",
+    "BATCH_SIZE", "NODE_BOOKKEEPING", "Batch", "LoadedTrace", "Window", "build_batch",
+    "iter_trace_graphs", "preloaded", "read_batch", "select_trace_ids",
 ]
 
 TRACE_T: Table = Trace.__table__  # type: ignore[attr-defined]
@@ -200,9 +200,16 @@ def _names(table: Table, skip: Iterable[str] = ()) -> tuple[str, ...]:
     return tuple(c.name for c in table.columns if c.name not in set(skip))
 
 
+# Stored node columns that are bookkeeping, not part of the graph contract
+# (analyzers.graph): where a node's type and cost came from (``source_kind``,
+# ``price_source``), the producer's own cost and whether it disagrees with ours
+# (``reported_cost_usd``, ``cost_mismatch``). No analyzer, attribution or summary reads them;
+# the trace API (GET .../graph) builds its graph from full rows (tracestore.graph).
+# Leaving them out of the batched read saves reading and converting ~10% of the values.
+NODE_BOOKKEEPING = ("source_kind", "reported_cost_usd", "price_source", "cost_mismatch")
 # Node attribute columns: every column of the contract plus the stored extras, in table order
 # (the order of a node's attribute dict); node_id and trace_id are selected after them.
-_NODE_ATTRS = _names(NODE_T, ("project_id", "trace_id", "node_id"))
+_NODE_ATTRS = _names(NODE_T, ("project_id", "trace_id", "node_id", *NODE_BOOKKEEPING))
 _NODE_COLS = (*_NODE_ATTRS, "node_id", "trace_id")
 _EDGE_COLS = ("trace_id", "src", "dst", "kind", "inferred")
 # The trace columns the graph, LoadedTrace and the summaries read.
