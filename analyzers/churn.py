@@ -39,7 +39,7 @@ from __future__ import annotations
 import itertools
 import operator
 from bisect import bisect_right
-from collections import Counter, defaultdict
+from collections import defaultdict
 from typing import Any
 
 import networkx as nx
@@ -127,7 +127,9 @@ def _repeated(v: TraceView, stream: list[str]) -> list[str]:
     ks = list(map(v.keys.__getitem__, stream))
     if len(set(ks)) == len(ks):
         return []
-    counts = Counter(ks)
+    counts: dict[CallKey, int] = {}
+    for k in ks:
+        counts[k] = counts.get(k, 0) + 1
     return [n for n, k in zip(stream, ks, strict=True) if counts[k] > 1]
 
 
