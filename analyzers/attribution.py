@@ -93,22 +93,29 @@ class _Facts:
     graph's own adjacency dicts (``_node``, ``_succ``, ``_pred``, read only): networkx's
     views cost more than the arithmetic here."""
 
-    __slots__ = ("attrs", "order", "pred", "superseded")
+    __slots__ = ("_in_order", "attrs", "order", "pred", "superseded")
 
     def __init__(self, G: nx.DiGraph) -> None:
         self.attrs: dict[str, dict[str, Any]] = G._node
-        self.order: dict[str, tuple[int, str]] = {}
-        for v, a in self.attrs.items():
-            o = a.get("order", 0)
-            self.order[v] = (o if type(o) is int else int(o), v)
+        self.order: dict[str, tuple[int, str]] = {
+            v: (o, v) if type(o := a.get("order", 0)) is int else (int(o), v)
+            for v, a in self.attrs.items()}
         self.pred: dict[str, dict[str, dict[str, Any]]] = G._pred
-        self.superseded: set[str] = set()
+        superseded: set[str] = set()
         for u, nbrs in G._succ.items():
             for d in nbrs.values():
                 kinds = d.get("kinds")
                 if kinds and "retry_of" in kinds:
-                    self.superseded.add(u)
+                    superseded.add(u)
                     break
+        self.superseded = superseded
+        self._in_order: list[str] | None = None
+
+    def in_order(self) -> list[str]:
+        """Every node id sorted by its order key (computed once)."""
+        if self._in_order is None:
+            self._in_order = sorted(self.attrs, key=self.order.__getitem__)
+        return self._in_order
 
 
 def _end(a: dict[str, Any]) -> float:
@@ -151,28 +158,23 @@ def _dependencies(f: _Facts) -> Callable[[str], list[str]]:
     """``v -> the nodes whose result v needs`` (explicit inputs, else the previous sibling;
     plus a container's last child), computed when first asked for (only nodes some outcome
     needs are). Parents are followed separately (see :func:`causal_sets`)."""
-    attrs, order, superseded = f.attrs, f.order, f.superseded
-    children: dict[str | None, list[str]] = {}
-    for v, a in attrs.items():
+    attrs, superseded = f.attrs, f.superseded
+    prev: dict[str, str] = {}
+    # parent (None: no parent in the graph) -> its latest live, non-outcome child so far;
+    # one pass over all nodes in order visits each parent's children in order.
+    latest: dict[str | None, str] = {}
+    for k in f.in_order():
+        a = attrs[k]
         p = a.get("parent_id")
         if p is not None and p not in attrs:
             p = None
-        kids = children.get(p)
-        if kids is None:
-            children[p] = [v]
-        else:
-            kids.append(v)
-    prev: dict[str, str] = {}
-    last_child: dict[str, str] = {}
-    for p, kids in children.items():
-        work: list[str] = []  # live, non-outcome siblings so far, in order
-        for k in sorted(kids, key=order.__getitem__):
-            if work:
-                prev[k] = work[-1]
-            if attrs[k].get("kind") != "outcome" and k not in superseded:
-                work.append(k)
-        if p is not None and work:
-            last_child[p] = work[-1]
+        w = latest.get(p)
+        if w is not None:
+            prev[k] = w
+        if a.get("kind") != "outcome" and k not in superseded:
+            latest[p] = k
+    latest.pop(None, None)
+    last_child: dict[str, str] = latest  # type: ignore[assignment]
     pred = f.pred
     disjoint = INPUT_EDGE_KINDS.isdisjoint
     memo: dict[str, list[str]] = {}
@@ -209,8 +211,7 @@ def causal_sets(G: nx.DiGraph) -> dict[str, frozenset[str]]:
 
 def _causal_sets(f: _Facts) -> dict[str, frozenset[str]]:
     attrs = f.attrs
-    outcomes = sorted((v for v, a in attrs.items() if a.get("kind") == "outcome"),
-                      key=f.order.__getitem__)
+    outcomes = [v for v in f.in_order() if attrs[v].get("kind") == "outcome"]
     seeds = {o: o for o in outcomes}
     if not seeds:
         fo = _final_output(f)
@@ -269,10 +270,10 @@ def _allocate_units(findings: Iterable[FindingLike], f: _Facts) -> _Units:
     costs: dict[str, tuple[int, int]] = {}  # nodes of positive cost only
     for v, a in f.attrs.items():
         c = a.get("cost_usd")
-        if c:
-            r = _ratio(c)
-            if r[0]:
-                costs[v] = r
+        if c:  # _ratio inlined
+            c = float(c)
+            if c > 0:
+                costs[v] = c.as_integer_ratio()
     # (code, [(node id, amount)], [], 0): the analyzers' own per-node booking; else
     # (code, [], node ids, amount): the finding's waste spread along its nodes in order.
     Booking = tuple[str, list[tuple[str, tuple[int, int]]], Sequence[str], tuple[int, int]]
@@ -291,7 +292,7 @@ def _allocate_units(findings: Iterable[FindingLike], f: _Facts) -> _Units:
     def units(r: tuple[int, int]) -> int:
         return r[0] * (den // r[1])
 
-    remaining = {v: units(r) for v, r in costs.items()}  # absent: nothing left
+    remaining = {v: n * (den // d) for v, (n, d) in costs.items()}  # absent: nothing left
     cost = sum(remaining.values())
     waste: dict[str, int] = {}
 
@@ -397,6 +398,6 @@ def attribute_trace(G: nx.DiGraph, findings: Iterable[FindingLike] = ()) -> Attr
         productive_usd=sum(u.productive.values()) / d,
         waste_usd={k: v / d for k, v in sorted(u.waste.items()) if v > 0},
         per_outcome_usd={k: v / d for k, v in u.productive.items()},
-        path=tuple(sorted(u.causal, key=f.order.__getitem__)),
+        path=tuple([v for v in f.in_order() if v in u.causal]),
         seeds=tuple(u.productive),
     )
