@@ -79,6 +79,14 @@ def _observed_rates(model: str, baseline: WorkflowBaseline) -> Rates | None:
     return baseline.model_rates[seen[-1]] if seen else None
 
 
+def _fill(message: str, usd: str) -> str:
+    """``message.format(usd=usd)``; a message whose only braces are ``{usd}`` (the usual
+    case) by a plain replace, which does not parse the text."""
+    if message.count("{") == 1 and message.count("}") == 1 and "{usd}" in message:
+        return message.replace("{usd}", usd)
+    return message.format(usd=usd)
+
+
 def rates_for(model: str | None, *, baseline: WorkflowBaseline | None,
               config: AnalyzerConfig) -> Rates | None:
     """Per-token rates of ``model``: the config's price table (longest matching model-name
@@ -174,12 +182,12 @@ def make_finding(
             trace_id=trace_id, workflow=workflow,
             code=code, node_ids=tuple(node_ids), wasted_tokens=tokens, wasted_cost_usd=0.0,
             savings_usd=0.0, confidence=round(confidence, 3), evidence=ev,
-            message=message.format(usd="an unpriced amount"))
+            message=_fill(message, "an unpriced amount"))
     return Finding.create(
         trace_id=trace_id, workflow=workflow,
         code=code, node_ids=tuple(node_ids), wasted_tokens=tokens, wasted_cost_usd=total,
         savings_usd=total if savings is None else min(savings, total),
-        confidence=round(confidence, 3), evidence=ev, message=message.format(usd=fmt_usd(total)),
+        confidence=round(confidence, 3), evidence=ev, message=_fill(message, fmt_usd(total)),
     )
 
 

@@ -1,12 +1,13 @@
 """A read-only, precomputed view of one trace graph shared by the analyzers.
 
 Everything the rules look up more than once — nodes in order, attributes, costs, edges by
-kind, call keys, step keys, the LLM turn that issued each tool call — is computed once per
-trace here, so running all analyzers costs one pass over the graph rather than one per rule.
-The graph is read once into plain dicts and lists (no networkx accessors in the rules' loops);
-what not every trace needs (result keys, step keys, issuers, rejections) is computed lazily on
-first use, result keys per call, so a call whose key never repeats is never hashed twice. The
-graph itself is never modified.
+kind, call identities, step keys, the LLM turn that issued each tool call — is computed once
+per trace here, so running all analyzers costs one pass over the graph rather than one per
+rule. The graph is read once from networkx's own node and adjacency dicts into plain dicts and
+lists (no networkx views in the rules' loops); what not every trace needs (costs, edges by
+kind, result keys, step keys, issuers) is computed lazily on first use, result keys per call.
+Calls are compared by their canonical text (:attr:`TraceView.keys`), which the call key
+hashes, so only the keys shown in evidence are hashed. The graph itself is never modified.
 
 >>> import networkx as nx
 >>> G = nx.DiGraph(trace_id="t")
@@ -301,5 +302,8 @@ class TraceView:
 
     def tokens(self, nodes: Any) -> int:
         A = self.A
-        return sum(int(A[n].get("input_tokens") or 0)
-                   + int(A[n].get("output_tokens") or 0) for n in nodes)
+        total = 0
+        for n in nodes:
+            a = A[n]
+            total += int(a.get("input_tokens") or 0) + int(a.get("output_tokens") or 0)
+        return total
