@@ -212,7 +212,7 @@ def _repeats(v: TraceView, c: Calls, cfg: AnalyzerConfig, claimed: set[str],
                 for res, same in by_res.items():
                     if res is not None and len(same) > 1:
                         if not idx:
-                            idx.update((n, i) for i, n in enumerate(stream))
+                            idx.update(zip(stream, range(len(stream)), strict=True))
                         _classify(v, cfg, same, res, idx, out)
 
 

@@ -40,6 +40,7 @@ CallKey = tuple[str, str, str] | str
 
 _T = TypeVar("_T")
 _PARENT_ONLY = ("parent",)
+_UNSET: Any = object()
 _LOOK_BACK = 16  # steps issuer_of scans before building the whole issuer map
 
 
@@ -219,11 +220,10 @@ class TraceView:
     def result(self, n: str) -> str | None:
         """The result key of call ``n`` (:func:`analyzers.callkeys.result_key`; None for a node
         without a call key), computed on first use."""
-        try:
-            return self._results[n]
-        except KeyError:
+        r: str | None = self._results.get(n, _UNSET)
+        if r is _UNSET:
             r = self._results[n] = result_key(self.A[n]) if n in self.keys else None
-            return r
+        return r
 
     def result_ok(self, n: str) -> bool:
         """Whether call ``n``'s result key is set and not an error's (``n`` has a call key),
