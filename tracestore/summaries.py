@@ -253,37 +253,38 @@ def _task_columns(session: Session, project_id: int,
                   task_ids: Iterable[str]) -> list[dict[str, Any]]:
     """The task-level columns of every stored trace of ``task_ids`` (``b_trace_id`` and
     :data:`_TASK_COLS`): two queries per 500 tasks."""
+    # Imported here: the analysis runtime calls this module after storing findings.
+    from tracestore.analysis.load import fetch_in
+
     tasks = sorted({t for t in task_ids if t})
-    t, o = TRACE_T.c, OUTCOME_T.c
     params: list[dict[str, Any]] = []
+    # Plain text and float columns, read on the driver's cursor (no result processing).
+    attempts_sql = (f"SELECT trace_id, task_id, started_at FROM {TRACE_T.name} "  # noqa: S608
+                    "WHERE project_id = {mark} AND task_id IN ({marks})")
+    outcomes_sql = (f"SELECT task_id, status, value_usd, trace_id "  # noqa: S608
+                    f"FROM {OUTCOME_T.name} WHERE project_id = {{mark}} "
+                    "AND task_id IN ({marks})")
     for i in range(0, len(tasks), _CHUNK):
         chunk = tasks[i : i + _CHUNK]
         attempts: dict[str, list[tuple[float, str]]] = {}
-        for tid, task, started in session.execute(
-            select(t.trace_id, t.task_id, t.started_at)
-            .where(t.project_id == project_id, t.task_id.in_(chunk))
-        ):
+        for tid, task, started in fetch_in(session, attempts_sql, project_id, chunk):
             attempts.setdefault(task, []).append((started if started is not None else 0.0, tid))
-        outcomes = {
-            r.task_id: r for r in session.execute(
-                select(o.task_id, o.status, o.value_usd, o.trace_id)
-                .where(o.project_id == project_id, o.task_id.in_(chunk))
-            )
-        }
+        outcomes = {r[0]: r for r in fetch_in(session, outcomes_sql, project_id, chunk)}
         for task, runs in attempts.items():
             runs.sort()
             order = [tid for _, tid in runs]
             out = outcomes.get(task)
-            counted = None
+            counted = status = value = None
             if out is not None:
-                counted = out.trace_id if out.trace_id in order else order[-1]
+                _, status, value, out_trace = out
+                counted = out_trace if out_trace in order else order[-1]
             for idx, tid in enumerate(order, start=1):
                 params.append({
                     "b_trace_id": tid,
                     "attempt_index": idx,
                     "task_attempts": len(order),
-                    "outcome_status": out.status if out is not None else None,
+                    "outcome_status": status,
                     "outcome_here": tid == counted,
-                    "outcome_value_usd": out.value_usd if out is not None else None,
+                    "outcome_value_usd": value,
                 })
     return params
