@@ -32,7 +32,6 @@ from analyzers.baseline import (
     LOW_REASONING_OUTPUT,
     LOW_REASONING_SHARE,
     WorkflowBaseline,
-    trace_outcome,
 )
 from analyzers.common import book_once, make_finding, price_usage, rates_for
 from analyzers.config import AnalyzerConfig
@@ -52,11 +51,11 @@ _WORDS = re.compile(r"[a-z]+")
 MIN_OWN_TIER_SAMPLES = 10  # half of R2's floor: this tier's own rate must mean something
 
 
-def _counterfactual(G: nx.DiGraph, n: str, code: str, alts: tuple[str, ...], *,
+def _counterfactual(v: TraceView, n: str, code: str, alts: tuple[str, ...], *,
                     baseline: WorkflowBaseline | None, config: AnalyzerConfig,
                     drop_reasoning: bool, conf: float, evidence: dict[str, object],
                     message: str) -> Finding | None:
-    a = G.nodes[n]
+    a = v.A[n]
     r, alt = None, None
     for alt in alts:  # the first candidate with a known price
         r = rates_for(alt, baseline=baseline, config=config)
@@ -71,12 +70,23 @@ def _counterfactual(G: nx.DiGraph, n: str, code: str, alts: tuple[str, ...], *,
         return None
     tokens = int(a.get("input_tokens") or 0) + int(a.get("output_tokens") or 0)
     return make_finding(
-        G, code, [n], {n: waste}, tokens=tokens, confidence=conf,
+        v.G, code, [n], {n: waste}, attrs=v.A, tokens=tokens, confidence=conf,
         evidence={"model": a.get("model"), "alternative_model": alt,
                   "cost_usd": round(cost, 9), "alternative_cost_usd": round(alt_cost, 9),
                   **evidence},
         message=message,
     )
+
+
+def _outcome(v: TraceView) -> str | None:
+    """:func:`analyzers.baseline.trace_outcome` from the view: the last outcome node's
+    status, else the graph's."""
+    status = None
+    for n in v.by_kind.get("outcome", ()):
+        a = v.A[n]
+        if a.get("outcome_status"):
+            status = str(a["outcome_status"])
+    return status or v.G.graph.get("outcome_status")
 
 
 def _escalations(v: TraceView) -> dict[str, str]:
@@ -130,7 +140,7 @@ def find(v: TraceView, *, baseline: WorkflowBaseline | None,
              if model_tier(m) in ("mid", "frontier")]
     keys = v.steps
     esc = _escalations(v)
-    failed = trace_outcome(G) in ("failure", "escalated")
+    failed = _outcome(v) in ("failure", "escalated")
     pred = G._pred  # networkx's predecessor dicts, read only
     tool_callers = {u for t in v.by_kind.get("tool", ()) for u in pred[t]}
     out: list[Finding] = []
@@ -154,7 +164,7 @@ def find(v: TraceView, *, baseline: WorkflowBaseline | None,
                     confidence=0.85 if same else 0.75,
                     evidence={"from_model": v.A[prev].get("model"), "to_model": model,
                               "same_output": same, "still_failed": not same},
-                    message=f"Escalating `{step}` from {G.nodes[prev].get('model')} to {model} "
+                    message=f"Escalating `{step}` from {v.A[prev].get('model')} to {model} "
                     + ("changed nothing" if same else "still failed")
                     + ": {usd} wasted; stop escalating this case or fix the input.",
                 ) if cost else None
@@ -169,7 +179,7 @@ def find(v: TraceView, *, baseline: WorkflowBaseline | None,
             rs = baseline.reasoning.get(step, {}).get(str(model))
             if low and rs is not None and rs.low >= config.reasoning_min_samples:
                 f = _counterfactual(
-                    G, n, "routing.reasoning_overkill", cheaper_models(model, reasoning=False),
+                    v, n, "routing.reasoning_overkill", cheaper_models(model, reasoning=False),
                     baseline=baseline, config=config, drop_reasoning=True, conf=0.8,
                     evidence={"reasoning_tokens": int(a.get("reasoning_tokens") or 0),
                               "output_tokens": out_t, "low_reasoning_runs": rs.low,
@@ -184,7 +194,7 @@ def find(v: TraceView, *, baseline: WorkflowBaseline | None,
                         or s.rate < own.rate - config.routing_margin:
                     continue
                 f = _counterfactual(
-                    G, n, "routing.cheaper_model_sufficient", (s.top_model,), baseline=baseline,
+                    v, n, "routing.cheaper_model_sufficient", (s.top_model,), baseline=baseline,
                     config=config, drop_reasoning=False, conf=0.7 + 0.2 * min(1.0, s.n / 100),
                     evidence={"step": step, "tier": tier, "tier_success": [own.successes, own.n],
                               "cheaper_tier": t, "cheaper_success": [s.successes, s.n],
@@ -208,7 +218,7 @@ def find(v: TraceView, *, baseline: WorkflowBaseline | None,
                 and n not in tool_callers and a.get("finish_reason") != "tool_calls" \
                 and not cheaper_fail:
             f = _counterfactual(
-                G, n, "routing.overpowered_model", cheaper_models(model), baseline=baseline,
+                v, n, "routing.overpowered_model", cheaper_models(model), baseline=baseline,
                 config=config, drop_reasoning=False, conf=0.5,
                 evidence={"step": step, "output_tokens": int(a.get("output_tokens") or 0),
                           "threshold_output_tokens": config.simple_max_output_tokens},
