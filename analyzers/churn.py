@@ -159,7 +159,9 @@ def _cycles(v: TraceView, c: Calls, cfg: AnalyzerConfig, repeated: dict[str, lis
                 continue  # inside a cycle found before
             i = start
             for p in (2, 3):
-                if i + p * cfg.cycle_min_repeats > len(tok) or tok[i + p] != tok[i] \
+                # i + p < len(tok) is implied when cycle_min_repeats >= 2, not when it is 1
+                if i + p >= len(tok) or i + p * cfg.cycle_min_repeats > len(tok) \
+                        or tok[i + p] != tok[i] \
                         or len(set(tok[i:i + p])) < 2 or any(t[1] is None for t in tok[i:i + p]):
                     continue
                 j = i + p

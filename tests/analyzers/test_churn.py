@@ -94,6 +94,19 @@ def test_tight_loop_threshold_is_configurable() -> None:
         "churn.exact_repeat"]
 
 
+def test_cycle_threshold_of_one_round_on_a_short_stream() -> None:
+    """``cycle_min_repeats=1`` on A-B-A whose A results differ: no period fits, so nothing is
+    found (this raised IndexError once: the period-3 probe read past the stream's end)."""
+    G = nx.DiGraph(trace_id="t", workflow="w")
+    calls = [("get_status", {"id": 1}, "open"), ("get_order", {"id": 7}, "x"),
+             ("get_status", {"id": 1}, "closed")]
+    for i, (tool, args, result) in enumerate(calls):
+        G.add_node(f"t{i}", kind="tool", parent_id="root", order=i, tool_name=tool, args=args,
+                   result=result, cost_usd=0.001)
+    for m in (1, 2, 3):
+        assert churn.analyze(G, baseline=None, config=AnalyzerConfig(cycle_min_repeats=m)) == []
+
+
 def test_dead_end_branch_beside_consumed_steps() -> None:
     """A sub-agent whose output nothing reads, next to tool results the answer does read
     (the shape of the demo's unread fraud screen)."""
