@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from starlette.concurrency import run_in_threadpool
 
 from tracestore.api.deps import ProjectDep, SessionDep
 from tracestore.api.problems import PROBLEM_RESPONSES
