@@ -36,8 +36,8 @@ from tracestore.db import update_per_trace
 from tracestore.models import FindingRow, Outcome, Trace, TraceSummary
 
 __all__ = [
-    "iso_week", "json_text", "refresh_tasks", "summarize_loaded", "summarize_traces",
-    "summary_row", "upsert_tuples",
+    "StoredFinding", "iso_week", "json_text", "refresh_tasks", "summarize_loaded",
+    "summarize_traces", "summary_row", "upsert_tuples",
 ]
 
 SUMMARY_T: Table = TraceSummary.__table__  # type: ignore[attr-defined]
@@ -62,7 +62,9 @@ def iso_week(ts: float | None) -> str | None:
 
 
 @dataclass(frozen=True)
-class _StoredFinding:
+class StoredFinding:
+    """A finding as the summaries read it back from its stored row (all attribution needs)."""
+
     code: str
     node_ids: tuple[str, ...]
     wasted_cost_usd: float
@@ -121,16 +123,16 @@ def summary_row(project_id: int, G: nx.DiGraph, trace: dict[str, Any],
 
 
 def _findings(session: Session, project_id: int,
-              trace_ids: Sequence[str]) -> dict[str, list[_StoredFinding]]:
+              trace_ids: Sequence[str]) -> dict[str, list[StoredFinding]]:
     f = FINDING_T.c
-    out: dict[str, list[_StoredFinding]] = {}
+    out: dict[str, list[StoredFinding]] = {}
     rows = session.execute(
         select(f.trace_id, f.code, f.node_ids, f.wasted_cost_usd, f.evidence)
         .where(f.project_id == project_id, f.trace_id.in_(list(trace_ids)))
         .order_by(f.trace_id, f.id)
     )
     for tid, code, node_ids, wasted, evidence in rows:
-        out.setdefault(tid, []).append(_StoredFinding(
+        out.setdefault(tid, []).append(StoredFinding(
             code, tuple(node_ids or ()), wasted or 0.0, evidence or {}))
     return out
 

@@ -43,7 +43,7 @@ from tracestore.analysis.suite import AnalyzerSuite
 from tracestore.db import session_scope
 from tracestore.models import FindingRow, Trace
 from tracestore.pricebook import Book, load_book
-from tracestore.summaries import summarize_loaded, upsert_tuples
+from tracestore.summaries import StoredFinding, summarize_loaded, upsert_tuples
 
 __all__ = [
     "POST_ANALYSIS_HOOKS",
@@ -156,16 +156,6 @@ def _finding_row(project_id: int, lt: LoadedTrace, f: Finding, now: float) -> di
 _FINDING_COLS = tuple(c.name for c in FINDING_T.columns)
 
 
-@dataclass(frozen=True)
-class _StoredFinding:
-    """A finding as the summaries would read it back from its stored row."""
-
-    code: str
-    node_ids: tuple[str, ...]
-    wasted_cost_usd: float
-    evidence: dict[str, Any]
-
-
 class Stopwatch:
     """CPU seconds (``time.process_time``) per stage of a run, for the benchmark's split;
     a no-op when constructed without a dict."""
@@ -218,9 +208,9 @@ def store_findings(
         [(now, project_id, lt.trace_id, lt.updated_at) for lt, _ in results])
     clock.lap("findings")
     # The summaries read the findings as stored: one row per id, in id order per trace.
-    stored: dict[str, list[tuple[str, _StoredFinding]]] = {}
+    stored: dict[str, list[tuple[str, StoredFinding]]] = {}
     for r in rows.values():
-        stored.setdefault(r["trace_id"], []).append((r["id"], _StoredFinding(
+        stored.setdefault(r["trace_id"], []).append((r["id"], StoredFinding(
             r["code"], tuple(r["node_ids"]), r["wasted_cost_usd"], r["evidence"] or {})))
     items = {lt.trace_id: (lt.trace_id, lt.graph, lt.user_id,
                            [sf for _, sf in sorted(stored.get(lt.trace_id, ()),
