@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, Table, bindparam, create_engine, event, inspect, text, update
+from sqlalchemy import (
+    JSON, Engine, Table, bindparam, create_engine, event, inspect, text, update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool, QueuePool
@@ -31,7 +33,7 @@ log = logging.getLogger("tracestore")
 
 __all__ = [
     "make_engine", "writer_engine", "WalCheckpointer", "create_schema", "upsert",
-    "update_per_trace", "session_scope", "is_sqlite",
+    "upsert_tuples", "update_per_trace", "session_scope", "is_sqlite",
 ]
 
 
@@ -198,6 +200,40 @@ def upsert(
         stmt = stmt.on_conflict_do_nothing(index_elements=keys)
     for i in range(0, len(rows), batch_size):
         session.execute(stmt, list(rows[i : i + batch_size]))
+
+
+def upsert_tuples(
+    session: Session, table: Table, names: Sequence[str], rows: Sequence[Sequence[Any]], *,
+    keys: Sequence[str], encode_json: Callable[[Any], str], update: bool = True,
+    batch_size: int = 1000,
+) -> None:
+    """``INSERT … ON CONFLICT (keys) DO UPDATE`` every other column (``DO NOTHING`` with
+    ``update=False``), as :func:`upsert` does, but with the rows as plain tuples in the order
+    of ``names``, handed to the driver's ``executemany``: SQLAlchemy's per-row bind processing
+    was the largest cost of ingest and of writing findings (bench/RESULTS.md). JSON columns
+    are encoded with ``encode_json``; other values go to the driver as they are, as the
+    column types' bind processing would (no column type here converts a Python value)."""
+    if not rows:
+        return
+    json_at = [i for i, n in enumerate(names) if isinstance(table.c[n].type, JSON)]
+    mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
+    sets = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n not in keys)
+    quoted = ", ".join(f'"{n}"' for n in names)
+    action = f"UPDATE SET {sets}" if sets and update else "NOTHING"
+    sql = (f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join([mark] * len(names))}) "
+           f"ON CONFLICT ({', '.join(keys)}) DO {action}")
+    params: Sequence[Sequence[Any]] = rows
+    if json_at:
+        encoded: list[tuple[Any, ...]] = []
+        for r in rows:
+            values = list(r)
+            for i in json_at:
+                values[i] = encode_json(values[i])
+            encoded.append(tuple(values))
+        params = encoded
+    conn = session.connection()
+    for i in range(0, len(params), batch_size):
+        conn.exec_driver_sql(sql, params[i : i + batch_size])
 
 
 def update_per_trace(

@@ -24,11 +24,11 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import JSON, Table, bindparam, case, func, select, update
+from sqlalchemy import Table, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from tracestore.db import upsert
+from tracestore.db import upsert, upsert_tuples
 from tracestore.models import Edge, Node, Outcome, Trace
 from tracestore.pricing import PRICED_KINDS, Pricer
 from tracestore.schemas import NodeIn, OutcomeIn, TraceIn
@@ -156,35 +156,14 @@ def upsert_rows_fast(
     session: Session, table: Table, rows: Sequence[dict[str, Any]], *, keys: Sequence[str],
     update: bool = True, batch_size: int = 1000,
 ) -> None:
-    """``INSERT … ON CONFLICT (keys) DO UPDATE`` every other column (``DO NOTHING`` with
-    ``update=False``), as :func:`db.upsert`
-    does, but handed to the driver's ``executemany`` as plain tuples. SQLAlchemy's per-row
-    bind processing was the largest cost of native ingest (bench/RESULTS.md); here JSON
-    columns are encoded once with orjson (``None`` as JSON ``null``, like the JSON type) and
-    everything else goes to the driver as is. All rows must have the same keys."""
+    """:func:`db.upsert_tuples` for rows as dicts (all with the same keys): JSON columns
+    encoded once with orjson (``None`` as JSON ``null``, like the JSON type)."""
     if not rows:
         return
-    first = rows[0]
-    cols = [c for c in table.columns if c.name in first]
-    names = [c.name for c in cols]
-    is_json = [isinstance(c.type, JSON) for c in cols]
-    mark = "?" if session.get_bind().dialect.name == "sqlite" else "%s"
-    sets = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n not in keys)
-    quoted = ", ".join(f'"{n}"' for n in names)
-    action = f"UPDATE SET {sets}" if sets and update else "NOTHING"
-    sql = (f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join([mark] * len(names))}) "
-           f"ON CONFLICT ({', '.join(keys)}) DO {action}")
+    names = [c.name for c in table.columns if c.name in rows[0]]
     get = operator.itemgetter(*names)
-    json_at = [i for i, j in enumerate(is_json) if j]
-    params: list[Any] = []
-    for r in rows:
-        values = list(get(r))
-        for i in json_at:
-            values[i] = _json_text(values[i])
-        params.append(tuple(values))
-    conn = session.connection()
-    for i in range(0, len(params), batch_size):
-        conn.exec_driver_sql(sql, params[i : i + batch_size])
+    upsert_tuples(session, table, names, [get(r) for r in rows], keys=keys,
+                  encode_json=_json_text, update=update, batch_size=batch_size)
 
 
 @lru_cache(maxsize=4)

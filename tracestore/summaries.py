@@ -26,18 +26,18 @@ from typing import Any
 
 import networkx as nx
 import orjson
-from sqlalchemy import JSON, Table, select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from analyzers.attribution import FindingLike, attribute_trace
 from analyzers.graph import MODEL_KINDS
 from analyzers.paths import path_signature
-from tracestore.db import update_per_trace
+from tracestore.db import update_per_trace, upsert_tuples
 from tracestore.models import FindingRow, Outcome, Trace, TraceSummary
 
 __all__ = [
     "StoredFinding", "iso_week", "json_text", "refresh_tasks", "summarize_loaded",
-    "summarize_traces", "summary_row", "upsert_tuples",
+    "summarize_traces", "summary_row",
 ]
 
 SUMMARY_T: Table = TraceSummary.__table__  # type: ignore[attr-defined]
@@ -195,7 +195,7 @@ def summarize_loaded(
                 r[k] = p[k]
     get = operator.itemgetter(*_SUMMARY_COLS)
     upsert_tuples(session, SUMMARY_T, _SUMMARY_COLS, [get(r) for r in rows],
-                  keys=("project_id", "trace_id"))
+                  keys=("project_id", "trace_id"), encode_json=json_text)
     # Rows of this batch written once; the other attempts of the batch's tasks updated.
     update_per_trace(session, SUMMARY_T, [p for p in tasks if p["b_trace_id"] in by_trace],
                      project_id=project_id)
@@ -212,34 +212,6 @@ def json_text(value: Any) -> str:
     except TypeError:
         return json.dumps(value)
     return json.dumps(value) if "null" in out else out
-
-
-def upsert_tuples(session: Session, table: Table, names: Sequence[str],
-                  rows: Sequence[Sequence[Any]], *, keys: Sequence[str],
-                  batch_size: int = 1000) -> None:
-    """``INSERT … ON CONFLICT (keys) DO UPDATE`` every other column, the rows given as plain
-    tuples in the order of ``names`` and handed to the driver's ``executemany``
-    (SQLAlchemy's per-row bind processing cost more than the write). JSON columns are
-    encoded with :func:`json_text`; other values go to the driver as they are, as the
-    column types' bind processing would (no type here converts a Python value)."""
-    if not rows:
-        return
-    json_at = [i for i, n in enumerate(names) if isinstance(table.c[n].type, JSON)]
-    mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
-    sets = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n not in keys)
-    quoted = ", ".join(f'"{n}"' for n in names)
-    sql = (f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join([mark] * len(names))}) "
-           f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}")
-    params: list[Any] = rows if not json_at else []
-    if json_at:
-        for r in rows:
-            values = list(r)
-            for i in json_at:
-                values[i] = json_text(values[i])
-            params.append(tuple(values))
-    conn = session.connection()
-    for i in range(0, len(params), batch_size):
-        conn.exec_driver_sql(sql, params[i : i + batch_size])
 
 
 def refresh_tasks(session: Session, *, project_id: int, task_ids: Iterable[str]) -> int:

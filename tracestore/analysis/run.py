@@ -40,10 +40,10 @@ from tracestore.analysis.load import (
 )
 from tracestore.analysis.prices import corpus_models, price_table, with_price_table
 from tracestore.analysis.suite import AnalyzerSuite
-from tracestore.db import session_scope
+from tracestore.db import session_scope, upsert_tuples
 from tracestore.models import FindingRow, Trace
 from tracestore.pricebook import Book, load_book
-from tracestore.summaries import StoredFinding, summarize_loaded, upsert_tuples
+from tracestore.summaries import StoredFinding, json_text, summarize_loaded
 
 __all__ = [
     "POST_ANALYSIS_HOOKS",
@@ -201,7 +201,7 @@ def store_findings(
             f"AND trace_id IN ({', '.join([mark] * len(chunk))})", (project_id, *chunk))
     get = operator.itemgetter(*_FINDING_COLS)
     upsert_tuples(session, FINDING_T, _FINDING_COLS, [get(r) for r in rows.values()],
-                  keys=("project_id", "id"))
+                  keys=("project_id", "id"), encode_json=json_text)
     conn.exec_driver_sql(
         f"UPDATE {TRACE_T.name} SET analyzed_at = {mark} WHERE project_id = {mark} "
         f"AND trace_id = {mark} AND updated_at = {mark}",
