@@ -54,7 +54,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import networkx as nx
 
@@ -93,13 +93,16 @@ class _Facts:
     graph's own adjacency dicts (``_node``, ``_succ``, ``_pred``, read only): networkx's
     views cost more than the arithmetic here."""
 
-    __slots__ = ("_in_order", "attrs", "order", "pred", "superseded")
+    __slots__ = ("_in_order", "_keys", "_order", "attrs", "pred", "superseded")
 
     def __init__(self, G: nx.DiGraph) -> None:
         self.attrs: dict[str, dict[str, Any]] = G._node
-        self.order: dict[str, tuple[int, str]] = {
-            v: (o, v) if type(o := a.get("order", 0)) is int else (int(o), v)
-            for v, a in self.attrs.items()}
+        # Order keys (order, id), sorted at once: the same order as sorting the ids by key
+        # (ids are unique), without a key function or a dict of keys.
+        keys = [(o if type(o := a.get("order", 0)) is int else int(o), v)
+                for v, a in self.attrs.items()]
+        keys.sort()
+        self._keys = keys
         self.pred: dict[str, dict[str, dict[str, Any]]] = G._pred
         superseded: set[str] = set()
         for u, nbrs in G._succ.items():
@@ -110,11 +113,19 @@ class _Facts:
                     break
         self.superseded = superseded
         self._in_order: list[str] | None = None
+        self._order: dict[str, tuple[int, str]] | None = None
+
+    @property
+    def order(self) -> dict[str, tuple[int, str]]:
+        """Node id → its order key ``(order, id)`` (built when first asked for)."""
+        if self._order is None:
+            self._order = {k[1]: k for k in self._keys}
+        return self._order
 
     def in_order(self) -> list[str]:
         """Every node id sorted by its order key (computed once)."""
         if self._in_order is None:
-            self._in_order = sorted(self.attrs, key=self.order.__getitem__)
+            self._in_order = [v for _, v in self._keys]
         return self._in_order
 
 
@@ -154,24 +165,34 @@ def _final_output(f: _Facts) -> str | None:
     return max(pool, key=rank) if pool else None
 
 
-def _dependencies(f: _Facts) -> Callable[[str], list[str]]:
+def _dependencies(
+    f: _Facts,
+) -> tuple[Callable[[str], list[str]], list[str], dict[str, str]]:
     """``v -> the nodes whose result v needs`` (explicit inputs, else the previous sibling;
     plus a container's last child), computed when first asked for (only nodes some outcome
-    needs are). Parents are followed separately (see :func:`causal_sets`)."""
+    needs are); with the outcome nodes in order and ``node -> its parent in the graph``,
+    gathered in the same pass. Parents are followed separately (see :func:`causal_sets`)."""
     attrs, superseded = f.attrs, f.superseded
     prev: dict[str, str] = {}
+    outcomes: list[str] = []
+    parent: dict[str, str] = {}
     # parent (None: no parent in the graph) -> its latest live, non-outcome child so far;
     # one pass over all nodes in order visits each parent's children in order.
     latest: dict[str | None, str] = {}
     for k in f.in_order():
         a = attrs[k]
         p = a.get("parent_id")
-        if p is not None and p not in attrs:
-            p = None
+        if p is not None:
+            if p in attrs:
+                parent[k] = p
+            else:
+                p = None
         w = latest.get(p)
         if w is not None:
             prev[k] = w
-        if a.get("kind") != "outcome" and k not in superseded:
+        if a.get("kind") == "outcome":
+            outcomes.append(k)
+        elif k not in superseded:
             latest[p] = k
     latest.pop(None, None)
     last_child: dict[str, str] = latest  # type: ignore[assignment]
@@ -195,7 +216,7 @@ def _dependencies(f: _Facts) -> Callable[[str], list[str]]:
         memo[v] = d
         return d
 
-    return deps
+    return deps, outcomes, parent
 
 
 def causal_sets(G: nx.DiGraph) -> dict[str, frozenset[str]]:
@@ -210,15 +231,13 @@ def causal_sets(G: nx.DiGraph) -> dict[str, frozenset[str]]:
 
 
 def _causal_sets(f: _Facts) -> dict[str, frozenset[str]]:
-    attrs = f.attrs
-    outcomes = [v for v in f.in_order() if attrs[v].get("kind") == "outcome"]
+    deps, outcomes, parent = _dependencies(f)
     seeds = {o: o for o in outcomes}
     if not seeds:
         fo = _final_output(f)
         if fo is None:
             return {}
         seeds = {FINAL: fo}
-    deps = _dependencies(f)
     out: dict[str, frozenset[str]] = {}
     for key, seed in seeds.items():
         full = {seed}
@@ -231,8 +250,8 @@ def _causal_sets(f: _Facts) -> dict[str, frozenset[str]]:
                     if u not in full:
                         full.add(u)
                         stack.append((u, True))
-            p = attrs[v].get("parent_id")
-            if p in attrs and p not in full and p not in host:
+            p = parent.get(v)
+            if p is not None and p not in full and p not in host:
                 host.add(p)
                 stack.append((p, False))
         out[key] = frozenset(full | host)
@@ -249,9 +268,9 @@ class Allocation:
     causal: frozenset[str]
 
 
-@dataclass(frozen=True)
-class _Units:
-    """:class:`Allocation` in integer units of ``1 / denominator``."""
+class _Units(NamedTuple):
+    """:class:`Allocation` in integer units of ``1 / denominator`` (a named tuple: cheaper
+    to make than a frozen dataclass, once per trace)."""
 
     denominator: int
     cost: int

@@ -43,8 +43,9 @@ MODEL_KINDS = frozenset({"llm", "embedding"})
 def path_steps(G: nx.DiGraph, path: Iterable[str]) -> list[str]:
     """One ``kind:name[tier]`` token per working node of ``path`` (order kept)."""
     out: list[str] = []
+    attrs = G._node  # the attribute dicts, without the node view's overhead
     for v in path:
-        a = G.nodes[v]
+        a = attrs[v]
         kind = a.get("kind") or "chain"
         if kind in SKIP_KINDS:
             continue
