@@ -308,30 +308,30 @@ def _allocate_units(findings: Iterable[FindingLike], f: _Facts) -> _Units:
     for _, amounts, _, (_, d) in bookings:
         den = max(den, d, *(d for _, (_, d) in amounts))
 
-    def units(r: tuple[int, int]) -> int:
-        return r[0] * (den // r[1])
-
     remaining = {v: n * (den // d) for v, (n, d) in costs.items()}  # absent: nothing left
     cost = sum(remaining.values())
     waste: dict[str, int] = {}
 
-    def book(code: str, nid: str, amount: int) -> int:
-        take = min(amount, remaining.get(nid, 0))
-        if take > 0:
-            remaining[nid] -= take
-            waste[code] = waste.get(code, 0) + take
-        return take
-
-    for code, amounts, node_ids, r in bookings:
+    # Book each amount on its node, never more than the node's remaining cost (inlined:
+    # a call per booking costs more than the arithmetic).
+    for code, amounts, node_ids, (rn, rd) in bookings:
         if amounts:
-            for nid, a in amounts:
-                book(code, nid, units(a))
+            for nid, (n, d) in amounts:
+                if n > 0 and (have := remaining.get(nid, 0)) > 0:
+                    amount = n * (den // d)
+                    take = min(have, amount)
+                    remaining[nid] = have - take
+                    waste[code] = waste.get(code, 0) + take
             continue
-        left = units(r)
+        left = rn * (den // rd)
         for nid in node_ids:
             if left <= 0:
                 break
-            left -= book(code, nid, left)
+            if (have := remaining.get(nid, 0)) > 0:
+                take = min(have, left)
+                remaining[nid] = have - take
+                waste[code] = waste.get(code, 0) + take
+                left -= take
     sets = _causal_sets(f)
     if len(sets) == 1:  # one seed (the common case): no split, no common multiple
         ((key, members),) = sets.items()
