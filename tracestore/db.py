@@ -33,7 +33,7 @@ log = logging.getLogger("tracestore")
 
 __all__ = [
     "make_engine", "writer_engine", "WalCheckpointer", "create_schema", "upsert",
-    "upsert_tuples", "update_per_trace", "session_scope", "is_sqlite",
+    "upsert_tuples", "update_per_trace", "session_scope", "is_sqlite", "param_mark", "fetch_in",
 ]
 
 
@@ -202,6 +202,28 @@ def upsert(
         session.execute(stmt, list(rows[i : i + batch_size]))
 
 
+def param_mark(session: Session) -> str:
+    """The driver's placeholder for SQL handed to it directly: ``?`` (sqlite3) or ``%s``
+    (psycopg)."""
+    return "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
+
+
+def fetch_in(session: Session, sql: str, project_id: int,
+             values: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The driver's rows of ``sql`` (a query whose only parameters are ``{mark}`` for the
+    project and ``{marks}`` for an IN list of ``values``), in the session's transaction, as
+    the driver returns them: no SQLAlchemy result processing, which costs more than the query
+    for a batch of 500 keys. Callers convert what needs converting."""
+    mark = param_mark(session)
+    cur = session.connection().connection.cursor()
+    try:
+        cur.execute(sql.format(mark=mark, marks=", ".join([mark] * len(values))),
+                    (project_id, *values))
+        return list(cur.fetchall())
+    finally:
+        cur.close()
+
+
 def upsert_tuples(
     session: Session, table: Table, names: Sequence[str], rows: Sequence[Sequence[Any]], *,
     keys: Sequence[str], encode_json: Callable[[Any], str], update: bool = True,
@@ -216,7 +238,7 @@ def upsert_tuples(
     if not rows:
         return
     json_at = [i for i, n in enumerate(names) if isinstance(table.c[n].type, JSON)]
-    mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
+    mark = param_mark(session)
     sets = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n not in keys)
     quoted = ", ".join(f'"{n}"' for n in names)
     action = f"UPDATE SET {sets}" if sets and update else "NOTHING"

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from analyzers.attribution import FindingLike, attribute_trace
 from analyzers.graph import MODEL_KINDS
 from analyzers.paths import path_signature
-from tracestore.db import update_per_trace, upsert_tuples
+from tracestore.db import fetch_in, update_per_trace, upsert_tuples
 from tracestore.models import FindingRow, Outcome, Trace, TraceSummary
 
 __all__ = [
@@ -227,9 +227,6 @@ def _task_columns(session: Session, project_id: int,
                   task_ids: Iterable[str]) -> list[dict[str, Any]]:
     """The task-level columns of every stored trace of ``task_ids`` (``b_trace_id`` and
     :data:`_TASK_COLS`): two queries per 500 tasks."""
-    # Imported here: the analysis runtime calls this module after storing findings.
-    from tracestore.analysis.load import fetch_in
-
     tasks = sorted({t for t in task_ids if t})
     params: list[dict[str, Any]] = []
     # Plain text and float columns, read on the driver's cursor (no result processing).

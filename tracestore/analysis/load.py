@@ -27,12 +27,13 @@ import orjson
 from sqlalchemy import JSON, Float, Table, and_, or_, select
 from sqlalchemy.orm import Session
 
+from tracestore.db import fetch_in
 from tracestore.graph import graph_from_parts
 from tracestore.models import Edge, Node, Outcome, Trace
 
 __all__ = [
     "BATCH_SIZE", "NODE_BOOKKEEPING", "Batch", "LoadedTrace", "Window", "build_batch",
-    "fetch_in", "iter_trace_graphs", "preloaded", "read_batch", "select_trace_ids",
+    "iter_trace_graphs", "preloaded", "read_batch", "select_trace_ids",
 ]
 
 TRACE_T: Table = Trace.__table__  # type: ignore[attr-defined]
@@ -115,8 +116,7 @@ class _Reader:
     values (booleans stored as 0/1 by SQLite) go through SQLAlchemy's own result processor.
     """
 
-    sql: str  # "{marks}" stands for the IN list's placeholders
-    mark: str  # the driver's placeholder
+    sql: str  # for db.fetch_in: "{mark}" for the project, "{marks}" for the trace ids
     # row tuple -> {column: value} without None values, for the first ``keep`` columns
     to_dict: Callable[[Sequence[Any]], dict[str, Any]]
 
@@ -175,42 +175,11 @@ def _reader(session: Session, table: Table, names: Sequence[str], keep: int) -> 
         proc = c.type.dialect_impl(dialect).result_processor(dialect, None)
         if proc is not None:
             convert[name] = proc
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    sql = (f"SELECT {', '.join(exprs)} FROM {table.name} WHERE project_id = {mark} "
-           "AND trace_id IN ({marks})")
-    r = _Reader(sql, mark, _row_function(names[:keep], json_cols, convert))
+    sql = (f"SELECT {', '.join(exprs)} FROM {table.name} "  # noqa: S608
+           "WHERE project_id = {mark} AND trace_id IN ({marks})")
+    r = _Reader(sql, _row_function(names[:keep], json_cols, convert))
     _READERS[key] = r
     return r
-
-
-def _fetch(session: Session, reader: _Reader, project_id: int,
-           chunk: Sequence[str]) -> list[tuple[Any, ...]]:
-    """The driver's rows of ``reader`` for the traces in ``chunk``, in the session's
-    transaction."""
-    sql = reader.sql.replace("{marks}", ", ".join([reader.mark] * len(chunk)))
-    cur = session.connection().connection.cursor()
-    try:
-        cur.execute(sql, (project_id, *chunk))
-        return list(cur.fetchall())
-    finally:
-        cur.close()
-
-
-def fetch_in(session: Session, sql: str, project_id: int,
-             values: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """The driver's rows of ``sql`` (a query of plain columns whose only parameters are
-    ``{mark}`` for the project and ``{marks}`` for an IN list of ``values``), in the
-    session's transaction. For columns the driver returns as SQLAlchemy would (text,
-    integers, floats): no result processing, which costs more than the query for a batch
-    of 500 keys."""
-    mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
-    cur = session.connection().connection.cursor()
-    try:
-        cur.execute(sql.format(mark=mark, marks=", ".join([mark] * len(values))),
-                    (project_id, *values))
-        return list(cur.fetchall())
-    finally:
-        cur.close()
 
 
 def _names(table: Table, skip: Iterable[str] = ()) -> tuple[str, ...]:
@@ -249,15 +218,16 @@ def read_batch(session: Session, *, project_id: int, chunk: Sequence[str]) -> Ba
     stored edges, and the outcome status of the batch's tasks."""
     rd = _reader(session, TRACE_T, _TRACE_COLS, len(_TRACE_COLS))
     to_dict = rd.to_dict
-    traces = {row[0]: to_dict(row) for row in _fetch(session, rd, project_id, chunk)}
+    traces = {row[0]: to_dict(row) for row in fetch_in(session, rd.sql, project_id, chunk)}
     nodes: dict[str, list[tuple[str, dict[str, Any]]]] = {tid: [] for tid in traces}
     rd = _reader(session, NODE_T, _NODE_COLS, len(_NODE_ATTRS))
     to_dict = rd.to_dict
-    for row in _fetch(session, rd, project_id, chunk):
+    for row in fetch_in(session, rd.sql, project_id, chunk):
         # the attribute columns, then node_id and trace_id
         nodes.setdefault(row[-1], []).append((row[-2], to_dict(row)))
     edges: dict[str, list[tuple[str, str, str, Any]]] = {tid: [] for tid in traces}
-    for row in _fetch(session, _reader(session, EDGE_T, _EDGE_COLS, 0), project_id, chunk):
+    for row in fetch_in(session, _reader(session, EDGE_T, _EDGE_COLS, 0).sql, project_id,
+                        chunk):
         # inferred as the driver gives it (0/1 on SQLite): the graph takes its truth value
         edges.setdefault(row[0], []).append((row[1], row[2], row[3], row[4]))
     # Outcomes recorded per task (inside a trace's `outcome` or posted later over REST)

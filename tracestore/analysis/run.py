@@ -40,7 +40,7 @@ from tracestore.analysis.load import (
 )
 from tracestore.analysis.prices import corpus_models, price_table, with_price_table
 from tracestore.analysis.suite import AnalyzerSuite
-from tracestore.db import session_scope, upsert_tuples
+from tracestore.db import param_mark, session_scope, upsert_tuples
 from tracestore.models import FindingRow, Trace
 from tracestore.pricebook import Book, load_book
 from tracestore.summaries import StoredFinding, json_text, summarize_loaded
@@ -193,7 +193,7 @@ def store_findings(
             if f.id not in rows:
                 rows[f.id] = _finding_row(project_id, lt, f, now)
     conn = session.connection()
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = param_mark(session)
     for i in range(0, len(trace_ids), BATCH_SIZE):
         chunk = trace_ids[i : i + BATCH_SIZE]
         conn.exec_driver_sql(
