@@ -30,7 +30,6 @@ import orjson
 
 from tracestore.config import Settings
 from tracestore.errors import TracestoreError
-from tracestore.schemas import TraceIn
 
 __all__ = ["Redactor", "BUILTIN_RULES"]
 
@@ -64,17 +63,25 @@ _NOT_NEEDED = bytes(b for b in range(256) if b not in b"0123456789@" + _ANCHORS)
 _NOT_DIGITS = b"@" + _ANCHORS
 
 
+def _precheck(b: bytes, rules: frozenset[str]) -> tuple[bool, bool]:
+    """For UTF-8 bytes ``b``: (a card or email rule in ``rules`` may match a string whose
+    bytes are part of ``b``; ``b`` holds an anchor of the API-key rule, when it is in
+    ``rules``). Both False: no built-in rule can match."""
+    kept = b.translate(None, _NOT_NEEDED)
+    if not kept:
+        return False, False
+    sure = ("card_numbers" in rules
+            and len(kept.translate(None, _NOT_DIGITS)) >= _CARD_MIN_DIGITS) or (
+        "emails" in rules and b"@" in kept)
+    anchor = "api_keys" in rules and (b"-" in kept or b"_" in kept or b"A" in kept
+                                      or b"B" in kept)
+    return sure, anchor
+
+
 def _may_match_bytes(b: bytes, rules: frozenset[str]) -> bool:
     """:func:`_may_match` for UTF-8 bytes, without the hint regex: False only when no built-in
     rule in ``rules`` can match any string whose bytes are part of ``b``."""
-    kept = b.translate(None, _NOT_NEEDED)
-    if not kept:
-        return False
-    if "card_numbers" in rules and len(kept.translate(None, _NOT_DIGITS)) >= _CARD_MIN_DIGITS:
-        return True
-    if "api_keys" in rules and (b"-" in kept or b"_" in kept or b"A" in kept or b"B" in kept):
-        return True
-    return "emails" in rules and b"@" in kept
+    return any(_precheck(b, rules))
 
 
 def _may_match(s: str, rules: frozenset[str]) -> bool:
@@ -87,15 +94,8 @@ def _may_match(s: str, rules: frozenset[str]) -> bool:
     >>> _may_match("key sk-abcdefghijklmnopqrstuvwx", frozenset({"api_keys"}))
     True
     """
-    kept = s.encode("utf-8", "surrogatepass").translate(None, _NOT_NEEDED)
-    if not kept:
-        return False
-    if "card_numbers" in rules and len(kept.translate(None, _NOT_DIGITS)) >= _CARD_MIN_DIGITS:
-        return True
-    if "api_keys" in rules and (b"-" in kept or b"_" in kept or b"A" in kept or b"B" in kept
-                                ) and _API_KEY_HINT_RX.search(s):
-        return True
-    return "emails" in rules and b"@" in kept
+    sure, anchor = _precheck(s.encode("utf-8", "surrogatepass"), rules)
+    return sure or (anchor and _API_KEY_HINT_RX.search(s) is not None)
 
 
 # The node fields that carry content (documents are handled beside them).
@@ -209,28 +209,3 @@ class Redactor:
         for d in documents or ():
             if d["content"]:
                 d["content"] = self.text(d["content"])
-
-    def traces(self, traces: Sequence[TraceIn]) -> list[TraceIn]:
-        """Copies of ``traces`` with content redacted (the originals are not modified)."""
-        if not self:
-            return list(traces)
-        out = []
-        for t in traces:
-            nodes = []
-            for n in t.nodes:
-                upd: dict[str, Any] = {}
-                for f in _NODE_FIELDS:
-                    old = getattr(n, f)
-                    if old is not None:
-                        new = self.value(old)
-                        if new != old:
-                            upd[f] = new
-                if n.documents:
-                    docs = [d.model_copy(update={"content": self.text(d.content)})
-                            if d.content else d for d in n.documents]
-                    if any(a.content != b.content for a, b in zip(docs, n.documents)):
-                        upd["documents"] = docs
-                nodes.append(n.model_copy(update=upd) if upd else n)
-            meta = self.value(t.metadata) if t.metadata else t.metadata
-            out.append(t.model_copy(update={"nodes": nodes, "metadata": meta}))
-        return out
