@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import operator
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -138,33 +138,22 @@ def _findings(session: Session, project_id: int,
 
 
 def summarize_traces(session: Session, *, project_id: int, trace_ids: Sequence[str],
-                     now: float | None = None,
-                     graphs: Mapping[str, nx.DiGraph] | None = None) -> int:
-    """(Re)compute the summaries of ``trace_ids`` and refresh their tasks. Returns the number
-    of rows written (missing traces are skipped). ``graphs`` (trace id → graph already built
-    from the stored rows, e.g. by the analysis run) saves reading the traces again."""
+                     now: float | None = None) -> int:
+    """(Re)compute the summaries of ``trace_ids`` from the store and refresh their tasks.
+    Returns the number of rows written (missing traces are skipped). The analysis run, which
+    has the graphs in memory, calls :func:`summarize_loaded` instead."""
     # Imported here: the analysis runtime calls this module after storing findings.
     from tracestore.analysis.load import iter_trace_graphs
 
     now = time.time() if now is None else now
     items: list[tuple[str, nx.DiGraph, str | None, Sequence[FindingLike]]] = []
     ids = list(dict.fromkeys(trace_ids))
-    t = TRACE_T.c
     for i in range(0, len(ids), _CHUNK):
         chunk = ids[i : i + _CHUNK]
         found = _findings(session, project_id, chunk)
-        if graphs is not None:
-            # user_id is not part of the graph contract (analyzers.graph); read it beside.
-            users = dict(session.execute(
-                select(t.trace_id, t.user_id)
-                .where(t.project_id == project_id, t.trace_id.in_(chunk))
-            ).all())
-            items.extend((tid, graphs[tid], users.get(tid), found.get(tid, ()))
-                         for tid in chunk if tid in graphs)
-        else:
-            items.extend((lt.trace_id, lt.graph, lt.user_id, found.get(lt.trace_id, ()))
-                         for lt in iter_trace_graphs(session, project_id=project_id,
-                                                     trace_ids=chunk))
+        items.extend((lt.trace_id, lt.graph, lt.user_id, found.get(lt.trace_id, ()))
+                     for lt in iter_trace_graphs(session, project_id=project_id,
+                                                 trace_ids=chunk))
     return summarize_loaded(session, project_id=project_id, items=items, now=now)
 
 
