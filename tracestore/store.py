@@ -1,7 +1,9 @@
 """The write path: validated traces in, rows upserted, roll-ups recomputed.
 
-One function, :func:`write_traces`, serves native ingest, OTLP ingest and the CLI. It takes the
-session as a keyword argument and never commits: the caller owns the transaction.
+Two steps serve native ingest, OTLP ingest and the CLI: :func:`build_rows` (pure: redaction,
+capping, hashing; OTLP runs it in worker processes) and :func:`write_rows` (pricing, upserts,
+roll-ups), which takes the session as a keyword argument and never commits: the caller owns
+the transaction. :func:`write_traces` does both in one call.
 
 Merging rules (a trace may arrive in many requests, in any order):
 
