@@ -285,28 +285,39 @@ def _ratio(x: Any) -> tuple[int, int]:
     return v.as_integer_ratio() if v > 0 else (0, 1)
 
 
+# (code, [(node id, amount)], [], 0): the analyzers' own per-node booking; else
+# (code, [], node ids, amount): the finding's waste spread along its nodes in order. (At
+# module level: a subscripted alias written inside the function was rebuilt on every call.)
+_Booking = tuple[str, list[tuple[str, tuple[int, int]]], Sequence[str], tuple[int, int]]
+
+
 def _allocate_units(findings: Iterable[FindingLike], f: _Facts) -> _Units:
     costs: dict[str, tuple[int, int]] = {}  # nodes of positive cost only
+    # den: the largest denominator of any input, tracked as the ratios are made (was a
+    # max() over generators per finding: more calls than comparisons)
+    den = 1
     for v, a in f.attrs.items():
         c = a.get("cost_usd")
         if c:  # _ratio inlined
             c = float(c)
             if c > 0:
-                costs[v] = c.as_integer_ratio()
-    # (code, [(node id, amount)], [], 0): the analyzers' own per-node booking; else
-    # (code, [], node ids, amount): the finding's waste spread along its nodes in order.
-    Booking = tuple[str, list[tuple[str, tuple[int, int]]], Sequence[str], tuple[int, int]]
-    bookings: list[Booking] = []
+                r = costs[v] = c.as_integer_ratio()
+                if r[1] > den:
+                    den = r[1]
+    bookings: list[_Booking] = []
     for fd in findings:
         by_node = (getattr(fd, "evidence", None) or {}).get("waste_by_node")
         if isinstance(by_node, dict) and by_node:
-            bookings.append((fd.code, [(str(n), _ratio(usd)) for n, usd in by_node.items()],
-                             (), (0, 1)))
+            amounts = [(str(n), _ratio(usd)) for n, usd in by_node.items()]
+            for _, (_, d) in amounts:
+                if d > den:
+                    den = d
+            bookings.append((fd.code, amounts, (), (0, 1)))
         else:
-            bookings.append((fd.code, [], fd.node_ids, _ratio(fd.wasted_cost_usd)))
-    den = max((d for _, d in costs.values()), default=1)
-    for _, amounts, _, (_, d) in bookings:
-        den = max(den, d, *(d for _, (_, d) in amounts))
+            r = _ratio(fd.wasted_cost_usd)
+            if r[1] > den:
+                den = r[1]
+            bookings.append((fd.code, [], fd.node_ids, r))
 
     remaining = {v: n * (den // d) for v, (n, d) in costs.items()}  # absent: nothing left
     cost = sum(remaining.values())
