@@ -20,9 +20,8 @@ import json
 import operator
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import networkx as nx
 import orjson
@@ -61,9 +60,9 @@ def iso_week(ts: float | None) -> str | None:
     return f"{y}-W{w:02d}"
 
 
-@dataclass(frozen=True)
-class StoredFinding:
-    """A finding as the summaries read it back from its stored row (all attribution needs)."""
+class StoredFinding(NamedTuple):
+    """A finding as the summaries read it back from its stored row (all attribution needs).
+    A named tuple: the analysis run makes one per finding it stores."""
 
     code: str
     node_ids: tuple[str, ...]
