@@ -64,6 +64,55 @@ def test_batched_graphs_equal_graphs_built_trace_by_trace(demo_url: str) -> None
         engine.dispose()
 
 
+# Text that JSON must escape or could mistake for something else, and integers at the bounds
+# the schemas allow: the SQLite loader reads text and integer columns packed in one JSON
+# array per row (tracestore.analysis.load._packable) and must give back the same values.
+_AWKWARD = ["", "null", "[1, 2]", "12", "1e5", 'quo"te \\ back\\slash', "tab\tnl\ncr\r",
+            "ctl \x01\x1f \x7f", "é ü 中文 \u2028 \u2029 😀", " lead and trail "]
+
+
+def test_loader_reads_awkward_values_as_stored(db_url: str) -> None:
+    from tracestore.db import create_schema
+    from tracestore.ingest import Writer, project_id_for
+
+    engine = make_engine(db_url)
+    try:
+        create_schema(engine)
+        pid = project_id_for(engine, "default")
+        nodes: list[dict[str, Any]] = [{"node_id": "root", "kind": "agent", "name": "root",
+                                        "start": 1.0}]
+        for i, txt in enumerate(_AWKWARD):
+            nodes.append({
+                "node_id": f"n{i} {txt}", "parent_id": "root", "kind": "llm", "name": txt,
+                "step": txt, "model": txt or "m", "provider": "openai", "prompt": txt,
+                "output": txt, "finish_reason": txt, "input_tokens": 2**31 - 1 - i,
+                "output_tokens": i, "reasoning_tokens": 0, "start": 2.0 + i / 3,
+                "end": 2.1 + i / 7, "attributes": {"k": txt},
+            })
+            nodes.append({"node_id": f"t{i}", "parent_id": "root", "kind": "tool",
+                          "name": "tool", "tool_name": txt, "args": {"q": txt},
+                          "result": txt, "tool_call_id": txt, "start": 3.0 + i / 9})
+        trace = {"trace_id": "awkward", "workflow": "w", "nodes": nodes}
+        Writer(engine, Settings(database_url=db_url)).ingest_native(pid, [trace]) \
+            .raise_if_rejected()
+        with Session(engine) as s:
+            (lt,) = iter_trace_graphs(s, project_id=pid, trace_ids=["awkward"])
+            trace_row, node_rows, edge_rows = load_trace_rows(s, project_id=pid,
+                                                              trace_id="awkward")
+        ref = build_trace_graph(trace_row, node_rows, edge_rows)
+        assert list(lt.graph.nodes) == list(ref.nodes)
+        for v in ref.nodes:
+            want = {k: x for k, x in ref.nodes[v].items()
+                    if x is not None and k not in NODE_BOOKKEEPING}
+            got = lt.graph.nodes[v]
+            assert list(got.items()) == list(want.items())
+            assert [type(x) for x in got.values()] == [type(x) for x in want.values()]
+        assert {lt.graph.nodes[f"n{i} {t}"]["prompt"] for i, t in enumerate(_AWKWARD)} \
+            == set(_AWKWARD)
+    finally:
+        engine.dispose()
+
+
 def test_bookkeeping_columns_change_no_finding_sample_or_summary(demo_url: str) -> None:
     """The batched loader leaves :data:`NODE_BOOKKEEPING` out of the graphs: with every one
     of those columns set (and varied) on the stored nodes, the analyzers' samples and
