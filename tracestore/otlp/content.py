@@ -110,9 +110,10 @@ def maybe_json(v: Any) -> Any:
     return v
 
 
-def unflatten(flat: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Group ``prefix.N.rest`` keys into ``{prefix: [ {rest: value}, ... ]}`` in index order."""
-    if _FLAT_ANY.search("\n".join(flat)) is None:
+def unflatten(flat: dict[str, Any], keys: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Group ``prefix.N.rest`` keys into ``{prefix: [ {rest: value}, ... ]}`` in index order.
+    ``keys``: the keys of ``flat`` joined by newlines, if the caller has them already."""
+    if _FLAT_ANY.search("\n".join(flat) if keys is None else keys) is None:
         return {}
     groups: dict[str, dict[int, dict[str, Any]]] = {}
     for key, value in flat.items():
@@ -181,7 +182,12 @@ def openllmetry_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def genai_messages(value: Any) -> list[dict[str, Any]]:
-    """OTel GenAI ``gen_ai.input.messages``/``gen_ai.output.messages`` (structured or JSON)."""
+    """OTel GenAI ``gen_ai.input.messages``/``gen_ai.output.messages`` (structured or JSON).
+
+    Written out rather than through :func:`_message`: half of a chat span's mapping time is
+    here (bench/RESULTS.md), so the loop keeps its look-ups local and builds each message dict
+    once, with the keys in the order :func:`_message` gives them.
+    """
     value = maybe_json(value)
     if not isinstance(value, list):
         return []
@@ -189,26 +195,45 @@ def genai_messages(value: Any) -> list[dict[str, Any]]:
     for m in value:
         if not isinstance(m, dict):
             continue
-        texts, calls, call_id = [], [], m.get("tool_call_id")
+        texts: list[str] = []
+        calls: list[dict[str, Any]] = []
+        call_id = m.get("tool_call_id")
         parts = m.get("parts")
-        for p in parts if isinstance(parts, list) else ():
-            if not isinstance(p, dict):
-                continue
-            ptype = p.get("type")
-            if ptype == "text" and p.get("content") is not None:
-                texts.append(str(p["content"]))
-            elif ptype == "tool_call":
-                call = {"id": str(p.get("id")) if p.get("id") is not None else None,
-                        "name": p.get("name"), "arguments": maybe_json(p.get("arguments"))}
-                calls.append({k: v for k, v in call.items() if v is not None})
-            elif ptype == "tool_call_response":
-                call_id = p.get("id")
-                res = p.get("response", p.get("result"))
-                texts.append(res if isinstance(res, str) else orjson.dumps(res).decode())
-        content = "\n".join(texts) if texts else m.get("content")
-        msg = _message(m.get("role"), content, calls, call_id)
-        if m.get("finish_reason") is not None:
-            msg["finish_reason"] = m["finish_reason"]
+        if isinstance(parts, list):
+            for p in parts:
+                if not isinstance(p, dict):
+                    continue
+                ptype = p.get("type")
+                if ptype == "text":
+                    text = p.get("content")
+                    if text is not None:
+                        texts.append(str(text))
+                elif ptype == "tool_call":
+                    call = {}
+                    pid = p.get("id")
+                    if pid is not None:
+                        call["id"] = str(pid)
+                    name = p.get("name")
+                    if name is not None:
+                        call["name"] = name
+                    args = maybe_json(p.get("arguments"))
+                    if args is not None:
+                        call["arguments"] = args
+                    calls.append(call)
+                elif ptype == "tool_call_response":
+                    call_id = p.get("id")
+                    res = p.get("response", p.get("result"))
+                    texts.append(res if isinstance(res, str) else orjson.dumps(res).decode())
+        role = m.get("role")
+        msg: dict[str, Any] = {"role": role if isinstance(role, str) else None,
+                               "content": "\n".join(texts) if texts else m.get("content")}
+        if calls:
+            msg["tool_calls"] = calls
+        if call_id is not None:
+            msg["tool_call_id"] = str(call_id)
+        finish = m.get("finish_reason")
+        if finish is not None:
+            msg["finish_reason"] = finish
         out.append(msg)
     return out
 
@@ -223,14 +248,21 @@ def output_text(messages: list[dict[str, Any]]) -> str | None:
 
 
 def _doc(raw: dict[str, Any], i: int) -> dict[str, Any]:
-    content = raw.get("content", raw.get("document", raw.get("text")))
+    if "content" in raw:
+        content = raw["content"]
+    elif "document" in raw:
+        content = raw["document"]
+    else:
+        content = raw.get("text")
     if content is not None and not isinstance(content, str):
         content = orjson.dumps(content).decode()
     doc_id = raw.get("id")
-    if doc_id in (None, ""):
+    if doc_id is None or doc_id == "":
         # No id sent: the content hash identifies the document across traces; else position.
         doc_id = content_hash(content) if content else str(i)
-    doc: dict[str, Any] = {"id": str(doc_id)[:512], "score": as_float(raw.get("score"))}
+    score = raw.get("score")
+    doc: dict[str, Any] = {"id": (doc_id if type(doc_id) is str else str(doc_id))[:512],
+                           "score": None if score is None else as_float(score)}
     if content is not None:
         doc["content"] = content
     return doc
@@ -242,8 +274,13 @@ def documents(items: list[dict[str, Any]], prefix: str = "document.") -> list[di
     for i, it in enumerate(items):
         if not isinstance(it, dict):
             continue
-        raw = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in it.items()}
-        out.append(_doc(raw, i))
+        # Plain dicts (a JSON documents attribute) are read as they are; only items with
+        # prefixed keys are renamed (a copy per document otherwise).
+        for k in it:
+            if k.startswith(prefix):
+                it = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in it.items()}
+                break
+        out.append(_doc(it, i))
     return out
 
 
@@ -261,10 +298,12 @@ _OUTPUT = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
 
 
 def _first_int(a: dict[str, Any], keys: tuple[str, ...]) -> int | None:
+    if a.keys().isdisjoint(keys):  # one C-level test for the usual absent bucket
+        return None
     for k in keys:
         v = a.get(k)
         if v is not None:
-            v = as_int(v)
+            v = v if type(v) is int else as_int(v)
             if v is not None:
                 return int(v)
     return None

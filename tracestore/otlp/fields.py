@@ -95,26 +95,37 @@ def _messages(a: dict[str, Any], flat: dict[str, list[dict[str, Any]]],
 
 def _model_fields(a: dict[str, Any], flat: dict[str, list[dict[str, Any]]],
                   n: dict[str, Any]) -> list[str]:
-    """Tokens, content, finish reason of an llm/embedding span; returns decided tool calls."""
+    """Tokens, content, finish reason of an llm/embedding span; returns decided tool calls.
+    Like :func:`node_fields`, sets only the fields that are not ``None``."""
     details = maybe_json(a.get("langfuse.observation.usage_details"))
     n.update(usage(a, details if isinstance(details, dict) else None))
     ins, outs = _messages(a, flat, "input"), _messages(a, flat, "output")
-    n["prompt"] = (orjson.dumps(ins).decode() if ins else _text(first(a, (
+    prompt = (orjson.dumps(ins).decode() if ins else _text(first(a, (
         "input.value", "langfuse.observation.input", "traceloop.entity.input"))))
-    n["output"] = output_text(outs) if outs else _text(first(a, (
+    output = output_text(outs) if outs else _text(first(a, (
         "output.value", "langfuse.observation.output", "traceloop.entity.output")))
-    if n["prompt"] is None and "llm.prompts" in flat:
-        n["prompt"] = "\n".join(str(p.get("prompt.text", "")) for p in flat["llm.prompts"])
-    if n["output"] is None and "llm.choices" in flat:
-        n["output"] = "\n".join(str(c.get("completion.text", "")) for c in flat["llm.choices"])
+    if prompt is None and "llm.prompts" in flat:
+        prompt = "\n".join(str(p.get("prompt.text", "")) for p in flat["llm.prompts"])
+    if output is None and "llm.choices" in flat:
+        output = "\n".join(str(c.get("completion.text", "")) for c in flat["llm.choices"])
+    if prompt is not None:
+        n["prompt"] = prompt
+    if output is not None:
+        n["output"] = output
     fr = a.get("gen_ai.response.finish_reasons")
     if isinstance(fr, list):
         fr = fr[0] if fr else None
     fr = fr or first(a, ("llm.finish_reason", "llm.response.finish_reason"))
-    if fr is None:
-        fr = next((m["finish_reason"] for m in outs if m.get("finish_reason")), None)
-    n["finish_reason"] = str(fr) if fr is not None else None
-    return [c["id"] for m in outs for c in m.get("tool_calls", ()) if c.get("id")]
+    calls: list[str] = []
+    for m in outs:
+        if fr is None and m.get("finish_reason"):
+            fr = m["finish_reason"]
+        for c in m.get("tool_calls", ()):
+            if c.get("id"):
+                calls.append(c["id"])
+    if fr is not None:
+        n["finish_reason"] = str(fr)
+    return calls
 
 
 _COST_KEYS = frozenset({"llm.cost.total", "llm.cost.prompt", "llm.cost.completion",
@@ -174,39 +185,71 @@ def _error(sp: Span, a: dict[str, Any], n: dict[str, Any]) -> None:
 
 def node_fields(sp: Span, a: dict[str, Any], flat: dict[str, list[dict[str, Any]]]
                 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
-    """(NodeIn fields, extra human nodes, decided tool-call ids) of one span."""
-    anns = _annotations(flat)
+    """(NodeIn fields, extra human nodes, decided tool-call ids) of one span.
+
+    The fields dict holds only the fields that are not ``None`` (all of them default to
+    ``None``): a key fewer is less for pydantic to validate, ~0.7 µs a node (bench/RESULTS.md).
+    """
+    anns = _annotations(flat) if flat else []
     human = [x for x in anns if str(x.get("annotator_kind", "")).upper() == "HUMAN"]
     kind, source = classify(a, human=bool(human))
     n: dict[str, Any] = {
-        "node_id": sp.span_id, "parent_id": sp.parent_id, "kind": kind, "source_kind": source,
-        "name": sp.name[:1000], "start": sp.start, "end": sp.end,
-        "step": _text(first(a, ("tracestore.step", "gen_ai.prompt.name",
-                                "langfuse.observation.prompt.name"))),
-        "provider": _text(first(a, PROVIDER_KEYS)), "model": _text(first(a, MODEL_KEYS)),
-        "reported_cost_usd": _reported_cost(a),
-        "retry_of": _text(a.get("tracestore.retry_of")),
-        "uses": str_list(a["tracestore.uses"]) if "tracestore.uses" in a else None,
+        "node_id": sp.span_id, "kind": kind, "source_kind": source, "name": sp.name[:1000],
     }
+    if sp.parent_id is not None:
+        n["parent_id"] = sp.parent_id
+    if sp.start is not None:
+        n["start"] = sp.start
+    if sp.end is not None:
+        n["end"] = sp.end
+    v = _text(first(a, ("tracestore.step", "gen_ai.prompt.name",
+                        "langfuse.observation.prompt.name")))
+    if v is not None:
+        n["step"] = v
+    v = _text(first(a, PROVIDER_KEYS))
+    if v is not None:
+        n["provider"] = v
+    v = _text(first(a, MODEL_KEYS))
+    if v is not None:
+        n["model"] = v
+    v = _reported_cost(a)
+    if v is not None:
+        n["reported_cost_usd"] = v
+    if "tracestore.retry_of" in a:
+        v = _text(a["tracestore.retry_of"])
+        if v is not None:
+            n["retry_of"] = v
+    if "tracestore.uses" in a:
+        n["uses"] = str_list(a["tracestore.uses"])
     _error(sp, a, n)
     calls: list[str] = []
     if kind in _MODEL_KINDS:
         calls = _model_fields(a, flat, n)
     elif kind in ("retrieval", "rerank"):
-        n["documents"] = _documents(sp, a, flat, kind)
-        n["top_k"] = as_int(first(a, ("gen_ai.request.top_k", "reranker.top_k",
-                                      "db.vector.query.top_k")))
-        n["query"] = _text(first(a, ("gen_ai.retrieval.query.text", "reranker.query",
-                                     "input.value", "traceloop.entity.input")))
+        v = _documents(sp, a, flat, kind)
+        if v is not None:
+            n["documents"] = v
+        v = as_int(first(a, ("gen_ai.request.top_k", "reranker.top_k", "db.vector.query.top_k")))
+        if v is not None:
+            n["top_k"] = v
+        v = _text(first(a, ("gen_ai.retrieval.query.text", "reranker.query", "input.value",
+                            "traceloop.entity.input")))
+        if v is not None:
+            n["query"] = v
     elif kind == "tool":
         n["tool_name"] = _text(first(a, ("gen_ai.tool.name", "tool.name",
                                          "traceloop.entity.name"))) or sp.name
-        n["tool_call_id"] = _text(first(a, ("gen_ai.tool.call.id", "tool.id")))
-        n["args"] = maybe_json(first(a, ("gen_ai.tool.call.arguments", "input.value",
-                                         "langfuse.observation.input", "traceloop.entity.input")))
-        n["result"] = maybe_json(first(a, ("gen_ai.tool.call.result", "output.value",
-                                           "langfuse.observation.output",
-                                           "traceloop.entity.output")))
+        v = _text(first(a, ("gen_ai.tool.call.id", "tool.id")))
+        if v is not None:
+            n["tool_call_id"] = v
+        v = maybe_json(first(a, ("gen_ai.tool.call.arguments", "input.value",
+                                 "langfuse.observation.input", "traceloop.entity.input")))
+        if v is not None:
+            n["args"] = v
+        v = maybe_json(first(a, ("gen_ai.tool.call.result", "output.value",
+                                 "langfuse.observation.output", "traceloop.entity.output")))
+        if v is not None:
+            n["result"] = v
     elif kind == "outcome":
         n["outcome_status"] = a.get("tracestore.outcome.status")
         n["outcome_type"] = _text(a.get("tracestore.outcome.type"))
@@ -229,11 +272,16 @@ def node_fields(sp: Span, a: dict[str, Any], flat: dict[str, list[dict[str, Any]
             })
     rest = [(k, v) for k, v in a.items() if k not in MAPPED_KEYS
             and not k.startswith(_MAPPED_PREFIXES) and FLAT_RE.match(k) is None]
-    others = [x for x in anns if x not in human]
-    if others:
-        rest.append(("annotations", others))
-    cross = [{"trace_id": lt, "span_id": ls} for lt, ls, _ in sp.links if lt != sp.trace_id]
-    if cross:
-        rest.append(("otel.links", cross))
-    n["attributes"] = bounded_attributes(rest) or None
+    if anns:
+        others = [x for x in anns if x not in human]
+        if others:
+            rest.append(("annotations", others))
+    if sp.links:
+        cross = [{"trace_id": lt, "span_id": ls} for lt, ls, _ in sp.links if lt != sp.trace_id]
+        if cross:
+            rest.append(("otel.links", cross))
+    if rest:
+        attrs = bounded_attributes(rest)
+        if attrs:
+            n["attributes"] = attrs
     return n, extra, calls
