@@ -101,7 +101,9 @@ def node_row(project_id: int, trace_id: str, node: NodeIn, cap: int,
     # A copy of the validated field values: ``model_dump`` per node cost more than all the
     # rest of this function (bench/RESULTS.md); NodeIn has only flat fields besides these.
     row = dict(node.__dict__)
-    docs_in = [dict(d.__dict__) for d in node.documents] if node.documents is not None else None
+    docs_in = node.documents
+    if docs_in is not None:
+        docs_in = [dict(d.__dict__) for d in docs_in]
     if redactor:
         redactor.row(row, docs_in)
     cut: dict[str, int] = {}
@@ -115,11 +117,15 @@ def node_row(project_id: int, trace_id: str, node: NodeIn, cap: int,
     if docs_in is not None:
         docs = []
         for i, d in enumerate(docs_in):
+            content = d["content"]
             doc = {k: v for k, v in d.items() if v is not None}
-            if d["content"] is not None:
-                doc["content"], doc["content_hash"] = _cap(
-                    d["content"], cap, f"documents.{i}.content", cut
-                )
+            if content is not None:
+                # _cap written out: its field name is an f-string, needed only when cut
+                h = content_hash(content)
+                if len(content) > cap:
+                    cut[f"documents.{i}.content"] = len(content)
+                    content = content[:cap]
+                doc["content"], doc["content_hash"] = content, h
             docs.append(doc)
         row["documents"] = docs
     args = row["args"]
@@ -128,19 +134,23 @@ def node_row(project_id: int, trace_id: str, node: NodeIn, cap: int,
         row["args_hash"] = node.args_hash or content_hash(canon)
         if len(canon) > cap:
             cut["args"] = len(canon)
-            args = {"_truncated": canon[:cap]}
-    row["args"] = args
+            row["args"] = {"_truncated": canon[:cap]}
     result = row["result"]
-    if result is not None and not isinstance(result, str):
-        result = canonical_json(result)
-    kept, rh = _cap(result, cap, "result", cut)
-    row["result"] = kept
-    row["result_hash"] = node.result_hash or rh
-    attrs = row["attributes"]
+    if result is not None:
+        if not isinstance(result, str):
+            result = canonical_json(result)
+        kept, rh = _cap(result, cap, "result", cut)
+        row["result"] = kept
+        row["result_hash"] = node.result_hash or rh
+    else:
+        row["result_hash"] = node.result_hash or None
     if cut:
+        attrs = row["attributes"]
         attrs = dict(attrs) if attrs else {}
         attrs["tracestore.truncated"] = cut
-    row["attributes"] = attrs or None
+        row["attributes"] = attrs
+    elif not row["attributes"]:
+        row["attributes"] = None
     row["cost_usd"] = None
     row["price_source"] = None
     row["priced"] = False

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,8 +61,10 @@ class Span:
     attributes: dict[str, Any]
     status_code: int = 0
     status_message: str = ""
-    events: list[tuple[str, float | None, dict[str, Any]]] = field(default_factory=list)
-    links: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    # Read-only; the protobuf decoder leaves the shared empty tuple when a span has none (most
+    # have none: two lists a span fewer for the garbage collector to track).
+    events: Sequence[tuple[str, float | None, dict[str, Any]]] = ()
+    links: Sequence[tuple[str, str, dict[str, Any]]] = ()
     resource: dict[str, Any] = field(default_factory=dict)
     scope: str = ""
 
@@ -174,20 +177,23 @@ def decode_protobuf_request(body: bytes) -> tuple[list[Span], list[Rejected]]:
                         raise ValueError("traceId and spanId are required")
                     parent = _pb_id(s.parent_span_id, _SPAN_ID_BYTES)
                     start, end = _secs(s.start_time_unix_nano), _secs(s.end_time_unix_nano)
-                    links = []
-                    for ln in s.links:
-                        lt, ls = _pb_id(ln.trace_id, _TRACE_ID_BYTES), _pb_id(ln.span_id,
-                                                                               _SPAN_ID_BYTES)
-                        if lt and ls:
-                            links.append((lt, ls, _pb_attrs(ln.attributes)))
+                    links: Sequence[tuple[str, str, dict[str, Any]]] = ()
+                    if s.links:
+                        links = []
+                        for ln in s.links:
+                            lt = _pb_id(ln.trace_id, _TRACE_ID_BYTES)
+                            ls = _pb_id(ln.span_id, _SPAN_ID_BYTES)
+                            if lt and ls:
+                                links.append((lt, ls, _pb_attrs(ln.attributes)))
                 except ValueError as exc:
                     rejected.append(Rejected(f"span {s.name[:80]!r}: {exc}"))
                     continue
+                status = s.status
                 spans.append(Span(
                     trace_id, span_id, parent, s.name, s.kind, start, end,
-                    _pb_attrs(s.attributes), s.status.code, s.status.message,
+                    _pb_attrs(s.attributes), status.code, status.message,
                     [(e.name, _event_secs(e.time_unix_nano), _pb_attrs(e.attributes))
-                     for e in s.events],
+                     for e in s.events] if s.events else (),
                     links, resource, scope,
                 ))
     return spans, rejected
