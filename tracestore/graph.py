@@ -33,6 +33,42 @@ def _add_edge(edges: dict[EdgeKey, dict[str, Any]], nodes: dict[str, dict[str, A
         edges[u, v] = attrs
 
 
+def _known_layout() -> bool:
+    """Whether a new ``nx.DiGraph`` holds exactly six empty dicts in its instance dict
+    (``graph``, ``_node``, ``_adj`` and ``_succ`` — one dict under two names —, ``_pred``,
+    ``__networkx_cache__``), as networkx 3.x lays it out (checked once, at import)."""
+    d = nx.DiGraph().__dict__
+    return (list(d) == ["graph", "_node", "_adj", "_succ", "_pred", "__networkx_cache__"]
+            and d["_adj"] is d["_succ"] and len({id(v) for v in d.values()}) == 5
+            and all(type(v) is dict and not v for v in d.values()))
+
+
+_KNOWN_LAYOUT = _known_layout()
+
+
+def _new_digraph(graph: dict[str, Any], node: dict[str, dict[str, Any]],
+                 succ: dict[str, dict[str, Any]], pred: dict[str, dict[str, Any]]
+                 ) -> nx.DiGraph:
+    """A ``DiGraph`` whose graph attributes, node data and adjacency are these dicts.
+
+    ``DiGraph.__init__`` sets ``_adj`` and ``_pred`` through data descriptors that clear the
+    graph's cached views (Python code, about half the cost of the containers of a 20-node
+    graph, and a new graph has no views to clear); so when networkx lays a new graph out as
+    :func:`_known_layout` checked, the instance dict is filled directly, in the order
+    ``__init__`` fills it. Otherwise through the constructor and the dicts' contents."""
+    if _KNOWN_LAYOUT:
+        G: nx.DiGraph = nx.DiGraph.__new__(nx.DiGraph)
+        G.__dict__.update(graph=graph, _node=node, _adj=succ, _succ=succ, _pred=pred,
+                          __networkx_cache__={})
+        return G
+    G = nx.DiGraph()
+    G.graph.update(graph)
+    G._node.update(node)
+    G._succ.update(succ)
+    G._pred.update(pred)
+    return G
+
+
 def _start_key(item: tuple[str, dict[str, Any]]) -> tuple[bool, float, str]:
     start = item[1].get("start")
     return (start is None, start or 0.0, item[0])
@@ -47,18 +83,18 @@ def graph_from_parts(
     ``(src, dst, kind, inferred)`` stored edges. The attribute dicts become the graph's node
     data as they are (``order`` is added to them): the batched loader builds them once.
 
-    Nodes and edges are installed in the graph's adjacency dicts directly, in the order
-    ``add_node``/``add_edge`` calls would have made them (a fresh graph, so no cache to clear).
+    The graph's node and adjacency dicts are built here, in the order ``add_node``/``add_edge``
+    calls would have made them, and become the new graph's own (:func:`_new_digraph`).
     """
-    G = nx.DiGraph(
-        trace_id=trace.get("trace_id"),
-        workflow=trace.get("workflow"),
-        task_id=trace.get("task_id") or trace.get("trace_id"),
-        team=trace.get("team"),
-        feature=trace.get("feature"),
-        started_at=trace.get("started_at"),
-        cost_usd=float(trace.get("cost_usd") or 0.0),
-    )
+    graph = {
+        "trace_id": trace.get("trace_id"),
+        "workflow": trace.get("workflow"),
+        "task_id": trace.get("task_id") or trace.get("trace_id"),
+        "team": trace.get("team"),
+        "feature": trace.get("feature"),
+        "started_at": trace.get("started_at"),
+        "cost_usd": float(trace.get("cost_usd") or 0.0),
+    }
     ordered = sorted(nodes, key=_start_key)
     attrs_of: dict[str, dict[str, Any]] = {}
     # document id -> retrieval/rerank nodes that returned it, in order
@@ -104,15 +140,15 @@ def graph_from_parts(
             _add_edge(out, attrs_of, owner, nid, "uses", doc_ids=docs)
     for src, dst, kind, inferred in edges:
         _add_edge(out, attrs_of, src, dst, kind, inferred=bool(inferred))
-    succ, pred = G._succ, G._pred
-    G._node.update(attrs_of)
+    succ: dict[str, dict[str, Any]] = {}
+    pred: dict[str, dict[str, Any]] = {}
     for nid in attrs_of:
         succ[nid] = {}
         pred[nid] = {}
     for (u, v), data in out.items():
         succ[u][v] = data
         pred[v][u] = data
-    return G
+    return _new_digraph(graph, attrs_of, succ, pred)
 
 
 def build_trace_graph(

@@ -189,3 +189,31 @@ def test_json_text_stores_what_the_stdlib_would(value: Any) -> None:
     want = json.loads(json.dumps(value))
     got = json.loads(text)
     assert json.dumps(got) == json.dumps(want)  # NaN compares by text
+
+
+def test_graphs_made_without_the_constructor_equal_constructed_ones(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """tracestore.graph fills a new DiGraph's instance dict directly when networkx lays it out
+    as expected; the constructor path (any other networkx) must give the same graph."""
+    import pickle
+
+    import networkx as nx
+
+    from tracestore import graph as tg
+
+    trace = {"trace_id": "t", "workflow": "w", "cost_usd": 0.5}
+    nodes = [{"node_id": "r", "kind": "retrieval", "start": 1.0,
+              "documents": [{"id": "d1"}, {"id": "d2"}]},
+             {"node_id": "l", "kind": "llm", "parent_id": "r", "start": 2.0, "uses": ["d2"]},
+             {"node_id": "x", "kind": "tool", "parent_id": "l", "retry_of": "l"}]
+    edges = [{"src": "r", "dst": "x", "kind": "link", "inferred": True}]
+    assert tg._KNOWN_LAYOUT  # the networkx this project pins
+    fast = tg.build_trace_graph(trace, [dict(n) for n in nodes], edges)
+    monkeypatch.setattr(tg, "_KNOWN_LAYOUT", False)
+    slow = tg.build_trace_graph(trace, [dict(n) for n in nodes], edges)
+    assert type(fast) is type(slow) is nx.DiGraph
+    assert list(fast.__dict__) == list(slow.__dict__)
+    assert fast._adj is fast._succ
+    assert pickle.dumps(fast.__dict__) == pickle.dumps(slow.__dict__)
+    fast.add_edge("l", "r", kinds=("link",), inferred=False)  # still a working graph
+    assert list(fast.successors("l")) == ["x", "r"] and "edges" not in slow.__dict__
