@@ -11,15 +11,16 @@ __all__ = ["build_trace_graph", "graph_from_parts", "graph_to_json"]
 
 _SKIP = frozenset({"project_id", "trace_id", "node_id"})
 
-EdgeKey = tuple[str, str]
+Adjacency = dict[str, dict[str, dict[str, Any]]]
 
 
-def _add_edge(edges: dict[EdgeKey, dict[str, Any]], nodes: dict[str, dict[str, Any]], u: str,
-              v: str, kind: str, inferred: bool = False, doc_ids: Sequence[str] = ()) -> None:
-    """Record edge ``u → v`` of ``kind`` (merged with an earlier edge between the two)."""
-    if u == v or u not in nodes or v not in nodes:
+def _add_edge(succ: Adjacency, pred: Adjacency, u: str, v: str, kind: str,
+              inferred: bool = False, doc_ids: Sequence[str] = ()) -> None:
+    """Record edge ``u → v`` of ``kind`` in the adjacency dicts (merged with an earlier edge
+    between the two). ``succ`` has every node as a key."""
+    if u == v or u not in succ or v not in succ:
         return
-    data = edges.get((u, v))
+    data = succ[u].get(v)
     if data is not None:
         if kind not in data["kinds"]:
             data["kinds"] = tuple(sorted((*data["kinds"], kind)))
@@ -30,7 +31,8 @@ def _add_edge(edges: dict[EdgeKey, dict[str, Any]], nodes: dict[str, dict[str, A
         attrs: dict[str, Any] = {"kinds": (kind,), "inferred": inferred}
         if doc_ids:
             attrs["doc_ids"] = tuple(doc_ids)
-        edges[u, v] = attrs
+        succ[u][v] = attrs
+        pred[v][u] = attrs
 
 
 def _known_layout() -> bool:
@@ -84,7 +86,9 @@ def graph_from_parts(
     data as they are (``order`` is added to them): the batched loader builds them once.
 
     The graph's node and adjacency dicts are built here, in the order ``add_node``/``add_edge``
-    calls would have made them, and become the new graph's own (:func:`_new_digraph`).
+    calls would have made them (every node first; each edge goes into ``succ[u]`` and
+    ``pred[v]`` when first made, which is the order of ``add_edge`` calls), and become the
+    new graph's own (:func:`_new_digraph`).
     """
     graph = {
         "trace_id": trace.get("trace_id"),
@@ -108,27 +112,32 @@ def graph_from_parts(
         if docs:
             for d in docs:
                 doc_owner.setdefault(str(d.get("id")), []).append(nid)
-    out: dict[EdgeKey, dict[str, Any]] = {}
+    succ: Adjacency = {}
+    pred: Adjacency = {}
+    for nid in attrs_of:
+        succ[nid] = {}
+        pred[nid] = {}
     for nid, a in ordered:
         p = a.get("parent_id")
         if p:
-            if p != nid and p in attrs_of and (p, nid) not in out:  # the common case
-                out[p, nid] = {"kinds": ("parent",), "inferred": False}
+            sp = succ.get(p)
+            if sp is not None and p != nid and nid not in sp:  # the common case
+                sp[nid] = pred[nid][p] = {"kinds": ("parent",), "inferred": False}
             else:
-                _add_edge(out, attrs_of, p, nid, "parent")
+                _add_edge(succ, pred, p, nid, "parent")
         r = a.get("retry_of")
         if r:
-            _add_edge(out, attrs_of, r, nid, "retry_of")
+            _add_edge(succ, pred, r, nid, "retry_of")
         t = a.get("review_target")
         if t:
-            _add_edge(out, attrs_of, t, nid, "reviews")
+            _add_edge(succ, pred, t, nid, "reviews")
         uses = a.get("uses")
         if not uses:
             continue
         by_owner: dict[str, list[str]] = {}
         for u in uses:
             if u in attrs_of and u != nid:
-                _add_edge(out, attrs_of, u, nid, "uses")
+                _add_edge(succ, pred, u, nid, "uses")
                 continue
             owners = doc_owner.get(u)
             if owners:
@@ -137,17 +146,9 @@ def graph_from_parts(
                 earlier = [o for o in owners if attrs_of[o]["order"] < order] or owners
                 by_owner.setdefault(earlier[-1], []).append(u)
         for owner, docs in by_owner.items():
-            _add_edge(out, attrs_of, owner, nid, "uses", doc_ids=docs)
+            _add_edge(succ, pred, owner, nid, "uses", doc_ids=docs)
     for src, dst, kind, inferred in edges:
-        _add_edge(out, attrs_of, src, dst, kind, inferred=bool(inferred))
-    succ: dict[str, dict[str, Any]] = {}
-    pred: dict[str, dict[str, Any]] = {}
-    for nid in attrs_of:
-        succ[nid] = {}
-        pred[nid] = {}
-    for (u, v), data in out.items():
-        succ[u][v] = data
-        pred[v][u] = data
+        _add_edge(succ, pred, src, dst, kind, inferred=bool(inferred))
     return _new_digraph(graph, attrs_of, succ, pred)
 
 
