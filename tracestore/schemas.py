@@ -62,6 +62,8 @@ def to_epoch(value: Any) -> float:
     Traceback (most recent call last):
     ValueError: timestamp -5e+279 is out of range (1970-01-01 to 9999-12-31)
     """
+    if type(value) is float and 0.0 <= value <= 1e11:
+        return value  # epoch seconds, as every OTLP node has them: the checks below pass it as is
     if isinstance(value, bool):
         raise ValueError("a timestamp must be an ISO 8601 string or an epoch number")
     if isinstance(value, int | float):

@@ -72,20 +72,26 @@ def _evaluator(kind: str, human: bool) -> str:
     return ("human" if human else "chain") if kind == "evaluator" else kind
 
 
+# The keys classify() reads before gen_ai.operation.name (first match wins).
+_FIRST_KEYS = ("tracestore.node.kind", "tracestore.review.decision", "langfuse.observation.type",
+               "openinference.span.kind")
+
+
 def classify(a: dict[str, Any], *, human: bool) -> tuple[str, str]:
     """(kind, source_kind) of a span with attributes ``a``; ``human`` = carries a human
     annotation."""
-    own = a.get("tracestore.node.kind")
-    if isinstance(own, str) and own in NODE_KINDS:
-        return own, f"tracestore:{own}"
-    if a.get("tracestore.review.decision") is not None:
-        return "human", "tracestore:review"
-    v = a.get("langfuse.observation.type")
-    if isinstance(v, str) and v.lower() in _LANGFUSE:
-        return _evaluator(_LANGFUSE[v.lower()], human), f"langfuse:{v}"
-    v = a.get("openinference.span.kind")
-    if isinstance(v, str) and v.upper() in _OPENINFERENCE:
-        return _evaluator(_OPENINFERENCE[v.upper()], human), f"openinference:{v.upper()}"
+    if not a.keys().isdisjoint(_FIRST_KEYS):  # one C-level test for the rarer producers
+        own = a.get("tracestore.node.kind")
+        if isinstance(own, str) and own in NODE_KINDS:
+            return own, f"tracestore:{own}"
+        if a.get("tracestore.review.decision") is not None:
+            return "human", "tracestore:review"
+        v = a.get("langfuse.observation.type")
+        if isinstance(v, str) and v.lower() in _LANGFUSE:
+            return _evaluator(_LANGFUSE[v.lower()], human), f"langfuse:{v}"
+        v = a.get("openinference.span.kind")
+        if isinstance(v, str) and v.upper() in _OPENINFERENCE:
+            return _evaluator(_OPENINFERENCE[v.upper()], human), f"openinference:{v.upper()}"
     v = a.get("gen_ai.operation.name")
     if isinstance(v, str):
         if v in _GENAI_OPS:
