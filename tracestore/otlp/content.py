@@ -49,9 +49,12 @@ FLAT_PREFIXES = (
 )
 FLAT_RE = re.compile(r"^(" + "|".join(re.escape(p) for p in FLAT_PREFIXES) + r")\.(\d+)\.(.+)$")
 # One search over all of a span's keys joined by newlines: cheaper than a match per key for
-# the many spans that carry no flattened list at all.
+# the many spans that carry no flattened list at all. ``_DOT_DIGIT`` goes first: a literal
+# "." lets the regex engine skip ahead, where ``_FLAT_ANY``'s "^" is tried at every
+# character (~4x slower on a chat span's keys, which have no index at all).
 _FLAT_ANY = re.compile(r"^(?:" + "|".join(re.escape(p) for p in FLAT_PREFIXES) + r")\.\d+\.",
                        re.MULTILINE)
+_DOT_DIGIT = re.compile(r"\.\d")
 # An index that large is a hostile or broken producer, not a list; OTel's default attribute
 # count limit (OTEL_ATTRIBUTE_COUNT_LIMIT=128) bounds real lists far below it.
 _MAX_INDEX = 10_000
@@ -113,7 +116,9 @@ def maybe_json(v: Any) -> Any:
 def unflatten(flat: dict[str, Any], keys: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """Group ``prefix.N.rest`` keys into ``{prefix: [ {rest: value}, ... ]}`` in index order.
     ``keys``: the keys of ``flat`` joined by newlines, if the caller has them already."""
-    if _FLAT_ANY.search("\n".join(flat) if keys is None else keys) is None:
+    if keys is None:
+        keys = "\n".join(flat)
+    if _DOT_DIGIT.search(keys) is None or _FLAT_ANY.search(keys) is None:
         return {}
     groups: dict[str, dict[int, dict[str, Any]]] = {}
     for key, value in flat.items():
