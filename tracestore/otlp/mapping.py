@@ -224,8 +224,9 @@ def map_spans(spans: Iterable[Span], *, max_nodes_per_trace: int | None = None) 
                 continue
             nodes.append(node)
             nodes.extend(more)
-            for k, v in _span_trace_fields(a).items():
-                fields.setdefault(k, v)
+            if not a.keys().isdisjoint(_ANY_TRACE_KEY):  # most spans carry none
+                for k, v in _span_trace_fields(a).items():
+                    fields.setdefault(k, v)
             rf = resources.get(id(sp.resource))
             if rf is None:
                 rf = resources[id(sp.resource)] = _resource_fields(sp.resource)
