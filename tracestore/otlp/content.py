@@ -92,6 +92,8 @@ def as_float(v: Any) -> float | None:
     >>> as_float("0.5"), as_float(2), as_float("nan"), as_float(float("inf"))
     (0.5, 2.0, None, None)
     """
+    if type(v) is float:  # the usual case (a score), without the conversions below
+        return v if math.isfinite(v) else None
     if isinstance(v, bool):
         return None
     if isinstance(v, int | float | str):
