@@ -53,6 +53,7 @@ __all__ = [
     "WorkflowBaseline",
     "collect_samples",
     "compute_baselines",
+    "own_step_key",
     "rejected_nodes",
     "step_key",
     "step_keys",
@@ -161,7 +162,7 @@ class WorkflowBaseline:
         )
 
 
-def _declared_step(a: dict[str, Any]) -> str | None:
+def _declared_step(a: Mapping[str, Any]) -> str | None:
     if a.get("step"):
         return str(a["step"])
     attrs = a.get("attributes")
@@ -178,6 +179,24 @@ def _declared_step(a: dict[str, Any]) -> str | None:
 def _generic(name: str, model: str) -> bool:
     """A span name that says which API ran, not which step (``chat gpt-4o``)."""
     return bool(_GENERIC.match(name)) or bool(model and model in name)
+
+
+def own_step_key(a: Mapping[str, Any]) -> str | None:
+    """The step key of a node (attributes ``a``) when it does not depend on the node's
+    siblings — the explicit ``step``, a prompt name or template attribute, or a span name that
+    is not generic — else None (:func:`step_keys` then keys it by its parent and position)."""
+    if a.get("step") or a.get("attributes"):
+        declared = _declared_step(a)
+        if declared:
+            return declared
+    name = a.get("name") or ""
+    if type(name) is not str:
+        name = str(name)
+    if name:
+        model = a.get("model") or ""
+        if not _generic(name, model if type(model) is str else str(model)):
+            return name
+    return None
 
 
 def step_keys(G: nx.DiGraph, kinds: frozenset[str] | None = None,
@@ -197,19 +216,10 @@ def step_keys(G: nx.DiGraph, kinds: frozenset[str] | None = None,
         kind = a.get("kind")
         if kinds is not None and kind not in kinds:
             continue
-        if a.get("step") or a.get("attributes"):
-            declared = _declared_step(a)
-            if declared:
-                keys[n] = declared
-                continue
-        name = a.get("name") or ""
-        if type(name) is not str:
-            name = str(name)
-        if name:
-            model = a.get("model") or ""
-            if not _generic(name, model if type(model) is str else str(model)):
-                keys[n] = name
-                continue
+        own = own_step_key(a)
+        if own is not None:
+            keys[n] = own
+            continue
         parent = a.get("parent_id")
         kind = str(kind or "")
         sk = (parent, kind)

@@ -32,7 +32,7 @@ from typing import Any
 
 import networkx as nx
 
-from analyzers.baseline import WorkflowBaseline
+from analyzers.baseline import WorkflowBaseline, own_step_key
 from analyzers.callkeys import shingle_set
 from analyzers.common import book_once, input_rate, make_finding, rates_for
 from analyzers.config import AnalyzerConfig
@@ -205,14 +205,24 @@ def _oversized(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
         return  # no step with enough samples for a norm
     G, A, llms = v.G, v.A, v.by_kind["llm"]
     # A prompt at most oversize_ratio × the least step median is not oversized whatever its
-    # step: when no prompt is above that, the step keys are not needed.
+    # step (a rule that fires needs x > ratio × its step's median ≥ ratio × least): only the
+    # calls above that are candidates, and without any the step keys are not needed.
+    bound = cfg.oversize_ratio * least
     given = [A[n].get("input_tokens", 0) for n in llms]
-    if all(map(isinstance, given, itertools.repeat(int))) and \
-            max(given) <= cfg.oversize_ratio * least:
-        return
-    keys, steps = v.steps, baseline.steps
+    if all(map(isinstance, given, itertools.repeat(int))):
+        if max(given) <= bound:
+            return
+        cands = [n for n, x in zip(llms, given, strict=True) if x > bound]
+    else:
+        cands = [n for n in llms if int(A[n].get("input_tokens") or 0) > bound]
+    # A candidate's step key usually does not depend on its siblings (an explicit step or a
+    # specific span name, :func:`analyzers.baseline.own_step_key`); only when one does are the
+    # step keys of the whole trace computed.
+    own = [own_step_key(A[n]) for n in cands]
+    keys = dict(zip(cands, own, strict=True)) if None not in own else v.steps
+    steps = baseline.steps
     explained: dict[str, int] | None = None
-    for n in llms:
+    for n in cands:
         a = A[n]
         norm = steps.get(keys[n])
         if norm is None or norm.n < cfg.oversize_min_samples:
