@@ -96,7 +96,9 @@ def _retrieval(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
             continue  # no evidence either way
         ids = [str(d.get("id")) for d in docs]
         # explicitly used, or the id cited in an answer (most documents are settled here)
-        if len(texts) == 1:
+        if not texts:  # explicit uses only (settled in C)
+            hits = list(map(named.__contains__, ids))
+        elif len(texts) == 1:
             t0 = texts[0]
             hits = [did in named or did in t0 for did in ids]
         else:
@@ -110,9 +112,9 @@ def _retrieval(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
                         ans = [shingle_set(t) for t in texts]
                     ds = shingle_set(d["content"])
                     hits[i] = any(len(s & ds) / max(len(s), 1) >= cfg.containment for s in ans)
-        used = [i for i, hit in enumerate(hits) if hit]
-        if len(used) == len(docs):
+        if all(hits):
             continue
+        used = list(itertools.compress(range(len(hits)), hits))
         unused = [i for i, hit in enumerate(hits) if not hit]
         given = [docs[i].get("tokens") for i in unused]
         if None in given:  # sizes from the content's length where not given, or unknown
