@@ -81,6 +81,9 @@ _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=
 _C_ENCODE = None if c_make_encoder is None else c_make_encoder(
     None, str, encode_basestring, None, ":", ",", True, False, True)
 _WORD = re.compile(r"\w+")
+# A fresh BLAKE2b-64 state, copied per key (key_hash): copying skips the constructor's
+# keyword parsing; the digest is the same as hashlib.blake2b(data, digest_size=8)'s.
+_KEY_HASH = hashlib.blake2b(digest_size=8)
 
 
 def _coefficients(n: int) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
@@ -162,7 +165,9 @@ def canonical_args(args: Any) -> str:
 
 def key_hash(text: str) -> str:
     """BLAKE2b-64 hex of ``text`` (short, stable)."""
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    h = _KEY_HASH.copy()  # == hashlib.blake2b(data, digest_size=8), a third cheaper
+    h.update(text.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
 
 
 def _prompt_hash(attrs: dict[str, Any]) -> str | None:
@@ -227,6 +232,11 @@ def shingles(text: str, n: int = SHINGLE_WORDS) -> npt.NDArray[np.uint64]:
 
 def shingle_set(text: str, n: int = SHINGLE_WORDS) -> frozenset[str]:
     """Word ``n``-grams of ``text`` as a set (for exact Jaccard on small groups)."""
+    if n == 3:  # _grams(text, 3) inlined: one call less per set on the per-trace path
+        words = _WORD.findall(text.lower())
+        if len(words) > 3:
+            return frozenset(map(" ".join, zip(words, words[1:], words[2:], strict=False)))
+        return frozenset((" ".join(words),))
     return frozenset(_grams(text, n))
 
 

@@ -171,7 +171,9 @@ def make_finding(
         capped[n] = min(w, cost)
     total = sum(capped.values())
     ev = dict(evidence)
-    ev["waste_by_node"] = {n: round(w, 9) for n, w in capped.items()}
+    # round(w, 9) goes through dtoa (~7k instructions); a zero (an unpriced node's capped
+    # waste) rounds to itself, sign included, so it is kept as is
+    ev["waste_by_node"] = {n: round(w, 9) if w else w for n, w in capped.items()}
     if unpriced:
         # detected waste on steps nobody priced: shown, never as a silent $0
         ev["unpriced_nodes"] = unpriced

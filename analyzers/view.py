@@ -79,7 +79,8 @@ class TraceView:
         self.pos = dict(zip(order, range(len(order)), strict=True))
         by_kind: dict[str, list[str]] = defaultdict(list)  # node ids per kind, in order
         for n in order:
-            by_kind[str(A[n].get("kind"))].append(n)
+            k = A[n].get("kind")
+            by_kind[k if type(k) is str else str(k)].append(n)
         self.by_kind = by_kind
         self._results: dict[str, str | None] = {}
 
