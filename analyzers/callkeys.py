@@ -158,7 +158,8 @@ def canonical_args(args: Any) -> str:
             else:
                 break
         else:
-            return _encode(flat)
+            # _encode(flat) inlined (a flat dict of str keys: the C encoder applies)
+            return "".join(_C_ENCODE(flat, 0)) if _C_ENCODE is not None else _encode(flat)
     # stdlib json, not tracestore.store.canonical_json: analyzers never import tracestore.
     return _encode(_strip(args))
 
