@@ -67,6 +67,7 @@ from analyzers.view import CallKey, TraceView
 __all__ = ["Calls", "analyze", "find"]
 
 EXACT_JACCARD_MAX = 32  # group size up to which pairwise exact Jaccard beats MinHash/LSH
+_MEMO_MAX = 4096  # tool names remembered per config (Calls)
 
 
 class Calls:
@@ -77,10 +78,19 @@ class Calls:
         self.changes: list[int] = []  # positions of state-changing tool calls, ascending
         A, pos = v.A, v.pos
         prefixes = config.read_only_prefixes
-        tools = v.by_kind.get("tool", ())
-        for n in tools:
+        # whether a tool name changes state, remembered per name in the (immutable) config's
+        # memo: a trace calls few distinct tools and a corpus reuses them (bounded, in case
+        # a producer puts ids in tool names)
+        memo: dict[str, bool] = config.memo.setdefault("state_changing", {})
+        for n in v.by_kind.get("tool", ()):
             a = A[n]
-            if not str(a.get("tool_name") or a.get("name") or "").lower().startswith(prefixes):
+            name = a.get("tool_name") or a.get("name") or ""
+            changes = memo.get(name) if type(name) is str else None
+            if changes is None:
+                changes = not str(name).lower().startswith(prefixes)
+                if type(name) is str and len(memo) < _MEMO_MAX:
+                    memo[name] = changes
+            if changes:
                 self.changes.append(pos[n])
         self.streams = v.streams
 
