@@ -123,7 +123,7 @@ def _retrieval(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
                 continue
         else:
             sizes = [float(t) for t in given]
-        tokens = round(sum(t or 0.0 for t in sizes))
+        tokens = round(sum(filter(None, sizes)))  # no None here; zeros add nothing
         c = cons[0]
         ca = A[c]
         k = len(docs)
