@@ -14,6 +14,7 @@ README, "Schema and migrations").
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +40,23 @@ __all__ = [
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def _register_sqlite_adapters() -> None:
+    """Give ``None`` and ``bool`` parameters an adapter that binds them as they are bound
+    anyway, so the sqlite3 module finds one at once. It binds exact ``int``, ``float``,
+    ``str`` and ``bytes`` directly; any other value first goes through its adapter
+    protocol, which for ``None`` and ``bool`` fails by way of two attribute lookups (each
+    formatting an ``AttributeError`` message, then discarding it) before binding them as
+    NULL and as an integer. A ``nodes`` row has ~20 NULLs and two booleans: that fallback
+    was a third of the node upsert's ``executemany`` (~5 µs a row, bench/RESULTS.md).
+    ``{}.get`` returns ``None`` for ``None`` (bound as NULL, as before); ``int`` turns a bool
+    into the 0/1 that sqlite3 bound for it before. Stored values are unchanged."""
+    sqlite3.register_adapter(type(None), {}.get)
+    sqlite3.register_adapter(bool, int)
+
+
+_register_sqlite_adapters()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
