@@ -244,7 +244,7 @@ def fetch_in(session: Session, sql: str, project_id: int,
 
 def upsert_tuples(
     session: Session, table: Table, names: Sequence[str], rows: Sequence[Sequence[Any]], *,
-    keys: Sequence[str], encode_json: Callable[[Any], str], update: bool = True,
+    keys: Sequence[str], encode_json: Callable[[Any], str] | None, update: bool = True,
     batch_size: int = 1000,
 ) -> None:
     """``INSERT … ON CONFLICT (keys) DO UPDATE`` every other column (``DO NOTHING`` with
@@ -252,10 +252,12 @@ def upsert_tuples(
     of ``names``, handed to the driver's ``executemany``: SQLAlchemy's per-row bind processing
     was the largest cost of ingest and of writing findings (bench/RESULTS.md). JSON columns
     are encoded with ``encode_json``; other values go to the driver as they are, as the
-    column types' bind processing would (no column type here converts a Python value)."""
+    column types' bind processing would (no column type here converts a Python value).
+    ``encode_json=None``: the JSON columns are encoded already."""
     if not rows:
         return
-    json_at = [i for i, n in enumerate(names) if isinstance(table.c[n].type, JSON)]
+    json_at = [i for i, n in enumerate(names) if isinstance(table.c[n].type, JSON)
+               ] if encode_json is not None else []
     mark = param_mark(session)
     sets = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n not in keys)
     quoted = ", ".join(f'"{n}"' for n in names)
@@ -268,7 +270,7 @@ def upsert_tuples(
         for r in rows:
             values = list(r)
             for i in json_at:
-                values[i] = encode_json(values[i])
+                values[i] = encode_json(values[i])  # type: ignore[misc]
             encoded.append(tuple(values))
         params = encoded
     conn = session.connection()

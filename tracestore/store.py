@@ -26,7 +26,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Table, bindparam, case, func, select, update
+from sqlalchemy import JSON, Table, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -47,6 +47,7 @@ __all__ = [
     "build_rows",
     "write_rows",
     "upsert_rows_fast",
+    "node_tuples",
     "write_traces",
     "write_outcomes",
     "recompute_rollups",
@@ -178,6 +179,26 @@ def upsert_rows_fast(
                   encode_json=_json_text, update=update, batch_size=batch_size)
 
 
+_NODE_JSON = frozenset(c.name for c in NODE_T.columns if isinstance(c.type, JSON))
+_NODE_KEYS = ["project_id", "trace_id", "node_id"]
+
+
+def node_tuples(rows: list[dict[str, Any]]) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """Node rows (all with the same keys) → (column names in table order, one tuple per row
+    with its JSON columns encoded as :func:`upsert_rows_fast` encodes them): what the node
+    upsert hands to the driver. The JSON values are replaced in the dicts themselves, which
+    is cheaper than building a list per row."""
+    names = tuple(c.name for c in NODE_T.columns if c.name in rows[0])
+    json_names = [n for n in names if n in _NODE_JSON]
+    get = operator.itemgetter(*names)
+    out = []
+    for r in rows:
+        for n in json_names:
+            r[n] = _json_text(r[n])
+        out.append(get(r))
+    return names, out
+
+
 @lru_cache(maxsize=4)
 def _trace_upsert_statement(dialect: str) -> Any:
     insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
@@ -237,12 +258,20 @@ def write_outcomes(
 @dataclass(slots=True)
 class TraceRows:
     """What :func:`build_rows` makes of validated traces: plain rows, cheap to pickle, that
-    :func:`write_rows` stores. ``traces`` maps trace id to its trace-level fields."""
+    :func:`write_rows` stores. ``traces`` maps trace id to its trace-level fields.
+
+    The OTLP worker processes go one step further (:meth:`encode_nodes`): ``nodes`` become
+    ``node_values``, tuples in ``node_columns`` order, priced by the library's rates and JSON
+    encoded, so the single writer has no per-node Python work left but the ``executemany``."""
 
     traces: dict[str, dict[str, Any]] = field(default_factory=dict)
     nodes: list[dict[str, Any]] = field(default_factory=list)
     edges: list[dict[str, Any]] = field(default_factory=list)
     outcomes: list[OutcomeIn] = field(default_factory=list)
+    node_columns: tuple[str, ...] = ()
+    node_values: list[tuple[Any, ...]] = field(default_factory=list)
+    # The Pricer.cost_tolerance node_values were priced with (None: not priced yet).
+    priced_tolerance: float | None = None
 
     def add_edge(self, project_id: int, trace_id: str, src: str, dst: str, kind: str) -> None:
         """An edge (and, if this request has none of its nodes, an empty trace row)."""
@@ -250,6 +279,23 @@ class TraceRows:
             self.traces[trace_id] = {**dict.fromkeys(_TRACE_FIELDS), "metadata": None}
         self.edges.append({"project_id": project_id, "trace_id": trace_id, "src": src,
                            "dst": dst, "kind": kind, "inferred": False})
+
+    def encode_nodes(self, pricer: Pricer) -> None:
+        """Price ``nodes`` without a price book and turn them into ``node_values`` (pure, so
+        the OTLP worker processes do it). A project's price book needs the database: when the
+        book has overrides, :func:`write_rows` prices the rows again with it, as it prices
+        native rows; without one, these are exactly the prices it would compute (one
+        difference: a node with neither start nor end is priced at this process's clock,
+        milliseconds earlier)."""
+        if not self.nodes:
+            return
+        pricer.price_rows(self.nodes)
+        self.node_columns, self.node_values = node_tuples(self.nodes)
+        self.priced_tolerance = pricer.cost_tolerance
+        self.nodes = []
+
+    def node_count(self) -> int:
+        return len(self.nodes) or len(self.node_values)
 
 
 def build_rows(project_id: int, traces: Sequence[TraceIn], *, max_content_chars: int,
@@ -313,19 +359,41 @@ def write_rows(
 ) -> int:
     """Store the rows of :func:`build_rows`: price the nodes, upsert traces, nodes and edges,
     record outcomes, recompute the touched traces' roll-ups. Returns the nodes written."""
-    node_rows = rows.nodes
-    pricer.price_rows(node_rows, session=session, project_id=project_id)
+    columns, values = _priced_node_tuples(session, project_id, rows, pricer)
     _trace_upsert(session, [{"project_id": project_id, "trace_id": tid, "updated_at": now, **f}
                             for tid, f in rows.traces.items()])
-    upsert_rows_fast(session, NODE_T, node_rows, keys=["project_id", "trace_id", "node_id"],
-                     batch_size=batch_size)
+    if values:
+        upsert_tuples(session, NODE_T, columns, values, keys=_NODE_KEYS, encode_json=None,
+                      batch_size=batch_size)
     upsert_rows_fast(session, EDGE_T, rows.edges,
                      keys=["project_id", "trace_id", "src", "dst", "kind"], update=False,
                      batch_size=batch_size)
     if rows.outcomes:
         write_outcomes(session, project_id=project_id, outcomes=rows.outcomes, now=now)
     recompute_rollups(session, project_id=project_id, trace_ids=list(rows.traces))
-    return len(node_rows)
+    return len(values)
+
+
+def _priced_node_tuples(session: Session, project_id: int, rows: TraceRows, pricer: Pricer
+                        ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """The node upsert's columns and tuples, priced with the project's price book. Rows as
+    dicts (native ingest) are priced and encoded here. Tuples from :meth:`TraceRows.
+    encode_nodes` (priced without a book) are used as they are unless the book has overrides
+    or another tolerance was used: then they are priced again, through the dicts, exactly as
+    native rows are (the JSON columns, already encoded, are not read by pricing)."""
+    if rows.nodes:
+        pricer.price_rows(rows.nodes, session=session, project_id=project_id)
+        return node_tuples(rows.nodes)
+    columns, values = rows.node_columns, rows.node_values
+    if not values:
+        return columns, values
+    if rows.priced_tolerance == pricer.cost_tolerance and not pricer.book(
+            session, project_id).overrides:
+        return columns, values
+    dicts = [dict(zip(columns, v)) for v in values]
+    pricer.price_rows(dicts, session=session, project_id=project_id)
+    get = operator.itemgetter(*columns)
+    return columns, [get(d) for d in dicts]
 
 
 def write_traces(

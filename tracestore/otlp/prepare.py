@@ -29,6 +29,7 @@ from typing import Any
 from tracestore.config import Settings
 from tracestore.otlp.decode import decode_json_request, decode_protobuf_request
 from tracestore.otlp.mapping import map_spans
+from tracestore.pricing import Pricer
 from tracestore.redact import Redactor
 from tracestore.store import TraceRows, build_rows
 
@@ -48,11 +49,12 @@ class PrepareConfig:
     max_content_chars: int
     redact: str
     redact_patterns: tuple[str, ...]
+    cost_tolerance: float = 0.05  # setting reported_cost_tolerance, for pricing
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PrepareConfig:
         return cls(settings.max_nodes_per_trace, settings.max_content_chars, settings.redact,
-                   tuple(settings.redact_patterns))
+                   tuple(settings.redact_patterns), settings.reported_cost_tolerance)
 
 
 @dataclass(slots=True)
@@ -68,6 +70,7 @@ class Prepared:
 
 
 _redactors: dict[tuple[str, tuple[str, ...]], Redactor] = {}
+_pricers: dict[float, Pricer] = {}
 
 
 def _redactor(cfg: PrepareConfig) -> Redactor:
@@ -78,16 +81,27 @@ def _redactor(cfg: PrepareConfig) -> Redactor:
     return r
 
 
+def _pricer(cfg: PrepareConfig) -> Pricer:
+    p = _pricers.get(cfg.cost_tolerance)
+    if p is None:
+        p = _pricers[cfg.cost_tolerance] = Pricer(cost_tolerance=cfg.cost_tolerance)
+    return p
+
+
 def prepare(body: bytes, encoding: str, project_id: int, cfg: PrepareConfig) -> Prepared:
     """Decode (``encoding`` is ``"protobuf"`` or ``"json"``), map, validate, redact, cap and
-    hash one request. Raises :class:`~tracestore.errors.BadRequest` for an undecodable body;
-    spans that fail are counted as rejected."""
+    hash one request, then price the nodes by the library's rates and encode them as the
+    node upsert's tuples (:meth:`TraceRows.encode_nodes`: the single writer then only runs
+    the statements; tuples also pickle back smaller and faster than dicts). Raises
+    :class:`~tracestore.errors.BadRequest` for an undecodable body; spans that fail are
+    counted as rejected."""
     decode = decode_protobuf_request if encoding == "protobuf" else decode_json_request
     spans, rejected = decode(body)
     mapped = map_spans(spans, max_nodes_per_trace=cfg.max_nodes_per_trace)
     rejected += mapped.rejected
     rows = build_rows(project_id, mapped.traces, max_content_chars=cfg.max_content_chars,
                       redactor=_redactor(cfg))
+    rows.encode_nodes(_pricer(cfg))
     return Prepared(rows, len(rejected), [r.reason for r in rejected[:MAX_REASONS]],
                     mapped.decided, mapped.executed)
 
