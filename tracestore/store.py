@@ -48,6 +48,7 @@ __all__ = [
     "write_rows",
     "upsert_rows_fast",
     "node_tuples",
+    "NodeTuples",
     "write_traces",
     "write_outcomes",
     "recompute_rollups",
@@ -183,20 +184,39 @@ _NODE_JSON = frozenset(c.name for c in NODE_T.columns if isinstance(c.type, JSON
 _NODE_KEYS = ["project_id", "trace_id", "node_id"]
 
 
-def node_tuples(rows: list[dict[str, Any]]) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
-    """Node rows (all with the same keys) → (column names in table order, one tuple per row
-    with its JSON columns encoded as :func:`upsert_rows_fast` encodes them): what the node
-    upsert hands to the driver. The JSON values are replaced in the dicts themselves, which
-    is cheaper than building a list per row."""
-    names = tuple(c.name for c in NODE_T.columns if c.name in rows[0])
-    json_names = [n for n in names if n in _NODE_JSON]
-    get = operator.itemgetter(*names)
-    out = []
-    for r in rows:
-        for n in json_names:
-            r[n] = _json_text(r[n])
-        out.append(get(r))
-    return names, out
+@dataclass(slots=True)
+class NodeTuples:
+    """Node rows as the node upsert takes them (:func:`db.upsert_tuples`): ``columns`` in
+    table order, ``nulls`` the columns NULL in every row, ``values`` one tuple per row of
+    the other columns, JSON columns encoded."""
+
+    columns: tuple[str, ...] = ()
+    nulls: tuple[str, ...] = ()
+    values: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def dicts(self) -> list[dict[str, Any]]:
+        """The rows as dicts again (JSON columns stay encoded)."""
+        bound = [c for c in self.columns if c not in self.nulls]
+        empty = dict.fromkeys(self.nulls)
+        return [{**empty, **dict(zip(bound, v))} for v in self.values]
+
+
+def node_tuples(rows: list[dict[str, Any]], *, encode_json: bool = True) -> NodeTuples:
+    """Node rows (all with the same keys) → :class:`NodeTuples`, JSON columns encoded as
+    :func:`upsert_rows_fast` encodes them (unless ``encode_json=False``: encoded already).
+    The JSON values are replaced in the dicts themselves, which is cheaper than building a
+    list per row. A column no row sets is listed in ``nulls`` instead of bound row by row."""
+    columns = tuple(c.name for c in NODE_T.columns if c.name in rows[0])
+    if encode_json:
+        json_names = [n for n in columns if n in _NODE_JSON]
+        for r in rows:
+            for n in json_names:
+                r[n] = _json_text(r[n])
+    nulls = tuple(n for n in columns if all(r[n] is None for r in rows))
+    get = operator.itemgetter(*[n for n in columns if n not in nulls])
+    if len(columns) - len(nulls) == 1:  # itemgetter of one name returns the bare value
+        return NodeTuples(columns, nulls, [(get(r),) for r in rows])
+    return NodeTuples(columns, nulls, [get(r) for r in rows])
 
 
 @lru_cache(maxsize=4)
@@ -261,16 +281,15 @@ class TraceRows:
     :func:`write_rows` stores. ``traces`` maps trace id to its trace-level fields.
 
     The OTLP worker processes go one step further (:meth:`encode_nodes`): ``nodes`` become
-    ``node_values``, tuples in ``node_columns`` order, priced by the library's rates and JSON
-    encoded, so the single writer has no per-node Python work left but the ``executemany``."""
+    ``encoded``, priced by the library's rates and in the node upsert's form, so the single
+    writer has no per-node Python work left but the ``executemany``."""
 
     traces: dict[str, dict[str, Any]] = field(default_factory=dict)
     nodes: list[dict[str, Any]] = field(default_factory=list)
     edges: list[dict[str, Any]] = field(default_factory=list)
     outcomes: list[OutcomeIn] = field(default_factory=list)
-    node_columns: tuple[str, ...] = ()
-    node_values: list[tuple[Any, ...]] = field(default_factory=list)
-    # The Pricer.cost_tolerance node_values were priced with (None: not priced yet).
+    encoded: NodeTuples | None = None
+    # The Pricer.cost_tolerance ``encoded`` was priced with.
     priced_tolerance: float | None = None
 
     def add_edge(self, project_id: int, trace_id: str, src: str, dst: str, kind: str) -> None:
@@ -281,7 +300,7 @@ class TraceRows:
                            "dst": dst, "kind": kind, "inferred": False})
 
     def encode_nodes(self, pricer: Pricer) -> None:
-        """Price ``nodes`` without a price book and turn them into ``node_values`` (pure, so
+        """Price ``nodes`` without a price book and turn them into ``encoded`` (pure, so
         the OTLP worker processes do it). A project's price book needs the database: when the
         book has overrides, :func:`write_rows` prices the rows again with it, as it prices
         native rows; without one, these are exactly the prices it would compute (one
@@ -290,12 +309,9 @@ class TraceRows:
         if not self.nodes:
             return
         pricer.price_rows(self.nodes)
-        self.node_columns, self.node_values = node_tuples(self.nodes)
+        self.encoded = node_tuples(self.nodes)
         self.priced_tolerance = pricer.cost_tolerance
         self.nodes = []
-
-    def node_count(self) -> int:
-        return len(self.nodes) or len(self.node_values)
 
 
 def build_rows(project_id: int, traces: Sequence[TraceIn], *, max_content_chars: int,
@@ -359,57 +375,39 @@ def write_rows(
 ) -> int:
     """Store the rows of :func:`build_rows`: price the nodes, upsert traces, nodes and edges,
     record outcomes, recompute the touched traces' roll-ups. Returns the nodes written."""
-    columns, values = _priced_node_tuples(session, project_id, rows, pricer)
+    nodes = _priced_node_tuples(session, project_id, rows, pricer)
     _trace_upsert(session, [{"project_id": project_id, "trace_id": tid, "updated_at": now, **f}
                             for tid, f in rows.traces.items()])
-    if values:
-        upsert_tuples(session, NODE_T, columns, values, keys=_NODE_KEYS, encode_json=None,
-                      batch_size=batch_size)
+    upsert_tuples(session, NODE_T, nodes.columns, nodes.values, keys=_NODE_KEYS,
+                  encode_json=None, nulls=nodes.nulls, batch_size=batch_size)
     upsert_rows_fast(session, EDGE_T, rows.edges,
                      keys=["project_id", "trace_id", "src", "dst", "kind"], update=False,
                      batch_size=batch_size)
     if rows.outcomes:
         write_outcomes(session, project_id=project_id, outcomes=rows.outcomes, now=now)
     recompute_rollups(session, project_id=project_id, trace_ids=list(rows.traces))
-    return len(values)
+    return len(nodes.values)
 
 
-def _priced_node_tuples(session: Session, project_id: int, rows: TraceRows, pricer: Pricer
-                        ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
-    """The node upsert's columns and tuples, priced with the project's price book. Rows as
-    dicts (native ingest) are priced and encoded here. Tuples from :meth:`TraceRows.
-    encode_nodes` (priced without a book) are used as they are unless the book has overrides
-    or another tolerance was used: then they are priced again, through the dicts, exactly as
-    native rows are (the JSON columns, already encoded, are not read by pricing)."""
-    if rows.nodes:
+def _priced_node_tuples(session: Session, project_id: int, rows: TraceRows,
+                        pricer: Pricer) -> NodeTuples:
+    """The node upsert's tuples, priced with the project's price book. Rows as dicts (native
+    ingest) are priced and encoded here. Tuples from :meth:`TraceRows.encode_nodes` (priced
+    without a book) are used as they are unless the book has overrides or another tolerance
+    was used: then they are priced again, through dicts, exactly as native rows are (pricing
+    reads no JSON column, so the encoded ones can stay encoded)."""
+    enc = rows.encoded
+    if enc is None:
+        if not rows.nodes:
+            return NodeTuples()
         pricer.price_rows(rows.nodes, session=session, project_id=project_id)
         return node_tuples(rows.nodes)
-    columns, values = rows.node_columns, rows.node_values
-    if not values:
-        return columns, values
     if rows.priced_tolerance == pricer.cost_tolerance and not pricer.book(
             session, project_id).overrides:
-        return columns, values
-    dicts = [dict(zip(columns, v)) for v in values]
+        return enc
+    dicts = enc.dicts()
     pricer.price_rows(dicts, session=session, project_id=project_id)
-    get = operator.itemgetter(*columns)
-    return columns, [get(d) for d in dicts]
-
-
-def write_traces(
-    session: Session,
-    *,
-    project_id: int,
-    traces: Sequence[TraceIn],
-    pricer: Pricer,
-    max_content_chars: int,
-    now: float,
-    batch_size: int = 1000,
-) -> int:
-    """Store validated traces (or parts of traces). Returns the number of nodes written."""
-    rows = build_rows(project_id, traces, max_content_chars=max_content_chars)
-    return write_rows(session, project_id=project_id, rows=rows, pricer=pricer, now=now,
-                      batch_size=batch_size)
+    return node_tuples(dicts, encode_json=False)
 
 
 @lru_cache(maxsize=1)

@@ -119,8 +119,8 @@ def test_pool_prepares_exactly_what_the_request_thread_prepares() -> None:
     assert second.executed == {("5b8efff798038103d269b633813fc60c", "call_9"): "0000000000000005"}
     assert second.rejected == 1 and "all-zero" in second.reasons[0]
     # The workers hand back the node upsert's tuples: JSON columns already encoded.
-    rows = [dict(zip(first.rows.node_columns, v)) for v in first.rows.node_values]
-    nodes = {n["node_id"]: n for n in rows}
+    assert first.rows.encoded is not None
+    nodes = {n["node_id"]: n for n in first.rows.encoded.dicts()}
     chat = nodes["0000000000000002"]
     chat["attributes"] = json.loads(chat["attributes"])
     assert "sk-abc" not in chat["prompt"] and "[REDACTED:api_key]" in chat["prompt"]
