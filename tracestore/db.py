@@ -61,6 +61,10 @@ _register_sqlite_adapters()
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
+    # 8 KiB pages for a new database (a no-op on an existing one: its page size stays).
+    # A node row with content is ~1.7 KB, so 4 KiB pages hold two: most inserts split a
+    # page, and a commit and each checkpoint write more page frames (bench/RESULTS.md).
+    cur.execute("PRAGMA page_size=8192")
     # WAL: readers never block the writer and vice versa. Cost: a -wal and -shm file beside
     # the database, and the database must sit on a local disk (no NFS).
     cur.execute("PRAGMA journal_mode=WAL")
