@@ -103,9 +103,9 @@ def node_row(project_id: int, trace_id: str, node: NodeIn, cap: int,
     # A copy of the validated field values: ``model_dump`` per node cost more than all the
     # rest of this function (bench/RESULTS.md); NodeIn has only flat fields besides these.
     row = dict(node.__dict__)
-    docs_in = node.documents
-    if docs_in is not None:
-        docs_in = [dict(d.__dict__) for d in docs_in]
+    docs_in: list[dict[str, Any]] | None = None
+    if node.documents is not None:
+        docs_in = [dict(d.__dict__) for d in node.documents]
     if redactor:
         redactor.row(row, docs_in)
     cut: dict[str, int] = {}

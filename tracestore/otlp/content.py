@@ -216,7 +216,7 @@ def genai_messages(value: Any) -> list[dict[str, Any]]:
                     if text is not None:
                         texts.append(str(text))
                 elif ptype == "tool_call":
-                    call = {}
+                    call: dict[str, Any] = {}
                     pid = p.get("id")
                     if pid is not None:
                         call["id"] = str(pid)

@@ -39,6 +39,7 @@ __all__ = ["Span", "Rejected", "decode_protobuf_request", "decode_json_request",
 
 _HEX = frozenset(string.hexdigits)
 _TRACE_ID_BYTES, _SPAN_ID_BYTES = 16, 8  # trace.proto: trace_id is 16 bytes, span_id 8
+_ZERO_IDS = {_TRACE_ID_BYTES: bytes(_TRACE_ID_BYTES), _SPAN_ID_BYTES: bytes(_SPAN_ID_BYTES)}
 _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
 # 9999-12-31T23:59:59Z in ns: the last instant Python's datetime (hence ISO output) can show.
 _MAX_NANOS = 253_402_300_799 * 10**9
@@ -146,7 +147,7 @@ def _pb_id(raw: bytes, nbytes: int) -> str | None:
         return None
     if len(raw) != nbytes:
         raise ValueError(f"id is {len(raw)} bytes, not {nbytes}")
-    if not any(raw):
+    if raw == _ZERO_IDS[nbytes]:  # a compare, where any() steps through the bytes in Python ints
         raise ValueError("an all-zero id is invalid")
     return raw.hex()
 
@@ -186,12 +187,13 @@ def decode_protobuf_request(body: bytes) -> tuple[list[Span], list[Rejected]]:
                     start, end = _secs(s.start_time_unix_nano), _secs(s.end_time_unix_nano)
                     links: Sequence[tuple[str, str, dict[str, Any]]] = ()
                     if s.links:
-                        links = []
+                        found = []
                         for ln in s.links:
                             lt = _pb_id(ln.trace_id, _TRACE_ID_BYTES)
                             ls = _pb_id(ln.span_id, _SPAN_ID_BYTES)
                             if lt and ls:
-                                links.append((lt, ls, _pb_attrs(ln.attributes)))
+                                found.append((lt, ls, _pb_attrs(ln.attributes)))
+                        links = found
                 except ValueError as exc:
                     rejected.append(Rejected(f"span {s.name[:80]!r}: {exc}"))
                     continue

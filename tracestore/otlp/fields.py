@@ -202,7 +202,7 @@ def node_fields(sp: Span, a: dict[str, Any], flat: dict[str, list[dict[str, Any]
         n["start"] = sp.start
     if sp.end is not None:
         n["end"] = sp.end
-    v = _text(first(a, ("tracestore.step", "gen_ai.prompt.name",
+    v: Any = _text(first(a, ("tracestore.step", "gen_ai.prompt.name",
                         "langfuse.observation.prompt.name")))
     if v is not None:
         n["step"] = v
