@@ -21,7 +21,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import (
-    JSON, Engine, Table, bindparam, create_engine, event, inspect, text, update,
+    INTEGER, JSON, BigInteger, Engine, Table, bindparam, create_engine, event, inspect, text,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -182,16 +183,25 @@ class WalCheckpointer:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create missing tables and indexes (idempotent), and add missing nullable columns."""
+    """Create missing tables and indexes (idempotent), add missing nullable columns, and on
+    PostgreSQL widen INTEGER columns the models now declare BIGINT (token counts were 32-bit
+    there; widening is lossless, SQLite's INTEGER is 64-bit already)."""
     SQLModel.metadata.create_all(engine)
     insp = inspect(engine)
+    widen = engine.dialect.name == "postgresql"
     with engine.begin() as conn:
         for table in SQLModel.metadata.sorted_tables:
-            have = {c["name"] for c in insp.get_columns(table.name)}
+            have = {c["name"]: c["type"] for c in insp.get_columns(table.name)}
             for col in table.columns:
-                if col.name not in have and col.nullable:
-                    coltype = col.type.compile(dialect=engine.dialect)
-                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {coltype}'))
+                if col.name not in have:
+                    if col.nullable:
+                        coltype = col.type.compile(dialect=engine.dialect)
+                        conn.execute(text(
+                            f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {coltype}'))
+                elif (widen and isinstance(col.type, BigInteger)
+                      and type(have[col.name]) is INTEGER):
+                    conn.execute(text(
+                        f'ALTER TABLE {table.name} ALTER COLUMN "{col.name}" TYPE BIGINT'))
 
 
 def upsert(

@@ -33,6 +33,12 @@ def _json(nullable: bool = True) -> Any:
     return Field(default=None, sa_column=Column(JSON, nullable=nullable))
 
 
+def _count() -> Any:
+    """A token count: 64-bit, because the schemas accept counts up to 10**12 and PostgreSQL's
+    INTEGER stops at 2**31 - 1 (SQLite's INTEGER is 64-bit anyway)."""
+    return Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+
+
 class Project(SQLModel, table=True):
     __tablename__ = "projects"
 
@@ -105,11 +111,11 @@ class Node(SQLModel, table=True):
     # llm / embedding
     provider: str | None = None
     model: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    reasoning_tokens: int = 0
+    input_tokens: int = _count()
+    output_tokens: int = _count()
+    cache_read_tokens: int = _count()
+    cache_write_tokens: int = _count()
+    reasoning_tokens: int = _count()
     finish_reason: str | None = None
     prompt: str | None = None
     prompt_hash: str | None = None
@@ -117,7 +123,7 @@ class Node(SQLModel, table=True):
     output_hash: str | None = None
     # retrieval / rerank
     documents: list[dict[str, Any]] | None = _json()
-    top_k: int | None = None
+    top_k: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     query: str | None = None
     # tool
     tool_name: str | None = None
@@ -193,7 +199,7 @@ class FindingRow(SQLModel, table=True):
     analyzer: str
     code: str
     node_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    wasted_tokens: int = 0
+    wasted_tokens: int = _count()
     wasted_cost_usd: float = 0.0
     savings_usd: float = 0.0
     confidence: float = 0.0

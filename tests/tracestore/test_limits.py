@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import inspect, text
 
 from tracestore.api import create_app
 from tracestore.config import Settings
+from tracestore.db import create_schema, make_engine
 from tracestore.store import content_hash
 
 SECRET_KEY = "sk-proj-" + "Q" * 40
@@ -129,3 +131,43 @@ def test_nul_characters_are_422_on_every_backend(client: TestClient) -> None:
     assert body["errors"][0]["loc"] == ["nodes", 0, "prompt"]
     assert "NUL" in body["errors"][0]["msg"] and body["accepted_traces"] == 1
     assert client.get("/api/v1/traces/fine").status_code == 200
+
+
+def test_token_counts_up_to_the_schema_limit_are_stored_on_every_backend(
+        client: TestClient) -> None:
+    # The schema accepts counts up to 10**12; PostgreSQL's INTEGER stopped at 2**31 - 1, so
+    # such a node was refused there ("integer out of range") while SQLite stored it.
+    big = 10**12
+    r = client.post("/api/v1/traces", json=[{"trace_id": "huge", "nodes": [
+        {"node_id": "n1", "kind": "llm", "name": "chat", "start": 1_763_283_600,
+         "model": "gpt-4o-mini", "input_tokens": big, "output_tokens": 3_000_000_000,
+         "cache_read_tokens": big, "reasoning_tokens": 2**31},
+        {"node_id": "n2", "kind": "retrieval", "name": "search", "start": 1_763_283_601,
+         "top_k": big}]}])
+    assert r.status_code == 200, r.text
+    body = client.get("/api/v1/traces/huge").json()
+    nodes = {n["node_id"]: n for n in body["nodes"]}
+    assert nodes["n1"]["input_tokens"] == big and nodes["n1"]["output_tokens"] == 3_000_000_000
+    assert nodes["n1"]["cache_read_tokens"] == big and nodes["n1"]["reasoning_tokens"] == 2**31
+    assert nodes["n2"]["top_k"] == big
+    assert body["input_tokens"] == big and body["output_tokens"] == 3_000_000_000
+
+
+def test_schema_start_widens_a_postgresql_store_made_with_32_bit_token_columns(
+        db_url: str) -> None:
+    if db_url.startswith("sqlite"):
+        pytest.skip("widening is PostgreSQL-only: SQLite's INTEGER is 64-bit")
+    engine = make_engine(db_url)
+    try:
+        create_schema(engine)
+        with engine.begin() as conn:  # the column as earlier versions created it
+            conn.execute(text("ALTER TABLE nodes ALTER COLUMN input_tokens TYPE INTEGER"))
+            conn.execute(text("ALTER TABLE findings ALTER COLUMN wasted_tokens TYPE INTEGER"))
+        create_schema(engine)
+        types = {(t, c["name"]): str(c["type"]) for t in ("nodes", "findings")
+                 for c in inspect(engine).get_columns(t)}
+        assert types["nodes", "input_tokens"] == "BIGINT"
+        assert types["findings", "wasted_tokens"] == "BIGINT"
+        assert types["nodes", "kind"] != "BIGINT"  # only the declared BIGINT columns change
+    finally:
+        engine.dispose()
