@@ -20,6 +20,7 @@ Target (issue 3): ≥ 20,000 spans/s into SQLite on the 2-core CI machine.
 from __future__ import annotations
 
 import argparse
+import gc
 import http.client
 import os
 import random
@@ -175,15 +176,17 @@ def post_concurrently(port: int, bodies: list[bytes], connections: int) -> tuple
 
 
 def stages(bodies: list[bytes], spans: int) -> None:
-    """CPU time per span of each stage, in this process (default GC, SQLite): decode, map,
-    rows (redaction, capping, hashing) — what the worker processes do — the single writer's
-    write (pricing, upserts, roll-ups, commit) and the WAL checkpoints its background thread
-    runs meanwhile."""
+    """CPU time per span of each stage, in this process (SQLite): decode, map, rows
+    (redaction, capping, hashing, pricing by library rates, encoding the node tuples) — what
+    the worker processes do, timed under their garbage-collector settings — then, under the
+    default ones as in the server process, the single writer's write (upserts, roll-ups,
+    commit) and the WAL checkpoints its background thread runs meanwhile."""
     from tracestore.config import Settings
     from tracestore.db import create_schema, make_engine
     from tracestore.ingest import Writer, project_id_for
     from tracestore.otlp import decode_protobuf_request
     from tracestore.otlp.mapping import map_spans
+    from tracestore.otlp.prepare import WORKER_GC_THRESHOLD
 
     settings = Settings(database_url=f"sqlite:///{tempfile.mkdtemp()}/stages.db")
     engine = make_engine(settings.database_url)
@@ -192,14 +195,19 @@ def stages(bodies: list[bytes], spans: int) -> None:
     cpu = {"decode": 0.0, "map": 0.0, "rows": 0.0, "write": 0.0}
     clock = time.thread_time  # this thread only: the WAL checkpoint thread is counted apart
     process0 = time.process_time()
+    default_gc = gc.get_threshold()
+    gc.freeze()
     for body in bodies:
+        gc.set_threshold(*WORKER_GC_THRESHOLD)
         t0 = clock()
         decoded, _ = decode_protobuf_request(body)
         t1 = clock()
         traces = map_spans(decoded).traces
         t2 = clock()
         rows = writer.rows(pid, traces)
+        rows.encode_nodes(writer.pricer)
         t3 = clock()
+        gc.set_threshold(*default_gc)
         writer.write_rows(pid, rows)
         t4 = clock()
         cpu["decode"] += t1 - t0

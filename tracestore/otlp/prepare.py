@@ -106,6 +106,10 @@ def prepare(body: bytes, encoding: str, project_id: int, cfg: PrepareConfig) -> 
                     mapped.decided, mapped.executed)
 
 
+# The workers' garbage-collector thresholds (see _init_worker).
+WORKER_GC_THRESHOLD = (20_000, 20, 20)
+
+
 def _ready() -> bool:
     return True
 
@@ -131,7 +135,7 @@ def _init_worker(lifeline: Connection) -> None:
 
     threading.Thread(target=watch, name="lifeline", daemon=True).start()
     gc.freeze()
-    gc.set_threshold(20_000, 20, 20)
+    gc.set_threshold(*WORKER_GC_THRESHOLD)
 
 
 class PreparePool:
