@@ -179,7 +179,7 @@ def _dependencies(
     # parent (None: no parent in the graph) -> its latest live, non-outcome child so far;
     # one pass over all nodes in order visits each parent's children in order.
     latest: dict[str | None, str] = {}
-    for k in f.in_order():
+    for _, k in f._keys:  # in order (no id list needed here)
         a = attrs[k]
         p = a.get("parent_id")
         if p is not None:
@@ -421,6 +421,7 @@ def attribute_trace(G: nx.DiGraph, findings: Iterable[FindingLike] = ()) -> Attr
     f = _Facts(G)
     u = _allocate_units(findings, f)
     d = u.denominator
+    causal = u.causal
     # int / int is correctly rounded: the same floats as float(Fraction(n, d)).
     return Attribution(
         trace_id=G.graph.get("trace_id"),
@@ -428,6 +429,6 @@ def attribute_trace(G: nx.DiGraph, findings: Iterable[FindingLike] = ()) -> Attr
         productive_usd=sum(u.productive.values()) / d,
         waste_usd={k: v / d for k, v in sorted(u.waste.items()) if v > 0},
         per_outcome_usd={k: v / d for k, v in u.productive.items()},
-        path=tuple([v for v in f.in_order() if v in u.causal]),
+        path=tuple([v for _, v in f._keys if v in causal]),  # in order
         seeds=tuple(u.productive),
     )

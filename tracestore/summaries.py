@@ -56,8 +56,22 @@ def iso_week(ts: float | None) -> str | None:
     """
     if ts is None:
         return None
-    y, w, _ = datetime.fromtimestamp(ts, UTC).isocalendar()
-    return f"{y}-W{w:02d}"
+    # Every time of one UTC day is in one ISO week: cache by day number (one summary per
+    # trace, mostly a few days apart; a datetime and a format cost more than the lookup).
+    # A time that is not a finite number never hits the cache (NaN keys are not equal) and
+    # errors as before.
+    day = ts // 86400
+    week = _WEEKS.get(day)
+    if week is None:
+        y, w, _ = datetime.fromtimestamp(ts, UTC).isocalendar()
+        week = f"{y}-W{w:02d}"
+        if len(_WEEKS) >= 4096:  # bounded: a long-running server sees many days
+            _WEEKS.clear()
+        _WEEKS[day] = week
+    return week
+
+
+_WEEKS: dict[float, str] = {}
 
 
 class StoredFinding(NamedTuple):
