@@ -88,21 +88,44 @@ class FindingLike(Protocol):
 
 
 class _Facts:
-    """What attribution reads of a graph, gathered once: node attributes, order keys and the
-    attempts superseded by a retry (``v`` has an outgoing ``retry_of`` edge). Reads the
+    """What attribution reads of a graph, gathered once: node attributes, order keys, the
+    positive node costs and the attempts superseded by a retry (``v`` has an outgoing
+    ``retry_of`` edge). Reads the
     graph's own adjacency dicts (``_node``, ``_succ``, ``_pred``, read only): networkx's
     views cost more than the arithmetic here."""
 
-    __slots__ = ("_in_order", "_keys", "_order", "attrs", "pred", "superseded")
+    __slots__ = ("_in_order", "_keys", "_order", "attrs", "costs", "den", "pred",
+                 "superseded")
 
     def __init__(self, G: nx.DiGraph) -> None:
         self.attrs: dict[str, dict[str, Any]] = G._node
-        # Order keys (order, id), sorted at once: the same order as sorting the ids by key
-        # (ids are unique), without a key function or a dict of keys.
-        keys = [(o if type(o := a.get("order", 0)) is int else int(o), v)
-                for v, a in self.attrs.items()]
+        # One pass over the node dicts gathers the order keys and the costs (each further
+        # pass over the nodes costs a loop and a lookup per node; the node dicts are read
+        # again only for the nodes the later steps need).
+        # Order keys (order, id, attribute dict), sorted at once: the same order as sorting
+        # the ids by (order, id) (ids are unique, so the dicts are never compared), without
+        # a key function or a dict of keys; the dict rides along for the in-order pass of
+        # _dependencies.
+        # Costs: node -> its positive cost as an exact ratio (nodes of positive cost only);
+        # den the largest denominator, tracked as the ratios are made (was a max() over
+        # generators per finding: more calls than comparisons).
+        keys: list[tuple[int, str, dict[str, Any]]] = []
+        costs: dict[str, tuple[int, int]] = {}
+        den = 1
+        for v, a in self.attrs.items():
+            o = a.get("order", 0)
+            keys.append((o if type(o) is int else int(o), v, a))
+            c = a.get("cost_usd")
+            if c:  # _ratio inlined
+                c = float(c)
+                if c > 0:
+                    r = costs[v] = c.as_integer_ratio()
+                    if r[1] > den:
+                        den = r[1]
         keys.sort()
         self._keys = keys
+        self.costs = costs
+        self.den = den
         self.pred: dict[str, dict[str, dict[str, Any]]] = G._pred
         superseded: set[str] = set()
         for u, nbrs in G._succ.items():
@@ -119,13 +142,13 @@ class _Facts:
     def order(self) -> dict[str, tuple[int, str]]:
         """Node id → its order key ``(order, id)`` (built when first asked for)."""
         if self._order is None:
-            self._order = {k[1]: k for k in self._keys}
+            self._order = {v: (o, v) for o, v, _ in self._keys}
         return self._order
 
     def in_order(self) -> list[str]:
         """Every node id sorted by its order key (computed once)."""
         if self._in_order is None:
-            self._in_order = [v for _, v in self._keys]
+            self._in_order = [v for _, v, _ in self._keys]
         return self._in_order
 
 
@@ -179,8 +202,7 @@ def _dependencies(
     # parent (None: no parent in the graph) -> its latest live, non-outcome child so far;
     # one pass over all nodes in order visits each parent's children in order.
     latest: dict[str | None, str] = {}
-    for _, k in f._keys:  # in order (no id list needed here)
-        a = attrs[k]
+    for _, k, a in f._keys:  # in order (no id list needed here)
         p = a.get("parent_id")
         if p is not None:
             if p in attrs:
@@ -292,18 +314,7 @@ _Booking = tuple[str, list[tuple[str, tuple[int, int]]], Sequence[str], tuple[in
 
 
 def _allocate_units(findings: Iterable[FindingLike], f: _Facts) -> _Units:
-    costs: dict[str, tuple[int, int]] = {}  # nodes of positive cost only
-    # den: the largest denominator of any input, tracked as the ratios are made (was a
-    # max() over generators per finding: more calls than comparisons)
-    den = 1
-    for v, a in f.attrs.items():
-        c = a.get("cost_usd")
-        if c:  # _ratio inlined
-            c = float(c)
-            if c > 0:
-                r = costs[v] = c.as_integer_ratio()
-                if r[1] > den:
-                    den = r[1]
+    costs, den = f.costs, f.den  # nodes of positive cost only; their largest denominator
     bookings: list[_Booking] = []
     for fd in findings:
         by_node = (getattr(fd, "evidence", None) or {}).get("waste_by_node")
@@ -429,6 +440,6 @@ def attribute_trace(G: nx.DiGraph, findings: Iterable[FindingLike] = ()) -> Attr
         productive_usd=sum(u.productive.values()) / d,
         waste_usd={k: v / d for k, v in sorted(u.waste.items()) if v > 0},
         per_outcome_usd={k: v / d for k, v in u.productive.items()},
-        path=tuple([v for _, v in f._keys if v in causal]),  # in order
+        path=tuple([v for _, v, _ in f._keys if v in causal]),  # in order
         seeds=tuple(u.productive),
     )
