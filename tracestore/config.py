@@ -75,9 +75,9 @@ class Settings(BaseSettings):
     ingest_workers: int = Field(
         2,
         ge=0,
-        description="Worker processes that decode, map, redact and hash OTLP request bodies "
-        "while the single writer stores earlier ones (about one per core; 0 = in the request "
-        "thread, same results).",
+        description="Worker processes that decode, map, redact, hash and price OTLP request "
+        "bodies while the single writer stores earlier ones (about one per core; 0 = in the "
+        "request thread, same results).",
     )
     write_batch_size: int = Field(
         1000, description="Rows per INSERT ... ON CONFLICT statement on the write path."
