@@ -21,8 +21,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import (
-    INTEGER, JSON, BigInteger, Engine, Table, bindparam, create_engine, event, inspect, text,
-    update,
+    INTEGER, JSON, BigInteger, Connection, Engine, Table, bindparam, create_engine, event,
+    inspect, text, update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -318,7 +318,9 @@ def update_per_trace(
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session whose transaction commits on success and rolls back on error."""
+def session_scope(engine: Engine | Connection) -> Iterator[Session]:
+    """A session whose transaction commits on success and rolls back on error (on
+    ``engine``'s connection, or on the given connection, which must not be in a
+    transaction)."""
     with Session(engine) as session, session.begin():
         yield session

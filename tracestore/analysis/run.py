@@ -243,29 +243,35 @@ def analyze_traces(
     ``free`` (dropping the batch) added."""
     total = AnalysisCounts()
     clock = Stopwatch(timings)
-    for i in range(0, len(trace_ids), BATCH_SIZE):
-        chunk = trace_ids[i : i + BATCH_SIZE]
-        with _gc_paused():
-            with Session(engine) as session:
-                batch = read_batch(session, project_id=project_id,
-                                   chunk=list(dict.fromkeys(chunk)))
-            clock.lap("read")
-            loaded = list(build_batch(batch, chunk))
-            del batch
-            clock.lap("graph")
-            results = [(lt, suite.analyze(lt.graph, baselines)) for lt in loaded]
-            clock.lap("analyzers")
-            with session_scope(engine) as session, preloaded(project_id, loaded):
-                total.add(store_findings(session, project_id=project_id, results=results,
-                                         now=now, timings=timings))
-                clock.t = time.process_time()
-            clock.lap("findings")  # the commit
-            for lt in loaded:
-                _drop_views(lt.graph)
-            del loaded, results
-        clock.lap("free")  # freeing the batch
-        if progress is not None:
-            progress(len(chunk))
+    # One connection for the whole run, each batch's read and write in their own
+    # transaction on it (no lock is held between them). SQLite's engine opens a connection
+    # per checkout, and opening one runs the pragmas and starts with a cold page cache, while
+    # closing the last one checkpoints the WAL into the database file, both once per batch
+    # (~5-10 us a 20-node trace of the findings stage's CPU). Commits are as before.
+    with engine.connect() as conn:
+        for i in range(0, len(trace_ids), BATCH_SIZE):
+            chunk = trace_ids[i : i + BATCH_SIZE]
+            with _gc_paused():
+                with Session(conn) as session:
+                    batch = read_batch(session, project_id=project_id,
+                                       chunk=list(dict.fromkeys(chunk)))
+                clock.lap("read")
+                loaded = list(build_batch(batch, chunk))
+                del batch
+                clock.lap("graph")
+                results = [(lt, suite.analyze(lt.graph, baselines)) for lt in loaded]
+                clock.lap("analyzers")
+                with session_scope(conn) as session, preloaded(project_id, loaded):
+                    total.add(store_findings(session, project_id=project_id,
+                                             results=results, now=now, timings=timings))
+                    clock.t = time.process_time()
+                clock.lap("findings")  # the commit
+                for lt in loaded:
+                    _drop_views(lt.graph)
+                del loaded, results
+            clock.lap("free")  # freeing the batch
+            if progress is not None:
+                progress(len(chunk))
     return total
 
 
