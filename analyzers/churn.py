@@ -131,10 +131,10 @@ def _finding(v: TraceView, code: str, occ: list[str], conf: float, ev: dict[str,
                         evidence=ev, message=msg, attrs=v.A)
 
 
-def _repeated(v: TraceView, stream: list[str]) -> list[str]:
-    """Calls of ``stream`` (in order) whose call key occurs more than once in it: the only
-    ones a cycle or a repeat can hold, so the only ones whose results are looked up."""
-    ks = list(map(v.keys.__getitem__, stream))
+def _repeated(stream: list[str], ks: list[CallKey]) -> list[str]:
+    """Calls of ``stream`` (in order, with their call identities ``ks``) whose call key
+    occurs more than once in it: the only ones a cycle or a repeat can hold, so the only ones
+    whose results are looked up."""
     if len(set(ks)) == len(ks):
         return []
     counts: dict[CallKey, int] = {}
@@ -144,15 +144,15 @@ def _repeated(v: TraceView, stream: list[str]) -> list[str]:
 
 
 def _cycles(v: TraceView, c: Calls, cfg: AnalyzerConfig, repeated: dict[str, list[str]],
-            out: list[Finding]) -> set[str]:
+            stream_keys: dict[str, list[CallKey]], out: list[Finding]) -> set[str]:
     claimed: set[str] = set()
-    keys, result = v.keys, v.result
+    result = v.result
     for kind, stream in c.streams.items():
         rep = set(repeated[kind])
         if not rep or len(stream) < 2 * cfg.cycle_min_repeats:
             continue  # no call key twice (or too few calls): no cycle
         # a cycle of period p starts where a key recurs p calls later: the only places to look
-        ks = list(map(keys.__getitem__, stream))
+        ks = stream_keys[kind]
         starts = sorted({*itertools.compress(range(len(ks)), map(operator.eq, ks, ks[2:])),
                          *itertools.compress(range(len(ks)), map(operator.eq, ks, ks[3:]))})
         if not starts:
@@ -396,8 +396,12 @@ def find(v: TraceView, *, baseline: WorkflowBaseline | None,
     """Churn findings before booking (:func:`analyzers.run.analyze_trace` books once)."""
     c = Calls(v, config)
     out: list[Finding] = []
-    repeated = {kind: _repeated(v, stream) for kind, stream in c.streams.items()}
-    claimed = _cycles(v, c, config, repeated, out)
+    # each stream's call identities, in stream order: read once for _repeated and _cycles
+    getkey = v.keys.__getitem__
+    stream_keys = {kind: list(map(getkey, stream)) for kind, stream in c.streams.items()}
+    repeated = {kind: _repeated(stream, stream_keys[kind])
+                for kind, stream in c.streams.items()}
+    claimed = _cycles(v, c, config, repeated, stream_keys, out)
     _repeats(v, c, config, claimed, repeated, out)
     flagged = claimed | {n for f in out for n in f.node_ids}
     _near_dups(v, c, config, flagged, out)
