@@ -46,9 +46,24 @@ _RANK = {c: i for i, c in enumerate(PRIORITY)}
 _EPS = 1e-12
 
 
+_USD_MEMO_MAX = 4096
+_USD: dict[float, str] = {}
+
+
 def fmt_usd(x: float) -> str:
     """Dollars for messages: 4 decimals, 6 below a hundredth of a cent."""
-    return f"${x:,.4f}" if x >= 0.0001 else f"${x:.6f}"
+    # formatting a float goes through dtoa (~7k instructions); a trace's findings and
+    # booking repeat the same amounts (a node's price, a finding's total), so the texts are
+    # remembered by value: floats only (an int formats like the equal float but is not
+    # one), never zero (0.0 and -0.0 are one key but format differently); emptied when full
+    s = _USD.get(x) if type(x) is float else None
+    if s is None:
+        s = f"${x:,.4f}" if x >= 0.0001 else f"${x:.6f}"
+        if x and type(x) is float:
+            if len(_USD) >= _USD_MEMO_MAX:
+                _USD.clear()
+            _USD[x] = s
+    return s
 
 
 def _table_rates(model: str, table: Mapping[str, Mapping[str, float]]) -> Rates | None:
@@ -82,9 +97,34 @@ def _observed_rates(model: str, baseline: WorkflowBaseline) -> Rates | None:
 def _fill(message: str, usd: str) -> str:
     """``message.format(usd=usd)``; a message whose only braces are ``{usd}`` (the usual
     case) by a plain replace, which does not parse the text."""
-    if message.count("{") == 1 and message.count("}") == 1 and "{usd}" in message:
-        return message.replace("{usd}", usd)
+    # After replacing every ``{usd}``, a text with no brace left is what format() gives
+    # (it had no other field and no escaped brace): one replace and two C scans.
+    filled = message.replace("{usd}", usd)
+    if "{" not in filled and "}" not in filled:
+        return filled
     return message.format(usd=usd)
+
+
+# round() goes through dtoa (~7k instructions a call). The values a finding rounds repeat:
+# a few fixed confidences per rule, and node costs (one model's price for the same token
+# counts), so the results are remembered by value, per number of digits. Zero is never
+# remembered (0.0 and -0.0 are one key but keep their signs when rounded); each memo is
+# emptied when full, so it stays bounded.
+_ROUND_MEMO_MAX = 4096
+_ROUNDED: dict[int, dict[float, float]] = {3: {}, 9: {}}
+
+
+def _round(x: float, ndigits: int) -> float:
+    """``round(x, ndigits)`` of a float, remembered for non-zero values (3 or 9 digits)."""
+    memo = _ROUNDED[ndigits]
+    r = memo.get(x)
+    if r is None:
+        r = round(x, ndigits)
+        if x:
+            if len(memo) >= _ROUND_MEMO_MAX:
+                memo.clear()
+            memo[x] = r
+    return r
 
 
 def rates_for(model: str | None, *, baseline: WorkflowBaseline | None,
@@ -168,28 +208,29 @@ def make_finding(
         else:
             cost = float(c)
         w = float(w)
-        capped[n] = min(w, cost)
+        capped[n] = cost if cost < w else w  # min(w, cost) without the builtin's call
     total = sum(capped.values())
     ev = dict(evidence)
-    # round(w, 9) goes through dtoa (~7k instructions); a zero (an unpriced node's capped
-    # waste) rounds to itself, sign included, so it is kept as is
-    ev["waste_by_node"] = {n: round(w, 9) if w else w for n, w in capped.items()}
+    # a zero (an unpriced node's capped waste) rounds to itself, sign included: kept as is
+    ev["waste_by_node"] = {n: _round(w, 9) if w else w for n, w in capped.items()}
     if unpriced:
         # detected waste on steps nobody priced: shown, never as a silent $0
         ev["unpriced_nodes"] = unpriced
     graph = G.graph
     trace_id, workflow = str(graph.get("trace_id") or ""), graph.get("workflow")
+    # float() as Finding.create applies it: a non-float (an int) is rounded as given
+    confidence = _round(confidence, 3) if type(confidence) is float else round(confidence, 3)
     if total <= _EPS and unpriced:
         return Finding.create(
             trace_id=trace_id, workflow=workflow,
             code=code, node_ids=tuple(node_ids), wasted_tokens=tokens, wasted_cost_usd=0.0,
-            savings_usd=0.0, confidence=round(confidence, 3), evidence=ev,
+            savings_usd=0.0, confidence=confidence, evidence=ev,
             message=_fill(message, "an unpriced amount"))
     return Finding.create(
         trace_id=trace_id, workflow=workflow,
         code=code, node_ids=tuple(node_ids), wasted_tokens=tokens, wasted_cost_usd=total,
         savings_usd=total if savings is None else min(savings, total),
-        confidence=round(confidence, 3), evidence=ev, message=_fill(message, fmt_usd(total)),
+        confidence=confidence, evidence=ev, message=_fill(message, fmt_usd(total)),
     )
 
 
