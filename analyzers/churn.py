@@ -285,11 +285,15 @@ def _similar_pairs(v: TraceView, kind: str, group: list[str], cfg: AnalyzerConfi
 
     if len(group) <= EXACT_JACCARD_MAX:
         si = [shingle_set(t) for t in ins]
+        sizes = list(map(len, si))
+        t_args = cfg.near_dup_args
         so: dict[int, frozenset[str]] = {}
         for i in range(len(group)):
+            a = sizes[i]
             for j in range(i + 1, len(group)):
-                a, b = len(si[i]), len(si[j])
-                if min(a, b) < cfg.near_dup_args * max(a, b):  # J ≤ min/max: cannot pass
+                b = sizes[j]
+                # J ≤ min/max: cannot pass (min and max of two ints by one comparison)
+                if (b if b < a else a) < t_args * (b if b > a else a):
                     continue
                 s_in = jaccard(si[i], si[j])
                 if s_in >= cfg.near_dup_args:

@@ -252,7 +252,10 @@ def book_once(G: nx.DiGraph, findings: Iterable[Finding], *,
         for n, w in claims.items():
             c = nodes[n].get("cost_usd")
             room = (float(c) if c is not None else 0.0) - booked.get(n, 0.0)  # node_cost
-            take = min(w, max(room, 0.0))
+            # min(w, max(room, 0.0)) without two builtin calls per node (the same operands
+            # compared the same way, so NaN and signed zeros come out as before)
+            room = 0.0 if 0.0 > room else room
+            take = room if room < w else w
             if take > _EPS:
                 kept[n] = take
         total = sum(kept.values())
@@ -278,6 +281,7 @@ def book_once(G: nx.DiGraph, findings: Iterable[Finding], *,
             )
         out.append(f)
     if len(out) > 1:
-        out.sort(key=lambda f: (min((nodes[n].get("order", 0) for n in f.node_ids), default=0),
+        # a list, not a generator, under min(): no generator frame resumed per node
+        out.sort(key=lambda f: (min([nodes[n].get("order", 0) for n in f.node_ids], default=0),
                                 f.code, f.id))
     return out
