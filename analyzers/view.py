@@ -40,6 +40,7 @@ CallKey = tuple[str, str, str] | str
 
 _T = TypeVar("_T")
 _PARENT_ONLY = ("parent",)
+_KINDS = operator.itemgetter("kinds")
 _UNSET: Any = object()
 _LOOK_BACK = 16  # steps issuer_of scans before building the whole issuer map
 
@@ -71,15 +72,17 @@ class TraceView:
         A: dict[str, dict[str, Any]] = dict(G._node)
         self.A = A
         orders = [a.get("order", 0) for a in A.values()]
-        if all(map(operator.lt, orders, orders[1:])):
+        ordered = all(map(operator.lt, orders, orders[1:]))
+        if ordered:
             order = list(A)  # already in order: the builder adds nodes by "order"
         else:
             order = [n for _, n in sorted(zip(orders, A, strict=True))]
         self.order = order
         self.pos = dict(zip(order, range(len(order)), strict=True))
         by_kind: dict[str, list[str]] = defaultdict(list)  # node ids per kind, in order
-        for n in order:
-            k = A[n].get("kind")
+        # nodes already in order are walked with their attributes (no lookup per node)
+        for n, a in A.items() if ordered else zip(order, map(A.__getitem__, order)):
+            k = a.get("kind")
             by_kind[k if type(k) is str else str(k)].append(n)
         self.by_kind = by_kind
         self._results: dict[str, str | None] = {}
@@ -102,7 +105,11 @@ class TraceView:
         succ = self.G._succ
         for u in itertools.compress(succ, succ.values()):  # nodes with out-edges
             nbrs = succ[u]
-            if [d.get("kinds") for d in nbrs.values()].count(_PARENT_ONLY) == len(nbrs):
+            try:  # every edge has kinds (the graph builders set them): read in C
+                kinds = list(map(_KINDS, nbrs.values()))
+            except KeyError:
+                kinds = [d.get("kinds") for d in nbrs.values()]
+            if kinds.count(_PARENT_ONLY) == len(nbrs):
                 continue  # parent edges only (most nodes), settled in C
             for w, d in nbrs.items():
                 ks = d.get("kinds") or ()
