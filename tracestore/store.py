@@ -410,6 +410,22 @@ def _priced_node_tuples(session: Session, project_id: int, rows: TraceRows,
     return node_tuples(dicts, encode_json=False)
 
 
+def write_traces(
+    session: Session,
+    *,
+    project_id: int,
+    traces: Sequence[TraceIn],
+    pricer: Pricer,
+    max_content_chars: int,
+    now: float,
+    batch_size: int = 1000,
+) -> int:
+    """Store validated traces (or parts of traces). Returns the number of nodes written."""
+    rows = build_rows(project_id, traces, max_content_chars=max_content_chars)
+    return write_rows(session, project_id=project_id, rows=rows, pricer=pricer, now=now,
+                      batch_size=batch_size)
+
+
 @lru_cache(maxsize=1)
 def _rollup_statements() -> tuple[Any, Any]:
     """The two roll-up statements, built once (building them cost more than running them);
