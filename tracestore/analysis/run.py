@@ -147,11 +147,13 @@ def _finding_values(project_id: int, lt: LoadedTrace, f: Finding, now: float
 
 
 _FINDING_COLS = tuple(c.name for c in FINDING_T.columns)
-# _finding_values' order; checked at import so that a schema change cannot misplace values
-assert _FINDING_COLS == (
-    "project_id", "id", "trace_id", "workflow", "analyzer", "code", "node_ids",
-    "wasted_tokens", "wasted_cost_usd", "savings_usd", "confidence", "evidence", "message",
-    "trace_started_at", "created_at"), _FINDING_COLS
+# _finding_values' order; checked at import (not by assert, which -O drops) so that a schema
+# change cannot misplace values
+if _FINDING_COLS != (
+        "project_id", "id", "trace_id", "workflow", "analyzer", "code", "node_ids",
+        "wasted_tokens", "wasted_cost_usd", "savings_usd", "confidence", "evidence", "message",
+        "trace_started_at", "created_at"):
+    raise RuntimeError(f"findings columns changed; update _finding_values: {_FINDING_COLS}")
 _COST = _FINDING_COLS.index("wasted_cost_usd")
 
 
