@@ -121,7 +121,7 @@ class _Reader:
 
     sql: str  # for db.fetch_in: "{mark}" for the project, "{marks}" for the trace ids
     # row tuple -> {column: value} without None values, for the first ``keep`` columns
-    # (with ``tail``: the other columns' values, then that dict)
+    # (with the wide node read's ``pack``: the other columns' values, then that dict)
     to_dict: Callable[[Sequence[Any]], Any]
 
 
@@ -168,7 +168,7 @@ def _row_function(names: Sequence[str], json_cols: Iterable[str],
     return fn
 
 
-_READERS: dict[tuple[str, str, tuple[str, ...], int, bool, bool], _Reader] = {}
+_READERS: dict[tuple[str, str, tuple[str, ...], int, bool], _Reader] = {}
 
 
 def _packable(c: Any) -> bool:
@@ -192,23 +192,21 @@ def _packable(c: Any) -> bool:
 
 
 def _reader(session: Session, table: Table, names: Sequence[str], keep: int,
-            pack: bool = False, tail: bool = False) -> _Reader:
+            pack: bool = False) -> _Reader:
     """The read of ``names`` from ``table``; ``to_dict`` maps the first ``keep`` of them.
-    With ``pack``, on SQLite, the :func:`_packable` columns among those ``keep`` come in one
-    JSON array ahead of the others (for wide reads; positions past ``keep`` move by the
-    number packed, so callers index those from the end of the row). With ``tail``,
-    ``to_dict`` returns ``(*values of the columns past keep, dict)``, and with ``pack`` the
-    packable ones among them join the array too (two fewer values from the driver per
-    node row: 2-8 us of ~100-120 a 20-node trace, A/B in one process)."""
+    With ``pack`` (the wide node read), ``to_dict`` returns ``(*values of the columns past
+    keep, dict)``, and on SQLite the :func:`_packable` columns among all of ``names`` come in
+    one JSON array ahead of the others (the columns past ``keep`` included: two fewer values
+    from the driver per node row, 2-8 us of ~100-120 a 20-node trace, A/B in one process)."""
     dialect = session.get_bind().dialect
-    key = (dialect.name, table.name, tuple(names), keep, pack, tail)
+    key = (dialect.name, table.name, tuple(names), keep, pack)
     r = _READERS.get(key)
     if r is not None:
         return r
     quote = dialect.identifier_preparer.quote
     packed: list[str] = []
     if pack and dialect.name == "sqlite":
-        packed = [n for n in (names if tail else names[:keep]) if _packable(table.c[n])]
+        packed = [n for n in names if _packable(table.c[n])]
     exprs: list[str] = []
     if packed:
         exprs.append(f"json_array({', '.join(quote(n) for n in packed)})")
@@ -235,7 +233,7 @@ def _reader(session: Session, table: Table, names: Sequence[str], keep: int,
     sql = (f"SELECT {', '.join(exprs)} FROM {table.name} "  # noqa: S608
            "WHERE project_id = {mark} AND trace_id IN ({marks})")
     r = _Reader(sql, _row_function(names[:keep], json_cols, convert, packed,
-                                   names[keep:] if tail else ()))
+                                   names[keep:] if pack else ()))
     _READERS[key] = r
     return r
 
@@ -278,7 +276,7 @@ def read_batch(session: Session, *, project_id: int, chunk: Sequence[str]) -> Ba
     to_dict = rd.to_dict
     traces = {row[0]: to_dict(row) for row in fetch_in(session, rd.sql, project_id, chunk)}
     nodes: dict[str, list[tuple[str, dict[str, Any]]]] = {tid: [] for tid in traces}
-    rd = _reader(session, NODE_T, _NODE_COLS, len(_NODE_ATTRS), pack=True, tail=True)
+    rd = _reader(session, NODE_T, _NODE_COLS, len(_NODE_ATTRS), pack=True)
     to_item = rd.to_dict
     for row in fetch_in(session, rd.sql, project_id, chunk):
         node_id, trace_id, attrs = to_item(row)
