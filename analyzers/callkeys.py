@@ -164,8 +164,7 @@ def canonical_args(args: Any) -> str:
             else:
                 break
         else:
-            # _encode(flat) inlined (a flat dict of str keys: the C encoder applies)
-            return "".join(_C_ENCODE(flat, 0)) if _C_ENCODE is not None else _encode(flat)
+            return _encode(flat)
     # stdlib json, not tracestore.store.canonical_json: analyzers never import tracestore.
     return _encode(_strip(args))
 
@@ -246,11 +245,6 @@ def shingles(text: str, n: int = SHINGLE_WORDS) -> npt.NDArray[np.uint64]:
 
 def shingle_set(text: str, n: int = SHINGLE_WORDS) -> frozenset[str]:
     """Word ``n``-grams of ``text`` as a set (for exact Jaccard on small groups)."""
-    if n == 3:  # _grams(text, 3) inlined: one call less per set on the per-trace path
-        words = _words(text)
-        if len(words) > 3:
-            return frozenset(map(" ".join, zip(words, words[1:], words[2:], strict=False)))
-        return frozenset((" ".join(words),))
     return frozenset(_grams(text, n))
 
 
