@@ -250,8 +250,7 @@ def book_once(G: nx.DiGraph, findings: Iterable[Finding], *,
         claims: dict[str, float] = f.evidence.get("waste_by_node", {})
         kept: dict[str, float] = {}
         for n, w in claims.items():
-            c = nodes[n].get("cost_usd")
-            room = (float(c) if c is not None else 0.0) - booked.get(n, 0.0)  # node_cost
+            room = node_cost(nodes[n]) - booked.get(n, 0.0)
             # min(w, max(room, 0.0)) without two builtin calls per node (the same operands
             # compared the same way, so NaN and signed zeros come out as before)
             room = 0.0 if 0.0 > room else room
