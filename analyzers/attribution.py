@@ -94,8 +94,7 @@ class _Facts:
     graph's own adjacency dicts (``_node``, ``_succ``, ``_pred``, read only): networkx's
     views cost more than the arithmetic here."""
 
-    __slots__ = ("_in_order", "_keys", "_order", "attrs", "costs", "den", "pred",
-                 "superseded")
+    __slots__ = ("_keys", "_order", "attrs", "costs", "den", "pred", "superseded")
 
     def __init__(self, G: nx.DiGraph) -> None:
         self.attrs: dict[str, dict[str, Any]] = G._node
@@ -116,10 +115,10 @@ class _Facts:
             o = a.get("order", 0)
             keys.append((o if type(o) is int else int(o), v, a))
             c = a.get("cost_usd")
-            if c:  # _ratio inlined
-                c = float(c)
-                if c > 0:
-                    r = costs[v] = c.as_integer_ratio()
+            if c:
+                r = _ratio(c)
+                if r[0]:
+                    costs[v] = r
                     if r[1] > den:
                         den = r[1]
         keys.sort()
@@ -135,7 +134,6 @@ class _Facts:
                     superseded.add(u)
                     break
         self.superseded = superseded
-        self._in_order: list[str] | None = None
         self._order: dict[str, tuple[int, str]] | None = None
 
     @property
@@ -144,12 +142,6 @@ class _Facts:
         if self._order is None:
             self._order = {v: (o, v) for o, v, _ in self._keys}
         return self._order
-
-    def in_order(self) -> list[str]:
-        """Every node id sorted by its order key (computed once)."""
-        if self._in_order is None:
-            self._in_order = [v for _, v, _ in self._keys]
-        return self._in_order
 
 
 def _end(a: dict[str, Any]) -> float:
@@ -334,26 +326,25 @@ def _allocate_units(findings: Iterable[FindingLike], f: _Facts) -> _Units:
     cost = sum(remaining.values())
     waste: dict[str, int] = {}
 
-    # Book each amount on its node, never more than the node's remaining cost (inlined:
-    # a call per booking costs more than the arithmetic).
+    def book(code: str, nid: str, amount: int) -> int:
+        """Book ``amount`` on node ``nid``, never more than its remaining cost; returns
+        what was booked."""
+        take = min(amount, remaining.get(nid, 0))
+        if take > 0:
+            remaining[nid] -= take
+            waste[code] = waste.get(code, 0) + take
+        return take
+
     for code, amounts, node_ids, (rn, rd) in bookings:
         if amounts:
             for nid, (n, d) in amounts:
-                if n > 0 and (have := remaining.get(nid, 0)) > 0:
-                    amount = n * (den // d)
-                    take = min(have, amount)
-                    remaining[nid] = have - take
-                    waste[code] = waste.get(code, 0) + take
+                book(code, nid, n * (den // d))
             continue
         left = rn * (den // rd)
         for nid in node_ids:
             if left <= 0:
                 break
-            if (have := remaining.get(nid, 0)) > 0:
-                take = min(have, left)
-                remaining[nid] = have - take
-                waste[code] = waste.get(code, 0) + take
-                left -= take
+            left -= book(code, nid, left)
     sets = _causal_sets(f)
     if len(sets) == 1:  # one seed (the common case): no split, no common multiple
         ((key, members),) = sets.items()
