@@ -49,7 +49,8 @@ class PrepareConfig:
     max_content_chars: int
     redact: str
     redact_patterns: tuple[str, ...]
-    cost_tolerance: float = 0.05  # setting reported_cost_tolerance, for pricing
+    # setting reported_cost_tolerance, for pricing (its default when not given)
+    cost_tolerance: float = Settings.model_fields["reported_cost_tolerance"].default
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PrepareConfig:
