@@ -165,7 +165,7 @@ def canonical_args(args: Any) -> str:
                 break
         else:
             return _encode(flat)
-    # stdlib json, not tracestore.store.canonical_json: analyzers never import tracestore.
+    # stdlib json, not tracestore.ingest.write.canonical_json: analyzers never import tracestore.
     return _encode(_strip(args))
 
 

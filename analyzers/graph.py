@@ -1,4 +1,4 @@
-"""The trace-graph contract, written down once. :mod:`tracestore.graph` builds graphs that
+"""The trace-graph contract, written down once. :mod:`tracestore.store.graph` builds graphs that
 follow it; every analyzer reads graphs through it.
 
 A trace is a ``networkx.DiGraph`` whose nodes are keyed by ``node_id`` (str).

@@ -45,13 +45,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bench.common import scratch_database
-from tracestore.analysis.load import Window, iter_trace_graphs, select_trace_ids
 from tracestore.analysis.parallel import run_parallel
 from tracestore.analysis.run import analyze_traces, compute_corpus_baselines
 from tracestore.analysis.suite import default_suite
 from tracestore.config import Settings
-from tracestore.db import create_schema, make_engine
-from tracestore.ingest import Writer, project_id_for
+from tracestore.ingest.pipeline import Writer, project_id_for
+from tracestore.store.engine import create_schema, make_engine
+from tracestore.store.load import Window, iter_trace_graphs, select_trace_ids
 
 STAGES = ("read", "graph", "analyzers", "findings", "summaries", "free")
 T0 = 1794182400.0  # 2026-11-09T00:00:00Z, Monday of ISO week 2026-W46

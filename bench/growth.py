@@ -51,12 +51,12 @@ from bench.common import (
     write_json,
 )
 from tracestore.config import Settings
-from tracestore.db import create_schema, make_engine, session_scope
-from tracestore.demogen import W47_START, generate
-from tracestore.ingest import Writer, project_id_for
-from tracestore.models import FindingRow, Node, Trace
+from tracestore.demo import W47_START, generate
+from tracestore.ingest.pipeline import Writer, project_id_for
+from tracestore.reports.summaries import summarize_traces
 from tracestore.schemas import OutcomeIn
-from tracestore.summaries import summarize_traces
+from tracestore.store.engine import create_schema, make_engine, session_scope
+from tracestore.store.tables import FindingRow, Node, Trace
 
 WEEK = 7 * 86400.0
 CHUNK = 2000  # traces per generated chunk, as bench/queries.py

@@ -1,7 +1,7 @@
 """Native ingest throughput and trace-read latency over real HTTP.
 
 The server (``tracestore serve``, uvicorn) and this loader run as separate processes over
-loopback. The loader pre-encodes the demo traffic (:mod:`tracestore.demogen`) into request
+loopback. The loader pre-encodes the demo traffic (:mod:`tracestore.demo`) into request
 bodies of about 1,000 nodes each, then posts them over 2 keep-alive connections (httpx). A
 run is timed from the first POST until every node is queryable (a 2xx means committed; the
 last trace of each connection is then read back and checked). Each run starts from an empty
@@ -36,7 +36,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for bench.common
 
 from bench.common import free_port, scratch_database, start_tracestore, stop  # noqa: E402
-from tracestore.demogen import generate  # noqa: E402
+from tracestore.demo import generate  # noqa: E402
 
 BATCH_NODES = 1000  # nodes per request body (the issue's benchmark definition)
 CONNECTIONS = 2
@@ -114,8 +114,8 @@ def in_process(batches: list[tuple[bytes, int, str]]) -> None:
     """CPU per node of decode + validate + write in this process (``time.process_time``, so
     time spent waiting for a core on a busy machine is excluded): the one-core ceiling."""
     from tracestore.config import Settings
-    from tracestore.db import create_schema, make_engine
-    from tracestore.ingest import Writer, project_id_for
+    from tracestore.ingest.pipeline import Writer, project_id_for
+    from tracestore.store.engine import create_schema, make_engine
 
     tmp = Path(tempfile.mkdtemp(prefix="tracestore-bench-"))
     url = f"sqlite:///{tmp / 'inproc.db'}"

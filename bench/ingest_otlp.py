@@ -182,11 +182,11 @@ def stages(bodies: list[bytes], spans: int) -> None:
     default ones as in the server process, the single writer's write (upserts, roll-ups,
     commit) and the WAL checkpoints its background thread runs meanwhile."""
     from tracestore.config import Settings
-    from tracestore.db import create_schema, make_engine
-    from tracestore.ingest import Writer, project_id_for
-    from tracestore.otlp import decode_protobuf_request
-    from tracestore.otlp.mapping import map_spans
-    from tracestore.otlp.prepare import WORKER_GC_THRESHOLD
+    from tracestore.ingest.otlp import decode_protobuf_request
+    from tracestore.ingest.otlp.mapping import map_spans
+    from tracestore.ingest.otlp.prepare import WORKER_GC_THRESHOLD
+    from tracestore.ingest.pipeline import Writer, project_id_for
+    from tracestore.store.engine import create_schema, make_engine
 
     settings = Settings(database_url=f"sqlite:///{tempfile.mkdtemp()}/stages.db")
     engine = make_engine(settings.database_url)

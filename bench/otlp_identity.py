@@ -1,6 +1,6 @@
 """Identity check for the OTLP/native row path: a speed-up must not change one stored row.
 
-It runs :func:`tracestore.otlp.prepare.prepare` over the OTLP bench's pre-encoded requests
+It runs :func:`tracestore.ingest.otlp.prepare.prepare` over the OTLP bench's pre-encoded requests
 (fixed seeds) and over every OTLP body the tests send (hex and base64 ids, OTLP/JSON,
 OpenInference lists, bad spans…), with four settings (default redaction; all built-in rules
 plus extra patterns, which turns the redaction pre-check off; emails only; no redaction with a
@@ -60,11 +60,11 @@ def _keep(kind: str, obj: Any) -> None:
 def pytest_configure(config: Any) -> None:
     """Wrap the entry points the tests go through so that their inputs are recorded."""
     import tracestore.api.routes.otlp as route
-    import tracestore.ingest as ingest
-    import tracestore.otlp as pkg
-    import tracestore.otlp.decode as dec
-    import tracestore.otlp.mapping as mapping
-    import tracestore.otlp.prepare as prep
+    import tracestore.ingest.otlp as pkg
+    import tracestore.ingest.otlp.decode as dec
+    import tracestore.ingest.otlp.mapping as mapping
+    import tracestore.ingest.otlp.prepare as prep
+    import tracestore.ingest.pipeline as ingest
 
     dj, dp = dec.decode_json_request, dec.decode_protobuf_request
 
@@ -147,14 +147,14 @@ def compute(corpus: dict[str, list[Any]]) -> dict[tuple[Any, ...], Any]:
 
     from bench.ingest_otlp import build_requests
     from tracestore.config import Settings
-    from tracestore.demogen import generate
+    from tracestore.demo import generate
     from tracestore.errors import TracestoreError
-    from tracestore.ingest import Limits, validate_items
-    from tracestore.otlp.mapping import map_spans
-    from tracestore.otlp.prepare import PrepareConfig, prepare
-    from tracestore.redact import Redactor
+    from tracestore.ingest.otlp.mapping import map_spans
+    from tracestore.ingest.otlp.prepare import PrepareConfig, prepare
+    from tracestore.ingest.pipeline import Limits, validate_items
+    from tracestore.ingest.redact import Redactor
+    from tracestore.ingest.write import build_rows
     from tracestore.schemas import TraceIn
-    from tracestore.store import build_rows
 
     d = PrepareConfig.from_settings(Settings())
     cfgs = {

@@ -27,10 +27,10 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 from genai_prices import Usage, calc_price
 from sqlalchemy.orm import Session
 
-from tracestore.db import create_schema, make_engine
-from tracestore.pricing import GENAI_PRICES_SOURCE, Pricer, genai_provider
+from tracestore.ingest.write import node_row, write_traces
+from tracestore.pricing.pricer import GENAI_PRICES_SOURCE, Pricer, genai_provider
 from tracestore.schemas import TraceIn
-from tracestore.store import node_row, write_traces
+from tracestore.store.engine import create_schema, make_engine
 
 # A realistic mix: mostly linear models, one tiered (gemini-2.5-pro), one unknown.
 MODELS = [

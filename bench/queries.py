@@ -6,13 +6,13 @@ Target (issue 6 item 6): p50 ≤ 200 ms for each at 1M stored nodes.
 
 How the store is made (untimed, reused when ``--db`` points at an existing file):
 
-1. the seeded demo generator (:func:`tracestore.demogen.generate`, ~10 nodes a trace, three
+1. the seeded demo generator (:func:`tracestore.demo.generate`, ~10 nodes a trace, three
    workflows over ISO weeks 2026-W46 and 2026-W47) in chunks of 2,000 traces with seeds
    1, 2, … until ``--nodes`` nodes exist, each chunk written through the one write path
-   (:meth:`tracestore.ingest.Writer.ingest_native`, then ``write_outcomes`` for the late
+   (:meth:`tracestore.ingest.pipeline.Writer.ingest_native`, then ``write_outcomes`` for the late
    outcomes);
 2. per-trace summaries written as the analysis runtime writes them after a batch
-   (:func:`tracestore.summaries.summarize_traces`, 500 traces a transaction, in start-time
+   (:func:`tracestore.reports.summaries.summarize_traces`, 500 traces a transaction, in start-time
    order; the analyzers themselves are not run, so there are no findings — the reports read
    only summaries; waste is the attribution's own dead-end booking).
 
@@ -37,12 +37,12 @@ from sqlalchemy.orm import Session
 
 from tracestore.api import create_app
 from tracestore.config import Settings
-from tracestore.db import create_schema, make_engine, session_scope
-from tracestore.demogen import W47_START, generate
-from tracestore.ingest import Writer, project_id_for
-from tracestore.models import Node, Trace, TraceSummary
+from tracestore.demo import W47_START, generate
+from tracestore.ingest.pipeline import Writer, project_id_for
+from tracestore.reports.summaries import summarize_traces
 from tracestore.schemas import OutcomeIn
-from tracestore.summaries import summarize_traces
+from tracestore.store.engine import create_schema, make_engine, session_scope
+from tracestore.store.tables import Node, Trace, TraceSummary
 
 WEEK = 7 * 86400.0
 CHUNK = 2000  # traces per generated chunk

@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 from click.testing import CliRunner
 
-from tracestore.apischema import build_schemas, dumps
-from tracestore.cli import cli
+from tracestore.api.apischema import build_schemas, dumps
+from tracestore.cli.main import cli
 from tracestore.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

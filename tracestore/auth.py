@@ -34,12 +34,12 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, Table, select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from tracestore.config import Settings
 from tracestore.errors import NotFound, TracestoreError, ValidationFailed
-from tracestore.models import ApiKey, Project
+from tracestore.store.tables import KEY_T, PROJECT_T
 
 __all__ = [
     "SCOPES",
@@ -61,8 +61,6 @@ __all__ = [
 log = logging.getLogger("tracestore.auth")
 
 SCOPES = ("ingest", "read", "admin")
-KEY_T: Table = ApiKey.__table__  # type: ignore[attr-defined]
-PROJECT_T: Table = Project.__table__  # type: ignore[attr-defined]
 
 _PREFIX_LEN = 11  # "ts_" + 8 characters = 48 random bits: a unique lookup handle, not a secret
 # The key carries 256 random bits, so key stretching adds nothing against brute force (the

@@ -3,8 +3,8 @@ one bounded walk and is rejected with 422 naming the limit (the setting that set
 
 Limits here: keys per node ``attributes`` and per trace ``metadata`` (``max_attributes``) and
 the length of any single string (``max_string_chars``). Body bytes (before and after
-decompression) are checked in :func:`tracestore.ingest.decompress`; nodes per trace in
-:func:`tracestore.ingest.validate_items`.
+decompression) are checked in :func:`tracestore.ingest.pipeline.decompress`; nodes per trace in
+:func:`tracestore.ingest.pipeline.validate_items`.
 
 >>> lim = Limits(max_attributes=2, max_string_chars=10)
 >>> [e.msg for e in lim.errors(0, {"trace_id": "t", "nodes": [{"attributes": {"a": "x" * 11}}]})]

@@ -20,6 +20,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 
 from analyzers.graph import EDGE_KINDS, NODE_KINDS
 
+# Kinds that carry model usage: priced per token and counted as model calls in roll-ups.
+MODEL_KINDS = frozenset({"llm", "embedding"})
+
 __all__ = [
     "NODE_KINDS",
     "EDGE_KINDS",

@@ -22,7 +22,7 @@ from analyzers.attribution import (
     final_output,
 )
 from analyzers.findings import Finding
-from tracestore.graph import build_trace_graph
+from tracestore.store.graph import build_trace_graph
 
 
 def node(node_id: str, kind: str, start: float, *, cost: float | None = 0.0,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from analyzers.attribution import allocate, attribute_trace
-from tracestore.graph import build_trace_graph
+from tracestore.store.graph import build_trace_graph
 
 
 def _graph() -> object:

@@ -154,7 +154,7 @@ _node = st.fixed_dictionaries({
 @settings(max_examples=40, deadline=None)
 @given(st.lists(_node, min_size=1, max_size=25), st.data())
 def test_any_graph_is_analysed_within_its_cost(nodes: list[dict], data: st.DataObject) -> None:
-    from tracestore.graph import build_trace_graph
+    from tracestore.store.graph import build_trace_graph
 
     rows = []
     for i, n in enumerate(nodes):

@@ -10,7 +10,11 @@ from pathlib import Path
 
 from analyzers.digest import build_digest
 from analyzers.digest_types import (
-    Digest, PathStat, WeekAggregates, WorkflowSettingIn, WorkflowWeek,
+    Digest,
+    PathStat,
+    WeekAggregates,
+    WorkflowSettingIn,
+    WorkflowWeek,
 )
 from analyzers.findings import Finding
 

@@ -59,7 +59,7 @@ def server_process(database_url: str, log_path: Path, **settings: str) -> Iterat
     port = free_port()
     env = {**os.environ, "TRACESTORE_SETTLE_SECONDS": "0",
            **{f"TRACESTORE_{k.upper()}": v for k, v in settings.items()}}
-    cmd = [sys.executable, "-c", "from tracestore.cli import main; main()", "serve",
+    cmd = [sys.executable, "-c", "from tracestore.cli.main import main; main()", "serve",
            "--host", "127.0.0.1", "--port", str(port), "--database-url", database_url]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -19,13 +19,13 @@ from tracestore.analysis import Window, default_suite
 from tracestore.analysis.prices import corpus_models, price_table, with_price_table
 from tracestore.analysis.run import compute_corpus_baselines
 from tracestore.api import create_app
-from tracestore.cli import cli
+from tracestore.cli.main import cli
 from tracestore.config import Settings
-from tracestore.db import make_engine
-from tracestore.graph import build_trace_graph
-from tracestore.models import FindingRow, Trace
-from tracestore.queries import load_trace_rows
 from tracestore.schemas import to_epoch
+from tracestore.store.engine import make_engine
+from tracestore.store.graph import build_trace_graph
+from tracestore.store.read import load_trace_rows
+from tracestore.store.tables import FindingRow, Trace
 
 DAY0 = to_epoch("2026-11-16T09:00:00Z")
 N_TRACES = 12
@@ -283,7 +283,7 @@ def test_bad_filters_are_problem_json(client: TestClient) -> None:
 
 def test_post_analysis_steps_reuse_the_graphs_just_analysed(client: TestClient,
                                                              db_url: str) -> None:
-    from tracestore.analysis.load import iter_trace_graphs, preloaded
+    from tracestore.store.load import iter_trace_graphs, preloaded
 
     ingest_all(client)
     engine = make_engine(db_url)

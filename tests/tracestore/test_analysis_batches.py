@@ -14,15 +14,15 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from tracestore.analysis import Window, default_suite
-from tracestore.analysis.load import NODE_BOOKKEEPING, iter_trace_graphs, select_trace_ids
 from tracestore.analysis.run import analyze_window, compute_corpus_baselines
 from tracestore.config import Settings
-from tracestore.db import make_engine
-from tracestore.demo import run_demo
-from tracestore.graph import build_trace_graph
-from tracestore.models import TraceSummary
-from tracestore.queries import load_trace_rows
-from tracestore.summaries import json_text, summarize_traces, summary_row
+from tracestore.demo.run import run_demo
+from tracestore.reports.summaries import json_text, summarize_traces, summary_row
+from tracestore.store.engine import make_engine
+from tracestore.store.graph import build_trace_graph
+from tracestore.store.load import NODE_BOOKKEEPING, iter_trace_graphs, select_trace_ids
+from tracestore.store.read import load_trace_rows
+from tracestore.store.tables import TraceSummary
 
 NOW = 1_800_000_000.0
 
@@ -66,14 +66,14 @@ def test_batched_graphs_equal_graphs_built_trace_by_trace(demo_url: str) -> None
 
 # Text that JSON must escape or could mistake for something else, and integers at the bounds
 # the schemas allow: the SQLite loader reads text and integer columns packed in one JSON
-# array per row (tracestore.analysis.load._packable) and must give back the same values.
+# array per row (tracestore.store.load._packable) and must give back the same values.
 _AWKWARD = ["", "null", "[1, 2]", "12", "1e5", 'quo"te \\ back\\slash', "tab\tnl\ncr\r",
             "ctl \x01\x1f \x7f", "é ü 中文 \u2028 \u2029 😀", " lead and trail "]
 
 
 def test_loader_reads_awkward_values_as_stored(db_url: str) -> None:
-    from tracestore.db import create_schema
-    from tracestore.ingest import Writer, project_id_for
+    from tracestore.ingest.pipeline import Writer, project_id_for
+    from tracestore.store.engine import create_schema
 
     engine = make_engine(db_url)
     try:
@@ -199,7 +199,7 @@ def test_graphs_made_without_the_constructor_equal_constructed_ones(
 
     import networkx as nx
 
-    from tracestore import graph as tg
+    from tracestore.store import graph as tg
 
     trace = {"trace_id": "t", "workflow": "w", "cost_usd": 0.5}
     nodes = [{"node_id": "r", "kind": "retrieval", "start": 1.0,

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tracestore.db import make_engine, session_scope
-from tracestore.ingest import project_id_for
-from tracestore.summaries import summarize_traces
+from tracestore.ingest.pipeline import project_id_for
+from tracestore.reports.summaries import summarize_traces
+from tracestore.store.engine import make_engine, session_scope
 
 W47 = 1794787200.0  # Monday 2026-11-16 00:00 UTC
 W46 = W47 - 7 * 86400
@@ -213,7 +213,7 @@ def test_cli_outcomes_import_and_reports(loaded: TestClient, tmp_path: Any) -> N
     import orjson
     from click.testing import CliRunner
 
-    from tracestore.cli import cli
+    from tracestore.cli.main import cli
 
     url = loaded.app.state.settings.database_url  # type: ignore[attr-defined]
     f = tmp_path / "outcomes.jsonl"
@@ -252,8 +252,8 @@ def test_sql_path_grouping_matches_the_pure_reference(loaded: TestClient) -> Non
     from sqlalchemy.orm import Session
 
     from analyzers.paths import TracePath, group_paths
-    from tracestore.economics import wasteful_paths
-    from tracestore.models import TraceSummary
+    from tracestore.reports.economics import wasteful_paths
+    from tracestore.store.tables import TraceSummary
 
     loaded.post("/api/v1/outcomes", json={"task_id": "T3", "status": "failure"})
     settings = loaded.app.state.settings  # type: ignore[attr-defined]

@@ -22,12 +22,12 @@ from sqlalchemy import select
 from tracestore.api import create_app
 from tracestore.api.deps import RouteInfo, api_routes, required_scope
 from tracestore.auth import create_key
-from tracestore.cli import cli
+from tracestore.cli.main import cli
 from tracestore.config import Settings
-from tracestore.db import make_engine, session_scope
 from tracestore.errors import TracestoreError
-from tracestore.ingest import project_id_for
-from tracestore.models import ApiKey
+from tracestore.ingest.pipeline import project_id_for
+from tracestore.store.engine import make_engine, session_scope
+from tracestore.store.tables import ApiKey
 
 PUBLIC_ROUTES = {"/healthz"}  # liveness probes run without credentials
 MARKER = "marker-of-project-a-7f3c"  # appears in project A's data and nowhere else

@@ -13,12 +13,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from tracestore.cli import cli
-from tracestore.db import make_engine, session_scope
-from tracestore.demo import demo_summary, dump_demo, generate_demo_traces
-from tracestore.demogen import DEMO_END, DEMO_START, W47_START, DemoData
-from tracestore.models import Node, Outcome, Trace
+from tracestore.cli.main import cli
+from tracestore.demo import DEMO_END, DEMO_START, W47_START, DemoData
+from tracestore.demo.run import demo_summary, dump_demo, generate_demo_traces
 from tracestore.schemas import OutcomeIn, TraceIn
+from tracestore.store.engine import make_engine, session_scope
+from tracestore.store.tables import Node, Outcome, Trace
 
 FRONTIER = {"gpt-4o", "claude-sonnet-4-20250514"}
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from analyzers.digest import week_bounds
-from tracestore.cli import cli
+from tracestore.cli.main import cli
 from tracestore.config import Settings
 
 W46, W47 = week_bounds("2026-W46")[2], week_bounds("2026-W47")[2]

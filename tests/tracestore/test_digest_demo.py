@@ -13,16 +13,16 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from analyzers.digest import week_bounds
-from tracestore.analysis.load import Window
 from tracestore.analysis.run import analyze_window
 from tracestore.analysis.suite import default_suite
 from tracestore.config import Settings
-from tracestore.demo import run_demo
+from tracestore.demo.run import run_demo
 from tracestore.digest import render_markdown
-from tracestore.digest.markdown import CHAT_LIMIT
 from tracestore.digest.gather import load_digest
-from tracestore.ingest import project_id_for
-from tracestore.models import Outcome, Trace
+from tracestore.digest.markdown import CHAT_LIMIT
+from tracestore.ingest.pipeline import project_id_for
+from tracestore.store.load import Window
+from tracestore.store.tables import Outcome, Trace
 
 # Enough traffic per workflow and week for the injected effects to dominate sampling noise,
 # small enough to load and analyse in a few seconds.

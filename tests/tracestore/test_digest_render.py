@@ -4,10 +4,10 @@ against its committed schema, and the HTML page opened in real headless Chromium
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,7 @@ import pytest
 from analyzers.digest import build_digest
 from analyzers.digest_types import WeekAggregates
 from tests.tracestore.digest_fixture import BASE_URL, EXPECTED, fixture_digest
-from tracestore.digest import digest_json_schema, render, render_html, render_json, \
-    render_markdown
+from tracestore.digest import digest_json_schema, render, render_html, render_json, render_markdown
 from tracestore.digest.markdown import CHAT_LIMIT
 
 ROOT = Path(__file__).resolve().parents[2]

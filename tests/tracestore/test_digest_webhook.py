@@ -17,12 +17,12 @@ from sqlalchemy import create_engine, text
 
 from tests.tracestore.digest_fixture import BASE_URL, fixture_digest
 from tracestore.api import create_app
-from tracestore.cli import cli
+from tracestore.cli.main import cli
 from tracestore.config import Settings
-from tracestore.db import create_schema
 from tracestore.digest.schedule import due_week, parse_schedule
 from tracestore.digest.service import scheduled_tick
 from tracestore.digest.webhook import post_with_retry, webhook_body
+from tracestore.store.engine import create_schema
 
 MON_0900_W48 = 1795424400.0  # Monday 2026-11-23 09:00 UTC
 

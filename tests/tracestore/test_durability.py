@@ -18,8 +18,8 @@ import orjson
 from sqlalchemy import func, select
 
 from tests.tracestore.server_process import rss_bytes, server_process
-from tracestore.db import make_engine
-from tracestore.models import Node, Trace
+from tracestore.store.engine import make_engine
+from tracestore.store.tables import Node, Trace
 
 NODES_PER_TRACE = 5
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tracestore.pricing import GENAI_PRICES_SOURCE
+from tracestore.pricing.pricer import GENAI_PRICES_SOURCE
 
 
 def _trace(trace_id: str = "t1", **extra: Any) -> dict[str, Any]:

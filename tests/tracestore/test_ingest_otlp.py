@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session
 from tests.tracestore.otlp_server import by_id, edges, get_trace, serve
 from tracestore.auth import create_key
 from tracestore.config import Settings
-from tracestore.db import create_schema, make_engine
-from tracestore.ingest import project_id_for
-from tracestore.pricing import GENAI_PRICES_SOURCE
+from tracestore.ingest.pipeline import project_id_for
+from tracestore.pricing.pricer import GENAI_PRICES_SOURCE
+from tracestore.store.engine import create_schema, make_engine
 
 
 class RecordingExporter(OTLPSpanExporter):

@@ -19,7 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from tests.tracestore.otlp_server import by_id, edges, get_trace, serve
 from tracestore.config import Settings
-from tracestore.store import content_hash
+from tracestore.ingest.write import content_hash
 
 LIMIT = 256 * 1024  # max_body_bytes for these tests: small, so 413 is cheap to provoke
 TRACE = "5B8EFFF798038103D269B633813FC60C"  # the spec example's upper-case hex

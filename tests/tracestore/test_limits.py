@@ -13,8 +13,8 @@ from sqlalchemy import inspect, text
 
 from tracestore.api import create_app
 from tracestore.config import Settings
-from tracestore.db import create_schema, make_engine
-from tracestore.store import content_hash
+from tracestore.ingest.write import content_hash
+from tracestore.store.engine import create_schema, make_engine
 
 SECRET_KEY = "sk-proj-" + "Q" * 40
 CARD = "4111-1111-1111-1111"  # Visa's published test number; passes Luhn

@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tracestore.errors import BadRequest
-from tracestore.otlp import decode_json_request, decode_protobuf_request, spans_to_traces
-from tracestore.otlp.content import usage
-from tracestore.otlp.decode import parse_id
-from tracestore.otlp.nodes import classify
+from tracestore.ingest.otlp import decode_json_request, decode_protobuf_request, spans_to_traces
+from tracestore.ingest.otlp.content import usage
+from tracestore.ingest.otlp.decode import parse_id
+from tracestore.ingest.otlp.nodes import classify
+from tracestore.ingest.write import node_row
 from tracestore.schemas import iso
-from tracestore.store import node_row
 
 TRACE = "5b8efff798038103d269b633813fc60c"
 

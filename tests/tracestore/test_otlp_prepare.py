@@ -22,8 +22,8 @@ from sqlalchemy import create_engine, text
 
 from tracestore.api import create_app
 from tracestore.config import Settings
-from tracestore.otlp.prepare import PrepareConfig, PreparePool, prepare
-from tracestore.redact import BUILTIN_RULES, Redactor, _may_match
+from tracestore.ingest.otlp.prepare import PrepareConfig, PreparePool, prepare
+from tracestore.ingest.redact import BUILTIN_RULES, Redactor, _may_match
 
 TRACE_A, TRACE_B = bytes.fromhex("5b8efff798038103d269b633813fc60c"), bytes(range(1, 17))
 PROTOBUF = {"Content-Type": "application/x-protobuf"}

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select
 
-from tracestore.cli import cli
-from tracestore.models import Node
-from tracestore.pricing import GENAI_PRICES_SOURCE
+from tracestore.cli.main import cli
+from tracestore.pricing.pricer import GENAI_PRICES_SOURCE
+from tracestore.store.tables import Node
 
 T = "2026-11-16T09:00:0{}Z"
 

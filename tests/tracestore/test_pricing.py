@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from genai_prices import Usage, calc_price, data_snapshot
 
-from tracestore.pricebook import Book, Override
-from tracestore.pricing import (
+from tracestore.pricing.book import Book, Override
+from tracestore.pricing.pricer import (
     GENAI_PRICES_SOURCE,
     PROVIDER_ALIASES,
     Pricer,

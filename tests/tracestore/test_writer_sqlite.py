@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 from tracestore.config import Settings
-from tracestore.db import WRITER_AUTOCHECKPOINT_PAGES, create_schema, make_engine
-from tracestore.ingest import Writer, project_id_for
+from tracestore.ingest.pipeline import Writer, project_id_for
 from tracestore.schemas import TraceIn
+from tracestore.store.engine import WRITER_AUTOCHECKPOINT_PAGES, create_schema, make_engine
 
 
 def _traces(n: int) -> list[TraceIn]:

@@ -14,10 +14,9 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import Engine, Table, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from tracestore.analysis.load import BATCH_SIZE, Window, select_trace_ids
 from tracestore.analysis.run import (
     AnalysisCounts,
     analyze_traces,
@@ -25,13 +24,13 @@ from tracestore.analysis.run import (
     compute_corpus_baselines,
 )
 from tracestore.analysis.suite import AnalyzerSuite, default_suite
-from tracestore.models import Trace
+from tracestore.store.load import BATCH_SIZE, Window, select_trace_ids
+from tracestore.store.tables import TRACE_T
 
 __all__ = ["BASELINE_TTL_SECONDS", "MAX_POLL_SECONDS", "AnalysisWorker"]
 
 log = logging.getLogger("tracestore.analysis")
 
-TRACE_T: Table = Trace.__table__  # type: ignore[attr-defined]
 
 # Poll at least this often, whatever settle_seconds is; 30 s is the default settle time.
 MAX_POLL_SECONDS = 30.0

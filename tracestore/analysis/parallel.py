@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tracestore.analysis.load import Window, select_trace_ids
 from tracestore.analysis.run import (
     AnalysisCounts,
     analyze_traces,
@@ -23,8 +22,9 @@ from tracestore.analysis.run import (
     compute_corpus_baselines,
 )
 from tracestore.analysis.suite import AnalyzerSuite
-from tracestore.db import make_engine
 from tracestore.errors import TracestoreError
+from tracestore.store.engine import make_engine
+from tracestore.store.load import Window, select_trace_ids
 
 __all__ = ["partition", "run_parallel"]
 

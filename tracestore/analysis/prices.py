@@ -1,6 +1,6 @@
 """Per-model rates for the analyzers' counterfactuals, from the same price book that priced
 the nodes: the project's overrides first, else genai-prices' bundled data
-(:func:`tracestore.pricing.library_rates`). The analyzers package never imports genai-prices;
+(:func:`tracestore.pricing.pricer.library_rates`). The analyzers package never imports genai-prices;
 it receives this table as ``AnalyzerConfig.price_table`` (model → USD per million tokens).
 
 The table covers every model of the corpus plus the cheaper models the routing analyzer may
@@ -22,8 +22,8 @@ import networkx as nx
 
 from analyzers.graph import MODEL_KINDS
 from analyzers.tiers import cheaper_models
-from tracestore.pricebook import Book, Rates
-from tracestore.pricing import genai_provider, library_rates
+from tracestore.pricing.book import Book, Rates
+from tracestore.pricing.pricer import genai_provider, library_rates
 
 __all__ = ["analyzer_config", "corpus_models", "price_table", "with_price_table"]
 

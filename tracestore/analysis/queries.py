@@ -2,7 +2,7 @@
 
 Orders: ``wasted_cost`` (largest booked waste first, the default) and ``created`` (newest
 analysis first); ties break on the finding id, so pages never skip or repeat a finding. The
-cursor is :func:`tracestore.queries.encode_cursor` of the last row's (sort value, id).
+cursor is :func:`tracestore.store.read.encode_cursor` of the last row's (sort value, id).
 """
 
 from __future__ import annotations
@@ -10,17 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, and_, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from tracestore.errors import BadRequest
-from tracestore.models import FindingRow
-from tracestore.queries import decode_cursor, encode_cursor, finding_public
 from tracestore.schemas import FindingPublic
+from tracestore.store.read import decode_cursor, encode_cursor, finding_public
+from tracestore.store.tables import FINDING_T
 
 __all__ = ["ORDERS", "FindingFilters", "list_findings"]
 
-FINDING_T: Table = FindingRow.__table__  # type: ignore[attr-defined]
 
 ORDERS = {"wasted_cost": "wasted_cost_usd", "created": "created_at"}
 

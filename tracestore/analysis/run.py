@@ -25,11 +25,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
-from sqlalchemy import Engine, Table, func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from analyzers.findings import Finding
-from tracestore.analysis.load import (
+from tracestore.analysis.prices import corpus_models, price_table, with_price_table
+from tracestore.analysis.suite import AnalyzerSuite
+from tracestore.pricing.book import Book, load_book
+from tracestore.reports.summaries import StoredFinding, json_text, summarize_loaded
+from tracestore.store.engine import param_mark, session_scope, upsert_tuples
+from tracestore.store.load import (
     BATCH_SIZE,
     LoadedTrace,
     Window,
@@ -38,12 +43,7 @@ from tracestore.analysis.load import (
     read_batch,
     select_trace_ids,
 )
-from tracestore.analysis.prices import corpus_models, price_table, with_price_table
-from tracestore.analysis.suite import AnalyzerSuite
-from tracestore.db import param_mark, session_scope, upsert_tuples
-from tracestore.models import FindingRow, Trace
-from tracestore.pricebook import Book, load_book
-from tracestore.summaries import StoredFinding, json_text, summarize_loaded
+from tracestore.store.tables import FINDING_T, TRACE_T
 
 __all__ = [
     "POST_ANALYSIS_HOOKS",
@@ -56,14 +56,12 @@ __all__ = [
     "store_findings",
 ]
 
-FINDING_T: Table = FindingRow.__table__  # type: ignore[attr-defined]
-TRACE_T: Table = Trace.__table__  # type: ignore[attr-defined]
 
 DAY = 86_400.0
 
 PostAnalysisHook = Callable[[Session, int, list[str]], None]
 # Called inside the transaction that stored a batch's findings, with (session, project_id,
-# trace_ids). Per-trace summaries (tracestore.summaries.summarize_traces) belong here.
+# trace_ids). Per-trace summaries (tracestore.reports.summaries.summarize_traces) belong here.
 POST_ANALYSIS_HOOKS: list[PostAnalysisHook] = []
 
 
@@ -87,7 +85,7 @@ def baseline_window(
     """The corpus window baselines are computed from: the trailing ``baseline_days`` before
     ``window.until``, or before the newest trace of the project when ``until`` is open.
 
-    >>> from tracestore.db import create_schema, make_engine
+    >>> from tracestore.store.engine import create_schema, make_engine
     >>> engine = make_engine("sqlite://"); create_schema(engine)
     >>> with Session(engine) as s:
     ...     baseline_window(s, project_id=1, window=Window(until=100 * DAY), baseline_days=28)
@@ -135,7 +133,7 @@ def compute_corpus_baselines(
 def _finding_values(project_id: int, lt: LoadedTrace, f: Finding, now: float
                     ) -> tuple[Any, ...]:
     """``f`` as the findings row, in the order of :data:`_FINDING_COLS`, its JSON columns
-    encoded as :func:`~tracestore.db.upsert_tuples` would (``json_text``). Built straight as
+    encoded as :func:`~tracestore.store.engine.upsert_tuples` would (``json_text``). Built straight as
     the driver's tuple: a dict per finding, picked into a tuple and copied again to encode
     its JSON, cost ~4 us of the findings stage's ~35 a 20-node trace."""
     cost = float(f.wasted_cost_usd)

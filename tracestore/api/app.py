@@ -9,9 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tracestore import __version__
-from tracestore.admission import Admission, AdmissionMiddleware
 from tracestore.analysis.background import AnalysisWorker
 from tracestore.api.deps import document_auth
+from tracestore.api.middleware import AdmissionMiddleware
 from tracestore.api.problems import install_problem_handlers
 from tracestore.api.routes import (
     attribution,
@@ -26,10 +26,11 @@ from tracestore.api.routes import (
 )
 from tracestore.auth import check_open_mode
 from tracestore.config import Settings
-from tracestore.db import create_schema, make_engine
 from tracestore.digest.service import start_scheduler
-from tracestore.ingest import Writer
-from tracestore.otlp.prepare import PreparePool
+from tracestore.ingest.admission import Admission
+from tracestore.ingest.otlp.prepare import PreparePool
+from tracestore.ingest.pipeline import Writer
+from tracestore.store.engine import create_schema, make_engine
 
 __all__ = ["create_app"]
 

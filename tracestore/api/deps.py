@@ -12,10 +12,16 @@ from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from tracestore.auth import SCOPES, credentials_from_header, has_active_keys, is_loopback, verify_key
+from tracestore.auth import (
+    SCOPES,
+    credentials_from_header,
+    has_active_keys,
+    is_loopback,
+    verify_key,
+)
 from tracestore.config import Settings
 from tracestore.errors import Forbidden, Unauthorized
-from tracestore.ingest import Writer, project_id_for
+from tracestore.ingest.pipeline import Writer, project_id_for
 
 __all__ = ["ProjectCtx", "current_project", "require", "required_scope", "api_routes",
            "document_auth",

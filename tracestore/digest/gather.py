@@ -1,10 +1,10 @@
 """Read one ISO week (and the week before) from the store and build its digest.
 
 Aggregation is not re-derived here: spend, levers, waste by code and unpriced calls come from
-:func:`tracestore.economics.unit_economics` over the per-trace summaries, paths from
-:func:`tracestore.economics.wasteful_paths`, findings from
+:func:`tracestore.reports.economics.unit_economics` over the per-trace summaries, paths from
+:func:`tracestore.reports.economics.wasteful_paths`, findings from
 :func:`tracestore.analysis.queries.list_findings`, baselines from
-:func:`tracestore.economics.workflow_settings`. What those do not expose is read here:
+:func:`tracestore.reports.economics.workflow_settings`. What those do not expose is read here:
 the spend of traces whose task has an outcome, and the human-override count (the findings of
 code ``churn.overridden``: model output a human rejected or replaced; their cost is the waste
 attribution booked under that code, the same figure "waste by code" shows).
@@ -20,13 +20,22 @@ from sqlalchemy.orm import Session
 
 from analyzers.digest import TOP_N, build_digest, previous_week, week_bounds
 from analyzers.digest_types import (
-    Digest, PathStat, WeekAggregates, WorkflowSettingIn, WorkflowWeek,
+    Digest,
+    PathStat,
+    WeekAggregates,
+    WorkflowSettingIn,
+    WorkflowWeek,
 )
 from analyzers.findings import Finding
 from tracestore.analysis.queries import FindingFilters, list_findings
-from tracestore.economics import GroupEconomics, unit_economics, wasteful_paths, workflow_settings
 from tracestore.errors import ValidationFailed
-from tracestore.models import TraceSummary
+from tracestore.reports.economics import (
+    GroupEconomics,
+    unit_economics,
+    wasteful_paths,
+    workflow_settings,
+)
+from tracestore.store.tables import TraceSummary
 
 __all__ = ["OVERRIDE_CODE", "parse_week", "week_aggregates", "week_findings", "load_digest"]
 

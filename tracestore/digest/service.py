@@ -21,7 +21,7 @@ from tracestore.config import Settings
 from tracestore.digest.gather import load_digest
 from tracestore.digest.schedule import DigestScheduler, due_week, parse_schedule
 from tracestore.digest.webhook import DeliveryResult, deliver_digest, last_failure, sent_weeks
-from tracestore.ingest import project_id_for
+from tracestore.ingest.pipeline import project_id_for
 
 __all__ = ["last_complete_week", "base_url_of", "project_digest", "send_digest",
            "scheduled_tick", "start_scheduler"]

@@ -22,18 +22,17 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import Engine, Table, func, insert, select
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session
 
 from analyzers.digest_types import Digest
 from tracestore.digest.jsonout import digest_to_dict
 from tracestore.digest.markdown import render_markdown
-from tracestore.models import DigestDelivery
+from tracestore.store.tables import DELIVERY_T
 
 __all__ = ["ATTEMPTS", "DeliveryResult", "backoff_delays", "webhook_body", "post_with_retry",
            "deliver_digest", "sent_weeks", "last_failure"]
 
-DELIVERY_T: Table = DigestDelivery.__table__  # type: ignore[attr-defined]
 
 # Five tries over 1 + 2 + 4 + 8 = 15 s of waiting rides out a receiver restart.
 ATTEMPTS = 5

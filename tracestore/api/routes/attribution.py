@@ -14,11 +14,16 @@ from sqlalchemy import select
 
 from tracestore.api.deps import ProjectDep, SessionDep
 from tracestore.api.problems import PROBLEM_RESPONSES
-from tracestore.db import upsert
 from tracestore.errors import NotFound
-from tracestore.models import WorkflowSetting
-from tracestore.reports import AttributionReport, PathsReport, attribution_report, paths_report
+from tracestore.reports.paths import (
+    AttributionReport,
+    PathsReport,
+    attribution_report,
+    paths_report,
+)
 from tracestore.schemas import Timestamp
+from tracestore.store.engine import upsert
+from tracestore.store.tables import WorkflowSetting
 
 router = APIRouter(prefix="/api/v1", tags=["attribution"], responses=PROBLEM_RESPONSES)
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-import orjson
-
 from tracestore.api.deps import IngestProjectDep, SettingsDep, WriterDep
 from tracestore.api.problems import PROBLEM_RESPONSES
 from tracestore.errors import UnsupportedMediaType, ValidationFailed
-from tracestore.ingest import decode_json, decompress, validate_items
+from tracestore.ingest.pipeline import decode_json, decompress, validate_items
 from tracestore.schemas import IngestResult, OutcomeIn, TraceIn
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from tracestore.api.deps import AdminProjectDep, EngineDep
 from tracestore.api.problems import PROBLEM_RESPONSES
 from tracestore.auth import KeyInfo, create_key, list_keys, revoke_key
-from tracestore.db import session_scope
+from tracestore.store.engine import session_scope
 
 router = APIRouter(prefix="/api/v1", tags=["keys"], responses=PROBLEM_RESPONSES)
 

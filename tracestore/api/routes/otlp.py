@@ -29,9 +29,9 @@ from tracestore.api.deps import IngestProjectDep, SettingsDep, WriterDep
 from tracestore.api.problems import PROBLEM_JSON
 from tracestore.config import Settings
 from tracestore.errors import Overloaded, PayloadTooLarge, TracestoreError, UnsupportedMediaType
-from tracestore.ingest import Writer, decompress
-from tracestore.otlp import ToolCallJoiner
-from tracestore.otlp.prepare import MAX_REASONS, PrepareConfig, PreparePool, prepare
+from tracestore.ingest.otlp import ToolCallJoiner
+from tracestore.ingest.otlp.prepare import MAX_REASONS, PrepareConfig, PreparePool, prepare
+from tracestore.ingest.pipeline import Writer, decompress
 
 router = APIRouter(tags=["otlp"])
 

@@ -10,8 +10,7 @@ from pydantic import BaseModel, Field
 
 from tracestore.api.deps import EngineDep, ProjectDep, SessionDep, WriterDep
 from tracestore.api.problems import PROBLEM_RESPONSES
-from tracestore.db import session_scope
-from tracestore.pricebook import (
+from tracestore.pricing.book import (
     PriceBookIn,
     PriceOverridePublic,
     UnpricedModel,
@@ -20,9 +19,10 @@ from tracestore.pricebook import (
     replace_book,
     unpriced_models,
 )
-from tracestore.pricing import GENAI_PRICES_SOURCE, genai_provider
-from tracestore.reprice import reprice
+from tracestore.pricing.pricer import GENAI_PRICES_SOURCE, genai_provider
+from tracestore.pricing.reprice import reprice
 from tracestore.schemas import Timestamp, iso
+from tracestore.store.engine import session_scope
 
 router = APIRouter(prefix="/api/v1", tags=["prices"], responses=PROBLEM_RESPONSES)
 

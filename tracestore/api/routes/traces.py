@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query
 
 from tracestore.api.deps import ProjectDep, SessionDep
 from tracestore.api.problems import PROBLEM_RESPONSES
-from tracestore.graph import build_trace_graph, graph_to_json
-from tracestore.queries import TraceFilters, get_trace, list_traces, load_trace_rows
 from tracestore.schemas import Page, Timestamp, TraceDetail, TracePublic
+from tracestore.store.graph import build_trace_graph, graph_to_json
+from tracestore.store.read import TraceFilters, get_trace, list_traces, load_trace_rows
 
 router = APIRouter(prefix="/api/v1", tags=["traces"], responses=PROBLEM_RESPONSES)
 

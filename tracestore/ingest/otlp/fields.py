@@ -1,0 +1,287 @@
+"""The per-kind fields of one span's node (conventions.md §5.2, first match wins).
+
+:func:`node_fields` returns the ``NodeIn`` fields of the span, the extra ``human`` nodes its
+human annotations stand for, and the tool-call ids an LLM span decided to make.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from tracestore.ingest.otlp.content import (
+    FLAT_RE,
+    as_float,
+    as_int,
+    bounded_attributes,
+    documents,
+    genai_messages,
+    maybe_json,
+    openinference_messages,
+    openllmetry_messages,
+    output_text,
+    usage,
+)
+from tracestore.ingest.otlp.decode import Span
+from tracestore.ingest.otlp.nodes import (
+    MODEL_KEYS,
+    PROVIDER_KEYS,
+    classify,
+    decision_from_label,
+    first,
+    str_list,
+)
+
+__all__ = ["node_fields", "MAPPED_KEYS"]
+
+# Attributes read by some rule below; whatever else a span carries goes to ``attributes``.
+MAPPED_KEYS = frozenset({
+    *MODEL_KEYS, *PROVIDER_KEYS,
+    "tracestore.node.kind", "tracestore.workflow", "tracestore.task.id", "tracestore.team",
+    "tracestore.feature", "tracestore.step", "tracestore.retry_of", "tracestore.uses",
+    "tracestore.review.decision", "tracestore.review.target", "tracestore.review.minutes",
+    "tracestore.outcome.status", "tracestore.outcome.type", "tracestore.outcome.value_usd",
+    "langfuse.observation.type", "openinference.span.kind", "gen_ai.operation.name",
+    "traceloop.span.kind", "llm.request.type",
+    "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt",
+    "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion",
+    "gen_ai.usage.cache_read.input_tokens", "llm.token_count.prompt_details.cache_read",
+    "gen_ai.usage.cache_read_input_tokens", "gen_ai.usage.cache_creation.input_tokens",
+    "llm.token_count.prompt_details.cache_write", "gen_ai.usage.cache_creation_input_tokens",
+    "gen_ai.usage.reasoning.output_tokens", "llm.token_count.completion_details.reasoning",
+    "gen_ai.usage.reasoning_tokens", "gen_ai.usage.thoughts_tokens",
+    "langfuse.observation.usage_details", "langfuse.observation.cost_details",
+    "llm.cost.total", "llm.cost.prompt", "llm.cost.completion",
+    "gen_ai.response.finish_reasons", "llm.finish_reason", "llm.response.finish_reason",
+    "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
+    "input.value", "output.value", "langfuse.observation.input", "langfuse.observation.output",
+    "traceloop.entity.input", "traceloop.entity.output", "traceloop.entity.name",
+    "gen_ai.retrieval.documents", "gen_ai.retrieval.query.text", "reranker.query",
+    "gen_ai.request.top_k", "reranker.top_k", "db.vector.query.top_k",
+    "gen_ai.tool.name", "tool.name", "gen_ai.tool.call.id", "tool.id",
+    "gen_ai.tool.call.arguments", "gen_ai.tool.call.result", "error.type",
+    "langfuse.observation.level", "gen_ai.prompt.name", "langfuse.observation.prompt.name",
+    "gen_ai.workflow.name", "langfuse.trace.name", "traceloop.workflow.name", "user.id",
+    "session.id", "gen_ai.conversation.id", "langfuse.environment", "tag.tags",
+    "langfuse.trace.tags", "metadata", "langfuse.user.id", "langfuse.session.id",
+})
+_MAPPED_PREFIXES = ("llm.cost.", "langfuse.trace.metadata.", "traceloop.association.properties.")
+_MODEL_KINDS = ("llm", "embedding")
+
+
+def _text(v: Any) -> str | None:
+    if v is None:
+        return None
+    return v if isinstance(v, str) else orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _messages(a: dict[str, Any], flat: dict[str, list[dict[str, Any]]],
+              side: str) -> list[dict[str, Any]]:
+    genai, oi, ollm = (("gen_ai.input.messages", "llm.input_messages", "gen_ai.prompt")
+                       if side == "input" else
+                       ("gen_ai.output.messages", "llm.output_messages", "gen_ai.completion"))
+    msgs: list[dict[str, Any]] = []
+    if a.get(genai) is not None:
+        msgs = genai_messages(a[genai])
+    elif oi in flat:
+        msgs = openinference_messages(flat[oi])
+    elif ollm in flat:
+        msgs = openllmetry_messages(flat[ollm])
+    if side == "input" and a.get("gen_ai.system_instructions") is not None:
+        msgs.insert(0, {"role": "system", "content": _text(a["gen_ai.system_instructions"])})
+    return msgs
+
+
+def _model_fields(a: dict[str, Any], flat: dict[str, list[dict[str, Any]]],
+                  n: dict[str, Any]) -> list[str]:
+    """Tokens, content, finish reason of an llm/embedding span; returns decided tool calls.
+    Like :func:`node_fields`, sets only the fields that are not ``None``."""
+    details = maybe_json(a.get("langfuse.observation.usage_details"))
+    n.update(usage(a, details if isinstance(details, dict) else None))
+    ins, outs = _messages(a, flat, "input"), _messages(a, flat, "output")
+    prompt = (orjson.dumps(ins).decode() if ins else _text(first(a, (
+        "input.value", "langfuse.observation.input", "traceloop.entity.input"))))
+    output = output_text(outs) if outs else _text(first(a, (
+        "output.value", "langfuse.observation.output", "traceloop.entity.output")))
+    if prompt is None and "llm.prompts" in flat:
+        prompt = "\n".join(str(p.get("prompt.text", "")) for p in flat["llm.prompts"])
+    if output is None and "llm.choices" in flat:
+        output = "\n".join(str(c.get("completion.text", "")) for c in flat["llm.choices"])
+    if prompt is not None:
+        n["prompt"] = prompt
+    if output is not None:
+        n["output"] = output
+    fr = a.get("gen_ai.response.finish_reasons")
+    if isinstance(fr, list):
+        fr = fr[0] if fr else None
+    fr = fr or first(a, ("llm.finish_reason", "llm.response.finish_reason"))
+    calls: list[str] = []
+    for m in outs:
+        if fr is None and m.get("finish_reason"):
+            fr = m["finish_reason"]
+        for c in m.get("tool_calls", ()):
+            if c.get("id"):
+                calls.append(c["id"])
+    if fr is not None:
+        n["finish_reason"] = str(fr)
+    return calls
+
+
+_COST_KEYS = frozenset({"llm.cost.total", "llm.cost.prompt", "llm.cost.completion",
+                        "langfuse.observation.cost_details"})
+
+
+def _reported_cost(a: dict[str, Any]) -> float | None:
+    if a.keys().isdisjoint(_COST_KEYS):
+        return None
+    cost = as_float(a.get("llm.cost.total"))
+    if cost is None:
+        parts = [as_float(a.get(k)) for k in ("llm.cost.prompt", "llm.cost.completion")]
+        if any(p is not None for p in parts):
+            cost = sum(p for p in parts if p is not None)
+    if cost is None:
+        details = maybe_json(a.get("langfuse.observation.cost_details"))
+        if isinstance(details, dict) and details:
+            vals = {k: as_float(v) for k, v in details.items()}
+            cost = vals.get("total")
+            if cost is None:
+                cost = sum(v for v in vals.values() if v is not None)
+    return cost if cost is None or cost >= 0 else None
+
+
+def _documents(sp: Span, a: dict[str, Any], flat: dict[str, list[dict[str, Any]]],
+               kind: str) -> list[dict[str, Any]] | None:
+    if kind == "rerank" and "reranker.output_documents" in flat:
+        return documents(flat["reranker.output_documents"])
+    if "retrieval.documents" in flat:
+        return documents(flat["retrieval.documents"])
+    raw = maybe_json(a.get("gen_ai.retrieval.documents"))
+    if isinstance(raw, list):
+        return documents(raw)
+    # OpenLLMetry vector-db spans: one db.query.result event per document
+    evs = [{k.removeprefix("db.query.result."): v for k, v in attrs.items()}
+           for name, _, attrs in sp.events if name == "db.query.result"]
+    return documents(evs) if evs else None
+
+
+def _annotations(flat: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    out = []
+    for prefix, key in (("annotations", "annotation."), ("evaluations", "evaluation.")):
+        for it in flat.get(prefix, ()):
+            out.append({k.removeprefix(key): v for k, v in it.items()})
+    return out
+
+
+def _error(sp: Span, a: dict[str, Any], n: dict[str, Any]) -> None:
+    level = a.get("langfuse.observation.level")
+    if sp.status_code == 2 or (isinstance(level, str) and level.upper() == "ERROR"):
+        n["status"] = "error"
+        exc = next((attrs.get("exception.type") for name, _, attrs in sp.events
+                    if name == "exception"), None)
+        et = a.get("error.type") or exc or sp.status_message or "error"
+        n["error_type"] = str(et)[:200]
+
+
+def node_fields(sp: Span, a: dict[str, Any], flat: dict[str, list[dict[str, Any]]]
+                ) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
+    """(NodeIn fields, extra human nodes, decided tool-call ids) of one span.
+
+    The fields dict holds only the fields that are not ``None`` (all of them default to
+    ``None``): a key fewer is less for pydantic to validate, ~0.7 µs a node (bench/RESULTS.md).
+    """
+    anns = _annotations(flat) if flat else []
+    human = [x for x in anns if str(x.get("annotator_kind", "")).upper() == "HUMAN"]
+    kind, source = classify(a, human=bool(human))
+    n: dict[str, Any] = {
+        "node_id": sp.span_id, "kind": kind, "source_kind": source, "name": sp.name[:1000],
+    }
+    if sp.parent_id is not None:
+        n["parent_id"] = sp.parent_id
+    if sp.start is not None:
+        n["start"] = sp.start
+    if sp.end is not None:
+        n["end"] = sp.end
+    v: Any = _text(first(a, ("tracestore.step", "gen_ai.prompt.name",
+                        "langfuse.observation.prompt.name")))
+    if v is not None:
+        n["step"] = v
+    v = _text(first(a, PROVIDER_KEYS))
+    if v is not None:
+        n["provider"] = v
+    v = _text(first(a, MODEL_KEYS))
+    if v is not None:
+        n["model"] = v
+    v = _reported_cost(a)
+    if v is not None:
+        n["reported_cost_usd"] = v
+    if "tracestore.retry_of" in a:
+        v = _text(a["tracestore.retry_of"])
+        if v is not None:
+            n["retry_of"] = v
+    if "tracestore.uses" in a:
+        n["uses"] = str_list(a["tracestore.uses"])
+    _error(sp, a, n)
+    calls: list[str] = []
+    if kind in _MODEL_KINDS:
+        calls = _model_fields(a, flat, n)
+    elif kind in ("retrieval", "rerank"):
+        v = _documents(sp, a, flat, kind)
+        if v is not None:
+            n["documents"] = v
+        v = as_int(first(a, ("gen_ai.request.top_k", "reranker.top_k", "db.vector.query.top_k")))
+        if v is not None:
+            n["top_k"] = v
+        v = _text(first(a, ("gen_ai.retrieval.query.text", "reranker.query", "input.value",
+                            "traceloop.entity.input")))
+        if v is not None:
+            n["query"] = v
+    elif kind == "tool":
+        n["tool_name"] = _text(first(a, ("gen_ai.tool.name", "tool.name",
+                                         "traceloop.entity.name"))) or sp.name
+        v = _text(first(a, ("gen_ai.tool.call.id", "tool.id")))
+        if v is not None:
+            n["tool_call_id"] = v
+        v = maybe_json(first(a, ("gen_ai.tool.call.arguments", "input.value",
+                                 "langfuse.observation.input", "traceloop.entity.input")))
+        if v is not None:
+            n["args"] = v
+        v = maybe_json(first(a, ("gen_ai.tool.call.result", "output.value",
+                                 "langfuse.observation.output", "traceloop.entity.output")))
+        if v is not None:
+            n["result"] = v
+    elif kind == "outcome":
+        n["outcome_status"] = a.get("tracestore.outcome.status")
+        n["outcome_type"] = _text(a.get("tracestore.outcome.type"))
+        n["outcome_value_usd"] = as_float(a.get("tracestore.outcome.value_usd"))
+    extra: list[dict[str, Any]] = []
+    if kind == "human":
+        label = human[0].get("label") if human else None
+        n["decision"] = decision_from_label(a.get("tracestore.review.decision") or label)
+        n["review_target"] = _text(a.get("tracestore.review.target")) or next(
+            (ls for lt, ls, _ in sp.links if lt == sp.trace_id), None)
+        n["review_minutes"] = as_float(a.get("tracestore.review.minutes"))
+    else:  # a person's annotation on this very span: a human node reviewing it
+        for i, h in enumerate(human):
+            extra.append({
+                "node_id": f"{sp.span_id}.annotation.{i}", "parent_id": sp.span_id,
+                "kind": "human", "source_kind": "openinference:annotation",
+                "name": str(h.get("name") or "annotation")[:1000], "start": sp.end or sp.start,
+                "decision": decision_from_label(h.get("label")), "review_target": sp.span_id,
+                "attributes": {k: v for k, v in h.items() if k != "name"},
+            })
+    rest = [(k, v) for k, v in a.items() if k not in MAPPED_KEYS
+            and not k.startswith(_MAPPED_PREFIXES) and FLAT_RE.match(k) is None]
+    if anns:
+        others = [x for x in anns if x not in human]
+        if others:
+            rest.append(("annotations", others))
+    if sp.links:
+        cross = [{"trace_id": lt, "span_id": ls} for lt, ls, _ in sp.links if lt != sp.trace_id]
+        if cross:
+            rest.append(("otel.links", cross))
+    if rest:
+        attrs = bounded_attributes(rest)
+        if attrs:
+            n["attributes"] = attrs
+    return n, extra, calls

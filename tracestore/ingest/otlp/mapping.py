@@ -1,0 +1,258 @@
+"""Decoded spans → :class:`~tracestore.schemas.TraceIn` parts, grouped by trace id.
+
+Field mapping follows shared/reference/conventions.md §5.2 (first match wins, left to right:
+OTel GenAI old and new names, OpenInference, Langfuse, OpenLLMetry) and DESIGN §3 for our own
+``tracestore.*`` attributes. Span attributes that no rule reads are kept in
+``NodeIn.attributes``, bounded by :func:`~tracestore.ingest.otlp.content.bounded_attributes`.
+
+Edges: the span tree gives ``parent`` (from ``parent_id``); a span link into the same trace gives
+a ``link`` edge (linked span → linking span); a tool call an LLM decided (an output message's
+tool-call id) joined to the tool span that ran it (``gen_ai.tool.call.id`` / ``tool.id``) gives
+a ``tool_call`` edge. Spans arrive in batches, so unmatched tool-call ids wait in a bounded
+:class:`ToolCallJoiner` for their partner in a later request.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from tracestore.ingest.otlp.content import as_float, bounded_attributes, maybe_json, unflatten
+from tracestore.ingest.otlp.decode import Rejected, Span
+from tracestore.ingest.otlp.fields import node_fields
+from tracestore.ingest.otlp.nodes import first, str_list
+from tracestore.schemas import EdgeIn, NodeIn, OutcomeIn, TraceIn
+
+__all__ = ["ToolCallJoiner", "Mapped", "map_spans", "spans_to_traces"]
+
+_UNKNOWN_SERVICE = "unknown_service"  # OTel SDK default service.name prefix
+_TRACE_META_PREFIXES = ("langfuse.trace.metadata.", "traceloop.association.properties.")
+
+
+def _take(store: OrderedDict[tuple[Any, ...], str], key: tuple[Any, ...]) -> str | None:
+    return store.pop(key) if key in store else None
+
+
+class ToolCallJoiner:
+    """Remembers unmatched tool-call ids (both sides) so that an LLM span and the tool span
+    that executed its call join even when they arrive in different requests. Bounded LRU:
+    ids older than ``capacity`` entries are forgotten (such a join is then lost, never wrong).
+    """
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self.capacity = capacity
+        self._decided: OrderedDict[tuple[Any, ...], str] = OrderedDict()
+        self._executed: OrderedDict[tuple[Any, ...], str] = OrderedDict()
+
+    def join(self, scope: Any, decided: dict[tuple[str, str], str],
+             executed: dict[tuple[str, str], str]) -> list[tuple[str, str, str]]:
+        """(trace_id, llm node, tool node) for every match, now or with remembered ids."""
+        out = []
+        for (trace, call), llm in decided.items():
+            ran = executed.get((trace, call))
+            if ran is None:
+                ran = _take(self._executed, (scope, trace, call))
+            if ran is not None:
+                out.append((trace, llm, ran))
+            else:
+                self._remember(self._decided, (scope, trace, call), llm)
+        for (trace, call), tool in executed.items():
+            if (trace, call) in decided:
+                continue
+            decider = _take(self._decided, (scope, trace, call))
+            if decider is not None:
+                out.append((trace, decider, tool))
+            else:
+                self._remember(self._executed, (scope, trace, call), tool)
+        return out
+
+    def _remember(self, store: OrderedDict[tuple[Any, ...], str], key: tuple[Any, ...],
+                  value: str) -> None:
+        store[key] = value
+        store.move_to_end(key)
+        while len(store) > self.capacity:
+            store.popitem(last=False)
+
+
+_WORKFLOW_KEYS = ("tracestore.workflow", "gen_ai.workflow.name", "langfuse.trace.name",
+                  "traceloop.workflow.name")
+_SPAN_TRACE_KEYS: dict[str, tuple[str, ...]] = {
+    "workflow": _WORKFLOW_KEYS,
+    "task_id": ("tracestore.task.id",),
+    "team": ("tracestore.team",),
+    "feature": ("tracestore.feature",),
+    "user_id": ("user.id", "langfuse.user.id"),
+    "session_id": ("session.id", "gen_ai.conversation.id", "langfuse.session.id"),
+    "environment": ("langfuse.environment",),
+}
+_ANY_TRACE_KEY = frozenset(k for keys in _SPAN_TRACE_KEYS.values() for k in keys)
+_EXTRA_KEYS = frozenset({"tag.tags", "langfuse.trace.tags", "metadata"})
+
+
+def _span_trace_fields(a: dict[str, Any]) -> dict[str, str]:
+    """Trace-level fields a span's own attributes carry."""
+    if a.keys().isdisjoint(_ANY_TRACE_KEY):
+        return {}
+    out = {}
+    for name, keys in _SPAN_TRACE_KEYS.items():
+        v = first(a, keys)
+        if v is not None:
+            out[name] = str(v)
+    return out
+
+
+def _resource_fields(r: dict[str, Any]) -> dict[str, str]:
+    """Trace-level fields from resource attributes (service, environment, team, feature)."""
+    f: dict[str, Any] = {
+        "workflow": r.get("tracestore.workflow"),
+        "task_id": r.get("tracestore.task.id"),
+        "team": first(r, ("tracestore.team", "team")),
+        "feature": first(r, ("tracestore.feature", "feature")),
+        "environment": first(r, ("deployment.environment.name", "deployment.environment")),
+    }
+    svc = r.get("service.name")
+    if not isinstance(svc, str) or svc.startswith(_UNKNOWN_SERVICE):
+        svc = r.get("openinference.project.name") or svc
+    f["service_name"] = svc
+    return {k: str(v) for k, v in f.items() if v is not None and v != ""}
+
+
+def _trace_extras(a: dict[str, Any], meta: dict[str, Any], tags: list[str], keys: str) -> None:
+    """Tags and metadata of the trace from one span's attributes ``a``; ``keys`` is their
+    keys joined by newlines (a substring test there spares most spans a loop over them)."""
+    if not a.keys().isdisjoint(_EXTRA_KEYS):
+        for t in (*str_list(a.get("tag.tags")), *str_list(a.get("langfuse.trace.tags"))):
+            if t not in tags:
+                tags.append(t)
+        m = maybe_json(a.get("metadata"))
+        if isinstance(m, dict):
+            for k, v in m.items():
+                meta.setdefault(str(k), v)
+    if _TRACE_META_PREFIXES[0] not in keys and _TRACE_META_PREFIXES[1] not in keys:
+        return
+    for k, v in a.items():
+        if k.startswith(_TRACE_META_PREFIXES):
+            p = next(p for p in _TRACE_META_PREFIXES if k.startswith(p))
+            meta.setdefault(k[len(p):], v)
+
+
+def _outcome(a: dict[str, Any]) -> OutcomeIn | None:
+    status = a.get("tracestore.outcome.status")
+    if status is None:
+        return None
+    try:
+        return OutcomeIn(status=status, type=a.get("tracestore.outcome.type"),
+                         value_usd=as_float(a.get("tracestore.outcome.value_usd")))
+    except ValidationError:
+        return None
+
+
+def spans_to_traces(
+    spans: Iterable[Span], *, joiner: ToolCallJoiner | None = None, scope: Any = None,
+    max_nodes_per_trace: int | None = None,
+) -> tuple[list[TraceIn], list[Rejected]]:
+    """Map spans to one :class:`TraceIn` per trace id; spans that fail validation are
+    returned as :class:`Rejected` while the rest are kept."""
+    m = map_spans(spans, max_nodes_per_trace=max_nodes_per_trace)
+    joined = (joiner or ToolCallJoiner()).join(scope, m.decided, m.executed)
+    traces = m.traces
+    known = {t.trace_id: t for t in traces}
+    for trace_id, llm, tool in joined:
+        t = known.get(trace_id)
+        if t is None:  # all of this trace's spans were rejected; keep the joined edge anyway
+            t = known[trace_id] = TraceIn(trace_id=trace_id)
+            traces.append(t)
+        t.edges.append(EdgeIn(src=llm, dst=tool, kind="tool_call"))
+    return traces, m.rejected
+
+
+@dataclass(slots=True)
+class Mapped:
+    """Spans mapped to traces, before the tool-call join (which needs the
+    :class:`ToolCallJoiner`'s memory of earlier requests): the tool-call ids this request's
+    LLM spans decided and its tool spans executed, ``(trace id, call id) → span id``."""
+
+    traces: list[TraceIn]
+    rejected: list[Rejected]
+    decided: dict[tuple[str, str], str] = field(default_factory=dict)
+    executed: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+# ``NodeIn.model_validate`` without its Python wrapper (the same validator, ~0.3 µs a node).
+_validate_node = NodeIn.__pydantic_validator__.validate_python
+
+
+def map_spans(spans: Iterable[Span], *, max_nodes_per_trace: int | None = None) -> Mapped:
+    """The pure part of :func:`spans_to_traces`: everything but the tool-call join."""
+    by_trace: dict[str, list[Span]] = {}
+    for sp in spans:
+        by_trace.setdefault(sp.trace_id, []).append(sp)
+    rejected: list[Rejected] = []
+    traces: list[TraceIn] = []
+    decided: dict[tuple[str, str], str] = {}
+    executed: dict[tuple[str, str], str] = {}
+    resources: dict[int, dict[str, str]] = {}  # one resource dict is shared by its spans
+    for trace_id, group in by_trace.items():
+        group.sort(key=lambda s: s.parent_id is not None)  # roots first: their fields win
+        fields: dict[str, Any] = {}
+        meta: dict[str, Any] = {}
+        tags: list[str] = []
+        outcome: OutcomeIn | None = None
+        res_fields: list[dict[str, str]] = []
+        nodes: list[NodeIn] = []
+        tedges: list[EdgeIn] = []
+        for sp in group:
+            a = sp.attributes
+            keys = "\n".join(a)
+            flat = unflatten(a, keys)
+            try:
+                mapped, extra_nodes, calls = node_fields(sp, a, flat)
+                node = _validate_node(mapped)
+                more = [_validate_node(x) for x in extra_nodes]
+            except ValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                where = ".".join(str(p) for p in err["loc"])
+                rejected.append(Rejected(f"span {sp.span_id}: {where}: {err['msg']}"))
+                continue
+            if max_nodes_per_trace is not None and len(nodes) >= max_nodes_per_trace:
+                rejected.append(Rejected(f"span {sp.span_id}: trace {trace_id} exceeds "
+                                         f"{max_nodes_per_trace} nodes (max_nodes_per_trace)"))
+                continue
+            nodes.append(node)
+            nodes.extend(more)
+            if not a.keys().isdisjoint(_ANY_TRACE_KEY):  # most spans carry none
+                for k, v in _span_trace_fields(a).items():
+                    fields.setdefault(k, v)
+            rf = resources.get(id(sp.resource))
+            if rf is None:
+                rf = resources[id(sp.resource)] = _resource_fields(sp.resource)
+            if not (res_fields and res_fields[-1] is rf) and not any(x is rf for x in res_fields):
+                res_fields.append(rf)
+            _trace_extras(a, meta, tags, keys)
+            if outcome is None and node.kind != "outcome" and "tracestore.outcome.status" in a:
+                outcome = _outcome(a)
+            for call in calls:
+                decided[(trace_id, call)] = sp.span_id
+            if node.kind == "tool" and node.tool_call_id:
+                executed[(trace_id, node.tool_call_id)] = sp.span_id
+            for lt, ls, _ in sp.links:
+                if lt == trace_id:
+                    tedges.append(EdgeIn(src=ls, dst=sp.span_id, kind="link"))
+        if not nodes:
+            continue
+        for rf in res_fields:  # span attributes win over resource attributes
+            for k, v in rf.items():
+                fields.setdefault(k, v)
+        for k in ("team", "feature"):  # DESIGN §3: also from trace metadata of that name
+            if k not in fields and isinstance(meta.get(k), str | int):
+                fields[k] = str(meta[k])
+        traces.append(TraceIn(
+            trace_id=trace_id, nodes=nodes, edges=tedges, tags=tags or None,
+            metadata=bounded_attributes(meta.items()) if meta else None, outcome=outcome,
+            **fields,
+        ))
+    return Mapped(traces, rejected, decided, executed)

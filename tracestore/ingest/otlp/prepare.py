@@ -1,0 +1,186 @@
+"""One OTLP request body → the rows the writer stores, in a worker process.
+
+Decoding, span mapping, validation, redaction, content capping and hashing are pure functions
+of the body's bytes (and of a few settings), and they are most of ingest's CPU time
+(bench/RESULTS.md). :func:`prepare` does all of them; the route runs it in a
+:class:`PreparePool` of worker processes (setting ``ingest_workers``), so that on a multi-core
+machine the single writer (pricing, upserts, roll-ups, commit) stores one request while the
+workers prepare the next ones. With ``ingest_workers=0`` the route calls :func:`prepare` in the
+request thread: the same function, hence the same rows.
+
+What stays in the server process: the tool-call join (:class:`ToolCallJoiner` remembers
+unmatched ids across requests, see :mod:`tracestore.ingest.otlp.mapping`) and everything touching
+the database.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import multiprocessing
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from tracestore.config import Settings
+from tracestore.ingest.otlp.decode import decode_json_request, decode_protobuf_request
+from tracestore.ingest.otlp.mapping import map_spans
+from tracestore.ingest.redact import Redactor
+from tracestore.ingest.write import TraceRows, build_rows
+from tracestore.pricing.pricer import Pricer
+
+__all__ = ["PrepareConfig", "Prepared", "prepare", "PreparePool", "MAX_REASONS"]
+
+log = logging.getLogger("tracestore")
+
+# Rejection reasons quoted in partialSuccess.errorMessage; the count is always exact.
+MAX_REASONS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class PrepareConfig:
+    """The settings :func:`prepare` depends on (small, sent with every request)."""
+
+    max_nodes_per_trace: int
+    max_content_chars: int
+    redact: str
+    redact_patterns: tuple[str, ...]
+    # setting reported_cost_tolerance, for pricing (its default when not given)
+    cost_tolerance: float = Settings.model_fields["reported_cost_tolerance"].default
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PrepareConfig:
+        return cls(settings.max_nodes_per_trace, settings.max_content_chars, settings.redact,
+                   tuple(settings.redact_patterns), settings.reported_cost_tolerance)
+
+
+@dataclass(slots=True)
+class Prepared:
+    """Rows of one request, its rejected-span count and first reasons, and the tool-call ids
+    left for the server process to join (``(trace id, call id) → span id``)."""
+
+    rows: TraceRows
+    rejected: int = 0
+    reasons: list[str] = field(default_factory=list)
+    decided: dict[tuple[str, str], str] = field(default_factory=dict)
+    executed: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+_redactors: dict[tuple[str, tuple[str, ...]], Redactor] = {}
+_pricers: dict[float, Pricer] = {}
+
+
+def _redactor(cfg: PrepareConfig) -> Redactor:
+    key = (cfg.redact, cfg.redact_patterns)
+    r = _redactors.get(key)
+    if r is None:
+        r = _redactors[key] = Redactor.from_names(cfg.redact, cfg.redact_patterns)
+    return r
+
+
+def _pricer(cfg: PrepareConfig) -> Pricer:
+    p = _pricers.get(cfg.cost_tolerance)
+    if p is None:
+        p = _pricers[cfg.cost_tolerance] = Pricer(cost_tolerance=cfg.cost_tolerance)
+    return p
+
+
+def prepare(body: bytes, encoding: str, project_id: int, cfg: PrepareConfig) -> Prepared:
+    """Decode (``encoding`` is ``"protobuf"`` or ``"json"``), map, validate, redact, cap and
+    hash one request, then price the nodes by the library's rates and encode them as the
+    node upsert's tuples (:meth:`TraceRows.encode_nodes`: the single writer then only runs
+    the statements; tuples also pickle back smaller and faster than dicts). Raises
+    :class:`~tracestore.errors.BadRequest` for an undecodable body; spans that fail are
+    counted as rejected."""
+    decode = decode_protobuf_request if encoding == "protobuf" else decode_json_request
+    spans, rejected = decode(body)
+    mapped = map_spans(spans, max_nodes_per_trace=cfg.max_nodes_per_trace)
+    rejected += mapped.rejected
+    rows = build_rows(project_id, mapped.traces, max_content_chars=cfg.max_content_chars,
+                      redactor=_redactor(cfg))
+    rows.encode_nodes(_pricer(cfg))
+    return Prepared(rows, len(rejected), [r.reason for r in rejected[:MAX_REASONS]],
+                    mapped.decided, mapped.executed)
+
+
+# The workers' garbage-collector thresholds (see _init_worker).
+WORKER_GC_THRESHOLD = (20_000, 20, 20)
+
+
+def _ready() -> bool:
+    return True
+
+
+def _init_worker(lifeline: Connection) -> None:
+    """Set up a worker process.
+
+    * Exit when the server does: ``lifeline`` is the read end of a pipe only the server
+      holds, so it reads EOF once the server is gone, even after a SIGKILL. A pool's own
+      workers would otherwise wait forever for work.
+    * Garbage collection tuned for the job: the imported modules are frozen out of it, and a
+      collection runs every 20,000 allocations rather than 700. A request allocates ~100k
+      short-lived objects; at the default threshold the collector's passes cost ~20% of
+      :func:`prepare` (bench/RESULTS.md). Cyclic garbage is still collected, later.
+    """
+
+    def watch() -> None:
+        try:
+            lifeline.recv_bytes()
+        except (EOFError, OSError):
+            pass
+        os._exit(0)
+
+    threading.Thread(target=watch, name="lifeline", daemon=True).start()
+    gc.freeze()
+    gc.set_threshold(*WORKER_GC_THRESHOLD)
+
+
+class PreparePool:
+    """``workers`` processes running :func:`prepare`. They are forked from a ``forkserver``
+    that has imported this module once, so starting them is cheap and never forks a
+    multi-threaded server. A worker that dies (say, killed for memory) breaks the executor:
+    the request it had is then prepared in the calling thread and a new pool is started."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._lock = threading.Lock()
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload([__name__])
+        # Only this process holds the write end: the workers see EOF when it is gone.
+        self._lifeline, self._alive = self._ctx.Pipe(duplex=False)
+        self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(self.workers, mp_context=self._ctx,
+                                   initializer=_init_worker, initargs=(self._lifeline,))
+        pool.submit(_ready).result()  # the workers are up before the first request
+        return pool
+
+    def prepare(self, body: bytes, encoding: str, project_id: int,
+                cfg: PrepareConfig) -> Prepared:
+        pool = self._pool
+        try:
+            return pool.submit(prepare, body, encoding, project_id, cfg).result()
+        except BrokenProcessPool:
+            log.warning("an OTLP worker process died; preparing this request in the server "
+                        "process and starting new workers")
+            with self._lock:
+                if self._pool is pool:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self._pool = self._start()
+            return prepare(body, encoding, project_id, cfg)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._alive.close()
+        self._lifeline.close()
+
+    def __enter__(self) -> PreparePool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,423 @@
+"""The write path: validated traces in, rows upserted, roll-ups recomputed.
+
+Two steps serve native ingest, OTLP ingest and the CLI: :func:`build_rows` (pure: redaction,
+capping, hashing; OTLP runs it in worker processes) and :func:`write_rows` (pricing, upserts,
+roll-ups), which takes the session as a keyword argument and never commits: the caller owns
+the transaction. :func:`write_traces` does both in one call.
+
+Merging rules (a trace may arrive in many requests, in any order):
+
+* nodes are keyed by ``(project, trace_id, node_id)``; a node sent again replaces the old row;
+* trace-level fields are merged with ``COALESCE(new, old)``, so a later part that omits a
+  field never erases it;
+* roll-ups (node count, tokens, cost, errors, start/end) are recomputed from the node rows of
+  every touched trace, so they are exact whatever the arrival order;
+* a trace with no workflow takes its root node's name; ``task_id`` defaults to ``trace_id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import operator
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import JSON, Table, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from tracestore.pricing.pricer import Pricer
+from tracestore.reports.summaries import refresh_tasks
+from tracestore.schemas import NodeIn, OutcomeIn, TraceIn
+from tracestore.store.engine import upsert, upsert_tuples
+from tracestore.store.rollups import recompute_rollups
+from tracestore.store.tables import EDGE_T, NODE_T, OUTCOME_T, TRACE_T
+
+if TYPE_CHECKING:
+    from tracestore.ingest.redact import Redactor
+
+__all__ = [
+    "content_hash",
+    "canonical_json",
+    "node_row",
+    "TraceRows",
+    "build_rows",
+    "write_rows",
+    "upsert_rows_fast",
+    "node_tuples",
+    "NodeTuples",
+    "write_traces",
+    "write_outcomes",
+    "recompute_rollups",
+]
+
+
+_TRACE_FIELDS = (
+    "workflow", "task_id", "team", "feature", "user_id", "session_id", "environment",
+    "service_name", "tags",
+)
+
+
+def content_hash(data: str | bytes) -> str:
+    """A short, stable content hash (BLAKE2b-128, hex).
+
+    >>> content_hash("hello")
+    '46fb7408d4f285228f4af516ea25851b'
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted-key compact JSON, the canonical form hashed into ``args_hash``.
+
+    >>> canonical_json({"b": 1, "a": [1, 2]})
+    '{"a":[1,2],"b":1}'
+    """
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _cap(text: str | None, cap: int, field: str, cut: dict[str, int]) -> tuple[str | None, str | None]:
+    """Keep at most ``cap`` characters; return (kept text, hash of the full text)."""
+    if text is None:
+        return None, None
+    h = content_hash(text)
+    if len(text) > cap:
+        cut[field] = len(text)
+        return text[:cap], h
+    return text, h
+
+
+def node_row(project_id: int, trace_id: str, node: NodeIn, cap: int,
+             redactor: Redactor | None = None) -> dict[str, Any]:
+    """Normalise one validated node into a ``nodes`` row: content redacted (when a
+    ``redactor`` is given, before anything is hashed), capped and hashed."""
+    # A copy of the validated field values: ``model_dump`` per node cost more than all the
+    # rest of this function (bench/RESULTS.md); NodeIn has only flat fields besides these.
+    row = dict(node.__dict__)
+    docs_in: list[dict[str, Any]] | None = None
+    if node.documents is not None:
+        docs_in = [dict(d.__dict__) for d in node.documents]
+    if redactor:
+        redactor.row(row, docs_in)
+    cut: dict[str, int] = {}
+    row["project_id"] = project_id
+    row["trace_id"] = trace_id
+    prompt, ph = _cap(row["prompt"], cap, "prompt", cut)
+    output, oh = _cap(row["output"], cap, "output", cut)
+    row["prompt"], row["output"] = prompt, output
+    row["prompt_hash"] = node.prompt_hash or ph
+    row["output_hash"] = node.output_hash or oh
+    if docs_in is not None:
+        docs = []
+        for i, d in enumerate(docs_in):
+            content = d["content"]
+            doc = {k: v for k, v in d.items() if v is not None}
+            if content is not None:
+                # _cap written out: its field name is an f-string, needed only when cut
+                h = content_hash(content)
+                if len(content) > cap:
+                    cut[f"documents.{i}.content"] = len(content)
+                    content = content[:cap]
+                doc["content"], doc["content_hash"] = content, h
+            docs.append(doc)
+        row["documents"] = docs
+    args = row["args"]
+    if args is not None:
+        canon = canonical_json(args)
+        row["args_hash"] = node.args_hash or content_hash(canon)
+        if len(canon) > cap:
+            cut["args"] = len(canon)
+            row["args"] = {"_truncated": canon[:cap]}
+    result = row["result"]
+    if result is not None:
+        if not isinstance(result, str):
+            result = canonical_json(result)
+        kept, rh = _cap(result, cap, "result", cut)
+        row["result"] = kept
+        row["result_hash"] = node.result_hash or rh
+    else:
+        row["result_hash"] = node.result_hash or None
+    if cut:
+        attrs = row["attributes"]
+        attrs = dict(attrs) if attrs else {}
+        attrs["tracestore.truncated"] = cut
+        row["attributes"] = attrs
+    elif not row["attributes"]:
+        row["attributes"] = None
+    row["cost_usd"] = None
+    row["price_source"] = None
+    row["priced"] = False
+    return row
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # e.g. an integer beyond 64 bits from a non-JSON source
+        return json.dumps(value, default=str)
+
+
+def upsert_rows_fast(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], *, keys: Sequence[str],
+    update: bool = True, batch_size: int = 1000,
+) -> None:
+    """:func:`db.upsert_tuples` for rows as dicts (all with the same keys): JSON columns
+    encoded once with orjson (``None`` as JSON ``null``, like the JSON type)."""
+    if not rows:
+        return
+    names = [c.name for c in table.columns if c.name in rows[0]]
+    get = operator.itemgetter(*names)
+    upsert_tuples(session, table, names, [get(r) for r in rows], keys=keys,
+                  encode_json=_json_text, update=update, batch_size=batch_size)
+
+
+_NODE_JSON = frozenset(c.name for c in NODE_T.columns if isinstance(c.type, JSON))
+_NODE_KEYS = ["project_id", "trace_id", "node_id"]
+
+
+@dataclass(slots=True)
+class NodeTuples:
+    """Node rows as the node upsert takes them (:func:`db.upsert_tuples`): ``columns`` in
+    table order, ``nulls`` the columns NULL in every row, ``values`` one tuple per row of
+    the other columns, JSON columns encoded."""
+
+    columns: tuple[str, ...] = ()
+    nulls: tuple[str, ...] = ()
+    values: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def dicts(self) -> list[dict[str, Any]]:
+        """The rows as dicts again (JSON columns stay encoded)."""
+        bound = [c for c in self.columns if c not in self.nulls]
+        empty = dict.fromkeys(self.nulls)
+        return [{**empty, **dict(zip(bound, v))} for v in self.values]
+
+
+def node_tuples(rows: list[dict[str, Any]], *, encode_json: bool = True) -> NodeTuples:
+    """Node rows (all with the same keys) → :class:`NodeTuples`, JSON columns encoded as
+    :func:`upsert_rows_fast` encodes them (unless ``encode_json=False``: encoded already).
+    The JSON values are replaced in the dicts themselves, which is cheaper than building a
+    list per row. A column no row sets is listed in ``nulls`` instead of bound row by row."""
+    columns = tuple(c.name for c in NODE_T.columns if c.name in rows[0])
+    if encode_json:
+        json_names = [n for n in columns if n in _NODE_JSON]
+        for r in rows:
+            for n in json_names:
+                r[n] = _json_text(r[n])
+    nulls = tuple(n for n in columns if all(r[n] is None for r in rows))
+    get = operator.itemgetter(*[n for n in columns if n not in nulls])
+    if len(columns) - len(nulls) == 1:  # itemgetter of one name returns the bare value
+        return NodeTuples(columns, nulls, [(get(r),) for r in rows])
+    return NodeTuples(columns, nulls, [get(r) for r in rows])
+
+
+@lru_cache(maxsize=4)
+def _trace_upsert_statement(dialect: str) -> Any:
+    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    stmt = insert(TRACE_T)
+    set_: dict[str, Any] = {
+        f: func.coalesce(stmt.excluded[f], TRACE_T.c[f]) for f in (*_TRACE_FIELDS, "metadata")
+    }
+    set_["updated_at"] = stmt.excluded.updated_at
+    return stmt.on_conflict_do_update(index_elements=["project_id", "trace_id"], set_=set_)
+
+
+def _trace_upsert(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Upsert trace rows; existing fields are kept where the new part leaves them null."""
+    if not rows:
+        return
+    session.execute(_trace_upsert_statement(session.get_bind().dialect.name), list(rows))
+
+
+def write_outcomes(
+    session: Session, *, project_id: int, outcomes: Iterable[OutcomeIn], now: float
+) -> int:
+    """Upsert outcomes keyed by ``task_id`` (posting again updates). Returns the count."""
+    rows = []
+    outcomes = list(outcomes)
+    # An outcome posted with only a trace_id belongs to that trace's task (when stored).
+    by_trace = [o.trace_id for o in outcomes if o.task_id is None and o.trace_id]
+    known: dict[str, str] = {}
+    if by_trace:
+        known = {tid: task for tid, task in session.execute(
+            select(TRACE_T.c.trace_id, TRACE_T.c.task_id).where(
+                TRACE_T.c.project_id == project_id, TRACE_T.c.trace_id.in_(by_trace))
+        ) if task}
+    for o in outcomes:
+        task = o.task_id or known.get(o.trace_id or "") or o.trace_id
+        if task is None:
+            continue
+        rows.append(
+            {
+                "project_id": project_id,
+                "task_id": task,
+                "status": o.status,
+                "type": o.type,
+                "value_usd": o.value_usd,
+                "occurred_at": o.occurred_at,
+                "trace_id": o.trace_id,
+                "node_id": None,
+                "workflow": o.workflow,
+                "updated_at": now,
+            }
+        )
+    upsert(session, OUTCOME_T, rows, keys=["project_id", "task_id"])
+    # A late outcome refreshes the precomputed summaries of its task's traces (no node reads).
+    refresh_tasks(session, project_id=project_id, task_ids=[r["task_id"] for r in rows])
+    return len(rows)
+
+
+@dataclass(slots=True)
+class TraceRows:
+    """What :func:`build_rows` makes of validated traces: plain rows, cheap to pickle, that
+    :func:`write_rows` stores. ``traces`` maps trace id to its trace-level fields.
+
+    The OTLP worker processes go one step further (:meth:`encode_nodes`): ``nodes`` become
+    ``encoded``, priced by the library's rates and in the node upsert's form, so the single
+    writer has no per-node Python work left but the ``executemany``."""
+
+    traces: dict[str, dict[str, Any]] = field(default_factory=dict)
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    edges: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[OutcomeIn] = field(default_factory=list)
+    encoded: NodeTuples | None = None
+    # The Pricer.cost_tolerance ``encoded`` was priced with.
+    priced_tolerance: float | None = None
+
+    def add_edge(self, project_id: int, trace_id: str, src: str, dst: str, kind: str) -> None:
+        """An edge (and, if this request has none of its nodes, an empty trace row)."""
+        if trace_id not in self.traces:
+            self.traces[trace_id] = {**dict.fromkeys(_TRACE_FIELDS), "metadata": None}
+        self.edges.append({"project_id": project_id, "trace_id": trace_id, "src": src,
+                           "dst": dst, "kind": kind, "inferred": False})
+
+    def encode_nodes(self, pricer: Pricer) -> None:
+        """Price ``nodes`` without a price book and turn them into ``encoded`` (pure, so
+        the OTLP worker processes do it). A project's price book needs the database: when the
+        book has overrides, :func:`write_rows` prices the rows again with it, as it prices
+        native rows; without one, these are exactly the prices it would compute (one
+        difference: a node with neither start nor end is priced at this process's clock,
+        milliseconds earlier)."""
+        if not self.nodes:
+            return
+        pricer.price_rows(self.nodes)
+        self.encoded = node_tuples(self.nodes)
+        self.priced_tolerance = pricer.cost_tolerance
+        self.nodes = []
+
+
+def build_rows(project_id: int, traces: Sequence[TraceIn], *, max_content_chars: int,
+               redactor: Redactor | None = None) -> TraceRows:
+    """Validated traces → rows: content redacted, capped and hashed. Pure (no database), so
+    it may run in another process than :func:`write_rows`."""
+    out = TraceRows()
+    trace_rows = out.traces
+    node_rows: list[dict[str, Any]] = []
+    for t in traces:
+        row = trace_rows.get(t.trace_id)
+        new = {f: getattr(t, f) for f in _TRACE_FIELDS}
+        new["metadata"] = redactor.value(t.metadata) if redactor and t.metadata else t.metadata
+        if row is None:
+            trace_rows[t.trace_id] = new
+        else:  # two parts of one trace in the same request: later non-null values win
+            row.update({k: v for k, v in new.items() if v is not None})
+        for n in t.nodes:
+            node_rows.append(node_row(project_id, t.trace_id, n, max_content_chars, redactor))
+            if n.kind == "outcome" and n.outcome_status:
+                out.outcomes.append(
+                    OutcomeIn(
+                        task_id=t.task_id or t.trace_id,
+                        status=n.outcome_status,
+                        type=n.outcome_type,
+                        value_usd=n.outcome_value_usd,
+                        occurred_at=n.end or n.start,
+                        trace_id=t.trace_id,
+                        workflow=t.workflow,
+                    )
+                )
+        for e in t.edges:
+            out.add_edge(project_id, t.trace_id, e.src, e.dst, e.kind)
+        if t.outcome is not None:
+            o = t.outcome
+            out.outcomes.append(
+                o.model_copy(
+                    update={
+                        "task_id": o.task_id or t.task_id or t.trace_id,
+                        "trace_id": o.trace_id or t.trace_id,
+                        "workflow": o.workflow or t.workflow,
+                    }
+                )
+            )
+    # Within one request the last copy of a node wins, as it would across requests.
+    dedup: dict[tuple[str, str], dict[str, Any]] = {}
+    for nr in node_rows:
+        dedup[(nr["trace_id"], nr["node_id"])] = nr
+    out.nodes = list(dedup.values())
+    return out
+
+
+def write_rows(
+    session: Session,
+    *,
+    project_id: int,
+    rows: TraceRows,
+    pricer: Pricer,
+    now: float,
+    batch_size: int = 1000,
+) -> int:
+    """Store the rows of :func:`build_rows`: price the nodes, upsert traces, nodes and edges,
+    record outcomes, recompute the touched traces' roll-ups. Returns the nodes written."""
+    nodes = _priced_node_tuples(session, project_id, rows, pricer)
+    _trace_upsert(session, [{"project_id": project_id, "trace_id": tid, "updated_at": now, **f}
+                            for tid, f in rows.traces.items()])
+    upsert_tuples(session, NODE_T, nodes.columns, nodes.values, keys=_NODE_KEYS,
+                  encode_json=None, nulls=nodes.nulls, batch_size=batch_size)
+    upsert_rows_fast(session, EDGE_T, rows.edges,
+                     keys=["project_id", "trace_id", "src", "dst", "kind"], update=False,
+                     batch_size=batch_size)
+    if rows.outcomes:
+        write_outcomes(session, project_id=project_id, outcomes=rows.outcomes, now=now)
+    recompute_rollups(session, project_id=project_id, trace_ids=list(rows.traces))
+    return len(nodes.values)
+
+
+def _priced_node_tuples(session: Session, project_id: int, rows: TraceRows,
+                        pricer: Pricer) -> NodeTuples:
+    """The node upsert's tuples, priced with the project's price book. Rows as dicts (native
+    ingest) are priced and encoded here. Tuples from :meth:`TraceRows.encode_nodes` (priced
+    without a book) are used as they are unless the book has overrides or another tolerance
+    was used: then they are priced again, through dicts, exactly as native rows are (pricing
+    reads no JSON column, so the encoded ones can stay encoded)."""
+    enc = rows.encoded
+    if enc is None:
+        if not rows.nodes:
+            return NodeTuples()
+        pricer.price_rows(rows.nodes, session=session, project_id=project_id)
+        return node_tuples(rows.nodes)
+    if rows.priced_tolerance == pricer.cost_tolerance and not pricer.book(
+            session, project_id).overrides:
+        return enc
+    dicts = enc.dicts()
+    pricer.price_rows(dicts, session=session, project_id=project_id)
+    return node_tuples(dicts, encode_json=False)
+
+
+def write_traces(
+    session: Session,
+    *,
+    project_id: int,
+    traces: Sequence[TraceIn],
+    pricer: Pricer,
+    max_content_chars: int,
+    now: float,
+    batch_size: int = 1000,
+) -> int:
+    """Store validated traces (or parts of traces). Returns the number of nodes written."""
+    rows = build_rows(project_id, traces, max_content_chars=max_content_chars)
+    return write_rows(session, project_id=project_id, rows=rows, pricer=pricer, now=now,
+                      batch_size=batch_size)

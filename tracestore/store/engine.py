@@ -1,0 +1,336 @@
+"""Engine creation, schema creation and every piece of database tuning.
+
+SQLite is the embedded default, PostgreSQL the scale backend; both go through the same
+SQLAlchemy Core statements. ``upsert`` hides the one dialect difference that matters on the
+hot path: ``INSERT … ON CONFLICT`` comes from ``sqlalchemy.dialects.sqlite`` or
+``sqlalchemy.dialects.postgresql``.
+
+Migrations: the schema is created with ``create_all`` on first start. Additive changes (a new
+table, a new nullable column) are applied by :func:`create_schema` too; anything else will go
+through Alembic revisions kept in ``tracestore/migrations`` once the first release is cut (see
+README, "Schema and migrations").
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import (
+    INTEGER,
+    JSON,
+    BigInteger,
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    inspect,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool, QueuePool
+from sqlmodel import SQLModel
+
+from tracestore.store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+log = logging.getLogger("tracestore")
+
+__all__ = [
+    "make_engine", "writer_engine", "WalCheckpointer", "create_schema", "upsert",
+    "upsert_tuples", "update_per_trace", "session_scope", "is_sqlite", "param_mark", "fetch_in",
+]
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def _register_sqlite_adapters() -> None:
+    """Give ``None`` and ``bool`` parameters an adapter that binds them as they are bound
+    anyway, so the sqlite3 module finds one at once. It binds exact ``int``, ``float``,
+    ``str`` and ``bytes`` directly; any other value first goes through its adapter
+    protocol, which for ``None`` and ``bool`` fails by way of two attribute lookups (each
+    formatting an ``AttributeError`` message, then discarding it) before binding them as
+    NULL and as an integer. A ``nodes`` row has ~20 NULLs and two booleans: that fallback
+    was a third of the node upsert's ``executemany`` (~5 µs a row, bench/RESULTS.md).
+    ``{}.get`` returns ``None`` for ``None`` (bound as NULL, as before); ``int`` turns a bool
+    into the 0/1 that sqlite3 bound for it before. Stored values are unchanged."""
+    sqlite3.register_adapter(type(None), {}.get)
+    sqlite3.register_adapter(bool, int)
+
+
+_register_sqlite_adapters()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # 8 KiB pages for a new database (a no-op on an existing one: its page size stays).
+    # A node row with content is ~1.7 KB, so 4 KiB pages hold two: most inserts split a
+    # page, and a commit and each checkpoint write more page frames (bench/RESULTS.md).
+    cur.execute("PRAGMA page_size=8192")
+    # WAL: readers never block the writer and vice versa. Cost: a -wal and -shm file beside
+    # the database, and the database must sit on a local disk (no NFS).
+    cur.execute("PRAGMA journal_mode=WAL")
+    # NORMAL under WAL: a commit is durable against a process crash (SIGKILL) but the last
+    # transactions may roll back on power loss / OS crash. FULL would fsync every commit.
+    cur.execute("PRAGMA synchronous=NORMAL")
+    # Wait up to 30 s for the write lock instead of failing with "database is locked".
+    # Cost: a writer stuck behind a long transaction waits instead of erroring.
+    cur.execute("PRAGMA busy_timeout=30000")
+    # Enforce declared foreign keys (cheap; we declare few).
+    cur.execute("PRAGMA foreign_keys=ON")
+    # 64 MiB page cache per connection (negative = KiB). Cost: memory per open connection.
+    cur.execute("PRAGMA cache_size=-65536")
+    # Temp B-trees for sorts/group-bys in memory. Cost: memory on big ORDER BY queries.
+    cur.execute("PRAGMA temp_store=MEMORY")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine for ``url`` with the backend's tuning applied.
+
+    >>> make_engine("sqlite://").dialect.name
+    'sqlite'
+    """
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            # One connection per checkout; SQLite connections are cheap and this avoids
+            # sharing a connection between the writer thread and request threads.
+            poolclass=NullPool if url not in ("sqlite://", "sqlite:///:memory:") else None,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+# The writer's own connection checkpoints the WAL only past this many pages (~40 MiB at the
+# default 4 KiB page): a safety valve. Normally WalCheckpointer does it, off the write path.
+WRITER_AUTOCHECKPOINT_PAGES = 10_000
+
+
+def writer_engine(engine: Engine) -> Engine:
+    """The engine the single writer uses. For a SQLite file: one connection kept open (a pool
+    of one) instead of ``engine``'s connection per checkout. Opening a connection runs the
+    pragmas, and closing the last one checkpoints the WAL into the database file and
+    truncates it — ~20 ms per request on the ingest path (bench/RESULTS.md). The connection
+    leaves checkpoints to :class:`WalCheckpointer` (its own ``wal_autocheckpoint`` is raised
+    to :data:`WRITER_AUTOCHECKPOINT_PAGES`). Durability is unchanged (WAL,
+    ``synchronous=NORMAL``). Any other engine is returned as is."""
+    url = engine.url.render_as_string(hide_password=False)
+    if not is_sqlite(engine) or url in ("sqlite://", "sqlite:///:memory:"):
+        return engine
+    writer = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                           poolclass=QueuePool, pool_size=1, max_overflow=0)
+    event.listen(writer, "connect", _sqlite_pragmas)
+    event.listen(writer, "connect", _writer_pragmas)
+    return writer
+
+
+def _writer_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # Checkpoint on commit only past this many WAL pages (SQLite's default: 1,000).
+    cur.execute(f"PRAGMA wal_autocheckpoint={WRITER_AUTOCHECKPOINT_PAGES}")
+    cur.close()
+
+
+class WalCheckpointer:
+    """Checkpoints a SQLite WAL from a background thread with its own connection, after each
+    write (:meth:`poke`), instead of inside the writer's commit. A checkpoint copies WAL pages
+    into the database file and fsyncs it; done by SQLite's autocheckpoint it ran in one
+    request in four while that request held the write lock: 30–40 µs per ingested span of the
+    single writer's time (bench/RESULTS.md). ``PASSIVE`` never blocks the writer or readers;
+    it copies what it can, and the next one copies the rest."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def poke(self) -> None:
+        """A write was committed: checkpoint soon (starts the thread on first use)."""
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None and not self._stopping:
+                    self._thread = threading.Thread(target=self._run, name="wal-checkpoint",
+                                                    daemon=True)
+                    self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        conn = self.engine.raw_connection()
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stopping:
+                    return
+                try:
+                    conn.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except Exception:  # noqa: BLE001  (never let the thread die; retried next time)
+                    log.exception("WAL checkpoint failed")
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(30)
+
+
+def create_schema(engine: Engine) -> None:
+    """Create missing tables and indexes (idempotent), add missing nullable columns, and on
+    PostgreSQL widen INTEGER columns the models now declare BIGINT (token counts were 32-bit
+    there; widening is lossless, SQLite's INTEGER is 64-bit already)."""
+    SQLModel.metadata.create_all(engine)
+    insp = inspect(engine)
+    widen = engine.dialect.name == "postgresql"
+    with engine.begin() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            have = {c["name"]: c["type"] for c in insp.get_columns(table.name)}
+            for col in table.columns:
+                if col.name not in have:
+                    if col.nullable:
+                        coltype = col.type.compile(dialect=engine.dialect)
+                        conn.execute(text(
+                            f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {coltype}'))
+                elif (widen and isinstance(col.type, BigInteger)
+                      and type(have[col.name]) is INTEGER):
+                    conn.execute(text(
+                        f'ALTER TABLE {table.name} ALTER COLUMN "{col.name}" TYPE BIGINT'))
+
+
+def upsert(
+    session: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    keys: Iterable[str],
+    update: Iterable[str] | None = None,
+    batch_size: int = 1000,
+) -> None:
+    """Bulk ``INSERT … ON CONFLICT (keys) DO UPDATE`` (or ``DO NOTHING`` when ``update`` is
+    empty) in batches, through Core ``executemany``. Does not commit."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    keys = list(keys)
+    update_cols = list(update) if update is not None else [
+        c.name for c in table.columns if c.name not in keys
+    ]
+    stmt = insert(table)
+    if update_cols:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=keys, set_={c: stmt.excluded[c] for c in update_cols}
+        )
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+    for i in range(0, len(rows), batch_size):
+        session.execute(stmt, list(rows[i : i + batch_size]))
+
+
+def param_mark(session: Session) -> str:
+    """The driver's placeholder for SQL handed to it directly: ``?`` (sqlite3) or ``%s``
+    (psycopg)."""
+    return "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
+
+
+def fetch_in(session: Session, sql: str, project_id: int,
+             values: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The driver's rows of ``sql`` (a query whose only parameters are ``{mark}`` for the
+    project and ``{marks}`` for an IN list of ``values``), in the session's transaction, as
+    the driver returns them: no SQLAlchemy result processing, which costs more than the query
+    for a batch of 500 keys. Callers convert what needs converting."""
+    mark = param_mark(session)
+    cur = session.connection().connection.cursor()
+    try:
+        cur.execute(sql.format(mark=mark, marks=", ".join([mark] * len(values))),
+                    (project_id, *values))
+        return list(cur.fetchall())
+    finally:
+        cur.close()
+
+
+def upsert_tuples(
+    session: Session, table: Table, names: Sequence[str], rows: Sequence[Sequence[Any]], *,
+    keys: Sequence[str], encode_json: Callable[[Any], str] | None, update: bool = True,
+    batch_size: int = 1000, nulls: Collection[str] = (),
+) -> None:
+    """``INSERT … ON CONFLICT (keys) DO UPDATE`` every other column (``DO NOTHING`` with
+    ``update=False``), as :func:`upsert` does, but with the rows as plain tuples in the order
+    of ``names``, handed to the driver's ``executemany``: SQLAlchemy's per-row bind processing
+    was the largest cost of ingest and of writing findings (bench/RESULTS.md). JSON columns
+    are encoded with ``encode_json``; other values go to the driver as they are, as the
+    column types' bind processing would (no column type here converts a Python value).
+    ``encode_json=None``: the JSON columns are encoded already.
+
+    ``nulls``: columns of ``names`` that are NULL in every row. They are written as a
+    literal ``NULL`` and left out of the tuples (which then hold the other columns, in
+    order): a bound ``None`` costs sqlite3 an adapter lookup, ~1 µs, and a node row has a
+    dozen columns that no row of a typical request sets (bench/RESULTS.md)."""
+    if not rows:
+        return
+    bound = [n for n in names if n not in nulls]
+    json_at = [i for i, n in enumerate(bound) if isinstance(table.c[n].type, JSON)
+               ] if encode_json is not None else []
+    mark = param_mark(session)
+    sets = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n not in keys)
+    quoted = ", ".join(f'"{n}"' for n in names)
+    values_sql = ", ".join("NULL" if n in nulls else mark for n in names)
+    action = f"UPDATE SET {sets}" if sets and update else "NOTHING"
+    sql = (f"INSERT INTO {table.name} ({quoted}) VALUES ({values_sql}) "
+           f"ON CONFLICT ({', '.join(keys)}) DO {action}")
+    params: Sequence[Sequence[Any]] = rows
+    if json_at:
+        encoded: list[tuple[Any, ...]] = []
+        for r in rows:
+            values = list(r)
+            for i in json_at:
+                values[i] = encode_json(values[i])  # type: ignore[misc]
+            encoded.append(tuple(values))
+        params = encoded
+    conn = session.connection()
+    for i in range(0, len(params), batch_size):
+        conn.exec_driver_sql(sql, params[i : i + batch_size])
+
+
+def update_per_trace(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], *, project_id: int
+) -> None:
+    """Bulk ``UPDATE table SET … WHERE project_id = ? AND trace_id = ?`` through one
+    ``executemany``: each row carries its trace in ``b_trace_id`` and the new column values
+    under their names (every row the same columns). Does not commit."""
+    if not rows:
+        return
+    c = table.c
+    session.execute(
+        update(table)
+        .where(c.project_id == project_id, c.trace_id == bindparam("b_trace_id"))
+        .values({k: bindparam(k) for k in rows[0] if k != "b_trace_id"}),
+        list(rows),
+        execution_options={"synchronize_session": False},
+    )
+
+
+@contextmanager
+def session_scope(engine: Engine | Connection) -> Iterator[Session]:
+    """A session whose transaction commits on success and rolls back on error (on
+    ``engine``'s connection, or on the given connection, which must not be in a
+    transaction)."""
+    with Session(engine) as session, session.begin():
+        yield session

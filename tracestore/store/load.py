@@ -1,0 +1,357 @@
+"""Batched reads of stored traces for analysis: many traces per query, graphs built once.
+
+A batch of trace ids costs four queries (trace rows, node rows, edge rows, the outcomes of its
+tasks) whatever its size, run on the driver's cursor (:func:`read_batch`); the rows are
+grouped in Python and handed to :func:`tracestore.store.graph.graph_from_parts`
+(:func:`build_batch`).
+
+>>> from tracestore.store.engine import create_schema, make_engine
+>>> from sqlalchemy.orm import Session
+>>> engine = make_engine("sqlite://"); create_schema(engine)
+>>> with Session(engine) as s:
+...     list(iter_trace_graphs(s, project_id=1, trace_ids=["missing"]))
+[]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import networkx as nx
+import orjson
+from sqlalchemy import JSON, Boolean, Float, Integer, String, Table, and_, or_, select
+from sqlalchemy.orm import Session
+
+from tracestore.store.engine import fetch_in
+from tracestore.store.graph import graph_from_parts
+from tracestore.store.tables import EDGE_T, NODE_T, OUTCOME_T, TRACE_T
+
+__all__ = [
+    "BATCH_SIZE", "NODE_BOOKKEEPING", "Batch", "LoadedTrace", "Window", "build_batch",
+    "iter_trace_graphs", "preloaded", "read_batch", "select_trace_ids",
+]
+
+
+# Traces per read batch: 500 ids keep the IN (...) list far below SQLite's 32,766 bound
+# parameters (SQLITE_MAX_VARIABLE_NUMBER since 3.32) and a batch of 20-node traces at ~10k
+# node rows, a few MB of Python objects.
+BATCH_SIZE = 500
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which traces an analysis run covers: ``since <= started_at < until`` (epoch seconds;
+    either bound may be open) and optionally one workflow."""
+
+    since: float | None = None
+    until: float | None = None
+    workflow: str | None = None
+
+
+class LoadedTrace(NamedTuple):
+    """One trace's graph plus the row facts the store needs back after analysis. (A named
+    tuple: made once per trace read, and a frozen dataclass' ``__init__`` cost three times
+    as much.)"""
+
+    trace_id: str
+    workflow: str | None
+    started_at: float | None
+    updated_at: float
+    graph: nx.DiGraph
+    user_id: str | None = None
+
+
+def _window_conds(window: Window, project_id: int) -> list[Any]:
+    t = TRACE_T.c
+    conds: list[Any] = [t.project_id == project_id]
+    if window.workflow is not None:
+        conds.append(t.workflow == window.workflow)
+    if window.since is not None:
+        conds.append(t.started_at >= window.since)
+    if window.until is not None:
+        conds.append(t.started_at < window.until)
+    return conds
+
+
+def select_trace_ids(
+    session: Session, *, project_id: int, window: Window, settled_before: float | None = None
+) -> list[str]:
+    """Ids of the traces in ``window``, sorted. With ``settled_before``, only traces last
+    updated before it and not analysed since their last update (the background worker)."""
+    t = TRACE_T.c
+    conds = _window_conds(window, project_id)
+    if settled_before is not None:
+        conds.append(t.updated_at <= settled_before)
+        conds.append(or_(t.analyzed_at.is_(None), t.updated_at > t.analyzed_at))
+    return list(session.execute(select(t.trace_id).where(and_(*conds)).order_by(t.trace_id))
+                .scalars())
+
+
+def _loads(raw: str | None) -> Any:
+    if raw is None:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:  # NaN/Infinity, which the stdlib writes and orjson rejects
+        return json.loads(raw)
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """A batch read of some columns of one table, run on the raw DB-API cursor.
+
+    SQLAlchemy's row processing was a third of the reading time (bench/RESULTS.md); here
+    the driver's tuples are turned into dicts by :attr:`to_dict`, which applies what a Core
+    ``select`` would have: JSON columns are read as text (JSON ``null`` made SQL NULL by
+    ``NULLIF``) and parsed with orjson (several times faster than the drivers' stdlib
+    ``json`` and the same values on both backends); columns whose type converts driver
+    values (booleans stored as 0/1 by SQLite) go through SQLAlchemy's own result processor.
+    On SQLite, the text, integer and boolean columns of a wide read arrive packed in one JSON
+    array (see :func:`_packable`).
+    """
+
+    sql: str  # for db.fetch_in: "{mark}" for the project, "{marks}" for the trace ids
+    # row tuple -> {column: value} without None values, for the first ``keep`` columns
+    # (with the wide node read's ``pack``: the other columns' values, then that dict)
+    to_dict: Callable[[Sequence[Any]], Any]
+
+
+def _row_function(names: Sequence[str], json_cols: Iterable[str],
+                  convert: Mapping[str, Any], packed: Sequence[str] = (),
+                  tail: Sequence[str] = ()) -> Callable[[Sequence[Any]], Any]:
+    """A function of a row tuple returning ``{name: value}`` for the non-None values of the
+    first ``len(names)`` columns, JSON parsed (JSON ``null`` left out, like SQL NULL) and
+    values converted. Generated as straight-line code (one ``if`` per column): twice as fast
+    as a dict comprehension over ``zip``, and rows are the bulk of reading. With ``packed``,
+    the row's first value is a JSON array of those columns' values (in that order) and the
+    other columns follow it; the dict's keys keep the order of ``names`` either way. With
+    ``tail`` (columns that follow ``names`` in the row, or sit in the packed array), the
+    function returns ``(*tail values as read, dict)``."""
+    js = set(json_cols)
+    lines = ["def to_dict(row):", "    d = {}"]
+    src: dict[str, str] = {}
+    if packed:
+        lines.append("    p = _loads(row[0])")
+        src.update((name, f"p[{j}]") for j, name in enumerate(packed))
+    i = 1 if packed else 0
+    for name in (*names, *tail):
+        if name not in src:
+            src[name] = f"row[{i}]"
+            i += 1
+    for name in names:
+        lines.append(f"    v = {src[name]}")
+        lines.append("    if v is not None:")
+        if name in js:
+            lines.append("        v = _loads(v)")
+            lines.append("        if v is not None:")
+            lines.append(f"            d[{name!r}] = v")
+        elif name in convert:
+            lines.append(f"        v = _convert[{name!r}](v)")
+            lines.append("        if v is not None:")
+            lines.append(f"            d[{name!r}] = v")
+        else:
+            lines.append(f"        d[{name!r}] = v")
+    lines.append(f"    return ({''.join(src[n] + ', ' for n in tail)}d)" if tail
+                 else "    return d")
+    ns: dict[str, Any] = {"_loads": _loads, "_convert": dict(convert)}
+    exec("\n".join(lines), ns)  # noqa: S102  (column names from the table metadata)
+    fn: Callable[[Sequence[Any]], Any] = ns["to_dict"]
+    return fn
+
+
+_READERS: dict[tuple[str, str, tuple[str, ...], int, bool], _Reader] = {}
+
+
+def _packable(c: Any) -> bool:
+    """Whether SQLite can hand column ``c`` over inside a ``json_array(...)`` with its value
+    unchanged: text columns (always TEXT or NULL: text affinity turns anything else written
+    to them into text) and integer and boolean columns (the schemas validate them as ints,
+    at most 10**12 for counts; booleans are stored as 0/1), whose JSON is exact; not REAL
+    columns (SQLite's JSON writes a REAL with 15 significant digits, not the shortest
+    round trip) nor JSON columns (read as text and parsed once; packing them saved nothing).
+
+    Why pack: Python's ``sqlite3`` makes one call into SQLite per column per row (releasing
+    and retaking the GIL around each) whether the value is NULL or not, so a wide, mostly
+    NULL node row costs by its column count. One JSON text per row, parsed by orjson,
+    replaces 31 of the node read's 40 values: the batched read of 500 20-node traces went
+    from ~108-112 to ~90-92 us a trace (A/B in one process, min of 15; text columns alone
+    ~94-100).
+    """
+    if isinstance(c.type, JSON):
+        return False
+    return c.type._type_affinity in (String, Integer, Boolean)  # type: ignore[no-any-return]
+
+
+def _reader(session: Session, table: Table, names: Sequence[str], keep: int,
+            pack: bool = False) -> _Reader:
+    """The read of ``names`` from ``table``; ``to_dict`` maps the first ``keep`` of them.
+    With ``pack`` (the wide node read), ``to_dict`` returns ``(*values of the columns past
+    keep, dict)``, and on SQLite the :func:`_packable` columns among all of ``names`` come in
+    one JSON array ahead of the others (the columns past ``keep`` included: two fewer values
+    from the driver per node row, 2-8 us of ~100-120 a 20-node trace, A/B in one process)."""
+    dialect = session.get_bind().dialect
+    key = (dialect.name, table.name, tuple(names), keep, pack)
+    r = _READERS.get(key)
+    if r is not None:
+        return r
+    quote = dialect.identifier_preparer.quote
+    packed: list[str] = []
+    if pack and dialect.name == "sqlite":
+        packed = [n for n in names if _packable(table.c[n])]
+    exprs: list[str] = []
+    if packed:
+        exprs.append(f"json_array({', '.join(quote(n) for n in packed)})")
+    json_cols: list[str] = []
+    convert: dict[str, Any] = {}
+    for name in names:
+        c = table.c[name]
+        q = quote(name)
+        if name in packed:  # its value comes from the array; booleans still converted
+            proc = c.type.dialect_impl(dialect).result_processor(dialect, None)
+            if proc is not None:
+                convert[name] = proc
+            continue
+        if isinstance(c.type, JSON):
+            exprs.append(f"NULLIF(CAST({q} AS TEXT), 'null')")
+            json_cols.append(name)
+            continue
+        exprs.append(q)
+        if isinstance(c.type, Float) and not c.type.asdecimal:
+            continue  # floats from both drivers (PG's processor wants the driver's type code)
+        proc = c.type.dialect_impl(dialect).result_processor(dialect, None)
+        if proc is not None:
+            convert[name] = proc
+    sql = (f"SELECT {', '.join(exprs)} FROM {table.name} "  # noqa: S608
+           "WHERE project_id = {mark} AND trace_id IN ({marks})")
+    r = _Reader(sql, _row_function(names[:keep], json_cols, convert, packed,
+                                   names[keep:] if pack else ()))
+    _READERS[key] = r
+    return r
+
+
+def _names(table: Table, skip: Iterable[str] = ()) -> tuple[str, ...]:
+    return tuple(c.name for c in table.columns if c.name not in set(skip))
+
+
+# Stored node columns that are bookkeeping, not part of the graph contract
+# (analyzers.graph): where a node's type and cost came from (``source_kind``,
+# ``price_source``), the producer's own cost and whether it disagrees with ours
+# (``reported_cost_usd``, ``cost_mismatch``). No analyzer, attribution or summary reads them;
+# the trace API (GET .../graph) builds its graph from full rows (tracestore.store.graph).
+# Leaving them out of the batched read saves reading and converting ~10% of the values.
+NODE_BOOKKEEPING = ("source_kind", "reported_cost_usd", "price_source", "cost_mismatch")
+# Node attribute columns: every column of the contract plus the stored extras, in table order
+# (the order of a node's attribute dict); node_id and trace_id are selected after them.
+_NODE_ATTRS = _names(NODE_T, ("project_id", "trace_id", "node_id", *NODE_BOOKKEEPING))
+_NODE_COLS = (*_NODE_ATTRS, "node_id", "trace_id")
+_EDGE_COLS = ("trace_id", "src", "dst", "kind", "inferred")
+# The trace columns the graph, LoadedTrace and the summaries read.
+_TRACE_COLS = ("trace_id", "workflow", "task_id", "team", "feature", "user_id", "started_at",
+               "cost_usd", "updated_at")
+
+
+@dataclass
+class Batch:
+    """The stored rows of a batch of traces, grouped by trace."""
+
+    traces: dict[str, dict[str, Any]]
+    nodes: dict[str, list[tuple[str, dict[str, Any]]]]
+    edges: dict[str, list[tuple[str, str, str, Any]]]
+    task_status: dict[str, str]
+
+
+def read_batch(session: Session, *, project_id: int, chunk: Sequence[str]) -> Batch:
+    """Four queries: trace rows, node rows (as ``(node_id, attributes without None)``),
+    stored edges, and the outcome status of the batch's tasks."""
+    rd = _reader(session, TRACE_T, _TRACE_COLS, len(_TRACE_COLS))
+    to_dict = rd.to_dict
+    traces = {row[0]: to_dict(row) for row in fetch_in(session, rd.sql, project_id, chunk)}
+    nodes: dict[str, list[tuple[str, dict[str, Any]]]] = {tid: [] for tid in traces}
+    rd = _reader(session, NODE_T, _NODE_COLS, len(_NODE_ATTRS), pack=True)
+    to_item = rd.to_dict
+    for row in fetch_in(session, rd.sql, project_id, chunk):
+        node_id, trace_id, attrs = to_item(row)
+        nodes.setdefault(trace_id, []).append((node_id, attrs))
+    edges: dict[str, list[tuple[str, str, str, Any]]] = {tid: [] for tid in traces}
+    for row in fetch_in(session, _reader(session, EDGE_T, _EDGE_COLS, 0).sql, project_id,
+                        chunk):
+        # inferred as the driver gives it (0/1 on SQLite): the graph takes its truth value
+        edges.setdefault(row[0], []).append((row[1], row[2], row[3], row[4]))
+    # Outcomes recorded per task (inside a trace's `outcome` or posted later over REST)
+    # reach the analyzers as G.graph["outcome_status"]; an outcome node wins over it.
+    return Batch(traces, nodes, edges, _task_outcomes(session, project_id, traces.values()))
+
+
+def build_batch(batch: Batch, chunk: Sequence[str]) -> Iterator[LoadedTrace]:
+    """The graphs of a batch read by :func:`read_batch`, in ``chunk`` order (missing ids
+    skipped)."""
+    built: set[str] = set()
+    for tid in chunk:
+        trow = batch.traces.get(tid)
+        if trow is None:
+            continue
+        parts = batch.nodes[tid]
+        if tid in built:  # asked for twice: each graph owns its node dicts
+            parts = [(n, dict(a)) for n, a in parts]
+        built.add(tid)
+        graph = graph_from_parts(trow, parts, batch.edges[tid])
+        status = batch.task_status.get(trow.get("task_id") or tid)
+        if status is not None:
+            graph.graph["outcome_status"] = status
+        yield LoadedTrace(
+            trace_id=tid,
+            workflow=trow.get("workflow"),
+            started_at=trow.get("started_at"),
+            updated_at=trow["updated_at"],
+            graph=graph,
+            user_id=trow.get("user_id"),
+        )
+
+
+# Graphs already built in this thread (see :func:`preloaded`), by (project, trace id).
+_PRELOADED: ContextVar[dict[tuple[int, str], LoadedTrace] | None] = ContextVar(
+    "tracestore_preloaded_graphs", default=None)
+
+
+@contextmanager
+def preloaded(project_id: int, loaded: Iterable[LoadedTrace]) -> Iterator[None]:
+    """Within the block, :func:`iter_trace_graphs` serves these traces from memory instead of
+    reading them again: the post-analysis steps (per-trace summaries) see exactly the graphs
+    the analyzers saw, without a second read of the same rows. Per thread (a ContextVar)."""
+    token = _PRELOADED.set({(project_id, lt.trace_id): lt for lt in loaded})
+    try:
+        yield
+    finally:
+        _PRELOADED.reset(token)
+
+
+def iter_trace_graphs(
+    session: Session, *, project_id: int, trace_ids: Sequence[str], batch_size: int = BATCH_SIZE
+) -> Iterator[LoadedTrace]:
+    """Graphs of ``trace_ids`` (missing ids are skipped), in the order given, read in batches
+    of ``batch_size`` traces (or from memory inside :func:`preloaded`)."""
+    pre = _PRELOADED.get()
+    if pre is not None and all((project_id, tid) in pre for tid in trace_ids):
+        yield from (pre[(project_id, tid)] for tid in trace_ids)
+        return
+    for i in range(0, len(trace_ids), batch_size):
+        chunk = list(dict.fromkeys(trace_ids[i : i + batch_size]))
+        batch = read_batch(session, project_id=project_id, chunk=chunk)
+        yield from build_batch(batch, trace_ids[i : i + batch_size])
+
+
+def _task_outcomes(
+    session: Session, project_id: int, trace_rows: Iterable[dict[str, Any]]
+) -> dict[str, str]:
+    """Outcome status by task id for the tasks of ``trace_rows`` (one query)."""
+    tasks = sorted({r.get("task_id") or r["trace_id"] for r in trace_rows})
+    if not tasks:
+        return {}
+    return dict(fetch_in(session, f"SELECT task_id, status FROM {OUTCOME_T.name} "  # noqa: S608
+                         "WHERE project_id = {mark} AND task_id IN ({marks})",
+                         project_id, tasks))
