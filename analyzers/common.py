@@ -253,7 +253,7 @@ def book_once(G: nx.DiGraph, findings: Iterable[Finding], *,
             room = node_cost(nodes[n]) - booked.get(n, 0.0)
             # min(w, max(room, 0.0)) without two builtin calls per node (the same operands
             # compared the same way, so NaN and signed zeros come out as before)
-            room = 0.0 if 0.0 > room else room
+            room = 0.0 if room < 0.0 else room
             take = room if room < w else w
             if take > _EPS:
                 kept[n] = take

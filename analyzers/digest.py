@@ -22,17 +22,28 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from analyzers.digest_types import (
-    MONEY_DP, CodeWaste, Coverage, Digest, FindingGroup, Headline, LeverSplit,
-    PathDigest, PathStat, WeekAggregates, WorkflowDigest, WorkflowSettingIn, WorkflowWeek,
+    MONEY_DP,
+    CodeWaste,
+    Coverage,
+    Digest,
+    FindingGroup,
+    Headline,
+    LeverSplit,
+    PathDigest,
+    PathStat,
+    WeekAggregates,
+    WorkflowDigest,
+    WorkflowSettingIn,
+    WorkflowWeek,
 )
 from analyzers.findings import Finding
 from analyzers.maturity import assess
 from analyzers.unit_economics import Levers, levers, lmdi
 
-__all__ = ["build_digest", "week_bounds", "week_of", "previous_week", "lever_split", "TOP_N"]
+__all__ = ["TOP_N", "build_digest", "lever_split", "previous_week", "week_bounds", "week_of"]
 
 # The issue asks for the top 10 wasteful paths and findings: what fits one chat message.
 TOP_N = 10
@@ -50,7 +61,7 @@ def week_bounds(week: str) -> tuple[str, str, float, float]:
         monday = date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)
     except ValueError as exc:
         raise ValueError(f"{week!r} is not an ISO week: {exc}") from None
-    start = datetime(monday.year, monday.month, monday.day, tzinfo=timezone.utc).timestamp()
+    start = datetime(monday.year, monday.month, monday.day, tzinfo=UTC).timestamp()
     return (monday.isoformat(), (monday + timedelta(days=6)).isoformat(), start, start + 7 * 86400)
 
 
@@ -60,7 +71,7 @@ def week_of(ts: float) -> str:
     >>> week_of(1795424400.0)  # Monday 2026-11-23 09:00 UTC
     '2026-W48'
     """
-    year, num, _ = datetime.fromtimestamp(ts, timezone.utc).isocalendar()
+    year, num, _ = datetime.fromtimestamp(ts, UTC).isocalendar()
     return f"{year}-W{num:02d}"
 
 

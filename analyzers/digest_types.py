@@ -14,21 +14,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
-    "MONEY_DP",
     "LEVERS",
-    "WorkflowWeek",
-    "WeekAggregates",
-    "PathStat",
-    "WorkflowSettingIn",
-    "Headline",
-    "LeverSplit",
-    "WorkflowDigest",
-    "PathDigest",
-    "FindingGroup",
+    "MONEY_DP",
     "CodeWaste",
     "Coverage",
-    "Maturity",
     "Digest",
+    "FindingGroup",
+    "Headline",
+    "LeverSplit",
+    "Maturity",
+    "PathDigest",
+    "PathStat",
+    "WeekAggregates",
+    "WorkflowDigest",
+    "WorkflowSettingIn",
+    "WorkflowWeek",
 ]
 
 # Micro-dollars: finer than any per-call price genai-prices lists, coarse enough for stable text.

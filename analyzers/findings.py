@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CODES", "ANALYZERS", "Finding"]
+__all__ = ["ANALYZERS", "CODES", "Finding"]
 
 ANALYZERS = ("churn", "bloat", "routing")
 

@@ -66,12 +66,12 @@ from typing import Any
 import networkx as nx
 
 __all__ = [
-    "NODE_KINDS",
     "EDGE_KINDS",
     "MODEL_KINDS",
+    "NODE_KINDS",
     "edges_of_kind",
-    "nodes_in_order",
     "node_cost",
+    "nodes_in_order",
 ]
 
 NODE_KINDS = (

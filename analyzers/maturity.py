@@ -23,8 +23,14 @@ from collections.abc import Sequence
 
 from analyzers.digest_types import Maturity
 
-__all__ = ["RUNGS", "assess", "MAX_UNPRICED_SHARE", "MAX_UNTAGGED_SHARE",
-           "MIN_OUTCOME_SPEND_SHARE", "MAX_WASTE_SHARE"]
+__all__ = [
+    "MAX_UNPRICED_SHARE",
+    "MAX_UNTAGGED_SHARE",
+    "MAX_WASTE_SHARE",
+    "MIN_OUTCOME_SPEND_SHARE",
+    "RUNGS",
+    "assess",
+]
 
 RUNGS = ("Blind", "Metered", "Attributed", "Unit-economic", "Optimized")
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.tracestore.server_process import server_process  # noqa: E402
-from tests.tracestore.test_durability import check_rollups_exact, run_mixed_load  # noqa: E402
+from tests.tracestore.server_process import server_process
+from tests.tracestore.test_durability import check_rollups_exact, run_mixed_load
 
 
 def main() -> int:

@@ -47,8 +47,7 @@ from bench.common import free_port, scratch_database, start_tracestore, stop  # 
 T0_NS = 1_794_819_600_000_000_000  # 2026-11-16T09:00:00Z
 MODELS = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"),
           ("anthropic", "claude-sonnet-4-20250514")]
-WORDS = ("refund order customer policy shipping invoice account delivery warranty ticket "
-         "escalate priority billing address product return damaged late tracking").split()
+WORDS = ["refund", "order", "customer", "policy", "shipping", "invoice", "account", "delivery", "warranty", "ticket", "escalate", "priority", "billing", "address", "product", "return", "damaged", "late", "tracking"]
 
 
 def _text(rng: random.Random, words: int) -> str:

@@ -23,16 +23,16 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "TracestoreError",
     "BadRequest",
-    "UnsupportedMediaType",
-    "PayloadTooLarge",
-    "ValidationFailed",
-    "Unauthorized",
+    "Conflict",
     "Forbidden",
     "NotFound",
-    "Conflict",
     "Overloaded",
+    "PayloadTooLarge",
+    "TracestoreError",
+    "Unauthorized",
+    "UnsupportedMediaType",
+    "ValidationFailed",
 ]
 
 

@@ -24,25 +24,25 @@ from analyzers.graph import EDGE_KINDS, NODE_KINDS
 MODEL_KINDS = frozenset({"llm", "embedding"})
 
 __all__ = [
-    "NODE_KINDS",
     "EDGE_KINDS",
-    "to_epoch",
-    "iso",
-    "Timestamp",
+    "NODE_KINDS",
     "DocumentIn",
-    "NodeIn",
     "EdgeIn",
-    "OutcomeIn",
-    "TraceIn",
+    "EdgePublic",
+    "FindingPublic",
     "IngestResult",
     "ItemError",
-    "TracePublic",
+    "NodeIn",
     "NodePublic",
-    "EdgePublic",
+    "OutcomeIn",
     "OutcomePublic",
-    "TraceDetail",
-    "FindingPublic",
     "Page",
+    "Timestamp",
+    "TraceDetail",
+    "TraceIn",
+    "TracePublic",
+    "iso",
+    "to_epoch",
 ]
 
 NodeKind = Literal[

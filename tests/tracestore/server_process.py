@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["ServerProcess", "server_process", "free_port", "rss_bytes"]
+__all__ = ["ServerProcess", "free_port", "rss_bytes", "server_process"]
 
 
 def free_port() -> int:

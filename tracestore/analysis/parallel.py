@@ -53,7 +53,7 @@ def _worker(url: str, project_id: int, ids: list[str], baselines: dict[str, Any]
                                 baselines=baselines, suite=suite, now=now,
                                 progress=lambda n: q.put(("progress", n)))
         q.put(("done", (counts.traces, counts.findings, counts.wasted_cost_usd)))
-    except Exception as exc:  # noqa: BLE001  (reported to the parent, which raises it)
+    except Exception as exc:
         q.put(("error", f"{type(exc).__name__}: {exc}"))
     finally:
         engine.dispose()

@@ -23,11 +23,24 @@ from tracestore.config import Settings
 from tracestore.errors import Forbidden, Unauthorized
 from tracestore.ingest.pipeline import Writer, project_id_for
 
-__all__ = ["ProjectCtx", "current_project", "require", "required_scope", "api_routes",
-           "document_auth",
-           "RouteInfo", "get_session",
-           "ProjectDep", "ReadProjectDep", "IngestProjectDep", "AdminProjectDep", "SessionDep",
-           "SettingsDep", "WriterDep", "EngineDep"]
+__all__ = [
+    "AdminProjectDep",
+    "EngineDep",
+    "IngestProjectDep",
+    "ProjectCtx",
+    "ProjectDep",
+    "ReadProjectDep",
+    "RouteInfo",
+    "SessionDep",
+    "SettingsDep",
+    "WriterDep",
+    "api_routes",
+    "current_project",
+    "document_auth",
+    "get_session",
+    "require",
+    "required_scope",
+]
 
 log = logging.getLogger("tracestore.auth")
 

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tracestore.errors import TracestoreError
 
-__all__ = ["PROBLEM_JSON", "problem_response", "install_problem_handlers", "PROBLEM_RESPONSES"]
+__all__ = ["PROBLEM_JSON", "PROBLEM_RESPONSES", "install_problem_handlers", "problem_response"]
 
 log = logging.getLogger("tracestore.api")
 

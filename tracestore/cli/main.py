@@ -23,7 +23,7 @@ from tracestore.cli.reports import outcomes, report
 from tracestore.config import Settings
 from tracestore.errors import TracestoreError
 
-__all__ = ["main", "cli"]
+__all__ = ["cli", "main"]
 
 
 def _read_items(path: Path) -> Iterator[Any]:

@@ -29,8 +29,16 @@ from typing import Any
 from tracestore.demo import claims, code_review, support
 from tracestore.demo.builder import DemoData, Label, TaskResult
 
-__all__ = ["generate", "DemoData", "Label", "DEMO_START", "W47_START", "DEMO_END", "SHARES",
-           "LATE_OUTCOME_RATE"]
+__all__ = [
+    "DEMO_END",
+    "DEMO_START",
+    "LATE_OUTCOME_RATE",
+    "SHARES",
+    "W47_START",
+    "DemoData",
+    "Label",
+    "generate",
+]
 
 DEMO_START = 1794182400.0  # 2026-11-09T00:00:00Z, Monday of ISO week 2026-W46
 W47_START = DEMO_START + 7 * 86400  # 2026-11-16T00:00:00Z

@@ -17,7 +17,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Label", "DemoData", "TraceBuilder", "TaskResult", "approx_tokens", "pick"]
+__all__ = ["DemoData", "Label", "TaskResult", "TraceBuilder", "approx_tokens", "pick"]
 
 
 def approx_tokens(text: str) -> int:

@@ -25,7 +25,7 @@ import random
 from tracestore.demo.builder import TaskResult, TraceBuilder, approx_tokens, pick
 from tracestore.demo.content import CLAIM_TYPES, CLAIMS_SYSTEM, claim_text
 
-__all__ = ["RATES", "FAILED_ATTEMPT_RATE", "claims_task"]
+__all__ = ["FAILED_ATTEMPT_RATE", "RATES", "claims_task"]
 
 RATES: dict[str, dict[str, float]] = {
     "fetch": {"churn.error_loop": 0.04, "negative:retry_with_changed_args": 0.05},

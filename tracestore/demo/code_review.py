@@ -19,7 +19,7 @@ import random
 from tracestore.demo.builder import TaskResult, TraceBuilder, approx_tokens, pick
 from tracestore.demo.content import REPO_FILES, REVIEW_SYSTEM, TEST_SUITES
 
-__all__ = ["RATES", "code_review_task", "COMPACT_AT"]
+__all__ = ["COMPACT_AT", "RATES", "code_review_task"]
 
 RATES: dict[str, dict[str, float]] = {
     "loop": {"bloat.history_growth": 0.10, "churn.cycle": 0.05, "churn.tight_loop": 0.05,

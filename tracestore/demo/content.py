@@ -9,18 +9,18 @@ from __future__ import annotations
 import random
 
 __all__ = [
-    "TICKETS",
+    "CLAIMS_SYSTEM",
+    "CLAIM_TYPES",
     "INTENTS",
     "KB_ARTICLES",
+    "REPO_FILES",
+    "REVIEW_SYSTEM",
+    "SUPPORT_SYSTEM",
+    "TEST_SUITES",
+    "TICKETS",
+    "claim_text",
     "kb_chunk",
     "ticket",
-    "CLAIM_TYPES",
-    "claim_text",
-    "REPO_FILES",
-    "TEST_SUITES",
-    "SUPPORT_SYSTEM",
-    "CLAIMS_SYSTEM",
-    "REVIEW_SYSTEM",
 ]
 
 SUPPORT_SYSTEM = (

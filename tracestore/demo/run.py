@@ -27,7 +27,7 @@ from tracestore.schemas import OutcomeIn
 from tracestore.store.engine import create_schema, make_engine, session_scope
 from tracestore.store.tables import Node, Outcome, Trace
 
-__all__ = ["generate_demo_traces", "run_demo", "dump_demo", "demo_summary", "DEFAULT_TRACES"]
+__all__ = ["DEFAULT_TRACES", "demo_summary", "dump_demo", "generate_demo_traces", "run_demo"]
 
 DEFAULT_TRACES = 2000
 _BATCH = 250  # traces per write transaction, like a busy exporter's batches

@@ -27,7 +27,7 @@ from typing import Any
 from tracestore.demo.builder import TaskResult, TraceBuilder, approx_tokens, pick
 from tracestore.demo.content import SUPPORT_SYSTEM, kb_chunk, ticket
 
-__all__ = ["RATES", "TASK_RATES", "support_task", "CHUNK_TOKENS"]
+__all__ = ["CHUNK_TOKENS", "RATES", "TASK_RATES", "support_task"]
 
 RATES: dict[str, dict[str, float]] = {
     "classify": {"routing.overpowered_model": 0.08, "routing.reasoning_overkill": 0.04},

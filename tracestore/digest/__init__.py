@@ -12,8 +12,15 @@ from tracestore.digest.html import render_html
 from tracestore.digest.jsonout import digest_json_schema, digest_to_dict, render_json
 from tracestore.digest.markdown import render_markdown
 
-__all__ = ["render_markdown", "render_json", "render_html", "digest_to_dict",
-           "digest_json_schema", "FORMATS", "render"]
+__all__ = [
+    "FORMATS",
+    "digest_json_schema",
+    "digest_to_dict",
+    "render",
+    "render_html",
+    "render_json",
+    "render_markdown",
+]
 
 FORMATS = ("md", "json", "html")
 

@@ -37,7 +37,7 @@ from tracestore.reports.economics import (
 )
 from tracestore.store.tables import TraceSummary
 
-__all__ = ["OVERRIDE_CODE", "parse_week", "week_aggregates", "week_findings", "load_digest"]
+__all__ = ["OVERRIDE_CODE", "load_digest", "parse_week", "week_aggregates", "week_findings"]
 
 OVERRIDE_CODE = "churn.overridden"
 DAY = 86_400.0

@@ -21,7 +21,7 @@ from pydantic import TypeAdapter
 
 from analyzers.digest_types import Digest
 
-__all__ = ["SCHEMA_ID", "digest_to_dict", "render_json", "digest_json_schema"]
+__all__ = ["SCHEMA_ID", "digest_json_schema", "digest_to_dict", "render_json"]
 
 # Bumped when a field is renamed or removed; added fields keep the version.
 SCHEMA_ID = "tracestore.digest/1"

@@ -12,8 +12,16 @@ from __future__ import annotations
 
 from analyzers.digest_types import Digest, LeverSplit
 
-__all__ = ["render_markdown", "usd", "signed_usd", "pct", "trace_url", "LEVER_LABELS",
-           "CHAT_LIMIT", "MD_TOP"]
+__all__ = [
+    "CHAT_LIMIT",
+    "LEVER_LABELS",
+    "MD_TOP",
+    "pct",
+    "render_markdown",
+    "signed_usd",
+    "trace_url",
+    "usd",
+]
 
 # Slack advises keeping a message's text under 4,000 characters (chat.postMessage docs).
 CHAT_LIMIT = 4000

@@ -27,7 +27,7 @@ from datetime import timedelta
 
 from analyzers.digest import previous_week, week_bounds, week_of
 
-__all__ = ["DAYS", "POLL_SECONDS", "parse_schedule", "due_week", "DigestScheduler"]
+__all__ = ["DAYS", "POLL_SECONDS", "DigestScheduler", "due_week", "parse_schedule"]
 
 log = logging.getLogger("tracestore.digest")
 
@@ -76,7 +76,7 @@ class DigestScheduler(threading.Thread):
         while not self._halt.is_set():
             try:
                 self._tick()
-            except Exception:  # noqa: BLE001 - logged; the next poll tries again
+            except Exception:
                 log.exception("scheduled digest failed")
             self._halt.wait(self._poll)
 

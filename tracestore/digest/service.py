@@ -23,8 +23,14 @@ from tracestore.digest.schedule import DigestScheduler, due_week, parse_schedule
 from tracestore.digest.webhook import DeliveryResult, deliver_digest, last_failure, sent_weeks
 from tracestore.ingest.pipeline import project_id_for
 
-__all__ = ["last_complete_week", "base_url_of", "project_digest", "send_digest",
-           "scheduled_tick", "start_scheduler"]
+__all__ = [
+    "base_url_of",
+    "last_complete_week",
+    "project_digest",
+    "scheduled_tick",
+    "send_digest",
+    "start_scheduler",
+]
 
 log = logging.getLogger("tracestore.digest")
 

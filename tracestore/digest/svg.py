@@ -15,7 +15,7 @@ from html import escape
 
 from tracestore.digest.markdown import LEVER_LABELS, signed_usd, usd
 
-__all__ = ["day_bars", "code_bars", "lever_bars"]
+__all__ = ["code_bars", "day_bars", "lever_bars"]
 
 WIDTH = 640
 # Chart palette: Okabe-Ito colour-blind-safe colours (Okabe & Ito 2008).

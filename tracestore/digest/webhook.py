@@ -30,8 +30,16 @@ from tracestore.digest.jsonout import digest_to_dict
 from tracestore.digest.markdown import render_markdown
 from tracestore.store.tables import DELIVERY_T
 
-__all__ = ["ATTEMPTS", "DeliveryResult", "backoff_delays", "webhook_body", "post_with_retry",
-           "deliver_digest", "sent_weeks", "last_failure"]
+__all__ = [
+    "ATTEMPTS",
+    "DeliveryResult",
+    "backoff_delays",
+    "deliver_digest",
+    "last_failure",
+    "post_with_retry",
+    "sent_weeks",
+    "webhook_body",
+]
 
 
 # Five tries over 1 + 2 + 4 + 8 = 15 s of waiting rides out a receiver restart.

@@ -35,12 +35,12 @@ from tracestore.store.engine import WalCheckpointer, session_scope, upsert, writ
 from tracestore.store.tables import Project
 
 __all__ = [
-    "decompress",
-    "decode_json",
-    "validate_items",
     "IngestReport",
     "Writer",
+    "decode_json",
+    "decompress",
     "project_id_for",
+    "validate_items",
 ]
 
 

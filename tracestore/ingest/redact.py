@@ -31,7 +31,7 @@ import orjson
 from tracestore.config import Settings
 from tracestore.errors import TracestoreError
 
-__all__ = ["Redactor", "BUILTIN_RULES"]
+__all__ = ["BUILTIN_RULES", "Redactor"]
 
 _API_KEY = (
     r"\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}"

@@ -41,18 +41,18 @@ if TYPE_CHECKING:
     from tracestore.ingest.redact import Redactor
 
 __all__ = [
-    "content_hash",
-    "canonical_json",
-    "node_row",
+    "NodeTuples",
     "TraceRows",
     "build_rows",
-    "write_rows",
-    "upsert_rows_fast",
+    "canonical_json",
+    "content_hash",
+    "node_row",
     "node_tuples",
-    "NodeTuples",
-    "write_traces",
-    "write_outcomes",
     "recompute_rollups",
+    "upsert_rows_fast",
+    "write_outcomes",
+    "write_rows",
+    "write_traces",
 ]
 
 

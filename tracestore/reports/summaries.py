@@ -233,9 +233,9 @@ def _task_columns(session: Session, project_id: int,
     tasks = sorted({t for t in task_ids if t})
     params: list[dict[str, Any]] = []
     # Plain text and float columns, read on the driver's cursor (no result processing).
-    attempts_sql = (f"SELECT trace_id, task_id, started_at FROM {TRACE_T.name} "  # noqa: S608
+    attempts_sql = (f"SELECT trace_id, task_id, started_at FROM {TRACE_T.name} "
                     "WHERE project_id = {mark} AND task_id IN ({marks})")
-    outcomes_sql = (f"SELECT task_id, status, value_usd, trace_id "  # noqa: S608
+    outcomes_sql = (f"SELECT task_id, status, value_usd, trace_id "
                     f"FROM {OUTCOME_T.name} WHERE project_id = {{mark}} "
                     "AND task_id IN ({marks})")
     for i in range(0, len(tasks), _CHUNK):

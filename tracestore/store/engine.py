@@ -44,8 +44,17 @@ from tracestore.store import tables  # noqa: F401  (registers the tables on SQLM
 log = logging.getLogger("tracestore")
 
 __all__ = [
-    "make_engine", "writer_engine", "WalCheckpointer", "create_schema", "upsert",
-    "upsert_tuples", "update_per_trace", "session_scope", "is_sqlite", "param_mark", "fetch_in",
+    "WalCheckpointer",
+    "create_schema",
+    "fetch_in",
+    "is_sqlite",
+    "make_engine",
+    "param_mark",
+    "session_scope",
+    "update_per_trace",
+    "upsert",
+    "upsert_tuples",
+    "writer_engine",
 ]
 
 
@@ -180,7 +189,7 @@ class WalCheckpointer:
                     return
                 try:
                     conn.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except Exception:  # noqa: BLE001  (never let the thread die; retried next time)
+                except Exception:
                     log.exception("WAL checkpoint failed")
         finally:
             conn.close()

@@ -159,7 +159,7 @@ def _row_function(names: Sequence[str], json_cols: Iterable[str],
     lines.append(f"    return ({''.join(src[n] + ', ' for n in tail)}d)" if tail
                  else "    return d")
     ns: dict[str, Any] = {"_loads": _loads, "_convert": dict(convert)}
-    exec("\n".join(lines), ns)  # noqa: S102  (column names from the table metadata)
+    exec("\n".join(lines), ns)
     fn: Callable[[Sequence[Any]], Any] = ns["to_dict"]
     return fn
 
@@ -226,7 +226,7 @@ def _reader(session: Session, table: Table, names: Sequence[str], keep: int,
         proc = c.type.dialect_impl(dialect).result_processor(dialect, None)
         if proc is not None:
             convert[name] = proc
-    sql = (f"SELECT {', '.join(exprs)} FROM {table.name} "  # noqa: S608
+    sql = (f"SELECT {', '.join(exprs)} FROM {table.name} "
            "WHERE project_id = {mark} AND trace_id IN ({marks})")
     r = _Reader(sql, _row_function(names[:keep], json_cols, convert, packed,
                                    names[keep:] if pack else ()))
@@ -352,6 +352,6 @@ def _task_outcomes(
     tasks = sorted({r.get("task_id") or r["trace_id"] for r in trace_rows})
     if not tasks:
         return {}
-    return dict(fetch_in(session, f"SELECT task_id, status FROM {OUTCOME_T.name} "  # noqa: S608
+    return dict(fetch_in(session, f"SELECT task_id, status FROM {OUTCOME_T.name} "
                          "WHERE project_id = {mark} AND task_id IN ({marks})",
                          project_id, tasks))

@@ -33,14 +33,14 @@ from tracestore.store.tables import (
 )
 
 __all__ = [
-    "encode_cursor",
-    "decode_cursor",
     "TraceFilters",
-    "list_traces",
-    "get_trace",
-    "trace_public",
-    "load_trace_rows",
+    "decode_cursor",
+    "encode_cursor",
     "finding_public",
+    "get_trace",
+    "list_traces",
+    "load_trace_rows",
+    "trace_public",
 ]
 
 

@@ -15,17 +15,17 @@ from sqlalchemy import JSON, BigInteger, Column, Index, Table
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "ApiKey",
+    "DigestDelivery",
+    "Edge",
+    "FindingRow",
+    "Node",
+    "Outcome",
+    "PriceOverride",
     "Project",
     "Trace",
-    "Node",
-    "Edge",
-    "Outcome",
-    "FindingRow",
-    "PriceOverride",
-    "WorkflowSetting",
-    "ApiKey",
     "TraceSummary",
-    "DigestDelivery",
+    "WorkflowSetting",
 ]
 
 

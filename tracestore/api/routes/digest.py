@@ -41,7 +41,7 @@ async def get_weekly_digest(
     week: Annotated[str | None, Query(
         description="ISO week, e.g. 2026-W47 (default: the last complete week, UTC)",
         examples=["2026-W47"])] = None,
-    format: Annotated[Literal["json", "md", "html"], Query(  # noqa: A002 - the API's name
+    format: Annotated[Literal["json", "md", "html"], Query(
         description="json, md (Markdown for chat/email) or html (a page with charts)")] = "json",
 ) -> Response:
     """Spend and its change, cost per successful outcome per workflow with the three-lever

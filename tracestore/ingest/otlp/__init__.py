@@ -14,5 +14,11 @@ from tracestore.ingest.otlp.decode import (
 )
 from tracestore.ingest.otlp.mapping import ToolCallJoiner, spans_to_traces
 
-__all__ = ["Span", "Rejected", "decode_json_request", "decode_protobuf_request",
-           "ToolCallJoiner", "spans_to_traces"]
+__all__ = [
+           "Rejected",
+           "Span",
+           "ToolCallJoiner",
+           "decode_json_request",
+           "decode_protobuf_request",
+           "spans_to_traces",
+]

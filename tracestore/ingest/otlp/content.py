@@ -24,19 +24,19 @@ from tracestore.ingest.write import content_hash
 
 __all__ = [
     "FLAT_PREFIXES",
-    "as_int",
-    "as_float",
-    "maybe_json",
-    "unflatten",
-    "openinference_messages",
-    "openllmetry_messages",
-    "genai_messages",
-    "output_text",
-    "documents",
-    "usage",
     "MAX_ATTRIBUTES",
     "MAX_ATTRIBUTE_CHARS",
+    "as_float",
+    "as_int",
     "bounded_attributes",
+    "documents",
+    "genai_messages",
+    "maybe_json",
+    "openinference_messages",
+    "openllmetry_messages",
+    "output_text",
+    "unflatten",
+    "usage",
 ]
 
 # Indexed (flattened) list attributes: OpenInference spec/semantic_conventions.md "Lists are

@@ -35,7 +35,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from tracestore.errors import BadRequest
 
-__all__ = ["Span", "Rejected", "decode_protobuf_request", "decode_json_request", "parse_id"]
+__all__ = ["Rejected", "Span", "decode_json_request", "decode_protobuf_request", "parse_id"]
 
 _HEX = frozenset(string.hexdigits)
 _TRACE_ID_BYTES, _SPAN_ID_BYTES = 16, 8  # trace.proto: trace_id is 16 bytes, span_id 8

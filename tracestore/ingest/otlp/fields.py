@@ -33,7 +33,7 @@ from tracestore.ingest.otlp.nodes import (
     str_list,
 )
 
-__all__ = ["node_fields", "MAPPED_KEYS"]
+__all__ = ["MAPPED_KEYS", "node_fields"]
 
 # Attributes read by some rule below; whatever else a span carries goes to ``attributes``.
 MAPPED_KEYS = frozenset({

@@ -27,7 +27,7 @@ from tracestore.ingest.otlp.fields import node_fields
 from tracestore.ingest.otlp.nodes import first, str_list
 from tracestore.schemas import EdgeIn, NodeIn, OutcomeIn, TraceIn
 
-__all__ = ["ToolCallJoiner", "Mapped", "map_spans", "spans_to_traces"]
+__all__ = ["Mapped", "ToolCallJoiner", "map_spans", "spans_to_traces"]
 
 _UNKNOWN_SERVICE = "unknown_service"  # OTel SDK default service.name prefix
 _TRACE_META_PREFIXES = ("langfuse.trace.metadata.", "traceloop.association.properties.")

@@ -22,7 +22,7 @@ from typing import Any
 from tracestore.ingest.otlp.content import maybe_json
 from tracestore.schemas import NODE_KINDS
 
-__all__ = ["classify", "decision_from_label", "MODEL_KEYS", "PROVIDER_KEYS"]
+__all__ = ["MODEL_KEYS", "PROVIDER_KEYS", "classify", "decision_from_label"]
 
 _LANGFUSE = {"generation": "llm", "embedding": "embedding", "agent": "agent", "tool": "tool",
              "chain": "chain", "retriever": "retrieval", "guardrail": "guardrail",

@@ -33,7 +33,7 @@ from tracestore.ingest.redact import Redactor
 from tracestore.ingest.write import TraceRows, build_rows
 from tracestore.pricing.pricer import Pricer
 
-__all__ = ["PrepareConfig", "Prepared", "prepare", "PreparePool", "MAX_REASONS"]
+__all__ = ["MAX_REASONS", "PrepareConfig", "PreparePool", "Prepared", "prepare"]
 
 log = logging.getLogger("tracestore")
 
