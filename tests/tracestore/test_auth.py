@@ -215,6 +215,26 @@ def test_open_dev_mode_on_loopback_without_keys(
     assert "running OPEN" in caplog.text and "'default'" in caplog.text
 
 
+def test_open_dev_mode_ignores_client_credentials_like_the_langfuse_sdks(
+    client: TestClient,
+) -> None:
+    """The Langfuse SDK refuses to run without keys and always sends Basic auth: against a
+    fresh loopback server (no keys) its requests are stored, not answered 401."""
+    basic = base64.b64encode(b"pk-lf-1234:sk-lf-5678").decode()
+    span = {"traceId": "ab" * 16, "spanId": "cd" * 8, "name": "generation",
+            "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000001000000000",
+            "attributes": [{"key": "langfuse.observation.type", "value": {"stringValue":
+                                                                         "generation"}}]}
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+    for i, auth in enumerate((f"Basic {basic}", "Bearer sk-lf-5678", "Basic !!not-base64")):
+        r = client.post("/api/public/otel/v1/traces", json=body, headers={"Authorization": auth})
+        assert r.status_code == 200, (i, r.text)
+    r = client.post("/api/v1/traces", json=_trace("dev-cred"), headers=_bearer("ts_" + "x" * 43))
+    assert r.status_code == 200, r.text
+    detail = client.get("/api/v1/traces/" + "ab" * 16, headers={"Authorization": f"Basic {basic}"})
+    assert detail.status_code == 200 and detail.json()["nodes"][0]["kind"] == "llm"
+
+
 def test_non_loopback_bind_refuses_to_start_without_keys_and_needs_keys_with_them(
     db_url: str,
 ) -> None:

@@ -79,18 +79,21 @@ def _authenticate(request: Request) -> ProjectCtx:
     settings = get_settings(request)
     key = credentials_from_header(request.headers.get("authorization"))
     with Session(engine) as session:
-        if key is None:
-            if not is_loopback(settings.host) or has_active_keys(session):
-                raise Unauthorized("an API key is required: send Authorization: Bearer <key>")
+        info = None if key is None else verify_key(session, key)
+        if info is not None:
+            ctx = ProjectCtx(info.project_id, info.project, info.scopes)
+        elif is_loopback(settings.host) and not has_active_keys(session):
+            # Open dev mode ignores whatever credentials a client sends: the Langfuse SDK
+            # refuses to run without keys and always sends Basic auth, and a working local
+            # setup must not turn into 401s because of it (docs/api.md, "Auth").
             ctx = ProjectCtx(project_id_for(engine, settings.project), settings.project,
                              frozenset(SCOPES))
+        elif key is None:
+            raise Unauthorized("an API key is required: send Authorization: Bearer <key>")
         else:
-            info = verify_key(session, key)
-            if info is None:
-                # Log the lookup prefix only: a key, even a wrong one, never reaches the logs.
-                log.info("rejected API key with prefix %s", key[:11])
-                raise Unauthorized("unknown or revoked API key")
-            ctx = ProjectCtx(info.project_id, info.project, info.scopes)
+            # Log the lookup prefix only: a key, even a wrong one, never reaches the logs.
+            log.info("rejected API key with prefix %s", key[:11])
+            raise Unauthorized("unknown or revoked API key")
     request.state.project_ctx = ctx
     return ctx
 
