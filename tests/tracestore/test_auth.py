@@ -209,9 +209,9 @@ def test_open_dev_mode_on_loopback_without_keys(
     r = client.post("/api/v1/traces", json=_trace("dev-1"))
     assert r.status_code == 200
     assert client.get("/api/v1/traces/dev-1").json()["node_count"] == 2
-    with caplog.at_level(logging.WARNING, logger="tracestore.auth"):
-        with TestClient(create_app(settings)):
-            pass
+    with caplog.at_level(logging.WARNING, logger="tracestore.auth"), \
+            TestClient(create_app(settings)):
+        pass
     assert "running OPEN" in caplog.text and "'default'" in caplog.text
 
 
@@ -239,9 +239,9 @@ def test_non_loopback_bind_refuses_to_start_without_keys_and_needs_keys_with_the
     db_url: str,
 ) -> None:
     exposed = Settings(database_url=db_url, host="0.0.0.0", settle_seconds=0)
-    with pytest.raises(TracestoreError, match="no API keys exist"):
-        with TestClient(create_app(exposed)):
-            pass
+    with pytest.raises(TracestoreError, match="no API keys exist"), \
+            TestClient(create_app(exposed)):
+        pass
     r = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--port", "1",
                                  "--database-url", db_url])
     assert r.exit_code != 0 and "no API keys exist" in str(r.exception)
