@@ -33,7 +33,7 @@ from tracestore.analysis.prices import corpus_models, price_table, with_price_ta
 from tracestore.analysis.suite import AnalyzerSuite
 from tracestore.pricing.book import Book, load_book
 from tracestore.reports.summaries import StoredFinding, json_text, summarize_loaded
-from tracestore.store.engine import param_mark, session_scope, upsert_tuples
+from tracestore.store.engine import param_mark, session_scope, upsert
 from tracestore.store.load import (
     BATCH_SIZE,
     LoadedTrace,
@@ -133,7 +133,7 @@ def compute_corpus_baselines(
 def _finding_values(project_id: int, lt: LoadedTrace, f: Finding, now: float
                     ) -> tuple[Any, ...]:
     """``f`` as the findings row, in the order of :data:`_FINDING_COLS`, its JSON columns
-    encoded as :func:`~tracestore.store.engine.upsert_tuples` would (``json_text``). Built straight as
+    encoded as :func:`~tracestore.store.engine.upsert` would (``json_text``). Built straight as
     the driver's tuple: a dict per finding, picked into a tuple and copied again to encode
     its JSON, cost ~4 us of the findings stage's ~35 a 20-node trace."""
     cost = float(f.wasted_cost_usd)
@@ -199,8 +199,8 @@ def store_findings(
         conn.exec_driver_sql(
             f"DELETE FROM {FINDING_T.name} WHERE project_id = {mark} "
             f"AND trace_id IN ({', '.join([mark] * len(chunk))})", (project_id, *chunk))
-    upsert_tuples(session, FINDING_T, _FINDING_COLS, [v for v, _, _ in rows.values()],
-                  keys=("project_id", "id"), encode_json=None)
+    upsert(session, FINDING_T, [v for v, _, _ in rows.values()], columns=_FINDING_COLS,
+           keys=("project_id", "id"), encode_json=None)
     conn.exec_driver_sql(
         f"UPDATE {TRACE_T.name} SET analyzed_at = {mark} WHERE project_id = {mark} "
         f"AND trace_id = {mark} AND updated_at = {mark}",

@@ -22,18 +22,16 @@ import json
 import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import JSON, Table, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import JSON, select
 from sqlalchemy.orm import Session
 
 from tracestore.pricing.pricer import Pricer
 from tracestore.reports.summaries import refresh_tasks
 from tracestore.schemas import NodeIn, OutcomeIn, TraceIn
-from tracestore.store.engine import upsert, upsert_tuples
+from tracestore.store.engine import upsert
 from tracestore.store.rollups import recompute_rollups
 from tracestore.store.tables import EDGE_T, NODE_T, OUTCOME_T, TRACE_T
 
@@ -49,7 +47,6 @@ __all__ = [
     "node_row",
     "node_tuples",
     "recompute_rollups",
-    "upsert_rows_fast",
     "write_outcomes",
     "write_rows",
     "write_traces",
@@ -60,6 +57,7 @@ _TRACE_FIELDS = (
     "workflow", "task_id", "team", "feature", "user_id", "session_id", "environment",
     "service_name", "tags",
 )
+_TRACE_KEYS = ("project_id", "trace_id")
 
 
 def content_hash(data: str | bytes) -> str:
@@ -163,29 +161,16 @@ def _json_text(value: Any) -> str:
         return json.dumps(value, default=str)
 
 
-def upsert_rows_fast(
-    session: Session, table: Table, rows: Sequence[dict[str, Any]], *, keys: Sequence[str],
-    update: bool = True, batch_size: int = 1000,
-) -> None:
-    """:func:`db.upsert_tuples` for rows as dicts (all with the same keys): JSON columns
-    encoded once with orjson (``None`` as JSON ``null``, like the JSON type)."""
-    if not rows:
-        return
-    names = [c.name for c in table.columns if c.name in rows[0]]
-    get = operator.itemgetter(*names)
-    upsert_tuples(session, table, names, [get(r) for r in rows], keys=keys,
-                  encode_json=_json_text, update=update, batch_size=batch_size)
-
-
 _NODE_JSON = frozenset(c.name for c in NODE_T.columns if isinstance(c.type, JSON))
-_NODE_KEYS = ["project_id", "trace_id", "node_id"]
+_NODE_KEYS = ("project_id", "trace_id", "node_id")
+_EDGE_KEYS = ("project_id", "trace_id", "src", "dst", "kind")
 
 
 @dataclass(slots=True)
 class NodeTuples:
-    """Node rows as the node upsert takes them (:func:`db.upsert_tuples`): ``columns`` in
-    table order, ``nulls`` the columns NULL in every row, ``values`` one tuple per row of
-    the other columns, JSON columns encoded."""
+    """Node rows as the node upsert takes them (:func:`~tracestore.store.engine.upsert`):
+    ``columns`` in table order, ``nulls`` the columns NULL in every row, ``values`` one tuple
+    per row of the other columns, JSON columns encoded."""
 
     columns: tuple[str, ...] = ()
     nulls: tuple[str, ...] = ()
@@ -200,7 +185,7 @@ class NodeTuples:
 
 def node_tuples(rows: list[dict[str, Any]], *, encode_json: bool = True) -> NodeTuples:
     """Node rows (all with the same keys) → :class:`NodeTuples`, JSON columns encoded as
-    :func:`upsert_rows_fast` encodes them (unless ``encode_json=False``: encoded already).
+    :func:`_json_text` (unless ``encode_json=False``: encoded already).
     The JSON values are replaced in the dicts themselves, which is cheaper than building a
     list per row. A column no row sets is listed in ``nulls`` instead of bound row by row."""
     columns = tuple(c.name for c in NODE_T.columns if c.name in rows[0])
@@ -216,29 +201,17 @@ def node_tuples(rows: list[dict[str, Any]], *, encode_json: bool = True) -> Node
     return NodeTuples(columns, nulls, [get(r) for r in rows])
 
 
-@lru_cache(maxsize=4)
-def _trace_upsert_statement(dialect: str) -> Any:
-    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-    stmt = insert(TRACE_T)
-    set_: dict[str, Any] = {
-        f: func.coalesce(stmt.excluded[f], TRACE_T.c[f]) for f in (*_TRACE_FIELDS, "metadata")
-    }
-    set_["updated_at"] = stmt.excluded.updated_at
-    return stmt.on_conflict_do_update(index_elements=["project_id", "trace_id"], set_=set_)
-
-
 def _trace_upsert(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Upsert trace rows; existing fields are kept where the new part leaves them null."""
-    if not rows:
-        return
-    session.execute(_trace_upsert_statement(session.get_bind().dialect.name), list(rows))
+    upsert(session, TRACE_T, rows, keys=_TRACE_KEYS, update=["updated_at"],
+           merge=(*_TRACE_FIELDS, "metadata"))
 
 
 def write_outcomes(
     session: Session, *, project_id: int, outcomes: Iterable[OutcomeIn], now: float
 ) -> int:
     """Upsert outcomes keyed by ``task_id`` (posting again updates). Returns the count."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     outcomes = list(outcomes)
     # An outcome posted with only a trace_id belongs to that trace's task (when stored).
     by_trace = [o.trace_id for o in outcomes if o.task_id is None and o.trace_id]
@@ -266,7 +239,7 @@ def write_outcomes(
                 "updated_at": now,
             }
         )
-    upsert(session, OUTCOME_T, rows, keys=["project_id", "task_id"])
+    upsert(session, OUTCOME_T, rows, keys=("project_id", "task_id"))
     # A late outcome refreshes the precomputed summaries of its task's traces (no node reads).
     refresh_tasks(session, project_id=project_id, task_ids=[r["task_id"] for r in rows])
     return len(rows)
@@ -375,11 +348,9 @@ def write_rows(
     nodes = _priced_node_tuples(session, project_id, rows, pricer)
     _trace_upsert(session, [{"project_id": project_id, "trace_id": tid, "updated_at": now, **f}
                             for tid, f in rows.traces.items()])
-    upsert_tuples(session, NODE_T, nodes.columns, nodes.values, keys=_NODE_KEYS,
-                  encode_json=None, nulls=nodes.nulls, batch_size=batch_size)
-    upsert_rows_fast(session, EDGE_T, rows.edges,
-                     keys=["project_id", "trace_id", "src", "dst", "kind"], update=False,
-                     batch_size=batch_size)
+    upsert(session, NODE_T, nodes.values, columns=nodes.columns, keys=_NODE_KEYS,
+           encode_json=None, nulls=nodes.nulls, batch_size=batch_size)
+    upsert(session, EDGE_T, rows.edges, keys=_EDGE_KEYS, update=False, batch_size=batch_size)
     if rows.outcomes:
         write_outcomes(session, project_id=project_id, outcomes=rows.outcomes, now=now)
     recompute_rollups(session, project_id=project_id, trace_ids=list(rows.traces))

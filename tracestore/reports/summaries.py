@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from analyzers.attribution import FindingLike, attribute_trace
 from analyzers.graph import MODEL_KINDS
 from analyzers.paths import path_signature
-from tracestore.store.engine import fetch_in, update_per_trace, upsert_tuples
+from tracestore.store.engine import fetch_in, update_per_trace, upsert
 from tracestore.store.tables import (
     FINDING_T,
     OUTCOME_T,
@@ -197,8 +197,8 @@ def summarize_loaded(
             for k in _TASK_COLS:
                 r[k] = p[k]
     get = operator.itemgetter(*_SUMMARY_COLS)
-    upsert_tuples(session, SUMMARY_T, _SUMMARY_COLS, [get(r) for r in rows],
-                  keys=("project_id", "trace_id"), encode_json=json_text)
+    upsert(session, SUMMARY_T, [get(r) for r in rows], columns=_SUMMARY_COLS,
+           keys=("project_id", "trace_id"), encode_json=json_text)
     # Rows of this batch written once; the other attempts of the batch's tasks updated.
     update_per_trace(session, SUMMARY_T, [p for p in tasks if p["b_trace_id"] in by_trace],
                      project_id=project_id)

@@ -1,9 +1,8 @@
 """Engine creation, schema creation and every piece of database tuning.
 
 SQLite is the embedded default, PostgreSQL the scale backend; both go through the same
-SQLAlchemy Core statements. ``upsert`` hides the one dialect difference that matters on the
-hot path: ``INSERT … ON CONFLICT`` comes from ``sqlalchemy.dialects.sqlite`` or
-``sqlalchemy.dialects.postgresql``.
+SQLAlchemy Core statements. Every table write goes through :func:`upsert`, one
+``INSERT … ON CONFLICT`` whose text both backends accept.
 
 Migrations: the schema is created with ``create_all`` on first start. Additive changes (a new
 table, a new nullable column) are applied by :func:`create_schema` too; anything else will go
@@ -13,11 +12,14 @@ README, "Schema and migrations").
 
 from __future__ import annotations
 
+import json
 import logging
+import operator
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -34,7 +36,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool, QueuePool
 from sqlmodel import SQLModel
@@ -53,7 +54,6 @@ __all__ = [
     "session_scope",
     "update_per_trace",
     "upsert",
-    "upsert_tuples",
     "writer_engine",
 ]
 
@@ -226,31 +226,108 @@ def create_schema(engine: Engine) -> None:
 def upsert(
     session: Session,
     table: Table,
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
     *,
-    keys: Iterable[str],
-    update: Iterable[str] | None = None,
+    keys: Sequence[str],
+    columns: Sequence[str] | None = None,
+    update: bool | Collection[str] = True,
+    merge: Collection[str] = (),
+    encode_json: Callable[[Any], str] | None = json.dumps,
+    nulls: Collection[str] = (),
     batch_size: int = 1000,
 ) -> None:
-    """Bulk ``INSERT … ON CONFLICT (keys) DO UPDATE`` (or ``DO NOTHING`` when ``update`` is
-    empty) in batches, through Core ``executemany``. Does not commit."""
+    """The one upsert every table write goes through: ``INSERT … ON CONFLICT (keys) DO
+    UPDATE`` (or ``DO NOTHING``), the same SQL text on SQLite and PostgreSQL, handed to the
+    driver's ``executemany`` in batches of ``batch_size``: SQLAlchemy's per-row bind
+    processing was the largest cost of ingest and of writing findings (bench/RESULTS.md).
+    Does not commit.
+
+    ``rows``: dicts (all with the same keys; ``columns`` is then the table's columns they
+    hold, in table order), or tuples in the order of ``columns``. A column left out that has
+    a scalar default gets it, as a Core insert would.
+    ``update``: ``True`` sets every non-key column written from the new row, ``False`` (or
+    an empty collection) does nothing on a conflict, a collection sets only those columns.
+    ``merge``: columns set to ``COALESCE(new, old)`` instead (a part that leaves a field
+    null keeps the stored value).
+    ``encode_json``: encodes the values of JSON columns (default ``json.dumps``, the text
+    SQLAlchemy's JSON type stores); ``None``: they are encoded already.
+    ``nulls``: columns NULL in every row, written as a literal ``NULL`` and left out of the
+    tuples (which then hold the other columns, in order): a bound ``None`` costs sqlite3 an
+    adapter lookup, ~1 µs, and a node row has a dozen columns that no row of a typical
+    request sets (bench/RESULTS.md)."""
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-    keys = list(keys)
-    update_cols = list(update) if update is not None else [
-        c.name for c in table.columns if c.name not in keys
-    ]
-    stmt = insert(table)
-    if update_cols:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=keys, set_={c: stmt.excluded[c] for c in update_cols}
-        )
+    names, params = _upsert_params(table, rows, columns, nulls)
+    if encode_json is not None:
+        bound = [n for n in names if n not in nulls]
+        json_at = [i for i, n in enumerate(bound) if isinstance(table.c[n].type, JSON)]
+        if json_at:
+            params = [_encoded(r, json_at, encode_json) for r in params]
+    sets = tuple(n for n in _update_columns(names, keys, update) if n not in merge) + tuple(
+        n for n in names if n in merge)
+    sql = _upsert_sql(table, tuple(names), tuple(keys), sets, frozenset(merge),
+                      frozenset(nulls), param_mark(session))
+    conn = session.connection()
+    for i in range(0, len(params), batch_size):
+        conn.exec_driver_sql(sql, params[i : i + batch_size])
+
+
+def _upsert_params(
+    table: Table, rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
+    columns: Sequence[str] | None, nulls: Collection[str],
+) -> tuple[list[str], Sequence[Sequence[Any]]]:
+    """The column names and the driver's tuples of :func:`upsert`'s ``rows``, with the
+    scalar defaults of the table's columns they leave out appended."""
+    params: Sequence[Sequence[Any]]
+    if columns is not None:
+        names, params = list(columns), rows  # type: ignore[assignment]
     else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-    for i in range(0, len(rows), batch_size):
-        session.execute(stmt, list(rows[i : i + batch_size]))
+        first = rows[0]
+        assert isinstance(first, Mapping)
+        names = [c.name for c in table.columns if c.name in first]
+        bound = [n for n in names if n not in nulls]
+        get = operator.itemgetter(*bound)
+        params = ([(get(r),) for r in rows] if len(bound) == 1
+                  else [get(r) for r in rows])
+    defaults = {c.name: c.default.arg for c in table.columns  # type: ignore[attr-defined]
+                if c.name not in names and c.default is not None and c.default.is_scalar}
+    if defaults:
+        names += list(defaults)
+        extra = tuple(defaults.values())
+        params = [(*p, *extra) for p in params]
+    return names, params
+
+
+def _encoded(row: Sequence[Any], json_at: Sequence[int],
+             encode_json: Callable[[Any], str]) -> tuple[Any, ...]:
+    values = list(row)
+    for i in json_at:
+        values[i] = encode_json(values[i])
+    return tuple(values)
+
+
+def _update_columns(names: Sequence[str], keys: Sequence[str],
+                    update: bool | Collection[str]) -> tuple[str, ...]:
+    if update is True:
+        return tuple(n for n in names if n not in keys)
+    if update is False:
+        return ()
+    return tuple(update)
+
+
+@lru_cache(maxsize=256)
+def _upsert_sql(table: Table, names: tuple[str, ...], keys: tuple[str, ...],
+                sets: tuple[str, ...], merge: frozenset[str], nulls: frozenset[str],
+                mark: str) -> str:
+    """The statement's text (the same for SQLite and PostgreSQL, both take ``excluded``)."""
+    assigned = ", ".join(
+        f'"{n}" = COALESCE(excluded."{n}", {table.name}."{n}")' if n in merge
+        else f'"{n}" = excluded."{n}"' for n in sets)
+    quoted = ", ".join(f'"{n}"' for n in names)
+    values_sql = ", ".join("NULL" if n in nulls else mark for n in names)
+    action = f"UPDATE SET {assigned}" if assigned else "NOTHING"
+    return (f"INSERT INTO {table.name} ({quoted}) VALUES ({values_sql}) "
+            f"ON CONFLICT ({', '.join(keys)}) DO {action}")
 
 
 def param_mark(session: Session) -> str:
@@ -273,49 +350,6 @@ def fetch_in(session: Session, sql: str, project_id: int,
         return list(cur.fetchall())
     finally:
         cur.close()
-
-
-def upsert_tuples(
-    session: Session, table: Table, names: Sequence[str], rows: Sequence[Sequence[Any]], *,
-    keys: Sequence[str], encode_json: Callable[[Any], str] | None, update: bool = True,
-    batch_size: int = 1000, nulls: Collection[str] = (),
-) -> None:
-    """``INSERT … ON CONFLICT (keys) DO UPDATE`` every other column (``DO NOTHING`` with
-    ``update=False``), as :func:`upsert` does, but with the rows as plain tuples in the order
-    of ``names``, handed to the driver's ``executemany``: SQLAlchemy's per-row bind processing
-    was the largest cost of ingest and of writing findings (bench/RESULTS.md). JSON columns
-    are encoded with ``encode_json``; other values go to the driver as they are, as the
-    column types' bind processing would (no column type here converts a Python value).
-    ``encode_json=None``: the JSON columns are encoded already.
-
-    ``nulls``: columns of ``names`` that are NULL in every row. They are written as a
-    literal ``NULL`` and left out of the tuples (which then hold the other columns, in
-    order): a bound ``None`` costs sqlite3 an adapter lookup, ~1 µs, and a node row has a
-    dozen columns that no row of a typical request sets (bench/RESULTS.md)."""
-    if not rows:
-        return
-    bound = [n for n in names if n not in nulls]
-    json_at = [i for i, n in enumerate(bound) if isinstance(table.c[n].type, JSON)
-               ] if encode_json is not None else []
-    mark = param_mark(session)
-    sets = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n not in keys)
-    quoted = ", ".join(f'"{n}"' for n in names)
-    values_sql = ", ".join("NULL" if n in nulls else mark for n in names)
-    action = f"UPDATE SET {sets}" if sets and update else "NOTHING"
-    sql = (f"INSERT INTO {table.name} ({quoted}) VALUES ({values_sql}) "
-           f"ON CONFLICT ({', '.join(keys)}) DO {action}")
-    params: Sequence[Sequence[Any]] = rows
-    if json_at:
-        encoded: list[tuple[Any, ...]] = []
-        for r in rows:
-            values = list(r)
-            for i in json_at:
-                values[i] = encode_json(values[i])  # type: ignore[misc]
-            encoded.append(tuple(values))
-        params = encoded
-    conn = session.connection()
-    for i in range(0, len(params), batch_size):
-        conn.exec_driver_sql(sql, params[i : i + batch_size])
 
 
 def update_per_trace(
