@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy import BindParameter, bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
 from tracestore.schemas import MODEL_KINDS
@@ -22,17 +22,24 @@ def _rollup_statements() -> tuple[Any, Any]:
     parameters ``pid`` and ``tids`` (expanding)."""
     n = NODE_T.c
     t = TRACE_T.c
-    pid, tids = bindparam("pid"), bindparam("tids", expanding=True)
+    pid: BindParameter[int] = bindparam("pid")
+    tids: BindParameter[list[str]] = bindparam("tids", expanding=True)
     is_model = n.kind.in_(MODEL_KINDS)
     unpriced = is_model & (n.priced == False)  # noqa: E712
-    root_name = (
-        select(n.name)
-        .where(n.project_id == t.project_id, n.trace_id == t.trace_id, n.parent_id.is_(None))
-        .order_by(n.start, n.node_id)
-        .limit(1)
-        .scalar_subquery()
+    # The root node's name: the first parentless node of each touched trace by (start,
+    # node_id). Ordered by ``start + 0``, not ``start``: ordered by the bare column, SQLite
+    # read the nodes through ix_nodes_project_start (project_id, start) to save the sort,
+    # walking every node of the project once per trace (ingest slowed as the store grew;
+    # tests/tracestore/test_query_plans.py checks every ingest statement's plan). The
+    # expression sorts the same (NULL stays NULL) and leaves the primary key the only index.
+    ranked = (
+        select(n.trace_id.label("rtid"), n.name.label("rname"),
+               func.row_number().over(partition_by=n.trace_id,
+                                      order_by=(n.start + 0, n.node_id)).label("rn"))
+        .where(n.project_id == pid, n.trace_id.in_(tids), n.parent_id.is_(None))
+        .subquery("ranked")
     )
-    agg = (
+    sums = (
         select(
             n.trace_id.label("tid"),
             func.count().label("node_count"),
@@ -52,10 +59,13 @@ def _rollup_statements() -> tuple[Any, Any]:
         )
         .where(n.project_id == pid, n.trace_id.in_(tids))
         .group_by(n.trace_id)
-        .subquery("agg")
+        .subquery("sums")
     )
-    values: dict[str, Any] = {c.name: c for c in agg.c if c.name != "tid"}
-    values["workflow"] = func.coalesce(t.workflow, root_name)
+    agg = (select(sums, ranked.c.rname)
+           .select_from(sums.outerjoin(ranked, (ranked.c.rtid == sums.c.tid) & (ranked.c.rn == 1)))
+           .subquery("agg"))
+    values: dict[str, Any] = {c.name: c for c in agg.c if c.name not in ("tid", "rname")}
+    values["workflow"] = func.coalesce(t.workflow, agg.c.rname)
     values["task_id"] = func.coalesce(t.task_id, t.trace_id)
     rollup = update(TRACE_T).where(t.project_id == pid, t.trace_id == agg.c.tid).values(values)
     # A trace with no node yet (only edges or fields so far) still gets its default task_id.
