@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
@@ -199,7 +199,7 @@ def own_step_key(a: Mapping[str, Any]) -> str | None:
     return None
 
 
-def step_keys(G: nx.DiGraph, kinds: frozenset[str] | None = None,
+def step_keys(G: nx.DiGraph[str], kinds: frozenset[str] | None = None,
               order: Iterable[str] | None = None,
               attrs: Mapping[str, dict[str, Any]] | None = None) -> dict[str, str]:
     """The "same step" key of every node (of ``kinds``, default all) (DESIGN §5): the
@@ -233,12 +233,12 @@ def step_keys(G: nx.DiGraph, kinds: frozenset[str] | None = None,
     return keys
 
 
-def step_key(G: nx.DiGraph, node_id: str) -> str:
+def step_key(G: nx.DiGraph[str], node_id: str) -> str:
     """:func:`step_keys` for one node."""
     return step_keys(G)[node_id]
 
 
-def trace_outcome(G: nx.DiGraph) -> str | None:
+def trace_outcome(G: nx.DiGraph[str]) -> str | None:
     """The trace's business outcome status: the last outcome node's, else ``G.graph``'s."""
     status = None
     for n in nodes_in_order(G):
@@ -248,16 +248,17 @@ def trace_outcome(G: nx.DiGraph) -> str | None:
     return status or G.graph.get("outcome_status")
 
 
-def rejected_nodes(G: nx.DiGraph) -> dict[str, str]:
+def rejected_nodes(G: nx.DiGraph[str]) -> dict[str, str]:
     """Nodes a human rejected or overrode → the human node's id."""
     out: dict[str, str] = {}
-    for u, v, kinds in G.edges(data="kinds"):
+    edges: Iterable[tuple[str, str, Collection[str] | None]] = G.edges(data="kinds")
+    for u, v, kinds in edges:
         if kinds and "reviews" in kinds and G.nodes[v].get("decision") in ("reject", "override"):
             out.setdefault(u, v)
     return out
 
 
-def collect_samples(G: nx.DiGraph) -> list[StepSample]:
+def collect_samples(G: nx.DiGraph[str]) -> list[StepSample]:
     """One :class:`StepSample` per model call that names its model."""
     keys = step_keys(G, kinds=MODEL_KINDS)
     outcome = trace_outcome(G)

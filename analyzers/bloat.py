@@ -221,7 +221,8 @@ def _oversized(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
     # specific span name, :func:`analyzers.baseline.own_step_key`); only when one does are the
     # step keys of the whole trace computed.
     own = [own_step_key(A[n]) for n in cands]
-    keys = dict(zip(cands, own, strict=True)) if None not in own else v.steps
+    known = [k for k in own if k is not None]
+    keys = dict(zip(cands, known, strict=True)) if len(known) == len(own) else v.steps
     steps = baseline.steps
     explained: dict[str, int] | None = None
     for n in cands:
@@ -329,7 +330,7 @@ def _cache(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
         ))
 
 
-def analyze(G: nx.DiGraph, *, baseline: WorkflowBaseline | None, config: AnalyzerConfig,
+def analyze(G: nx.DiGraph[str], *, baseline: WorkflowBaseline | None, config: AnalyzerConfig,
             view: TraceView | None = None) -> list[Finding]:
     """All bloat findings of one trace, each node's waste booked once."""
     v = view or TraceView(G)

@@ -29,6 +29,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -144,10 +145,8 @@ def canonical_args(args: Any) -> str:
     if isinstance(args, str):
         s = args.strip()
         if s[:1] in ("{", "["):
-            try:
+            with contextlib.suppress(ValueError):
                 args = json.loads(s)
-            except ValueError:
-                pass
     if type(args) is dict:
         # the common shape, a flat object of strings and numbers, without the recursion
         flat: dict[str, Any] = {}

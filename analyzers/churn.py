@@ -388,7 +388,7 @@ def _near_dups(v: TraceView, c: Calls, cfg: AnalyzerConfig, claimed: set[str],
                                     "first result."))
 
 
-def analyze(G: nx.DiGraph, *, baseline: WorkflowBaseline | None, config: AnalyzerConfig,
+def analyze(G: nx.DiGraph[str], *, baseline: WorkflowBaseline | None, config: AnalyzerConfig,
             view: TraceView | None = None) -> list[Finding]:
     """All churn findings of one trace, each node's waste booked once."""
     v = view or TraceView(G)

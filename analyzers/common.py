@@ -172,7 +172,7 @@ def input_rate(a: dict[str, Any], *, baseline: WorkflowBaseline | None,
     return node_cost(a) / denom if denom else 0.0
 
 
-def issuing_llm(G: nx.DiGraph, tool: str, order: list[str], pos: dict[str, int]) -> str | None:
+def issuing_llm(G: nx.DiGraph[str], tool: str, order: list[str], pos: dict[str, int]) -> str | None:
     """The LLM turn that decided to call ``tool``: a ``tool_call`` edge, else the latest
     earlier LLM call under the same parent, else an LLM parent."""
     for u in G.predecessors(tool):
@@ -184,13 +184,13 @@ def issuing_llm(G: nx.DiGraph, tool: str, order: list[str], pos: dict[str, int])
         a = G.nodes[order[i]]
         if a.get("kind") == "llm" and a.get("parent_id") == parent:
             return order[i]
-    if parent in G and G.nodes[parent].get("kind") == "llm":
+    if parent is not None and parent in G and G.nodes[parent].get("kind") == "llm":
         return str(parent)
     return None
 
 
 def make_finding(
-    G: nx.DiGraph, code: str, node_ids: Iterable[str], waste_by_node: dict[str, float], *,
+    G: nx.DiGraph[str], code: str, node_ids: Iterable[str], waste_by_node: dict[str, float], *,
     tokens: int, confidence: float, evidence: dict[str, Any], message: str,
     savings: float | None = None, attrs: Mapping[str, dict[str, Any]] | None = None,
 ) -> Finding:
@@ -234,7 +234,7 @@ def make_finding(
     )
 
 
-def book_once(G: nx.DiGraph, findings: Iterable[Finding], *,
+def book_once(G: nx.DiGraph[str], findings: Iterable[Finding], *,
               attrs: Mapping[str, dict[str, Any]] | None = None) -> list[Finding]:
     """Book each node's waste once, most precise rule first; findings left with no waste are
     dropped, partly overlapped ones shrink. Result sorted by first node's order, then code.

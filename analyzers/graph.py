@@ -61,6 +61,7 @@ tool_call  deciding LLM → tool node       matching tool-call ids
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import networkx as nx
@@ -82,12 +83,13 @@ EDGE_KINDS = ("parent", "retry_of", "uses", "reviews", "link", "tool_call")
 MODEL_KINDS = frozenset({"llm", "embedding"})
 
 
-def edges_of_kind(G: nx.DiGraph, kind: str) -> list[tuple[str, str]]:
+def edges_of_kind(G: nx.DiGraph[str], kind: str) -> list[tuple[str, str]]:
     """All edges carrying ``kind``, in insertion order."""
-    return [(u, v) for u, v, k in G.edges(data="kinds") if k and kind in k]
+    edges: Iterable[tuple[str, str, Collection[str] | None]] = G.edges(data="kinds")
+    return [(u, v) for u, v, k in edges if k and kind in k]
 
 
-def nodes_in_order(G: nx.DiGraph) -> list[str]:
+def nodes_in_order(G: nx.DiGraph[str]) -> list[str]:
     """Node ids sorted by the ``order`` attribute (start time, then id)."""
     return sorted(G.nodes, key=lambda n: (G.nodes[n].get("order", 0), n))
 

@@ -3,8 +3,9 @@
 Each step of the path (the causal set of :mod:`analyzers.attribution`, in execution order)
 becomes ``kind:name`` (the step key, tool name or span name), with ``[tier]`` appended for
 model calls (:func:`analyzers.tiers.model_tier`; nothing when the model is unknown);
-containers (agent/chain) and outcome nodes are structure, not work, and are left out. Consecutive equal steps collapse into
-one with a ``×n`` count, so ``llm:answer`` retried three times reads ``llm:answer[frontier] ×3``.
+containers (agent/chain) and outcome nodes are structure, not work, and are left out.
+Consecutive equal steps collapse into one with a ``×n`` count, so ``llm:answer`` retried
+three times reads ``llm:answer[frontier] ×3``.
 Traces with the same signature took the same route, and grouping by signature shows which
 route costs most per outcome and wastes most.
 
@@ -40,7 +41,7 @@ SEPARATOR = " > "
 SKIP_KINDS = frozenset({"agent", "chain", "outcome"})
 MODEL_KINDS = frozenset({"llm", "embedding"})
 
-def path_steps(G: nx.DiGraph, path: Iterable[str]) -> list[str]:
+def path_steps(G: nx.DiGraph[str], path: Iterable[str]) -> list[str]:
     """One ``kind:name[tier]`` token per working node of ``path`` (order kept)."""
     out: list[str] = []
     attrs = G._node  # the attribute dicts, without the node view's overhead
@@ -76,7 +77,7 @@ def collapse(steps: Sequence[str]) -> str:
     return SEPARATOR.join(parts)
 
 
-def path_signature(G: nx.DiGraph, path: Iterable[str]) -> str:
+def path_signature(G: nx.DiGraph[str], path: Iterable[str]) -> str:
     """The signature of ``path`` (node ids in execution order) in graph ``G``."""
     return collapse(path_steps(G, path))
 

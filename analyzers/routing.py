@@ -117,7 +117,7 @@ def _escalations(v: TraceView) -> dict[str, str]:
             > TIER_RANK.get(model_tier(v.A[a].get("model")) or "", 99)}
 
 
-def analyze(G: nx.DiGraph, *, baseline: WorkflowBaseline | None, config: AnalyzerConfig,
+def analyze(G: nx.DiGraph[str], *, baseline: WorkflowBaseline | None, config: AnalyzerConfig,
             view: TraceView | None = None) -> list[Finding]:
     """All routing findings of one trace, each node's waste booked once."""
     v = view or TraceView(G)

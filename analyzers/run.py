@@ -32,7 +32,7 @@ __all__ = [
 _DEFAULT = AnalyzerConfig()
 
 
-def analyze_trace(G: nx.DiGraph, *, baseline: WorkflowBaseline | None,
+def analyze_trace(G: nx.DiGraph[str], *, baseline: WorkflowBaseline | None,
                   config: AnalyzerConfig | None = None) -> list[Finding]:
     """Churn, bloat and routing findings of one trace, each node's waste booked once.
 

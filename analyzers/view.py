@@ -64,7 +64,7 @@ class _lazy(Generic[_T]):  # lower case: used like functools.cached_property
 class TraceView:
     """Per-trace lookups, computed once."""
 
-    def __init__(self, G: nx.DiGraph) -> None:
+    def __init__(self, G: nx.DiGraph[str]) -> None:
         self.G = G
         # networkx's own node dict, read (never written): the public views (G.nodes(data=True)
         # and friends) cost a generator step per item. The per-node passes below run in C
@@ -73,15 +73,13 @@ class TraceView:
         self.A = A
         orders = [a.get("order", 0) for a in A.values()]
         ordered = all(map(operator.lt, orders, orders[1:]))
-        if ordered:
-            order = list(A)  # already in order: the builder adds nodes by "order"
-        else:
-            order = [n for _, n in sorted(zip(orders, A, strict=True))]
+        # already in order when the builder added the nodes by "order"
+        order = list(A) if ordered else [n for _, n in sorted(zip(orders, A, strict=True))]
         self.order = order
         self.pos = dict(zip(order, range(len(order)), strict=True))
         by_kind: dict[str, list[str]] = defaultdict(list)  # node ids per kind, in order
         # nodes already in order are walked with their attributes (no lookup per node)
-        for n, a in A.items() if ordered else zip(order, map(A.__getitem__, order)):
+        for n, a in A.items() if ordered else zip(order, map(A.__getitem__, order), strict=True):
             k = a.get("kind")
             by_kind[k if type(k) is str else str(k)].append(n)
         self.by_kind = by_kind

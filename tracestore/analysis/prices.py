@@ -38,7 +38,7 @@ def analyzer_config() -> Any:
     return AnalyzerConfig()
 
 
-def corpus_models(G: nx.DiGraph) -> set[tuple[str | None, str]]:
+def corpus_models(G: nx.DiGraph[str]) -> set[tuple[str | None, str]]:
     """(genai-prices provider id, model) of every model call in ``G``."""
     return {
         (genai_provider(a.get("provider")), str(a["model"]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import networkx as nx
 
@@ -18,7 +18,7 @@ from analyzers.findings import Finding
 
 __all__ = ["AnalyzerSuite", "default_suite"]
 
-CollectSamples = Callable[[nx.DiGraph], Sequence[Any]]
+CollectSamples: TypeAlias = "Callable[[nx.DiGraph[str]], Sequence[Any]]"
 ComputeBaselines = Callable[[Sequence[Any]], dict[str, Any]]
 AnalyzeTrace = Callable[..., list[Finding]]
 
@@ -33,7 +33,7 @@ class AnalyzerSuite:
     analyze_trace: AnalyzeTrace
     config: Any = None
 
-    def analyze(self, G: nx.DiGraph, baselines: dict[str, Any]) -> list[Finding]:
+    def analyze(self, G: nx.DiGraph[str], baselines: dict[str, Any]) -> list[Finding]:
         """Findings of one trace graph against its workflow's baseline (None when the corpus
         holds no sample of that workflow)."""
         baseline = baselines.get(G.graph.get("workflow") or "")

@@ -127,11 +127,12 @@ def api_routes(app: FastAPI) -> list[RouteInfo]:
     """Every API route of ``app``, flattened across included routers (FastAPI ≥ 0.16x
     nests them; older versions list them flat)."""
     try:
-        from fastapi.routing import iter_route_contexts  # type: ignore[attr-defined]
+        from fastapi.routing import iter_route_contexts
     except ImportError:  # older FastAPI: app.routes is already flat
-        return [RouteInfo(r.path_format, frozenset(r.methods), r.dependant)
+        return [RouteInfo(r.path_format, frozenset(r.methods or ()), r.dependant)
                 for r in app.routes if isinstance(r, APIRoute)]
-    return [RouteInfo(c.path_format, frozenset(c.methods), c.dependant)
+    # A context's path and methods are typed optional; an APIRoute's always has both.
+    return [RouteInfo(c.path_format or "", frozenset(c.methods or ()), c.dependant)
             for c in iter_route_contexts(app.routes) if isinstance(c.original_route, APIRoute)]
 
 
@@ -144,7 +145,7 @@ def required_scope(route: RouteInfo | APIRoute) -> str | None:
             scope: str | None = dep.call.tracestore_scope
             if scope:
                 return scope
-            return "read" if route.methods <= {"GET", "HEAD"} else "admin"
+            return "read" if (route.methods or set()) <= {"GET", "HEAD"} else "admin"
         stack.extend(dep.dependencies)
     return None
 

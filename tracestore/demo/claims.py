@@ -21,6 +21,7 @@ so attempts per outcome rise.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 
 from tracestore.demo.builder import TaskResult, TraceBuilder, approx_tokens, pick
 from tracestore.demo.content import CLAIM_TYPES, CLAIMS_SYSTEM, claim_text
@@ -108,7 +109,7 @@ def _assess(b: TraceBuilder, rng: random.Random, text: str, uses: list[str],
                  uses=uses, step="assess_claim")
 
 
-def _attempt(rng: random.Random, start: float, task_id: str, dims: dict[str, str | None],
+def _attempt(rng: random.Random, start: float, task_id: str, dims: Mapping[str, str | None],
              *, fail: bool) -> tuple[TraceBuilder, str | None]:
     b = TraceBuilder(rng, workflow="claims_processing", task_id=task_id, start=start, **dims)
     b.node("agent", "claims_processing", dur=0.0, gap=0.0)

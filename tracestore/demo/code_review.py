@@ -15,6 +15,7 @@ passes :data:`COMPACT_AT` tokens. Injected per trace (probabilities in :data:`RA
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 
 from tracestore.demo.builder import TaskResult, TraceBuilder, approx_tokens, pick
 from tracestore.demo.content import REPO_FILES, REVIEW_SYSTEM, TEST_SUITES
@@ -77,7 +78,7 @@ def _tests(suite: str, failed: int) -> dict[str, object]:
             "failures": [f"{suite}::test_refund_rounding"] if failed else []}
 
 
-def _attempt(rng: random.Random, start: float, task_id: str, dims: dict[str, str | None]
+def _attempt(rng: random.Random, start: float, task_id: str, dims: Mapping[str, str | None]
              ) -> tuple[TraceBuilder, str]:
     b = TraceBuilder(rng, workflow="code_review", task_id=task_id, start=start, **dims)
     b.node("agent", "code_review", dur=0.0, gap=0.0)

@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select
 
 from tracestore.config import Settings
 from tracestore.demo import DemoData, generate
 from tracestore.ingest.pipeline import Writer, project_id_for, validate_items
 from tracestore.schemas import OutcomeIn
 from tracestore.store.engine import create_schema, make_engine, session_scope
-from tracestore.store.tables import Node, Outcome, Trace
+from tracestore.store.tables import NODE_T, OUTCOME_T, TRACE_T
 
 __all__ = ["DEFAULT_TRACES", "demo_summary", "dump_demo", "generate_demo_traces", "run_demo"]
 
@@ -62,18 +62,18 @@ def dump_demo(out_dir: Path, *, seed: int = 7, n: int = DEFAULT_TRACES) -> list[
 
 def demo_summary(session: Any, project_id: int) -> dict[str, Any]:
     """What the store holds for ``project_id``: totals and spend per workflow."""
-    t = Trace.__table__.c  # type: ignore[attr-defined]
+    t = TRACE_T.c
     rows = session.execute(
         select(t.workflow, func.count(), func.sum(t.node_count), func.sum(t.cost_usd),
                func.sum(t.unpriced_count), func.sum(t.error_count))
         .where(t.project_id == project_id).group_by(t.workflow).order_by(t.workflow)
     ).all()
     outcomes = session.execute(
-        select(func.count()).select_from(Outcome).where(Outcome.project_id == project_id)
+        select(func.count()).select_from(OUTCOME_T).where(OUTCOME_T.c.project_id == project_id)
     ).scalar_one()
     unpriced_steps = session.execute(
-        select(func.count()).select_from(Node)
-        .where(Node.project_id == project_id, Node.priced == False)  # noqa: E712
+        select(func.count()).select_from(NODE_T)
+        .where(NODE_T.c.project_id == project_id, NODE_T.c.priced == false())
     ).scalar_one()
     per = [{"workflow": r[0], "traces": int(r[1]), "nodes": int(r[2] or 0),
             "cost_usd": float(r[3] or 0.0), "unpriced_model_calls": int(r[4] or 0),

@@ -22,6 +22,7 @@ every trace that starts in ISO week 2026-W47.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from typing import Any
 
 from tracestore.demo.builder import TaskResult, TraceBuilder, approx_tokens, pick
@@ -162,7 +163,7 @@ def _answer(b: TraceBuilder, rng: random.Random, text: str, order: str,
     return final
 
 
-def _attempt(rng: random.Random, start: float, task_id: str, dims: dict[str, str | None],
+def _attempt(rng: random.Random, start: float, task_id: str, dims: Mapping[str, str | None],
              w47: bool, *, fail: bool = False) -> tuple[TraceBuilder, str]:
     b = TraceBuilder(rng, workflow="support_triage", task_id=task_id, start=start, **dims)
     b.node("agent", "support_triage", dur=0.0, gap=0.0)

@@ -2,7 +2,8 @@
 
     bytes → decompress (bounded) → decode (orjson) → validate each item (``TraceIn``)
           → redact + normalise into rows (:func:`tracestore.ingest.write.build_rows`)
-          → price + upsert + roll-ups, one writer at a time (:func:`tracestore.ingest.write.write_rows`)
+          → price + upsert + roll-ups, one writer at a time
+            (:func:`tracestore.ingest.write.write_rows`)
 
 OTLP bodies take the same two steps: rows are built in worker processes
 (:mod:`tracestore.ingest.otlp.prepare`) and stored by :meth:`Writer.write_rows`.
@@ -32,7 +33,7 @@ from tracestore.limits import Limits
 from tracestore.pricing.pricer import Pricer
 from tracestore.schemas import ItemError, OutcomeIn, TraceIn
 from tracestore.store.engine import WalCheckpointer, session_scope, upsert, writer_engine
-from tracestore.store.tables import Project
+from tracestore.store.tables import PROJECT_T
 
 __all__ = [
     "IngestReport",
@@ -160,9 +161,11 @@ def project_id_for(engine: Engine, name: str) -> int:
     if pid is not None:
         return pid
     with _project_lock, session_scope(engine) as s:
-        upsert(s, Project.__table__, [{"name": name, "created_at": time.time()}],  # type: ignore[attr-defined]
+        upsert(s, PROJECT_T, [{"name": name, "created_at": time.time()}],
                keys=["name"], update=[])
-        pid = s.execute(select(Project.id).where(Project.name == name)).scalar_one()
+        pid = int(s.execute(
+            select(PROJECT_T.c.id).where(PROJECT_T.c.name == name)
+        ).scalar_one())
     _project_cache[key] = pid
     return pid
 
@@ -219,7 +222,8 @@ class Writer:
 
     def write_outcomes(self, project_id: int, outcomes: Sequence[OutcomeIn]) -> int:
         with self._lock, session_scope(self._engine) as session:
-            return write_outcomes(session, project_id=project_id, outcomes=outcomes, now=time.time())
+            return write_outcomes(session, project_id=project_id, outcomes=outcomes,
+                                  now=time.time())
 
     def ingest_native(self, project_id: int, data: Any) -> IngestReport:
         """Validate and store native traces; invalid items are reported, valid ones stored."""

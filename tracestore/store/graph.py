@@ -12,12 +12,14 @@ __all__ = ["build_trace_graph", "graph_from_parts", "graph_to_json"]
 _SKIP = frozenset({"project_id", "trace_id", "node_id"})
 
 Adjacency = dict[str, dict[str, dict[str, Any]]]
+# Edges in the order they were first made: (u, v, attributes), the attributes merged in place
+Made = list[tuple[str, str, dict[str, Any]]]
 
 
-def _add_edge(succ: Adjacency, pred: Adjacency, u: str, v: str, kind: str,
+def _add_edge(succ: Adjacency, made: Made, u: str, v: str, kind: str,
               inferred: bool = False, doc_ids: Sequence[str] = ()) -> None:
-    """Record edge ``u → v`` of ``kind`` in the adjacency dicts (merged with an earlier edge
-    between the two). ``succ`` has every node as a key."""
+    """Record edge ``u → v`` of ``kind`` in ``succ`` (merged with an earlier edge between
+    the two) and, when new, in ``made``. ``succ`` has every node as a key."""
     if u == v or u not in succ or v not in succ:
         return
     data = succ[u].get(v)
@@ -32,42 +34,17 @@ def _add_edge(succ: Adjacency, pred: Adjacency, u: str, v: str, kind: str,
         if doc_ids:
             attrs["doc_ids"] = tuple(doc_ids)
         succ[u][v] = attrs
-        pred[v][u] = attrs
+        made.append((u, v, attrs))
 
 
-def _known_layout() -> bool:
-    """Whether a new ``nx.DiGraph`` holds exactly six empty dicts in its instance dict
-    (``graph``, ``_node``, ``_adj`` and ``_succ`` — one dict under two names —, ``_pred``,
-    ``__networkx_cache__``), as networkx 3.x lays it out (checked once, at import)."""
-    d = nx.DiGraph().__dict__
-    return (list(d) == ["graph", "_node", "_adj", "_succ", "_pred", "__networkx_cache__"]
-            and d["_adj"] is d["_succ"] and len({id(v) for v in d.values()}) == 5
-            and all(type(v) is dict and not v for v in d.values()))
-
-
-_KNOWN_LAYOUT = _known_layout()
-
-
-def _new_digraph(graph: dict[str, Any], node: dict[str, dict[str, Any]],
-                 succ: dict[str, dict[str, Any]], pred: dict[str, dict[str, Any]]
-                 ) -> nx.DiGraph:
-    """A ``DiGraph`` whose graph attributes, node data and adjacency are these dicts.
-
-    ``DiGraph.__init__`` sets ``_adj`` and ``_pred`` through data descriptors that clear the
-    graph's cached views (Python code, about half the cost of the containers of a 20-node
-    graph, and a new graph has no views to clear); so when networkx lays a new graph out as
-    :func:`_known_layout` checked, the instance dict is filled directly, in the order
-    ``__init__`` fills it. Otherwise through the constructor and the dicts' contents."""
-    if _KNOWN_LAYOUT:
-        G: nx.DiGraph = nx.DiGraph.__new__(nx.DiGraph)
-        G.__dict__.update(graph=graph, _node=node, _adj=succ, _succ=succ, _pred=pred,
-                          __networkx_cache__={})
-        return G
-    G = nx.DiGraph()
+def _new_digraph(graph: dict[str, Any], nodes: dict[str, dict[str, Any]], made: Made
+                 ) -> nx.DiGraph[str]:
+    """A ``DiGraph`` with these graph attributes, nodes (in this order) and edges (in the
+    order they were made, so each node's successors and predecessors keep that order)."""
+    G: nx.DiGraph[str] = nx.DiGraph()
     G.graph.update(graph)
-    G._node.update(node)
-    G._succ.update(succ)
-    G._pred.update(pred)
+    G.add_nodes_from(nodes.items())
+    G.add_edges_from(made)
     return G
 
 
@@ -80,15 +57,11 @@ def graph_from_parts(
     trace: dict[str, Any],
     nodes: Iterable[tuple[str, dict[str, Any]]],
     edges: Iterable[tuple[str, str, str, Any]] = (),
-) -> nx.DiGraph:
+) -> nx.DiGraph[str]:
     """The graph of :func:`build_trace_graph` from ``(node_id, attributes)`` pairs and
     ``(src, dst, kind, inferred)`` stored edges. The attribute dicts become the graph's node
-    data as they are (``order`` is added to them): the batched loader builds them once.
-
-    The graph's node and adjacency dicts are built here, in the order ``add_node``/``add_edge``
-    calls would have made them (every node first; each edge goes into ``succ[u]`` and
-    ``pred[v]`` when first made, which is the order of ``add_edge`` calls), and become the
-    new graph's own (:func:`_new_digraph`).
+    data (``order`` is added to them). Edges are merged here (kinds, ``inferred``, document
+    ids), then added to the graph in the order they were first made.
     """
     graph = {
         "trace_id": trace.get("trace_id"),
@@ -112,32 +85,30 @@ def graph_from_parts(
         if docs:
             for d in docs:
                 doc_owner.setdefault(str(d.get("id")), []).append(nid)
-    succ: Adjacency = {}
-    pred: Adjacency = {}
-    for nid in attrs_of:
-        succ[nid] = {}
-        pred[nid] = {}
+    succ: Adjacency = {nid: {} for nid in attrs_of}
+    made: Made = []
     for nid, a in ordered:
         p = a.get("parent_id")
         if p:
             sp = succ.get(p)
             if sp is not None and p != nid and nid not in sp:  # the common case
-                sp[nid] = pred[nid][p] = {"kinds": ("parent",), "inferred": False}
+                sp[nid] = attrs = {"kinds": ("parent",), "inferred": False}
+                made.append((p, nid, attrs))
             else:
-                _add_edge(succ, pred, p, nid, "parent")
+                _add_edge(succ, made, p, nid, "parent")
         r = a.get("retry_of")
         if r:
-            _add_edge(succ, pred, r, nid, "retry_of")
+            _add_edge(succ, made, r, nid, "retry_of")
         t = a.get("review_target")
         if t:
-            _add_edge(succ, pred, t, nid, "reviews")
+            _add_edge(succ, made, t, nid, "reviews")
         uses = a.get("uses")
         if not uses:
             continue
         by_owner: dict[str, list[str]] = {}
         for u in uses:
             if u in attrs_of and u != nid:
-                _add_edge(succ, pred, u, nid, "uses")
+                _add_edge(succ, made, u, nid, "uses")
                 continue
             owners = doc_owner.get(u)
             if owners:
@@ -146,15 +117,15 @@ def graph_from_parts(
                 earlier = [o for o in owners if attrs_of[o]["order"] < order] or owners
                 by_owner.setdefault(earlier[-1], []).append(u)
         for owner, docs in by_owner.items():
-            _add_edge(succ, pred, owner, nid, "uses", doc_ids=docs)
+            _add_edge(succ, made, owner, nid, "uses", doc_ids=docs)
     for src, dst, kind, inferred in edges:
-        _add_edge(succ, pred, src, dst, kind, inferred=bool(inferred))
-    return _new_digraph(graph, attrs_of, succ, pred)
+        _add_edge(succ, made, src, dst, kind, inferred=bool(inferred))
+    return _new_digraph(graph, attrs_of, made)
 
 
 def build_trace_graph(
     trace: dict[str, Any], nodes: list[dict[str, Any]], edges: list[dict[str, Any]]
-) -> nx.DiGraph:
+) -> nx.DiGraph[str]:
     """A ``DiGraph`` following the contract in :mod:`analyzers.graph`.
 
     >>> G = build_trace_graph({"trace_id": "t"}, [
@@ -172,7 +143,7 @@ def build_trace_graph(
     )
 
 
-def graph_to_json(G: nx.DiGraph) -> dict[str, Any]:
+def graph_to_json(G: nx.DiGraph[str]) -> dict[str, Any]:
     """Node-link JSON (``networkx.node_link_data`` with ``edges="links"``)."""
     data: dict[str, Any] = nx.node_link_data(G, edges="links")
     for link in data["links"]:

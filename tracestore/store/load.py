@@ -62,7 +62,7 @@ class LoadedTrace(NamedTuple):
     workflow: str | None
     started_at: float | None
     updated_at: float
-    graph: nx.DiGraph
+    graph: nx.DiGraph[str]
     user_id: str | None = None
 
 
@@ -126,42 +126,44 @@ def _row_function(names: Sequence[str], json_cols: Iterable[str],
                   tail: Sequence[str] = ()) -> Callable[[Sequence[Any]], Any]:
     """A function of a row tuple returning ``{name: value}`` for the non-None values of the
     first ``len(names)`` columns, JSON parsed (JSON ``null`` left out, like SQL NULL) and
-    values converted. Generated as straight-line code (one ``if`` per column): twice as fast
-    as a dict comprehension over ``zip``, and rows are the bulk of reading. With ``packed``,
-    the row's first value is a JSON array of those columns' values (in that order) and the
-    other columns follow it; the dict's keys keep the order of ``names`` either way. With
-    ``tail`` (columns that follow ``names`` in the row, or sit in the packed array), the
-    function returns ``(*tail values as read, dict)``."""
+    values converted. With ``packed``, the row's first value is a JSON array of those
+    columns' values (in that order) and the other columns follow it; the dict's keys keep
+    the order of ``names`` either way. With ``tail`` (columns that follow ``names`` in the
+    row, or sit in the packed array), the function returns ``(*tail values as read, dict)``.
+
+    >>> f = _row_function(["a", "b", "c"], ["b"], {"c": bool})
+    >>> f((1, '{"x": 1}', 0)), f((None, None, None))
+    ({'a': 1, 'b': {'x': 1}, 'c': False}, {})
+    """
     js = set(json_cols)
-    lines = ["def to_dict(row):", "    d = {}"]
-    src: dict[str, str] = {}
-    if packed:
-        lines.append("    p = _loads(row[0])")
-        src.update((name, f"p[{j}]") for j, name in enumerate(packed))
+    # name -> (from the packed array?, index there or in the row)
+    where: dict[str, tuple[bool, int]] = {name: (True, j) for j, name in enumerate(packed)}
     i = 1 if packed else 0
     for name in (*names, *tail):
-        if name not in src:
-            src[name] = f"row[{i}]"
+        if name not in where:
+            where[name] = (False, i)
             i += 1
-    for name in names:
-        lines.append(f"    v = {src[name]}")
-        lines.append("    if v is not None:")
-        if name in js:
-            lines.append("        v = _loads(v)")
-            lines.append("        if v is not None:")
-            lines.append(f"            d[{name!r}] = v")
-        elif name in convert:
-            lines.append(f"        v = _convert[{name!r}](v)")
-            lines.append("        if v is not None:")
-            lines.append(f"            d[{name!r}] = v")
-        else:
-            lines.append(f"        d[{name!r}] = v")
-    lines.append(f"    return ({''.join(src[n] + ', ' for n in tail)}d)" if tail
-                 else "    return d")
-    ns: dict[str, Any] = {"_loads": _loads, "_convert": dict(convert)}
-    exec("\n".join(lines), ns)
-    fn: Callable[[Sequence[Any]], Any] = ns["to_dict"]
-    return fn
+    # (name, packed?, index, the function applied to a non-None value or None)
+    steps = [(name, *where[name], _loads if name in js else convert.get(name))
+             for name in names]
+    tails = [where[name] for name in tail]
+
+    def to_dict(row: Sequence[Any]) -> Any:
+        p = _loads(row[0]) if packed else None
+        d: dict[str, Any] = {}
+        for name, in_p, k, fn in steps:
+            v = p[k] if in_p else row[k]  # type: ignore[index]
+            if v is not None:
+                if fn is not None:
+                    v = fn(v)
+                    if v is None:
+                        continue
+                d[name] = v
+        if tails:
+            return (*[p[k] if in_p else row[k] for in_p, k in tails], d)  # type: ignore[index]
+        return d
+
+    return to_dict
 
 
 _READERS: dict[tuple[str, str, tuple[str, ...], int, bool], _Reader] = {}
@@ -184,7 +186,7 @@ def _packable(c: Any) -> bool:
     """
     if isinstance(c.type, JSON):
         return False
-    return c.type._type_affinity in (String, Integer, Boolean)  # type: ignore[no-any-return]
+    return c.type._type_affinity in (String, Integer, Boolean)
 
 
 def _reader(session: Session, table: Table, names: Sequence[str], keep: int,

@@ -7,11 +7,12 @@ and id, so pages stay stable and cheap however deep they go.
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, and_, or_, select
+from sqlalchemy import Row, RowMapping, and_, or_, select
 from sqlalchemy.orm import Session
 
 from tracestore.errors import BadRequest, NotFound
@@ -76,8 +77,8 @@ class TraceFilters:
     task_id: str | None = None
 
 
-def trace_public(r: Row[Any] | Any) -> TracePublic:
-    m = r._mapping if hasattr(r, "_mapping") else r
+def trace_public(m: RowMapping | Mapping[str, Any]) -> TracePublic:
+    """The wire form of a ``traces`` row (a row mapping or a dict of it)."""
     start, end = m["started_at"], m["ended_at"]
     return TracePublic(
         trace_id=m["trace_id"],
@@ -92,7 +93,9 @@ def trace_public(r: Row[Any] | Any) -> TracePublic:
         tags=m["tags"],
         started_at=iso(start),
         ended_at=iso(end),
-        duration_ms=round((end - start) * 1000, 3) if start is not None and end is not None else None,
+        duration_ms=(
+            round((end - start) * 1000, 3) if start is not None and end is not None else None
+        ),
         node_count=m["node_count"],
         llm_calls=m["llm_calls"],
         input_tokens=m["input_tokens"],
@@ -171,7 +174,7 @@ def list_traces(
             .order_by(t.trace_id.desc())
             .limit(limit + 1 - len(rows))
         ).all()
-    items = [trace_public(r) for r in rows[:limit]]
+    items = [trace_public(r._mapping) for r in rows[:limit]]
     nxt = None
     if len(rows) > limit:
         last = rows[limit - 1]._mapping
