@@ -1,4 +1,5 @@
-"""ASGI middleware: admission of ingest requests through :class:`~tracestore.ingest.admission.Admission`."""
+"""ASGI middleware: admission of ingest requests through
+:class:`~tracestore.ingest.admission.Admission`."""
 
 from __future__ import annotations
 

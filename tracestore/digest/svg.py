@@ -42,7 +42,7 @@ def day_bars(days: Sequence[str], values: Sequence[float]) -> str:
     peak = max(values, default=0.0) or 1.0
     slot = WIDTH / max(len(values), 1)
     body = []
-    for i, (day, v) in enumerate(zip(days, values)):
+    for i, (day, v) in enumerate(zip(days, values, strict=True)):
         bh = (h - top - bottom) * v / peak
         x = i * slot + slot * 0.15
         body.append(f'<rect x="{x:.1f}" y="{h - bottom - bh:.1f}" width="{slot * 0.7:.1f}" '

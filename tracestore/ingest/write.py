@@ -80,7 +80,8 @@ def canonical_json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
 
 
-def _cap(text: str | None, cap: int, field: str, cut: dict[str, int]) -> tuple[str | None, str | None]:
+def _cap(text: str | None, cap: int, field: str, cut: dict[str, int]
+         ) -> tuple[str | None, str | None]:
     """Keep at most ``cap`` characters; return (kept text, hash of the full text)."""
     if text is None:
         return None, None
@@ -180,7 +181,7 @@ class NodeTuples:
         """The rows as dicts again (JSON columns stay encoded)."""
         bound = [c for c in self.columns if c not in self.nulls]
         empty = dict.fromkeys(self.nulls)
-        return [{**empty, **dict(zip(bound, v))} for v in self.values]
+        return [{**empty, **dict(zip(bound, v, strict=True))} for v in self.values]
 
 
 def node_tuples(rows: list[dict[str, Any]], *, encode_json: bool = True) -> NodeTuples:

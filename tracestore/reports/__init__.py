@@ -1,2 +1,3 @@
 """Reports over stored traces: per-trace attribution summaries (:mod:`.summaries`), their
-aggregate queries (:mod:`.queries`), unit economics (:mod:`.economics`) and paths (:mod:`.paths`)."""
+aggregate queries (:mod:`.queries`), unit economics (:mod:`.economics`) and paths
+(:mod:`.paths`)."""

@@ -181,11 +181,15 @@ def openinference_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def openllmetry_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """OpenLLMetry ``gen_ai.prompt.N.*`` / ``gen_ai.completion.N.*`` items."""
-    return [
-        _message(it.get("role"), it.get("content"),
-                 _tool_calls(it, "tool_calls.", "id", "name", "arguments"), it.get("tool_call_id"))
-        for it in items
-    ]
+    out = []
+    for it in items:
+        msg = _message(it.get("role"), it.get("content"),
+                       _tool_calls(it, "tool_calls.", "id", "name", "arguments"),
+                       it.get("tool_call_id"))
+        if it.get("finish_reason"):  # gen_ai.completion.N.finish_reason (older releases)
+            msg["finish_reason"] = it["finish_reason"]
+        out.append(msg)
+    return out
 
 
 def genai_messages(value: Any) -> list[dict[str, Any]]:
@@ -259,6 +263,8 @@ def _doc(raw: dict[str, Any], i: int) -> dict[str, Any]:
         content = raw["content"]
     elif "document" in raw:
         content = raw["document"]
+    elif "page_content" in raw or "pageContent" in raw:  # LangChain Document (Python / JS)
+        content = raw.get("page_content", raw.get("pageContent"))
     else:
         content = raw.get("text")
     if content is not None and not isinstance(content, str):
@@ -322,6 +328,44 @@ def _sum_int(d: dict[str, Any], keys: tuple[str, ...]) -> int | None:
     return sum(found) if found else None
 
 
+# Nested token details as the Langfuse SDK's integrations pass usage through
+# (langfuse-python langfuse/openai.py _parse_usage keeps OpenAI's and LangChain's nested
+# dicts): (outer key, inner key) pairs, first present wins.
+_NESTED_CACHE_READ = (("prompt_tokens_details", "cached_tokens"),
+                      ("input_tokens_details", "cached_tokens"),
+                      ("input_token_details", "cache_read"))
+_NESTED_CACHE_WRITE = (("input_token_details", "cache_creation"),
+                       ("prompt_tokens_details", "cache_creation_tokens"))
+_NESTED_REASONING = (("completion_tokens_details", "reasoning_tokens"),
+                     ("output_tokens_details", "reasoning_tokens"),
+                     ("output_token_details", "reasoning"))
+
+
+def _nested_int(d: dict[str, Any], pairs: tuple[tuple[str, str], ...]) -> int | None:
+    for outer, inner in pairs:
+        sub = d.get(outer)
+        if isinstance(sub, dict) and sub.get(inner) is not None:
+            return as_int(sub[inner])
+    return None
+
+
+def _detail_buckets(d: dict[str, Any]) -> tuple[int | None, int | None, int | None]:
+    """(cache read, cache write, reasoning) from Langfuse ``usage_details``: its flat keys
+    (server-side names) or the nested OpenAI / LangChain details the SDK passes through."""
+    cr = _sum_int(d, ("input_cached_tokens", "cache_read_input_tokens"))
+    if cr is None:
+        cr = _nested_int(d, _NESTED_CACHE_READ)
+    cw = _sum_int(d, ("input_cache_creation", "cache_creation_input_tokens"))
+    if cw is None:
+        cw = _sum_int(d, ("input_cache_creation_5m", "input_cache_creation_1h"))
+    if cw is None:
+        cw = _nested_int(d, _NESTED_CACHE_WRITE)
+    rs = _sum_int(d, ("output_reasoning_tokens", "reasoning_tokens"))
+    if rs is None:
+        rs = _nested_int(d, _NESTED_REASONING)
+    return cr, cw, rs
+
+
 def usage(a: dict[str, Any], details: dict[str, Any] | None) -> dict[str, int]:
     """Token counts, normalised to inclusive semantics (conventions.md §0.5, §5.2).
 
@@ -329,22 +373,23 @@ def usage(a: dict[str, Any], details: dict[str, Any] | None) -> dict[str, int]:
     producer whose input is smaller than its own cache counts evidently sent exclusive buckets
     (Langfuse's server does), so the buckets are added back.
 
-    >>> usage({"gen_ai.usage.input_tokens": 10, "gen_ai.usage.cache_read.input_tokens": 30}, None)
-    {'input_tokens': 40, 'output_tokens': 0, 'cache_read_tokens': 30, 'cache_write_tokens': 0, 'reasoning_tokens': 0}
+    >>> usage({"gen_ai.usage.input_tokens": 10, "gen_ai.usage.cache_read.input_tokens": 30},
+    ...       None)  # doctest: +NORMALIZE_WHITESPACE
+    {'input_tokens': 40, 'output_tokens': 0, 'cache_read_tokens': 30, 'cache_write_tokens': 0,
+     'reasoning_tokens': 0}
     """
 
     d = details or {}
+    dcr, dcw, drs = _detail_buckets(d) if d else (None, None, None)
     cache_read = _first_int(a, _CACHE_READ)
-    if cache_read is None and d:
-        cache_read = _sum_int(d, ("input_cached_tokens", "cache_read_input_tokens"))
+    if cache_read is None:
+        cache_read = dcr
     cache_write = _first_int(a, _CACHE_WRITE)
-    if cache_write is None and d:
-        cache_write = _sum_int(d, ("input_cache_creation", "cache_creation_input_tokens"))
-        if cache_write is None:
-            cache_write = _sum_int(d, ("input_cache_creation_5m", "input_cache_creation_1h"))
+    if cache_write is None:
+        cache_write = dcw
     reasoning = _first_int(a, _REASONING)
-    if reasoning is None and d:
-        reasoning = _sum_int(d, ("output_reasoning_tokens", "reasoning_tokens"))
+    if reasoning is None:
+        reasoning = drs
     inp = _first_int(a, _INPUT)
     out = _first_int(a, _OUTPUT)
     cr, cw, rs = cache_read or 0, cache_write or 0, reasoning or 0
