@@ -76,13 +76,15 @@ def load(port: int, batches: list[tuple[bytes, int, str]]) -> tuple[float, int]:
                 errors.append(f"{r.status_code} {r.text[:300]}")
                 return
 
-    threads = [threading.Thread(target=worker, args=(c, s)) for c, s in zip(clients, shares)]
+    threads = [threading.Thread(target=worker, args=(c, s))
+               for c, s in zip(clients, shares, strict=True)]
     t0 = time.perf_counter()
     for th in threads:
         th.start()
     for th in threads:
         th.join()
-    for c, share in zip(clients, shares):  # all nodes queryable: read back each last trace
+    # all nodes queryable: read back each last trace
+    for c, share in zip(clients, shares, strict=True):
         if share:
             r = c.get(f"/api/v1/traces/{share[-1][2]}")
             assert r.status_code == 200, r.text

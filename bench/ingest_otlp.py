@@ -20,6 +20,7 @@ Target (issue 3): ≥ 20,000 spans/s into SQLite on the 2-core CI machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import http.client
 import os
@@ -47,7 +48,9 @@ from bench.common import free_port, scratch_database, start_tracestore, stop  # 
 T0_NS = 1_794_819_600_000_000_000  # 2026-11-16T09:00:00Z
 MODELS = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"),
           ("anthropic", "claude-sonnet-4-20250514")]
-WORDS = ["refund", "order", "customer", "policy", "shipping", "invoice", "account", "delivery", "warranty", "ticket", "escalate", "priority", "billing", "address", "product", "return", "damaged", "late", "tracking"]
+WORDS = ["refund", "order", "customer", "policy", "shipping", "invoice", "account", "delivery",
+         "warranty", "ticket", "escalate", "priority", "billing", "address", "product", "return",
+         "damaged", "late", "tracking"]
 
 
 def _text(rng: random.Random, words: int) -> str:
@@ -251,10 +254,8 @@ def _cpu_tree(pid: int) -> tuple[float, dict[int, float]]:
     """(CPU seconds of ``pid``, of each live descendant); processes gone meanwhile are 0."""
     sub = {}
     for c in _descendants(pid):
-        try:
+        with contextlib.suppress(OSError):
             sub[c] = _cpu_seconds(c)
-        except OSError:
-            pass
     return _cpu_seconds(pid), sub
 
 
@@ -294,7 +295,8 @@ def main() -> None:
             stop(server)
             engine.dispose()
     print(f"{spans} spans, {len(bodies)} requests of ~{args.batch}, {args.connections} "
-          f"connections, {'PostgreSQL' if args.database_url else 'SQLite'}: all POSTs answered in {posted:.2f}s, all spans queryable after "
+          f"connections, {'PostgreSQL' if args.database_url else 'SQLite'}: "
+          f"all POSTs answered in {posted:.2f}s, all spans queryable after "
           f"{elapsed:.2f}s -> {spans / elapsed:,.0f} spans/s "
           f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     workers = sum(v - sub0.get(p, 0.0) for p, v in sub1.items())

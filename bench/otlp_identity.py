@@ -19,6 +19,7 @@ with the same DIR. Exit status 1 when anything differs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import subprocess
@@ -51,10 +52,8 @@ def _body(body: bytes, encoding: str) -> None:
 
 
 def _keep(kind: str, obj: Any) -> None:
-    try:
+    with contextlib.suppress(Exception):
         _CORPUS[kind].append(pickle.dumps(obj))
-    except Exception:
-        pass
 
 
 def pytest_configure(config: Any) -> None:

@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   f"{r['rss_mb']:.0f} MB peak {r['peak_rss_mb']:.0f} MB; load "
                   f"{os.getloadavg()[0]:.1f}", flush=True)
     ratios = [t["spans_per_s"] / p["spans_per_s"]
-              for t, p in zip(runs["tracestore"], runs["phoenix"])]
+              for t, p in zip(runs["tracestore"], runs["phoenix"], strict=True)]
     result: dict[str, Any] = {
         "spans": spans, "requests": len(bodies), "phoenix_version": phoenix_version(),
         "machine": machine(), "ratio": spread(ratios),

@@ -24,13 +24,13 @@ from typing import Any
 # package that tracestore imports.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from genai_prices import Usage, calc_price
-from sqlalchemy.orm import Session
+from genai_prices import Usage, calc_price  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
 
-from tracestore.ingest.write import node_row, write_traces
-from tracestore.pricing.pricer import GENAI_PRICES_SOURCE, Pricer, genai_provider
-from tracestore.schemas import TraceIn
-from tracestore.store.engine import create_schema, make_engine
+from tracestore.ingest.write import node_row, write_traces  # noqa: E402
+from tracestore.pricing.pricer import GENAI_PRICES_SOURCE, Pricer, genai_provider  # noqa: E402
+from tracestore.schemas import TraceIn  # noqa: E402
+from tracestore.store.engine import create_schema, make_engine  # noqa: E402
 
 # A realistic mix: mostly linear models, one tiered (gemini-2.5-pro), one unknown.
 MODELS = [
@@ -127,7 +127,7 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for row in sample:
-            try:
+            try:  # noqa: SIM105 - a timed loop: suppress() would add a context manager per call
                 calc_price(Usage(input_tokens=row["input_tokens"],
                                  output_tokens=row["output_tokens"],
                                  cache_read_tokens=row["cache_read_tokens"] or None,
