@@ -32,6 +32,7 @@ from tracestore.ingest.otlp.nodes import (
     first,
     str_list,
 )
+from tracestore.ingest.otlp.producers import CONSUMED_KEYS
 
 __all__ = ["MAPPED_KEYS", "node_fields"]
 
@@ -65,9 +66,13 @@ MAPPED_KEYS = frozenset({
     "gen_ai.workflow.name", "langfuse.trace.name", "traceloop.workflow.name", "user.id",
     "session.id", "gen_ai.conversation.id", "langfuse.environment", "tag.tags",
     "langfuse.trace.tags", "metadata", "langfuse.user.id", "langfuse.session.id",
+    *CONSUMED_KEYS,
 })
 _MAPPED_PREFIXES = ("llm.cost.", "langfuse.trace.metadata.", "traceloop.association.properties.")
 _MODEL_KINDS = ("llm", "embedding")
+_PRICED_KINDS = ("llm", "embedding", "rerank")
+_INPUT_VALUE = ("input.value", "langfuse.observation.input", "traceloop.entity.input")
+_OUTPUT_VALUE = ("output.value", "langfuse.observation.output", "traceloop.entity.output")
 
 
 def _text(v: Any) -> str | None:
@@ -100,10 +105,8 @@ def _model_fields(a: dict[str, Any], flat: dict[str, list[dict[str, Any]]],
     details = maybe_json(a.get("langfuse.observation.usage_details"))
     n.update(usage(a, details if isinstance(details, dict) else None))
     ins, outs = _messages(a, flat, "input"), _messages(a, flat, "output")
-    prompt = (orjson.dumps(ins).decode() if ins else _text(first(a, (
-        "input.value", "langfuse.observation.input", "traceloop.entity.input"))))
-    output = output_text(outs) if outs else _text(first(a, (
-        "output.value", "langfuse.observation.output", "traceloop.entity.output")))
+    prompt = orjson.dumps(ins).decode() if ins else _text(first(a, _INPUT_VALUE))
+    output = output_text(outs) if outs else _text(first(a, _OUTPUT_VALUE))
     if prompt is None and "llm.prompts" in flat:
         prompt = "\n".join(str(p.get("prompt.text", "")) for p in flat["llm.prompts"])
     if output is None and "llm.choices" in flat:
@@ -129,10 +132,11 @@ def _model_fields(a: dict[str, Any], flat: dict[str, list[dict[str, Any]]],
 
 
 _COST_KEYS = frozenset({"llm.cost.total", "llm.cost.prompt", "llm.cost.completion",
-                        "langfuse.observation.cost_details"})
+                        "langfuse.observation.cost_details", "operation.cost",
+                        "gen_ai.usage.cost"})
 
 
-def _reported_cost(a: dict[str, Any]) -> float | None:
+def _reported_cost(a: dict[str, Any], kind: str) -> float | None:
     if a.keys().isdisjoint(_COST_KEYS):
         return None
     cost = as_float(a.get("llm.cost.total"))
@@ -147,7 +151,23 @@ def _reported_cost(a: dict[str, Any]) -> float | None:
             cost = vals.get("total")
             if cost is None:
                 cost = sum(v for v in vals.values() if v is not None)
+    if cost is None and kind in _PRICED_KINDS:
+        # pydantic-ai/logfire operation.cost, OpenLIT gen_ai.usage.cost. Read on model calls
+        # only: pydantic-ai also puts the run's summed cost on its agent span, and the trace
+        # roll-up sums reported cost over nodes.
+        cost = as_float(first(a, ("operation.cost", "gen_ai.usage.cost")))
     return cost if cost is None or cost >= 0 else None
+
+
+def _as_docs(raw: Any) -> list[dict[str, Any]] | None:
+    """Documents from a retriever's output: a list (of dicts or strings) or
+    ``{"documents": [...]}`` (LangChain ``Document``s as Langfuse/OpenLLMetry serialise them)."""
+    raw = maybe_json(raw)
+    if isinstance(raw, dict):
+        raw = raw.get("documents")
+    if not isinstance(raw, list):
+        return None
+    return documents([x if isinstance(x, dict) else {"content": x} for x in raw])
 
 
 def _documents(sp: Span, a: dict[str, Any], flat: dict[str, list[dict[str, Any]]],
@@ -162,7 +182,19 @@ def _documents(sp: Span, a: dict[str, Any], flat: dict[str, list[dict[str, Any]]
     # OpenLLMetry vector-db spans: one db.query.result event per document
     evs = [{k.removeprefix("db.query.result."): v for k, v in attrs.items()}
            for name, _, attrs in sp.events if name == "db.query.result"]
-    return documents(evs) if evs else None
+    if evs:
+        return documents(evs)
+    # Langfuse retriever observations: the documents are the observation's output
+    return _as_docs(first(a, ("langfuse.observation.output", "output.value",
+                              "traceloop.entity.output")))
+
+
+def _query(a: dict[str, Any]) -> str | None:
+    v = maybe_json(first(a, ("gen_ai.retrieval.query.text", "reranker.query", "input.value",
+                             "langfuse.observation.input", "traceloop.entity.input")))
+    if isinstance(v, dict):  # {"query": ...} inputs (LangChain retrievers via Langfuse)
+        v = v.get("query", v.get("input", v))
+    return _text(v)
 
 
 def _annotations(flat: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -183,16 +215,32 @@ def _error(sp: Span, a: dict[str, Any], n: dict[str, Any]) -> None:
         n["error_type"] = str(et)[:200]
 
 
-def node_fields(sp: Span, a: dict[str, Any], flat: dict[str, list[dict[str, Any]]]
-                ) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
-    """(NodeIn fields, extra human nodes, decided tool-call ids) of one span.
+def _model_name(v: str | None) -> str | None:
+    """Vertex AI resource paths name the model last:
+    ``projects/p/locations/l/publishers/google/models/gemini-2.5-flash`` → ``gemini-2.5-flash``
+    (also the Gemini API's ``models/gemini-2.5-flash``)."""
+    if v is not None and "models/" in v:
+        tail = v.rsplit("models/", 1)[1]
+        return tail or v
+    return v
 
-    The fields dict holds only the fields that are not ``None`` (all of them default to
-    ``None``): a key fewer is less for pydantic to validate, ~0.7 µs a node (bench/RESULTS.md).
-    """
-    anns = _annotations(flat) if flat else []
-    human = [x for x in anns if str(x.get("annotator_kind", "")).upper() == "HUMAN"]
-    kind, source = classify(a, human=bool(human))
+
+# A model's provider when the producer sent none (the Langfuse SDK's embedding observations,
+# for one): model-name prefixes that only one provider uses, else genai-prices' own match.
+_MODEL_PROVIDERS = (("text-embedding-", "openai"), ("gpt-", "openai"), ("o1", "openai"),
+                    ("o3", "openai"), ("o4", "openai"), ("claude-", "anthropic"),
+                    ("gemini-", "google"), ("text-embedding-004", "google"),
+                    ("embed-", "cohere"), ("voyage-", "voyage"), ("mistral-", "mistral"))
+
+
+def _infer_provider(model: str) -> str | None:
+    m = model.lower()
+    found = [p for prefix, p in _MODEL_PROVIDERS if m.startswith(prefix)]
+    return found[-1] if found else None  # the longer, later prefix wins
+
+
+def _base_fields(sp: Span, a: dict[str, Any], kind: str, source: str) -> dict[str, Any]:
+    """Identity, timing, step, provider/model, reported cost, relations."""
     n: dict[str, Any] = {
         "node_id": sp.span_id, "kind": kind, "source_kind": source, "name": sp.name[:1000],
     }
@@ -203,16 +251,18 @@ def node_fields(sp: Span, a: dict[str, Any], flat: dict[str, list[dict[str, Any]
     if sp.end is not None:
         n["end"] = sp.end
     v: Any = _text(first(a, ("tracestore.step", "gen_ai.prompt.name",
-                        "langfuse.observation.prompt.name")))
+                             "langfuse.observation.prompt.name")))
     if v is not None:
         n["step"] = v
+    model = _model_name(_text(first(a, MODEL_KEYS)))
+    if model is not None:
+        n["model"] = model
     v = _text(first(a, PROVIDER_KEYS))
+    if v is None and model is not None and kind in _PRICED_KINDS:
+        v = _infer_provider(model)
     if v is not None:
         n["provider"] = v
-    v = _text(first(a, MODEL_KEYS))
-    if v is not None:
-        n["model"] = v
-    v = _reported_cost(a)
+    v = _reported_cost(a, kind)
     if v is not None:
         n["reported_cost_usd"] = v
     if "tracestore.retry_of" in a:
@@ -221,39 +271,55 @@ def node_fields(sp: Span, a: dict[str, Any], flat: dict[str, list[dict[str, Any]
             n["retry_of"] = v
     if "tracestore.uses" in a:
         n["uses"] = str_list(a["tracestore.uses"])
-    _error(sp, a, n)
-    calls: list[str] = []
-    if kind in _MODEL_KINDS:
-        calls = _model_fields(a, flat, n)
-    elif kind in ("retrieval", "rerank"):
-        v = _documents(sp, a, flat, kind)
-        if v is not None:
-            n["documents"] = v
-        v = as_int(first(a, ("gen_ai.request.top_k", "reranker.top_k", "db.vector.query.top_k")))
-        if v is not None:
-            n["top_k"] = v
-        v = _text(first(a, ("gen_ai.retrieval.query.text", "reranker.query", "input.value",
-                            "traceloop.entity.input")))
-        if v is not None:
-            n["query"] = v
-    elif kind == "tool":
-        n["tool_name"] = _text(first(a, ("gen_ai.tool.name", "tool.name",
-                                         "traceloop.entity.name"))) or sp.name
-        v = _text(first(a, ("gen_ai.tool.call.id", "tool.id")))
-        if v is not None:
-            n["tool_call_id"] = v
-        v = maybe_json(first(a, ("gen_ai.tool.call.arguments", "input.value",
-                                 "langfuse.observation.input", "traceloop.entity.input")))
-        if v is not None:
-            n["args"] = v
-        v = maybe_json(first(a, ("gen_ai.tool.call.result", "output.value",
-                                 "langfuse.observation.output", "traceloop.entity.output")))
-        if v is not None:
-            n["result"] = v
-    elif kind == "outcome":
-        n["outcome_status"] = a.get("tracestore.outcome.status")
-        n["outcome_type"] = _text(a.get("tracestore.outcome.type"))
-        n["outcome_value_usd"] = as_float(a.get("tracestore.outcome.value_usd"))
+    return n
+
+
+def _retrieval_fields(sp: Span, a: dict[str, Any], flat: dict[str, list[dict[str, Any]]],
+                      kind: str, n: dict[str, Any]) -> None:
+    v: Any = _documents(sp, a, flat, kind)
+    if v is not None:
+        n["documents"] = v
+    v = as_int(first(a, ("gen_ai.request.top_k", "reranker.top_k", "db.vector.query.top_k")))
+    if v is not None:
+        n["top_k"] = v
+    v = _query(a)
+    if v is not None:
+        n["query"] = v
+
+
+def _tool_fields(sp: Span, a: dict[str, Any], n: dict[str, Any]) -> None:
+    n["tool_name"] = _text(first(a, ("gen_ai.tool.name", "tool.name",
+                                     "traceloop.entity.name"))) or sp.name
+    v: Any = _text(first(a, ("gen_ai.tool.call.id", "tool.id")))
+    if v is not None:
+        n["tool_call_id"] = v
+    v = maybe_json(first(a, ("gen_ai.tool.call.arguments", "input.value",
+                             "langfuse.observation.input", "traceloop.entity.input")))
+    if v is not None:
+        n["args"] = v
+    v = maybe_json(first(a, ("gen_ai.tool.call.result", "output.value",
+                             "langfuse.observation.output", "traceloop.entity.output")))
+    if v is not None:
+        n["result"] = v
+
+
+def _io_fields(a: dict[str, Any], flat: dict[str, list[dict[str, Any]]],
+               n: dict[str, Any]) -> None:
+    """Input and output of an agent/chain/workflow step, kept as prompt/output (the same
+    content caps and hashes as an LLM call's): its messages, else the framework's value."""
+    ins, outs = _messages(a, flat, "input"), _messages(a, flat, "output")
+    prompt = orjson.dumps(ins).decode() if ins else _text(first(a, _INPUT_VALUE))
+    output = output_text(outs) if outs else _text(first(a, _OUTPUT_VALUE))
+    if prompt is not None:
+        n["prompt"] = prompt
+    if output is not None:
+        n["output"] = output
+
+
+def _human_fields(sp: Span, a: dict[str, Any], kind: str, human: list[dict[str, Any]],
+                  n: dict[str, Any]) -> list[dict[str, Any]]:
+    """A human node's review; else the extra human nodes a person's annotations on this
+    span stand for."""
     extra: list[dict[str, Any]] = []
     if kind == "human":
         label = human[0].get("label") if human else None
@@ -261,15 +327,21 @@ def node_fields(sp: Span, a: dict[str, Any], flat: dict[str, list[dict[str, Any]
         n["review_target"] = _text(a.get("tracestore.review.target")) or next(
             (ls for lt, ls, _ in sp.links if lt == sp.trace_id), None)
         n["review_minutes"] = as_float(a.get("tracestore.review.minutes"))
-    else:  # a person's annotation on this very span: a human node reviewing it
-        for i, h in enumerate(human):
-            extra.append({
-                "node_id": f"{sp.span_id}.annotation.{i}", "parent_id": sp.span_id,
-                "kind": "human", "source_kind": "openinference:annotation",
-                "name": str(h.get("name") or "annotation")[:1000], "start": sp.end or sp.start,
-                "decision": decision_from_label(h.get("label")), "review_target": sp.span_id,
-                "attributes": {k: v for k, v in h.items() if k != "name"},
-            })
+        return extra
+    for i, h in enumerate(human):
+        extra.append({
+            "node_id": f"{sp.span_id}.annotation.{i}", "parent_id": sp.span_id,
+            "kind": "human", "source_kind": "openinference:annotation",
+            "name": str(h.get("name") or "annotation")[:1000], "start": sp.end or sp.start,
+            "decision": decision_from_label(h.get("label")), "review_target": sp.span_id,
+            "attributes": {k: v for k, v in h.items() if k != "name"},
+        })
+    return extra
+
+
+def _rest(sp: Span, a: dict[str, Any], anns: list[dict[str, Any]],
+          human: list[dict[str, Any]], n: dict[str, Any]) -> None:
+    """Whatever no rule read, bounded, into ``attributes``."""
     rest = [(k, v) for k, v in a.items() if k not in MAPPED_KEYS
             and not k.startswith(_MAPPED_PREFIXES) and FLAT_RE.match(k) is None]
     if anns:
@@ -284,4 +356,33 @@ def node_fields(sp: Span, a: dict[str, Any], flat: dict[str, list[dict[str, Any]
         attrs = bounded_attributes(rest)
         if attrs:
             n["attributes"] = attrs
+
+
+def node_fields(sp: Span, a: dict[str, Any], flat: dict[str, list[dict[str, Any]]]
+                ) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
+    """(NodeIn fields, extra human nodes, decided tool-call ids) of one span.
+
+    The fields dict holds only the fields that are not ``None`` (all of them default to
+    ``None``): a key fewer is less for pydantic to validate, ~0.7 µs a node (bench/RESULTS.md).
+    """
+    anns = _annotations(flat) if flat else []
+    human = [x for x in anns if str(x.get("annotator_kind", "")).upper() == "HUMAN"]
+    kind, source = classify(a, human=bool(human))
+    n = _base_fields(sp, a, kind, source)
+    _error(sp, a, n)
+    calls: list[str] = []
+    if kind in _MODEL_KINDS:
+        calls = _model_fields(a, flat, n)
+    elif kind in ("retrieval", "rerank"):
+        _retrieval_fields(sp, a, flat, kind, n)
+    elif kind == "tool":
+        _tool_fields(sp, a, n)
+    elif kind == "outcome":
+        n["outcome_status"] = a.get("tracestore.outcome.status")
+        n["outcome_type"] = _text(a.get("tracestore.outcome.type"))
+        n["outcome_value_usd"] = as_float(a.get("tracestore.outcome.value_usd"))
+    elif kind != "human":
+        _io_fields(a, flat, n)
+    extra = _human_fields(sp, a, kind, human, n)
+    _rest(sp, a, anns, human, n)
     return n, extra, calls

@@ -25,6 +25,7 @@ from tracestore.ingest.otlp.content import as_float, bounded_attributes, maybe_j
 from tracestore.ingest.otlp.decode import Rejected, Span
 from tracestore.ingest.otlp.fields import node_fields
 from tracestore.ingest.otlp.nodes import first, str_list
+from tracestore.ingest.otlp.producers import canonical_attributes
 from tracestore.schemas import EdgeIn, NodeIn, OutcomeIn, TraceIn
 
 __all__ = ["Mapped", "ToolCallJoiner", "map_spans", "spans_to_traces"]
@@ -85,8 +86,11 @@ _SPAN_TRACE_KEYS: dict[str, tuple[str, ...]] = {
     "task_id": ("tracestore.task.id",),
     "team": ("tracestore.team",),
     "feature": ("tracestore.feature",),
-    "user_id": ("user.id", "langfuse.user.id"),
-    "session_id": ("session.id", "gen_ai.conversation.id", "langfuse.session.id"),
+    # An id set explicitly through the Langfuse SDK wins over what an instrumentation
+    # derived (gen_ai.conversation.id); OpenLLMetry's association properties come last.
+    "user_id": ("langfuse.user.id", "user.id", "traceloop.association.properties.user_id"),
+    "session_id": ("langfuse.session.id", "session.id", "gen_ai.conversation.id",
+                   "traceloop.association.properties.session_id"),
     "environment": ("langfuse.environment",),
 }
 _ANY_TRACE_KEY = frozenset(k for keys in _SPAN_TRACE_KEYS.values() for k in keys)
@@ -206,8 +210,10 @@ def map_spans(spans: Iterable[Span], *, max_nodes_per_trace: int | None = None) 
         nodes: list[NodeIn] = []
         tedges: list[EdgeIn] = []
         for sp in group:
-            a = sp.attributes
-            keys = "\n".join(a)
+            keys = "\n".join(sp.attributes)
+            a = canonical_attributes(sp.attributes, sp.name, sp.events, keys)
+            if a is not sp.attributes:
+                keys = "\n".join(a)
             flat = unflatten(a, keys)
             try:
                 mapped, extra_nodes, calls = node_fields(sp, a, flat)
@@ -244,6 +250,8 @@ def map_spans(spans: Iterable[Span], *, max_nodes_per_trace: int | None = None) 
                     tedges.append(EdgeIn(src=ls, dst=sp.span_id, kind="link"))
         if not nodes:
             continue
+        if len({n.node_id for n in nodes}) < len(nodes):  # a span sent twice in one request
+            nodes = list({n.node_id: n for n in nodes}.values())  # is stored once: the last
         for rf in res_fields:  # span attributes win over resource attributes
             for k, v in rf.items():
                 fields.setdefault(k, v)

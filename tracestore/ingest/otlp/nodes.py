@@ -37,7 +37,10 @@ _GENAI_OPS = {"chat": "llm", "text_completion": "llm", "generate_content": "llm"
               "completion": "llm", "generate": "llm", "embeddings": "embedding",
               "retrieval": "retrieval", "search_memory": "retrieval", "execute_tool": "tool",
               "invoke_agent": "agent", "create_agent": "agent", "invoke_workflow": "chain",
-              "apply_guardrail": "guardrail"}
+              "apply_guardrail": "guardrail", "rerank": "rerank",
+              # OpenLLMetry's GenAICustomOperationName (semconv_ai/__init__.py)
+              "vector_db_retrieve": "retrieval", "execute_task": "chain",
+              "llm_request": "llm"}
 _TRACELOOP = {"workflow": "chain", "task": "chain", "agent": "agent", "tool": "tool"}
 _LLM_REQUEST = {"chat": "llm", "completion": "llm", "embedding": "embedding", "rerank": "rerank"}
 
@@ -97,7 +100,7 @@ def classify(a: dict[str, Any], *, human: bool) -> tuple[str, str]:
         if v in _GENAI_OPS:
             return _GENAI_OPS[v], f"gen_ai:{v}"
         if v == "plan":  # conventions.md §5.1: plan is an llm call when it names a model
-            return ("llm" if any(k in a for k in MODEL_KEYS) else "chain"), "gen_ai:plan"
+            return ("llm" if first(a, MODEL_KEYS) is not None else "chain"), "gen_ai:plan"
     v = a.get("traceloop.span.kind")
     if isinstance(v, str) and v in _TRACELOOP:
         return _TRACELOOP[v], f"traceloop:{v}"
@@ -106,7 +109,7 @@ def classify(a: dict[str, Any], *, human: bool) -> tuple[str, str]:
         return _LLM_REQUEST[v], f"traceloop:{v}"
     if "gen_ai.tool.name" in a or "gen_ai.tool.call.id" in a:
         return "tool", "heuristic:gen_ai.tool"
-    if any(k in a for k in MODEL_KEYS):
+    if first(a, MODEL_KEYS) is not None:  # model="" names no model (no llm node)
         return "llm", "heuristic:model"
     if a.get("tracestore.outcome.status") is not None:
         return "outcome", "tracestore:outcome"
