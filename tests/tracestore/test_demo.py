@@ -3,6 +3,7 @@ present; and ``tracestore demo`` reports what the store really holds."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import statistics
 from collections import defaultdict
@@ -113,7 +114,7 @@ def _check_label(lab: Any, trace: dict[str, Any], medians: dict[str, float]) -> 
         args = [str(n["args"]) for n in ns]
         assert len(ns) == 6 and args[0] != args[1] and args == args[:2] * 3
     elif code == "churn.retry_storm":
-        assert all(b.get("retry_of") == a["node_id"] for a, b in zip(ns, ns[1:], strict=False))
+        assert all(b.get("retry_of") == a["node_id"] for a, b in itertools.pairwise(ns))
         if lab.negative:
             assert ns[0]["args"] != ns[1]["args"]
             return

@@ -3,6 +3,7 @@ failures, delivery records), the schedule decision, and the lifespan scheduler e
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -73,7 +74,7 @@ def test_retries_with_backoff_until_the_receiver_recovers(receiver: Receiver) ->
     result = post_with_retry(receiver.url, body, attempts=5, base_delay=0.05)
     assert (result.ok, result.attempts, result.http_status) == (True, 3, 200)
     assert len(receiver.bodies) == 3
-    gaps = [b - a for a, b in zip(receiver.times, receiver.times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(receiver.times)]
     assert gaps[0] >= 0.05 and gaps[1] >= 0.1  # 0.05 s, then doubled
     sent = receiver.bodies[-1]
     assert sent["text"].startswith("*tracestore weekly digest — `acme`, 2026-W47")

@@ -80,12 +80,12 @@ def test_every_acknowledged_span_survives_sigkill_exactly_once(db_url: str,
         for t in threads:
             t.join(timeout=15)
     assert len(acked) >= 30, "the load did not get going before the kill"
-    with server_process(db_url, tmp_path / "server.log") as server:
-        with httpx.Client(base_url=server.url, timeout=10) as http:
-            for tid in acked[:10]:  # a client retrying after the crash changes nothing
-                assert http.post("/api/v1/traces", json=_trace(tid)).status_code == 200
-            t = http.get(f"/api/v1/traces/{acked[-1]}").json()
-            assert t["node_count"] == NODES_PER_TRACE and t["input_tokens"] == 510
+    with (server_process(db_url, tmp_path / "server.log") as server,
+          httpx.Client(base_url=server.url, timeout=10) as http):
+        for tid in acked[:10]:  # a client retrying after the crash changes nothing
+            assert http.post("/api/v1/traces", json=_trace(tid)).status_code == 200
+        t = http.get(f"/api/v1/traces/{acked[-1]}").json()
+        assert t["node_count"] == NODES_PER_TRACE and t["input_tokens"] == 510
     per_trace, dupes = _stored(db_url)
     missing = [tid for tid in acked if per_trace.get(tid) != NODES_PER_TRACE]
     assert missing == [] and dupes == []

@@ -24,7 +24,8 @@ def _trace(trace_id: str, *nodes: dict[str, Any]) -> dict[str, Any]:
                        "start": T.format(0), "end": T.format(9)}, *nodes]}
 
 
-def _llm(node_id: str, model: str = "gpt-4o", provider: str = "openai", **kw: Any) -> dict[str, Any]:
+def _llm(node_id: str, model: str = "gpt-4o", provider: str = "openai",
+         **kw: Any) -> dict[str, Any]:
     return {"node_id": node_id, "parent_id": "root", "kind": "llm", "name": node_id,
             "provider": provider, "model": model, "input_tokens": 1000, "output_tokens": 500,
             "start": T.format(1), "end": T.format(2), **kw}
