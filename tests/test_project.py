@@ -4,6 +4,8 @@ API contract matches the code, and CI runs README's test command."""
 from __future__ import annotations
 
 import re
+import subprocess
+import tomllib
 from pathlib import Path
 
 import orjson
@@ -36,11 +38,28 @@ def test_committed_api_schema_matches_the_code() -> None:
 
 
 def test_ci_runs_readme_test_command() -> None:
+    """.ci/run splits README's test command into its setup and its tests, and runs the type
+    and lint gates in between (in the virtualenv the setup built)."""
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "<!-- test-command -->" in ci and "bash -c \"$cmd\"" in ci
     m = re.search(r"<!-- test-command -->\n```bash\n(.+)\n```", README)
     assert m and "pytest" in m.group(1)
     assert re.search(r"<!-- demo-command -->\n```bash\n.+tracestore demo\n```", README)
+    # The split, run by bash as CI runs it, gives back the command and a setup with the extra.
+    split = "\n".join(re.findall(r"^(?:cmd|setup|tests)=.*$", ci, flags=re.M))
+    assert "<!-- test-command -->" in split
+    out = subprocess.run(["bash", "-c", split + '\nprintf "%s\\n%s" "$setup" "$tests"'],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    setup, tests = out.split("\n")
+    assert f"{setup} && {tests}" == m.group(1)
+    assert "pip install" in setup and ".[test]" in setup and "pytest" in tests
+    # In order: setup, the gates, the tests; each gate's tool is in the test extra.
+    steps = ['bash -c "$setup"', "\n.venv/bin/ruff check .\n",
+             "\n.venv/bin/mypy --strict tracestore analyzers\n", 'bash -c "$tests"']
+    at = [ci.find(s) for s in steps]
+    assert -1 not in at and at == sorted(at), at
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]["test"]
+    assert {"mypy", "ruff"} <= {re.split(r"[=<>\[ ]", d)[0] for d in extra}
 
 
 def _commands(group: object, prefix: str = "") -> list[tuple[str, object]]:
