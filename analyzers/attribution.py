@@ -25,11 +25,16 @@ Method (``methods.md`` §4.2-4.3, DESIGN §5 "Attribution"):
    outcomes outside ``D_v`` are null players, so by symmetry, efficiency and linearity the
    Shapley value of outcome ``i`` is ``sum over v with i in D_v of c_v / |D_v|`` — the equal
    split (``methods.md`` §4.3).
-4. **Waste by code.** Each finding's waste is booked on its nodes: per node from
-   ``evidence["waste_by_node"]`` when the analyzer recorded it, else ``wasted_cost_usd``
-   spread along ``node_ids`` in order; never more than a node's remaining cost (the analyzers
-   already book a node's waste once, DESIGN §5). Cost of nodes outside every causal
-   set that no finding claimed is booked as ``churn.dead_end`` (work no outcome depends on).
+4. **Waste by code** is exactly what the findings book, nothing else: each finding's waste
+   is booked on its nodes, per node from ``evidence["waste_by_node"]`` when the analyzer
+   recorded it, else ``wasted_cost_usd`` spread along ``node_ids`` in order; never more than
+   a node's remaining cost (the analyzers already book a node's waste once). So the waste of
+   a trace, of a report and of a digest is the sum of findings a person can open.
+5. **Off-path cost.** Cost outside every causal set that no finding claimed (a call that
+   failed with nothing to retry, a step the producer did not link to what it fed) is *not*
+   waste: no finding shows a counterfactual for it. It stays productive, split equally among
+   the seeds, and is reported as ``off_path_usd``. Abandoned work that the trace's explicit
+   ``uses`` edges prove unused is a ``churn.dead_end`` finding, booked like any other.
 
 Arithmetic is exact, so ``productive + waste == cost`` holds exactly, not just to rounding:
 every float cost is a binary fraction, so the run counts in integer units of ``1 / (D·L)``
@@ -44,8 +49,8 @@ integer speed. Floats are produced last, each correctly rounded.
 >>> G.add_node("l", kind="llm", cost_usd=1.0, order=2, parent_id=None)
 >>> G.add_edge("r", "l", kinds=("uses",), inferred=False)
 >>> a = attribute_trace(G, [])
->>> a.productive_usd, dict(a.waste_usd), a.path
-(1.5, {'churn.dead_end': 0.25}, ('r', 'l'))
+>>> a.productive_usd, dict(a.waste_usd), a.off_path_usd, a.path
+(1.75, {}, 0.25, ('r', 'l'))
 """
 
 from __future__ import annotations
@@ -90,14 +95,12 @@ class FindingLike(Protocol):
 class _Facts:
     """What attribution reads of a graph, gathered once: node attributes, order keys, the
     positive node costs and the attempts superseded by a retry (``v`` has an outgoing
-    ``retry_of`` edge). Reads the
-    graph's own adjacency dicts (``_node``, ``_succ``, ``_pred``, read only): networkx's
-    views cost more than the arithmetic here."""
+    ``retry_of`` edge)."""
 
     __slots__ = ("_keys", "_order", "attrs", "costs", "den", "pred", "superseded")
 
-    def __init__(self, G: nx.DiGraph) -> None:
-        self.attrs: dict[str, dict[str, Any]] = G._node
+    def __init__(self, G: nx.DiGraph[str]) -> None:
+        self.attrs: dict[str, dict[str, Any]] = dict(G.nodes.items())
         # One pass over the node dicts gathers the order keys and the costs (each further
         # pass over the nodes costs a loop and a lookup per node; the node dicts are read
         # again only for the nodes the later steps need).
@@ -125,9 +128,9 @@ class _Facts:
         self._keys = keys
         self.costs = costs
         self.den = den
-        self.pred: dict[str, dict[str, dict[str, Any]]] = G._pred
+        self.pred: Mapping[str, Mapping[str, dict[str, Any]]] = G.pred
         superseded: set[str] = set()
-        for u, nbrs in G._succ.items():
+        for u, nbrs in G.adjacency():
             for d in nbrs.values():
                 kinds = d.get("kinds")
                 if kinds and "retry_of" in kinds:
@@ -149,7 +152,7 @@ def _end(a: dict[str, Any]) -> float:
     return float(t) if t is not None else float("-inf")
 
 
-def final_output(G: nx.DiGraph) -> str | None:
+def final_output(G: nx.DiGraph[str]) -> str | None:
     """The node whose result the trace returned, when no outcome node says so: among nodes
     that are not containers (agent/chain), not outcome nodes and not superseded by a retry,
     prefer status ``ok``, then the latest end time (start when end is missing), then the
@@ -233,7 +236,7 @@ def _dependencies(
     return deps, outcomes, parent
 
 
-def causal_sets(G: nx.DiGraph) -> dict[str, frozenset[str]]:
+def causal_sets(G: nx.DiGraph[str]) -> dict[str, frozenset[str]]:
     """Seed key (outcome node id, or ``"final"``) → its causal set (seed included).
 
     Two kinds of membership: a node whose *result* is needed pulls in its dependencies and
@@ -274,12 +277,15 @@ def _causal_sets(f: _Facts) -> dict[str, frozenset[str]]:
 
 @dataclass(frozen=True)
 class Allocation:
-    """Exact split of one trace's cost: ``sum(productive) + sum(waste) == cost``."""
+    """Exact split of one trace's cost: ``sum(productive) + sum(waste) == cost``.
+    ``off_path`` is the part of ``productive`` that lies outside every causal set and that no
+    finding explains (shared equally by the seeds; not waste, see :func:`allocate`)."""
 
     cost: Fraction
     productive: dict[str, Fraction]  # seed key -> Shapley share of productive cost
     waste: dict[str, Fraction]  # finding code -> dollars
     causal: frozenset[str]
+    off_path: Fraction = Fraction(0)
 
 
 class _Units(NamedTuple):
@@ -291,6 +297,7 @@ class _Units(NamedTuple):
     productive: dict[str, int]
     waste: dict[str, int]
     causal: frozenset[str]
+    off_path: int
 
 
 def _ratio(x: Any) -> tuple[int, int]:
@@ -305,8 +312,8 @@ def _ratio(x: Any) -> tuple[int, int]:
 _Booking = tuple[str, list[tuple[str, tuple[int, int]]], Sequence[str], tuple[int, int]]
 
 
-def _allocate_units(findings: Iterable[FindingLike], f: _Facts) -> _Units:
-    costs, den = f.costs, f.den  # nodes of positive cost only; their largest denominator
+def _bookings(findings: Iterable[FindingLike], den: int) -> tuple[list[_Booking], int]:
+    """Each finding's booking in exact ratios, and the largest denominator seen."""
     bookings: list[_Booking] = []
     for fd in findings:
         by_node = (getattr(fd, "evidence", None) or {}).get("waste_by_node")
@@ -321,9 +328,15 @@ def _allocate_units(findings: Iterable[FindingLike], f: _Facts) -> _Units:
             if r[1] > den:
                 den = r[1]
             bookings.append((fd.code, [], fd.node_ids, r))
+    return bookings, den
 
-    remaining = {v: n * (den // d) for v, (n, d) in costs.items()}  # absent: nothing left
-    cost = sum(remaining.values())
+
+def _book(findings: Iterable[FindingLike], f: _Facts
+          ) -> tuple[int, dict[str, int], dict[str, int]]:
+    """Book the findings' waste on their nodes (never more than a node's remaining cost):
+    the unit denominator, each node's remaining cost and the waste by code, in those units."""
+    bookings, den = _bookings(findings, f.den)
+    remaining = {v: n * (den // d) for v, (n, d) in f.costs.items()}  # absent: nothing left
     waste: dict[str, int] = {}
 
     def book(code: str, nid: str, amount: int) -> int:
@@ -345,26 +358,34 @@ def _allocate_units(findings: Iterable[FindingLike], f: _Facts) -> _Units:
             if left <= 0:
                 break
             left -= book(code, nid, left)
-    sets = _causal_sets(f)
+    return den, remaining, waste
+
+
+def _allocate_units(findings: Iterable[FindingLike], f: _Facts) -> _Units:
+    """Waste is exactly what the findings book; every other dollar is productive: causal
+    cost split equally among the seeds that need it, and off-path cost no finding explains
+    split equally among all seeds (it is not waste: nobody can open a finding for it)."""
+    den, remaining, waste = _book(findings, f)
+    cost = sum(f.costs[v][0] * (den // f.costs[v][1]) for v in f.costs)
+    sets = _causal_sets(f) or {FINAL: frozenset()}
     if len(sets) == 1:  # one seed (the common case): no split, no common multiple
         ((key, members),) = sets.items()
-        kept = dead = 0
+        kept = off = 0
         for v, c in remaining.items():
             if v in members:
                 kept += c
             else:
-                dead += c
-        if dead:
-            waste[DEAD_END] = waste.get(DEAD_END, 0) + dead
-        return _Units(den, cost, {key: kept}, waste, members)
+                off += c
+        return _Units(den, cost, {key: kept + off}, waste, members, off)
     depends: dict[str, list[str]] = {}
     for key, members in sets.items():
         for v in members:
             depends.setdefault(v, []).append(key)
-    # Equal splits divide by the number of seeds sharing a node: count in 1/(den·lcm) units.
-    lcm = math.lcm(*{len(keys) for keys in depends.values()}) if depends else 1
+    # Equal splits divide by the number of seeds sharing a node (or by all seeds, for
+    # off-path cost): count in 1/(den·lcm) units.
+    lcm = math.lcm(len(sets), *{len(keys) for keys in depends.values()})
     productive = dict.fromkeys(sets, 0)
-    dead = 0
+    off = 0
     for v, c in remaining.items():
         if c == 0:
             continue
@@ -374,14 +395,16 @@ def _allocate_units(findings: Iterable[FindingLike], f: _Facts) -> _Units:
             for k in keys:
                 productive[k] += share
         else:
-            dead += c * lcm
+            off += c * lcm
+    if off:
+        share = off // len(sets)
+        for k in productive:
+            productive[k] += share
     waste = {k: w * lcm for k, w in waste.items()}
-    if dead:
-        waste[DEAD_END] = waste.get(DEAD_END, 0) + dead
-    return _Units(den * lcm, cost * lcm, productive, waste, frozenset(depends))
+    return _Units(den * lcm, cost * lcm, productive, waste, frozenset(depends), off)
 
 
-def allocate(G: nx.DiGraph, findings: Iterable[FindingLike] = ()) -> Allocation:
+def allocate(G: nx.DiGraph[str], findings: Iterable[FindingLike] = ()) -> Allocation:
     """Split the trace's cost (sum of node ``cost_usd``; unpriced nodes count 0) exactly."""
     u = _allocate_units(findings, _Facts(G))
     d = u.denominator
@@ -390,6 +413,7 @@ def allocate(G: nx.DiGraph, findings: Iterable[FindingLike] = ()) -> Allocation:
         {k: Fraction(v, d) for k, v in u.productive.items()},
         {k: Fraction(v, d) for k, v in u.waste.items()},
         u.causal,
+        Fraction(u.off_path, d),
     )
 
 
@@ -404,6 +428,8 @@ class Attribution:
     per_outcome_usd: Mapping[str, float]
     path: tuple[str, ...]  # causal nodes in execution order
     seeds: tuple[str, ...] = field(default=())
+    # cost outside every causal set that no finding explains (counted in productive_usd)
+    off_path_usd: float = 0.0
 
     @property
     def waste_total_usd(self) -> float:
@@ -418,7 +444,7 @@ class Attribution:
         return out
 
 
-def attribute_trace(G: nx.DiGraph, findings: Iterable[FindingLike] = ()) -> Attribution:
+def attribute_trace(G: nx.DiGraph[str], findings: Iterable[FindingLike] = ()) -> Attribution:
     """Attribute one trace graph (the contract of :mod:`analyzers.graph`)."""
     f = _Facts(G)
     u = _allocate_units(findings, f)
@@ -433,4 +459,5 @@ def attribute_trace(G: nx.DiGraph, findings: Iterable[FindingLike] = ()) -> Attr
         per_outcome_usd={k: v / d for k, v in u.productive.items()},
         path=tuple([v for _, v, _ in f._keys if v in causal]),  # in order
         seeds=tuple(u.productive),
+        off_path_usd=u.off_path / d,
     )

@@ -15,6 +15,11 @@ Called by :func:`analyzers.churn.analyze`, which books each node's waste once.
   step's output *is* consumed, and which holds no outcome and not the final LLM call. It
   fires only when the producer sends explicit ``uses`` edges (without them the causal set
   degrades to the span tree, methods §8). Waste: the branch's full cost. Confidence 0.7.
+  Also an LLM call outside every causal set (:func:`analyzers.attribution.causal_sets`) whose
+  output no step consumed, while a later call on the causal path declared its inputs with
+  explicit ``uses`` edges (a draft nobody used). Failed calls, attempts a retry superseded
+  and calls in a flagged branch are left to their own rules. Counterfactual: the calls not
+  made. Confidence 0.6.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import networkx as nx
 
+from analyzers.attribution import causal_sets
 from analyzers.callkeys import minhash, shingles, similarity
 from analyzers.common import make_finding
 from analyzers.config import AnalyzerConfig
@@ -121,7 +127,7 @@ def _reprompts_and_overrides(v: TraceView, c: Calls, cfg: AnalyzerConfig) -> lis
 def _dead_ends(v: TraceView, c: Calls) -> list[Finding]:
     if not v.edges.get("uses"):
         return []  # without a uses edge no branch is consumed
-    pred = v.G._pred  # networkx's predecessor dicts, read only
+    pred = v.G.pred
     if not any("parent" in (d.get("kinds") or ())
                for b in (*v.by_kind.get("agent", ()), *v.by_kind.get("chain", ()))
                for d in pred[b].values()):
@@ -131,7 +137,7 @@ def _dead_ends(v: TraceView, c: Calls) -> list[Finding]:
         children[u].append(w)
     groups = {p: ch for p, ch in children.items()
               if any(v.A[b].get("kind") in ("agent", "chain") for b in ch) and len(ch) >= 2}
-    succ = v.G._succ  # networkx's adjacency dict, read only
+    succ = v.G.succ
     if not groups or not any(not succ[u][w].get("inferred") for u, w in v.edges.get("uses", ())):
         return []
     llms = [n for n in v.order if v.A[n].get("kind") == "llm"]
@@ -176,7 +182,41 @@ def _dead_ends(v: TraceView, c: Calls) -> list[Finding]:
     return out
 
 
+def _unused_calls(v: TraceView, branches: list[Finding]) -> list[Finding]:
+    """LLM calls off every causal path whose output nothing consumed, when a later causal
+    call declared its inputs explicitly (one finding per trace)."""
+    explicit = [w for u, w in v.edges.get("uses", ()) if not v.G.edges[u, w].get("inferred")]
+    if not explicit:
+        return []
+    causal: set[str] = set().union(*causal_sets(v.G).values())
+    declared = [w for w in explicit if w in causal and v.A[w].get("kind") == "llm"]
+    if not declared:
+        return []
+    last = max(v.pos[w] for w in declared)
+    superseded = {u for u, _ in v.edges.get("retry_of", ())}
+    flagged = {n for f in branches for n in f.node_ids}
+    calls = [n for n in v.by_kind.get("llm", ())
+             if n not in causal and n not in superseded and n not in flagged
+             and v.pos[n] < last and v.A[n].get("status", "ok") == "ok" and v.cost[n] > 0
+             and not any(not _DATA.isdisjoint(ks) for _, ks in v.out_kinds.get(n, ()))]
+    if not calls:
+        return []
+    consumer = min((w for w in declared if v.pos[w] > v.pos[calls[-1]]), key=v.pos.__getitem__)
+    names = sorted({v.label(n) for n in calls})
+    return [make_finding(
+        v.G, "churn.dead_end", calls, {n: v.cost[n] for n in calls}, attrs=v.A,
+        tokens=v.tokens(calls), confidence=0.6,
+        evidence={"unused_calls": calls, "consumer": consumer,
+                  "consumer_inputs": sorted(u for u, w in v.edges.get("uses", ()) if w == consumer),
+                  "counterfactual": "the calls not made"},
+        message=f"{len(calls)} call(s) to {', '.join(f'`{x}`' for x in names)} produced output no "
+        f"later step used (`{v.label(consumer)}` declared its inputs): {{usd}} wasted; drop the "
+        "call or use its output.",
+    )]
+
+
 def analyze(v: TraceView, c: Calls, config: AnalyzerConfig) -> list[Finding]:
     """Control-flow churn findings (not yet booked once)."""
+    branches = _dead_ends(v, c)
     return [*_retry_storms(v, config), *_reprompts_and_overrides(v, c, config),
-            *_dead_ends(v, c)]
+            *branches, *_unused_calls(v, branches)]

@@ -57,11 +57,12 @@ def test_shared_retrieval_is_split_equally_between_two_outcomes() -> None:
     assert sets["o1"] == {"o1", "a1", "r", "R"}
     assert sets["o2"] == {"o2", "a2", "r", "R"}
     a = attribute_trace(G)
-    # o1: half of r (0.15) + a1 (0.50); o2: half of r (0.15) + a2 (0.70); x is a dead end.
-    assert math.isclose(a.per_outcome_usd["o1"], 0.65)
-    assert math.isclose(a.per_outcome_usd["o2"], 0.85)
-    assert dict(a.waste_usd) == {DEAD_END: 0.10}
-    assert math.isclose(a.productive_usd, 1.50) and math.isclose(a.cost_usd, 1.60)
+    # o1: half of r (0.15) + a1 (0.50); o2: half of r (0.15) + a2 (0.70); x is off every
+    # causal path but no finding explains it: not waste, shared equally (0.05 each).
+    assert math.isclose(a.per_outcome_usd["o1"], 0.70)
+    assert math.isclose(a.per_outcome_usd["o2"], 0.90)
+    assert dict(a.waste_usd) == {} and math.isclose(a.off_path_usd, 0.10)
+    assert math.isclose(a.productive_usd, 1.60) and math.isclose(a.cost_usd, 1.60)
 
 
 def test_retried_attempt_is_waste_and_findings_are_booked_by_code() -> None:
@@ -81,9 +82,10 @@ def test_retried_attempt_is_waste_and_findings_are_booked_by_code() -> None:
     a = attribute_trace(G, fs)
     # Causal chain (previous-sibling rule, superseded attempts skipped): fin > t2 > t1 > q.
     assert a.path == ("R", "q", "t1", "t2", "fin")
-    assert dict(a.waste_usd) == {"bloat.unused_context": 0.75, DEAD_END: 2.00,
-                                 "churn.exact_repeat": 0.50}
-    assert math.isclose(a.productive_usd, 0.25 + 0.50 + 1.25)
+    # the superseded attempts are off the path; no finding books them, so they are not waste
+    assert dict(a.waste_usd) == {"bloat.unused_context": 0.75, "churn.exact_repeat": 0.50}
+    assert math.isclose(a.off_path_usd, 2.00)
+    assert math.isclose(a.productive_usd, 0.25 + 0.50 + 1.25 + 2.00)
     assert math.isclose(a.productive_usd + a.waste_total_usd, a.cost_usd)
 
 
@@ -96,7 +98,23 @@ def test_final_output_without_outcome_nodes_prefers_ok_latest_leaf() -> None:
     assert final_output(G) == "l"
     a = attribute_trace(G)
     assert a.seeds == (FINAL,) and a.path == ("R", "l")
-    assert dict(a.waste_usd) == {DEAD_END: 0.5}
+    assert dict(a.waste_usd) == {} and a.off_path_usd == 0.5
+
+
+def test_waste_is_exactly_the_findings_booking() -> None:
+    """Off-path cost is never booked as waste: attribution's waste by code is what the
+    findings book (here a dead end the analyzer found, beside an unexplained failed call)."""
+    G = build_trace_graph({"trace_id": "t"}, [
+        node("R", "agent", 0.0, parent=None),
+        node("r", "retrieval", 0.5, cost=0.125, documents=[{"id": "d1"}]),
+        node("draft", "llm", 1.0, cost=0.25),
+        node("bad", "llm", 2.0, cost=0.5, status="error"),
+        node("l", "llm", 3.0, cost=1.0, uses=["d1"]),
+    ], [])
+    al = allocate(G, [finding(DEAD_END, ("draft",), 0.25)])
+    assert al.causal == {"R", "r", "l"}
+    assert al.waste == {DEAD_END: Fraction(0.25)} and al.off_path == Fraction(0.5)
+    assert al.productive == {FINAL: Fraction(1.625)}
 
 
 def test_finding_waste_never_exceeds_node_cost() -> None:
@@ -121,7 +139,8 @@ def random_traces(draw: st.DrawFn) -> tuple[nx.DiGraph, list[Finding]]:
             status=draw(st.sampled_from(["ok", "error"])),
         ))
     G = build_trace_graph({"trace_id": "t"}, nodes, [])
-    codes = st.sampled_from(["churn.exact_repeat", "bloat.over_retrieval", "routing.overpowered_model"])
+    codes = st.sampled_from(["churn.exact_repeat", "bloat.over_retrieval",
+                             "routing.overpowered_model"])
     fs = []
     for _ in range(draw(st.integers(0, 3))):
         ids = tuple(draw(st.lists(st.sampled_from(list(G.nodes)), min_size=1, max_size=3)))
@@ -173,7 +192,10 @@ def test_equal_split_equals_shapley_value(trace: tuple[nx.DiGraph, list[Finding]
         return
     al = allocate(G)  # no findings: all causal cost is shared
     cost = {v: Fraction(float(c or 0.0)) for v, c in G.nodes(data="cost_usd")}
-    assert al.productive == brute_force_shapley(sets, cost)
+    # off-path cost (no seed needs it) is a fixed cost outside the game, split equally
+    share = al.off_path / len(sets) if sets else Fraction(0)
+    assert {k: v - share for k, v in al.productive.items()} == brute_force_shapley(sets, cost) \
+        or not sets
 
 
 def test_findings_per_node_booking_is_used_when_recorded() -> None:

@@ -6,7 +6,8 @@ genai-prices list price ($2.50 in / $10 out per MTok) that is exactly $0.01 a ca
 Week 2026-W47 (from Monday 2026-11-16), workflow ``support``:
 
 * task T1: attempts a1 and a2 fail, a3 succeeds (outcome node, value $30);
-* task T2: one trace; a draft answer nobody used ($0.01 dead end), then the answer (success);
+* task T2: one trace; a draft answer nobody used (a $0.01 ``churn.dead_end`` finding: the
+  answer declared its inputs with ``uses`` and the draft is not among them), then the answer;
 * task T3: one trace, its outcome ($50) arrives late over REST, after analysis.
 
 Week 2026-W46: task T0, one successful single-call trace.
@@ -21,8 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tracestore.ingest.pipeline import project_id_for
-from tracestore.reports.summaries import summarize_traces
-from tracestore.store.engine import make_engine, session_scope
+from tracestore.store.engine import make_engine
 
 W47 = 1794787200.0  # Monday 2026-11-16 00:00 UTC
 W46 = W47 - 7 * 86400
@@ -66,23 +66,14 @@ TRACES = [
 ]
 
 
-def summarize(client: TestClient, ids: list[str]) -> None:
-    settings = client.app.state.settings  # type: ignore[attr-defined]
-    engine = make_engine(settings.database_url)
-    try:
-        pid = project_id_for(engine, settings.project)
-        with session_scope(engine) as s:
-            summarize_traces(s, project_id=pid, trace_ids=ids)
-    finally:
-        engine.dispose()
-
-
 @pytest.fixture
 def loaded(client: TestClient) -> TestClient:
     r = client.post("/api/v1/traces", json=TRACES)
     assert r.status_code == 200, r.text
     assert client.get("/api/v1/traces/a1").json()["cost_usd"] == pytest.approx(0.01)
-    summarize(client, [t["trace_id"] for t in TRACES])
+    # analysis stores the findings and, in the same transaction, the per-trace summaries
+    r = client.post("/api/v1/analyze", json={})
+    assert r.status_code == 200 and r.json()["traces_analyzed"] == len(TRACES), r.text
     r = client.put("/api/v1/workflows/support",
                    json={"baseline_cost_per_outcome_usd": 0.05, "outcome_value_usd": 10.0})
     assert r.status_code == 200, r.text
@@ -270,7 +261,9 @@ def test_sql_path_grouping_matches_the_pure_reference(loaded: TestClient) -> Non
             got = wasteful_paths(s, project_id=pid)
     finally:
         engine.dispose()
-    key = lambda g: (g.workflow, g.signature)
+    def key(g: Any) -> tuple[Any, ...]:
+        return (g.workflow, g.signature)
+
     assert len(got) == len(expected) == 2
     for a, b in zip(sorted(got, key=key), sorted(expected, key=key), strict=True):
         assert (a.traces, a.successes, a.decided, a.example_trace_ids) == (
