@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any
 
 __all__ = ["AnalyzerConfig"]
 
@@ -54,20 +52,25 @@ class AnalyzerConfig:
     chars_per_token: float = 4.0  # OpenAI's rule of thumb for English text
     # routing — methods §6.3
     simple_max_output_tokens: int = 256  # R1
-    simple_step_words: tuple[str, ...] = (  # R1 task classes
+    # R1 shape: an output this short is a label, a number or a yes/no (a class name or an id
+    # is 1-5 tokens; 16 leaves room for a short phrase), whatever the step is called
+    label_max_output_tokens: int = 16
+    # R1 shape: a compression (summary, extraction) reads at least 4x what it writes
+    compression_min_ratio: float = 4.0
+    simple_step_words: tuple[str, ...] = (  # R1 task classes, in a step name or a prompt's head
         "classify", "classification", "extract", "format", "route", "router", "label", "tag",
-        "detect", "sentiment", "intent", "categor", "parse", "normalize", "short_summary",
+        "detect", "sentiment", "intent", "categor", "parse", "normalize", "summar", "condens",
+        "tldr", "convert",
     )
     routing_min_samples: int = 20  # R2: ≥ 20 calls on the cheaper tier
     routing_margin: float = 0.02  # R2: success ≥ frontier rate − 2 pp
+    # R2: a cheaper tier "fails" a step only when its lower success rate is significant
+    # (one-sided two-proportion z-test at 95%), not when trace outcomes wobble by chance
+    routing_z: float = 1.645
+    # R1 hard negative with no history of the dearer tier: the cheaper tier succeeds on
+    # under 80% of the step's runs
+    routing_fail_floor: float = 0.8
     reasoning_min_samples: int = 20  # R3: ≥ 20 occurrences
     # model → USD per million tokens: {"input_mtok", "output_mtok", "cache_read_mtok",
     # "cache_write_mtok"}; the runtime fills it from the price book (genai-prices).
     price_table: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-
-    @cached_property
-    def memo(self) -> dict[Any, Any]:
-        """Lookups derived from this (immutable) config, filled on first use — e.g. a model's
-        rates in the price table (:func:`analyzers.common.rates_for`). Not a field: not
-        compared, not copied by ``dataclasses.replace``."""
-        return {}

@@ -68,5 +68,84 @@ def test_a_tool_calling_or_long_output_step_is_not_simple() -> None:
     G.add_edge("l", "t", kinds=("tool_call",), inferred=False)
     assert routing.analyze(G, baseline=None, config=cfg) == []
     G = _classify()
-    G.nodes["l"]["name"] = "stage_two"  # "tag" inside a word is not the tag task
+    # a 120-token output that is not a label: "tag" inside a word is not the tag task
+    G.nodes["l"].update(name="stage_two", output_tokens=120)
     assert routing.analyze(G, baseline=None, config=cfg) == []
+
+
+def _call(name: str, inp: int, out: int, model: str = "gpt-4o", **kw: object) -> nx.DiGraph:
+    G = nx.DiGraph(trace_id="t", workflow="w")
+    r = PRICES[model]
+    cost = (inp * r["input_mtok"] + out * r["output_mtok"]) / 1e6
+    G.add_node("l", kind="llm", name=name, model=model, input_tokens=inp, output_tokens=out,
+               cost_usd=cost, order=0, status="ok", **kw)
+    return G
+
+
+PRICES = {"gpt-4o": {"input_mtok": 2.5, "output_mtok": 10.0},
+          "gpt-4o-mini": {"input_mtok": 0.15, "output_mtok": 0.6},
+          "gpt-5": {"input_mtok": 1.25, "output_mtok": 10.0},
+          "gpt-5-mini": {"input_mtok": 0.25, "output_mtok": 2.0}}
+CFG = AnalyzerConfig(price_table=PRICES)
+
+
+def _samples(step: str, tier_model: str, n: int, ok: int) -> list[StepSample]:
+    return [StepSample("w", step, "llm", tier_model, model_tier(tier_model), 1000, 50, 0,
+                       i < ok, None) for i in range(n)]
+
+
+def test_overpowered_from_the_step_shape_not_its_name() -> None:
+    """A two-line summary (90 output tokens of 3,000 read, no tools) on gpt-4o: flagged with
+    no corpus at all, priced on the same vendor's cheaper model, recomputable from evidence."""
+    G = _call("summarize_changes", 3000, 90)
+    [f] = routing.analyze(G, baseline=None, config=CFG)
+    assert f.code == "routing.overpowered_model" and f.evidence["shape"] == "summarize"
+    assert f.confidence == 0.5 and f.evidence["alternative_model"] == "gpt-4o-mini"
+    ev = f.evidence
+    rates, use = ev["alternative_rates_per_mtok"], ev["usage"]
+    alt = (use["uncached_input_tokens"] * rates["input"] + use["output_tokens"]
+           * rates["output"]) / 1e6
+    assert f.wasted_cost_usd == pytest.approx(G.nodes["l"]["cost_usd"] - alt, abs=1e-9)
+    # a label-sized output under any name; structured output (JSON) under any name
+    assert [x.evidence["shape"] for x in routing.analyze(
+        _call("step_7", 900, 3), baseline=None, config=CFG)] == ["label"]
+    assert [x.evidence["shape"] for x in routing.analyze(
+        _call("step_7", 900, 60, output='{"policy_id": "P-1", "amount": 12.5}'),
+        baseline=None, config=CFG)] == ["structured"]
+    # the instruction at the head of the prompt names the task
+    assert [x.evidence["shape"] for x in routing.analyze(
+        _call("step_7", 3000, 90, prompt="Summarise this diff in two lines.\n..."),
+        baseline=None, config=CFG)] == ["summarise"]
+
+
+def test_overpowered_hard_negatives() -> None:
+    # an answer of 100 tokens from a long prompt with no classify/extract/summarise task
+    assert routing.analyze(_call("answer_ticket", 2000, 100,
+                                 prompt="You are the support assistant of Acme. Policy 1."),
+                           baseline=None, config=CFG) == []
+    # reasoning that was used (150 of 200 output tokens)
+    assert routing.analyze(_call("summarize_plan", 3000, 200, model="gpt-5",
+                                 reasoning_tokens=150), baseline=None, config=CFG) == []
+    # a step that calls tools
+    G = _call("summarize_changes", 3000, 90)
+    G.add_node("t", kind="tool", tool_name="read_file", order=1)
+    G.add_edge("l", "t", kinds=("tool_call",), inferred=False)
+    assert routing.analyze(G, baseline=None, config=CFG) == []
+    # the cheaper tier fails this step in the corpus (significantly): quiet
+    base = compute_baselines([*_samples("classify_clause", "gpt-4o", 24, 22),
+                              *_samples("classify_clause", "gpt-4o-mini", 36, 18)])["w"]
+    assert routing.analyze(_call("classify_clause", 800, 5), baseline=base, config=CFG) == []
+
+
+def test_corpus_evidence_raises_confidence_and_needs_few_frontier_runs() -> None:
+    # 3 frontier runs and 20 cheaper ones, 88% vs 85% (not a significant gap): the corpus
+    # route fires without ten frontier runs
+    base = compute_baselines([*_samples("classify_intent", "gpt-4o", 3, 3),
+                              *_samples("classify_intent", "gpt-4o-mini", 20, 17)])["w"]
+    [f] = routing.analyze(_call("classify_intent", 800, 5), baseline=base, config=CFG)
+    assert f.code == "routing.cheaper_model_sufficient" and 0.6 < f.confidence < 0.7
+    # fewer than 20 cheaper runs that succeeded: the shape rule, with the corpus' support
+    base = compute_baselines([*_samples("classify_intent", "gpt-4o-mini", 8, 8)])["w"]
+    [f] = routing.analyze(_call("classify_intent", 800, 5), baseline=base, config=CFG)
+    assert f.code == "routing.overpowered_model" and f.confidence == 0.65
+    assert f.evidence["cheaper_tier_success"] == [[8, 8]]
