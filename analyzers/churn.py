@@ -67,7 +67,6 @@ from analyzers.view import CallKey, TraceView
 __all__ = ["Calls", "analyze", "find"]
 
 EXACT_JACCARD_MAX = 32  # group size up to which pairwise exact Jaccard beats MinHash/LSH
-_MEMO_MAX = 4096  # tool names remembered per config (Calls)
 
 
 class Calls:
@@ -78,19 +77,10 @@ class Calls:
         self.changes: list[int] = []  # positions of state-changing tool calls, ascending
         A, pos = v.A, v.pos
         prefixes = config.read_only_prefixes
-        # whether a tool name changes state, remembered per name in the (immutable) config's
-        # memo: a trace calls few distinct tools and a corpus reuses them (bounded, in case
-        # a producer puts ids in tool names)
-        memo: dict[str, bool] = config.memo.setdefault("state_changing", {})
         for n in v.by_kind.get("tool", ()):
             a = A[n]
             name = a.get("tool_name") or a.get("name") or ""
-            changes = memo.get(name) if type(name) is str else None
-            if changes is None:
-                changes = not str(name).lower().startswith(prefixes)
-                if type(name) is str and len(memo) < _MEMO_MAX:
-                    memo[name] = changes
-            if changes:
+            if not str(name).lower().startswith(prefixes):
                 self.changes.append(pos[n])
         self.streams = v.streams
 
@@ -225,20 +215,44 @@ def _repeats(v: TraceView, c: Calls, cfg: AnalyzerConfig, claimed: set[str],
                     if res is not None and len(same) > 1:
                         if not idx:
                             idx.update(zip(stream, range(len(stream)), strict=True))
-                        _classify(v, cfg, same, res, idx, out)
+                        if res.startswith("error:"):
+                            later = [n for n in seg if v.pos[n] > v.pos[same[-1]]]
+                            _error_loop(v, cfg, same, res, any(map(v.result_ok, later)), out)
+                        else:
+                            _classify(v, cfg, same, idx, out)
 
 
-def _classify(v: TraceView, cfg: AnalyzerConfig, same: list[str], res: str,
+def _error_advice(err: str, recovered: bool) -> str:
+    """Advice that fits the evidence: a transient error (timeout, connection, rate limit) or
+    one an identical later call got past is not a deterministic error."""
+    if recovered:
+        return ("an identical call succeeded later, so the error is intermittent: back off "
+                "with jitter and cap the retries instead of retrying at once")
+    if churn_flow.is_transient(err):
+        return ("the error is transient: back off with jitter and cap the retries, or check "
+                "the dependency's health")
+    return "stop retrying a deterministic error: fix the input or the call first"
+
+
+def _error_loop(v: TraceView, cfg: AnalyzerConfig, same: list[str], res: str,
+                recovered: bool, out: list[Finding]) -> None:
+    n = len(same)
+    if n < cfg.error_loop_min:
+        return
+    err = res.split(":", 1)[1] or "error"
+    transient = churn_flow.is_transient(err)
+    out.append(_finding(v, "churn.error_loop", same, 0.95,
+                        {"error_type": err, "transient": transient,
+                         "later_identical_call_succeeded": recovered,
+                         "counterfactual": "the repeated failing calls not made"},
+                        f"`{v.label(same[0])}` failed {n} times the same way ({err}) with the "
+                        f"same input: {{usd}} wasted; {_error_advice(err, recovered)}."))
+
+
+def _classify(v: TraceView, cfg: AnalyzerConfig, same: list[str],
               idx: dict[str, int], out: list[Finding]) -> None:
     name = v.label(same[0])
     n = len(same)
-    if res.startswith("error:"):
-        if n >= cfg.error_loop_min:
-            err = res.split(":", 1)[1] or "error"
-            out.append(_finding(v, "churn.error_loop", same, 0.95, {"error_type": err},
-                                f"`{name}` failed {n} times the same way ({err}) with the same "
-                                "input: {usd} wasted; stop retrying a deterministic error."))
-        return
     run = best = 1
     for a, b in itertools.pairwise(same):
         run = run + 1 if idx[b] == idx[a] + 1 else 1

@@ -2,9 +2,11 @@
 Called by :func:`analyzers.churn.analyze`, which books each node's waste once.
 
 - ``churn.retry_storm`` (methods §6.1 C6): attempts of one logical call are the components of
-  ``retry_of`` edges. ≥3 attempts, or 2 attempts with unchanged input whose retry costs ≥ 20%
-  of the trace (a retry with changed arguments is a fix, not a storm). Waste: every attempt but
-  the last. Confidence 0.85 (0.75 for the cost-share rule).
+  ``retry_of`` edges. Only retries that repeat the previous attempt's input count (a retry with
+  changed arguments is a fix, not a storm): ≥3 attempts of one input, or 2 whose retry costs
+  ≥ 20% of the trace. Waste: every attempt an unchanged retry repeated. Confidence 0.85 (0.75
+  for the cost-share rule; 0.6 when an attempt's input is unknown, where only ≥3 attempts
+  count). Advice names back-off for transient errors (timeouts, connection, rate limits).
 - ``churn.reprompt`` (C7): an LLM call whose prompt is near-identical (MinHash J ≥ 0.9, or the
   same call key) to an earlier call whose output a human rejected/overrode or a guardrail
   failed. Waste: the rejected call. Confidence 0.8.
@@ -24,6 +26,7 @@ Called by :func:`analyzers.churn.analyze`, which books each node's waste once.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
@@ -39,9 +42,35 @@ from analyzers.view import TraceView
 if TYPE_CHECKING:
     from analyzers.churn import Calls
 
-__all__ = ["analyze", "rejections"]
+__all__ = ["TRANSIENT", "analyze", "is_transient", "rejections"]
 
 _DATA = frozenset({"uses", "tool_call", "reviews", "link"})
+
+
+TRANSIENT = ("timeout", "timedout", "deadline", "connection", "connect", "unavailable",
+             "overloaded", "ratelimit", "rate_limit", "toomanyrequests", "429", "502", "503",
+             "504", "internalserver", "servererror", "apierror", "temporar")
+
+
+def is_transient(error_type: object) -> bool:
+    """An error type that says "try again later" (a timeout, a dropped connection, a rate
+    limit, a 5xx from the provider) rather than "this input is wrong".
+
+    >>> is_transient("ReadTimeout"), is_transient("RateLimitError"), is_transient("SyntaxError")
+    (True, True, False)
+    """
+    e = str(error_type or "").lower().replace(" ", "").replace("-", "")
+    return any(t in e for t in TRANSIENT)
+
+
+def _repeated_attempts(v: TraceView, attempts: list[str]) -> tuple[list[str], bool]:
+    """The attempts a retry repeated with the *same* input (the fixes, retries with changed
+    arguments, are not waste), and whether every attempt's input is known."""
+    keys = v.keys
+    known = all(n in keys for n in attempts)
+    if not known:
+        return attempts[:-1], False
+    return [a for a, b in itertools.pairwise(attempts) if keys[a] == keys[b]], True
 
 
 def _retry_storms(v: TraceView, cfg: AnalyzerConfig) -> list[Finding]:
@@ -52,22 +81,34 @@ def _retry_storms(v: TraceView, cfg: AnalyzerConfig) -> list[Finding]:
     R = nx.Graph(pairs)
     for comp in sorted(nx.connected_components(R), key=lambda s: min(v.pos[n] for n in s)):
         attempts = sorted(comp, key=v.pos.__getitem__)
-        waste_nodes = attempts[:-1]
+        waste_nodes, known = _repeated_attempts(v, attempts)
         retry_cost = sum(v.cost[n] for n in waste_nodes)
-        unchanged = len({v.keys.get(n) for n in attempts}) == 1 and attempts[0] in v.keys
         total = v.total_cost
         by_share = total > 0 and retry_cost >= cfg.retry_storm_cost_share * total
-        if len(attempts) < cfg.retry_storm_attempts and not (unchanged and by_share):
+        # identical retries: >= 3 attempts in a row with one input, or costly ones; with
+        # inputs unknown, only the attempt count speaks (and confidence drops)
+        if not waste_nodes or (len(waste_nodes) + 1 < cfg.retry_storm_attempts
+                               and not (known and by_share)):
             continue
+        errors = [v.A[n].get("error_type") for n in waste_nodes
+                  if v.A[n].get("status") == "error"]
+        transient = bool(errors) and all(map(is_transient, errors))
+        advice = ("back off with jitter and cap the retries (the errors were transient)"
+                  if transient else "fix the cause of the failure or cap the retries")
         out.append(make_finding(
             v.G, "churn.retry_storm", attempts, {n: v.cost[n] for n in waste_nodes},
             attrs=v.A, tokens=v.tokens(waste_nodes),
-            confidence=0.85 if len(attempts) >= cfg.retry_storm_attempts else 0.75,
-            evidence={"attempts": len(attempts), "input_unchanged": unchanged,
+            confidence=(0.85 if len(waste_nodes) + 1 >= cfg.retry_storm_attempts else 0.75)
+            if known else 0.6,
+            evidence={"attempts": len(attempts), "repeated_unchanged": len(waste_nodes),
+                      "input_unchanged": len(waste_nodes) == len(attempts) - 1 if known
+                      else "unknown", "error_types": sorted({str(e) for e in errors}),
+                      "transient": transient,
                       "retry_share_of_trace_cost": round(retry_cost / total, 4) if total else 0,
+                      "counterfactual": "the repeated attempts not made",
                       "thresholds": [cfg.retry_storm_attempts, cfg.retry_storm_cost_share]},
             message=f"{len(attempts)} attempts of `{v.label(attempts[-1])}`: {{usd}} spent on "
-            "retries; fix the cause of the failure or cap the retries.",
+            f"retries with unchanged input; {advice}.",
         ))
     return out
 
