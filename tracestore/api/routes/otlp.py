@@ -1,5 +1,7 @@
-"""OTLP/HTTP trace ingest: ``POST /v1/traces`` and the Langfuse alias
-``POST /api/public/otel/v1/traces``.
+"""OTLP/HTTP ingest: ``POST /v1/traces`` and the Langfuse alias
+``POST /api/public/otel/v1/traces``; ``POST /v1/logs`` (GenAI content events, attached to
+their spans' nodes, :mod:`tracestore.ingest.otlp.logs`); ``POST /v1/metrics`` (answered,
+not stored).
 
 Responses follow the OTLP spec (shared/reference/conventions.md §1.2) where clients depend on
 it: a 200 carries an ``ExportTraceServiceResponse`` in the request's encoding (0 bytes of
@@ -20,6 +22,12 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
@@ -28,10 +36,19 @@ from starlette.concurrency import run_in_threadpool
 from tracestore.api.deps import IngestProjectDep, SettingsDep, WriterDep
 from tracestore.api.problems import PROBLEM_JSON
 from tracestore.config import Settings
-from tracestore.errors import Overloaded, PayloadTooLarge, TracestoreError, UnsupportedMediaType
+from tracestore.errors import (
+    BadRequest,
+    Overloaded,
+    PayloadTooLarge,
+    TracestoreError,
+    UnsupportedMediaType,
+)
 from tracestore.ingest.otlp import ToolCallJoiner
+from tracestore.ingest.otlp.logs import ContentJoiner, decode_logs_json, decode_logs_protobuf
 from tracestore.ingest.otlp.prepare import MAX_REASONS, PrepareConfig, PreparePool, prepare
 from tracestore.ingest.pipeline import Writer, decompress
+from tracestore.ingest.write import TraceRows
+from tracestore.store.engine import session_scope
 
 router = APIRouter(tags=["otlp"])
 
@@ -93,7 +110,19 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _export(writer: Writer, settings: Settings, joiner: ToolCallJoiner,
+def _joiners(request: Request) -> tuple[ToolCallJoiner, ContentJoiner]:
+    """The app's tool-call and log-content joiners (made on first use)."""
+    state = request.app.state
+    joiner = getattr(state, "otlp_joiner", None)
+    if joiner is None:
+        joiner = state.otlp_joiner = ToolCallJoiner()
+    content = getattr(state, "otlp_content", None)
+    if content is None:
+        content = state.otlp_content = ContentJoiner()
+    return joiner, content
+
+
+def _export(writer: Writer, settings: Settings, joiner: ToolCallJoiner, content: ContentJoiner,
             pool: PreparePool | None, project_id: int, body: bytes,
             encoding: str) -> tuple[int, str]:
     """Prepare (in a worker process when there is a pool) and store one request; returns
@@ -103,6 +132,9 @@ def _export(writer: Writer, settings: Settings, joiner: ToolCallJoiner,
         p = pool.prepare(body, encoding, project_id, cfg)
     else:
         p = prepare(body, encoding, project_id, cfg)
+    if len(content):  # spans whose GenAI log events came first
+        with _joiner_lock:
+            content.fill(project_id, p.rows, settings.max_content_chars, writer.redactor)
     if p.decided or p.executed:
         with _joiner_lock:
             joined = joiner.join(project_id, p.decided, p.executed)
@@ -161,26 +193,169 @@ async def export_traces(
     ``x-langfuse-*``) are accepted."""
     encoding = _encoding(request.headers.get("content-type"))
     try:
-        if encoding is None:
-            raise UnsupportedMediaType(
-                f"Content-Type {request.headers.get('content-type')!r} is not OTLP; send "
-                f"{PROTOBUF} or {JSON}")
-        limit = settings.max_body_bytes
-        body = decompress(await _read_body(request, limit),
-                          request.headers.get("content-encoding"), limit)
-        joiner = getattr(request.app.state, "otlp_joiner", None)
-        if joiner is None:
-            joiner = request.app.state.otlp_joiner = ToolCallJoiner()
+        body, encoding = await _body(request, settings)
+        joiner, content = _joiners(request)
         pool = getattr(request.app.state, "otlp_pool", None)
         rejected, message = await run_in_threadpool(
-            _export, writer, settings, joiner, pool, project.id, body, encoding)
+            _export, writer, settings, joiner, content, pool, project.id, body, encoding)
     except TracestoreError as exc:
-        code = _GRPC_CODES.get(exc.status, _GRPC_INTERNAL)
-        if encoding != "protobuf":
-            exc.extra.setdefault("code", code)
-            exc.extra.setdefault("message", exc.detail)
-            raise
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Overloaded) else {}
-        return Response(status_pb(code, exc.detail), status_code=exc.status,
-                        media_type=PROTOBUF, headers=headers)
+        return _failure(exc, encoding)
     return _success(encoding, rejected, message)
+
+
+def _failure(exc: TracestoreError, encoding: str | None) -> Response:
+    """A protobuf request's error as a ``google.rpc.Status``; otherwise re-raised for the
+    problem+json handler, with the Status's ``code`` and ``message`` members added."""
+    code = _GRPC_CODES.get(exc.status, _GRPC_INTERNAL)
+    if encoding != "protobuf":
+        exc.extra.setdefault("code", code)
+        exc.extra.setdefault("message", exc.detail)
+        raise exc
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Overloaded) else {}
+    return Response(status_pb(code, exc.detail), status_code=exc.status,
+                    media_type=PROTOBUF, headers=headers)
+
+
+async def _body(request: Request, settings: Settings) -> tuple[bytes, str]:
+    """The decompressed body and its encoding (``protobuf``/``json``); 415 for another type."""
+    encoding = _encoding(request.headers.get("content-type"))
+    if encoding is None:
+        raise UnsupportedMediaType(
+            f"Content-Type {request.headers.get('content-type')!r} is not OTLP; send "
+            f"{PROTOBUF} or {JSON}")
+    limit = settings.max_body_bytes
+    body = decompress(await _read_body(request, limit),
+                      request.headers.get("content-encoding"), limit)
+    return body, encoding
+
+
+def _store_logs(writer: Writer, settings: Settings, joiner: ToolCallJoiner,
+                content: ContentJoiner, project_id: int, body: bytes,
+                encoding: str) -> tuple[int, int]:
+    """Attach the GenAI events of a logs request to their nodes (stored or still to come);
+    returns (events taken, other log records)."""
+    decode = decode_logs_protobuf if encoding == "protobuf" else decode_logs_json
+    events, other = decode(body)
+    if not events:
+        return 0, other
+    with _joiner_lock:
+        touched = content.add(project_id, events)
+        # The writer's engine, in a transaction of its own: a few single-row UPDATEs (on
+        # SQLite they wait for the writer's lock through busy_timeout).
+        with session_scope(writer.engine) as session:
+            decided = content.store(session, project_id, touched, settings.max_content_chars,
+                                    writer.redactor)
+        joined = joiner.join(project_id, decided, {}) if decided else []
+    if joined:
+        rows = TraceRows()
+        for trace_id, llm, tool in joined:
+            rows.add_edge(project_id, trace_id, llm, tool, "tool_call")
+        writer.write_rows(project_id, rows)
+    return len(events), other
+
+
+def _partial(encoding: str, response: Any, field: str, count: int, message: str) -> Response:
+    """An Export*ServiceResponse in the request's encoding, ``partialSuccess`` when
+    ``count`` items (``field``: its proto field name) were not taken."""
+    if encoding == "protobuf":
+        if count or message:
+            setattr(response.partial_success, field, count)
+            response.partial_success.error_message = message
+        return Response(response.SerializeToString(), media_type=PROTOBUF)
+    body: dict[str, Any] = {}
+    if count or message:  # int64 is a decimal string in OTLP/JSON
+        camel = "".join(w.title() if i else w for i, w in enumerate(field.split("_")))
+        body["partialSuccess"] = {camel: str(count), "errorMessage": message}
+    return Response(orjson.dumps(body), media_type=JSON)
+
+
+_LOGS_OPENAPI: dict[str, Any] = {"requestBody": {
+    "required": True,
+    "description": "An OTLP ExportLogsServiceRequest, binary protobuf or OTLP/JSON, "
+    "optionally with Content-Encoding: gzip.",
+    "content": {PROTOBUF: _CONTENT, JSON: {"schema": {"type": "object"}}},
+}}
+_METRICS_OPENAPI: dict[str, Any] = {"requestBody": {
+    "required": True,
+    "description": "An OTLP ExportMetricsServiceRequest (protobuf or OTLP/JSON).",
+    "content": {PROTOBUF: _CONTENT, JSON: {"schema": {"type": "object"}}},
+}}
+
+
+def _answers(what: str, items: str) -> dict[int | str, dict[str, Any]]:
+    return {**_RESPONSES, 200: {**_RESPONSES[200], "description": (
+        f"{what} in the request's encoding; partialSuccess when {items} were not stored")}}
+
+
+@router.post("/v1/logs", summary="OTLP/HTTP log export: GenAI content events",
+             openapi_extra=_LOGS_OPENAPI,
+             responses=_answers("ExportLogsServiceResponse", "log records"),
+             response_class=Response)
+async def export_logs(
+    request: Request, project: IngestProjectDep, settings: SettingsDep, writer: WriterDep
+) -> Response:
+    """Attach GenAI content events (``gen_ai.*`` event names: user/system/assistant/tool
+    messages, choices, inference details) to the nodes of their spans, whichever arrives
+    first. Other log records are not stored: they are counted in ``partialSuccess``."""
+    encoding: str | None = None
+    try:
+        body, encoding = await _body(request, settings)
+        joiner, content = _joiners(request)
+        _taken, other = await run_in_threadpool(
+            _store_logs, writer, settings, joiner, content, project.id, body, encoding)
+    except TracestoreError as exc:
+        return _failure(exc, encoding)
+    message = (f"{other} log records are not GenAI events (gen_ai.* with a span id) and "
+               "were not stored") if other else ""
+    return _partial(encoding, ExportLogsServiceResponse(), "rejected_log_records", other,
+                    message)
+
+
+def _data_points(body: bytes, encoding: str) -> int:
+    """The data points of a metrics request (for ``rejectedDataPoints``)."""
+    kinds = ("gauge", "sum", "histogram", "exponential_histogram", "summary")
+    n = 0
+    if encoding == "protobuf":
+        req = ExportMetricsServiceRequest()
+        try:
+            req.ParseFromString(body)
+        except DecodeError as exc:
+            raise BadRequest(f"not an OTLP ExportMetricsServiceRequest: {exc}") from None
+        for rm in req.resource_metrics:
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    which = m.WhichOneof("data")
+                    if which in kinds:
+                        n += len(getattr(m, which).data_points)
+        return n
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"body is not JSON: {exc}") from None
+    for rm in doc.get("resourceMetrics", []) if isinstance(doc, dict) else ():
+        for sm in rm.get("scopeMetrics", []) if isinstance(rm, dict) else ():
+            for m in sm.get("metrics", []) if isinstance(sm, dict) else ():
+                for k in ("gauge", "sum", "histogram", "exponentialHistogram", "summary"):
+                    d = m.get(k) if isinstance(m, dict) else None
+                    if isinstance(d, dict) and isinstance(d.get("dataPoints"), list):
+                        n += len(d["dataPoints"])
+    return n
+
+
+@router.post("/v1/metrics", summary="OTLP/HTTP metric export (accepted, not stored)",
+             openapi_extra=_METRICS_OPENAPI,
+             responses=_answers("ExportMetricsServiceResponse", "data points (always)"),
+             response_class=Response)
+async def export_metrics(request: Request, project: IngestProjectDep,
+                         settings: SettingsDep) -> Response:
+    """Metrics are not stored; the OTLP answer says so (``partialSuccess`` with every data
+    point rejected), so SDKs that export metrics beside traces (Logfire, Traceloop) get a
+    valid response and never retry."""
+    encoding: str | None = None
+    try:
+        body, encoding = await _body(request, settings)
+        n = _data_points(body, encoding)
+    except TracestoreError as exc:
+        return _failure(exc, encoding)
+    return _partial(encoding, ExportMetricsServiceResponse(), "rejected_data_points", n,
+                    "tracestore does not store metrics; send traces to /v1/traces")
