@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from tracestore import __version__
 from tracestore.analysis.background import AnalysisWorker
+from tracestore.api import pages
 from tracestore.api.deps import document_auth
 from tracestore.api.middleware import AdmissionMiddleware
 from tracestore.api.problems import install_problem_handlers
@@ -72,7 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             writer.close()
             engine.dispose()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from the assets fastapi-offline ships: /docs works without internet.
+    app = FastAPIOffline(
         title="tracestore",
         version=__version__,
         description="Agent trace store and decision-trace analyzer: churn, context bloat, "
@@ -86,4 +89,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     document_auth(app)  # 401/403 in the OpenAPI document of every keyed route
     for module in (health, ingest, traces, otlp, findings, prices, digest, attribution, keys):
         app.include_router(module.router)
+    app.include_router(pages.router)  # analyst pages (docs/pages.md)
+    app.middleware("http")(pages.html_csp)
     return app

@@ -24,6 +24,7 @@ from tracestore.errors import Forbidden, Unauthorized
 from tracestore.ingest.pipeline import Writer, project_id_for
 
 __all__ = [
+    "PAGE_COOKIE",
     "AdminProjectDep",
     "EngineDep",
     "IngestProjectDep",
@@ -43,6 +44,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("tracestore.auth")
+
+# The cookie that carries a page visitor's API key (HttpOnly, SameSite=Strict).
+PAGE_COOKIE = "tracestore_key"
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,9 @@ def _authenticate(request: Request) -> ProjectCtx:
     engine = get_engine(request)
     settings = get_settings(request)
     key = credentials_from_header(request.headers.get("authorization"))
+    if key is None and getattr(request.state, "page", False):
+        # Pages also take the key entered once on /login (api/pages/routes.py).
+        key = getattr(request.state, "page_key", None) or request.cookies.get(PAGE_COOKIE)
     with Session(engine) as session:
         info = None if key is None else verify_key(session, key)
         if info is not None:

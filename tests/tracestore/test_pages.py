@@ -1,0 +1,200 @@
+"""The analyst pages: in headless Chromium (Debian's chromium driven by Playwright) on a demo
+store, and over HTTP for keys, isolation and escaping on both backends."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.tracestore.otlp_server import serve
+from tracestore.analysis import Window, analyze_window, default_suite
+from tracestore.api import create_app
+from tracestore.config import Settings
+from tracestore.demo.run import run_demo
+from tracestore.store.engine import make_engine
+
+EVIL = "<script>alert('x')</script>"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _demo_store(url: str, n: int = 400) -> None:
+    settings = Settings(database_url=url, settle_seconds=0)
+    run_demo(settings, n=n, echo=lambda _: None)
+    engine = make_engine(url)
+    try:
+        analyze_window(engine, project_id=1, window=Window(), suite=default_suite(),
+                       baseline_days=settings.baseline_days, now=time.time())
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('pages') / 'demo.db'}"
+    _demo_store(url)
+    with serve(Settings(database_url=url, settle_seconds=0)) as base:
+        evil = {"trace_id": "evil", "workflow": EVIL, "nodes": [
+            {"node_id": "a", "kind": "agent", "name": EVIL, "start": "2026-11-17T10:00:00Z",
+             "end": "2026-11-17T10:00:01Z"},
+            {"node_id": "b", "parent_id": "a", "kind": "llm", "name": EVIL, "model": "gpt-4o",
+             "provider": "openai", "prompt": EVIL, "input_tokens": 10, "output_tokens": 2,
+             "start": "2026-11-17T10:00:00.1Z", "end": "2026-11-17T10:00:00.5Z"}]}
+        assert httpx.post(f"{base}/api/v1/traces", json=evil, timeout=30).status_code == 200
+        yield base
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but chromium is not installed (.ci/run installs it)")
+        pytest.skip("chromium not installed: apt-get install -y chromium to run this test")
+    return path
+
+
+def _api(base: str, path: str, **params: Any) -> Any:
+    r = httpx.get(f"{base}{path}", params=params, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _money(text: str) -> float:
+    return float(re.sub(r"[^0-9.\-]", "", text))
+
+
+def test_pages_in_a_real_browser(demo_url: str, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=_chromium(), args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("dialog", lambda d: errors.append(f"dialog: {d.message}"))
+
+        page.goto(demo_url + "/")
+        week = page.input_value("input[name=week]")
+        assert re.fullmatch(r"\d{4}-W\d{2}", week)
+        page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
+        _check_overview_numbers(page, demo_url, week)
+
+        # overview → workflow → its paths → a path's traces → a trace
+        page.click("table[data-table=workflows] a >> nth=0")
+        assert page.locator("h1").inner_text().startswith("Workflow ")
+        page.screenshot(path=str(tmp_path / "workflow.png"), full_page=True)
+        page.click("table[data-table=paths] a >> nth=0")
+        assert page.locator("table[data-table=path-traces] a").count() > 0
+        page.click("table[data-table=path-traces] a >> nth=0")
+        assert page.locator("svg[data-chart=waterfall]").count() == 1
+
+        # findings page → the trace with the finding's nodes marked
+        page.goto(f"{demo_url}/findings?week={week}")
+        first = page.locator("table[data-table=findings] tr[data-finding] >> nth=0")
+        fid = first.get_attribute("data-finding")
+        first.locator("a[href^='/traces/']").click()
+        page.screenshot(path=str(tmp_path / "trace.png"), full_page=True)
+        trace_id = page.url.split("/traces/")[1].split("#")[0]
+        api_trace = _api(demo_url, f"/api/v1/traces/{trace_id}")
+        flagged = {n for f in api_trace["findings"] for n in f["node_ids"]}
+        marked = {e.get_attribute("data-node") for e in
+                  page.locator("svg[data-chart=waterfall] g[data-flagged]").all()}
+        assert flagged and marked == flagged
+        assert page.locator(f"#finding-{fid}").count() == 1
+
+        for path in ("/prices", "/paths", f"/digest?week={week}", "/docs"):
+            page.goto(demo_url + path)
+            page.wait_for_load_state("networkidle")
+        assert page.locator("#swagger-ui").count() == 1
+
+        page.goto(demo_url + "/traces/evil")
+        assert EVIL in page.locator("body").inner_text()  # shown as text, never run
+        assert page.locator("script").count() == 0
+        assert errors == [], errors
+        browser.close()
+
+
+def _check_overview_numbers(page: Any, base: str, week: str) -> None:
+    from analyzers.digest import week_bounds
+
+    _, _, since, until = week_bounds(week)
+    report = _api(base, "/api/v1/attribution", since=since, until=until, group_by="workflow")
+    spend = sum(g["spend_usd"] for g in report["groups"])
+    waste = sum(sum(g["waste_usd"].values()) for g in report["groups"])
+    assert _money(page.inner_text("[data-kpi=spend]")) == pytest.approx(spend, abs=0.006)
+    assert _money(page.inner_text("[data-kpi=waste]")) == pytest.approx(waste, abs=0.006)
+    shown = {c.get_attribute("data-cpo") for c in page.locator("td[data-cpo]").all()}
+    assert shown == {str(g["cost_per_outcome_usd"]) for g in report["groups"]}
+
+
+@pytest.fixture
+def keyed(db_url: str) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    from click.testing import CliRunner
+
+    from tracestore.cli.main import cli
+
+    keys: dict[str, str] = {}
+    runner = CliRunner()
+    for project, scope in (("p1", "read"), ("p2", "read"), ("p1", "ingest")):
+        r = runner.invoke(cli, ["keys", "create", "--project", project, "--scope", scope,
+                                "--database-url", db_url])
+        assert r.exit_code == 0, r.output
+        keys[f"{project}:{scope}"] = re.findall(r"ts_[A-Za-z0-9_\-]+", r.output)[0]
+    with TestClient(create_app(Settings(database_url=db_url, settle_seconds=0))) as c:
+        yield c, keys
+
+
+def test_pages_need_a_key_and_keep_projects_apart(
+        keyed: tuple[TestClient, dict[str, str]]) -> None:
+    c, keys = keyed
+    body = {"trace_id": "t1", "workflow": "w", "nodes": [
+        {"node_id": "a", "kind": "llm", "name": EVIL, "model": "gpt-4o", "provider": "openai",
+         "start": "2026-11-17T10:00:00Z", "end": "2026-11-17T10:00:02Z"}]}
+    ingest = {"authorization": f"Bearer {keys['p1:ingest']}"}
+    r = c.post("/api/v1/traces", json=body, headers=ingest)
+    assert r.status_code == 200, r.text
+    r = c.get("/traces/t1")
+    assert r.status_code == 401 and "API key is needed" in r.text
+    r = c.post("/login", content="key=bogus&next=/traces/t1",
+               headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 401
+    r = c.post("/login", content=f"key={keys['p1:read']}&next=/traces/t1",
+               headers={"content-type": "application/x-www-form-urlencoded"},
+               follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/traces/t1"
+    cookie = r.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    page = c.get("/traces/t1")
+    assert page.status_code == 200
+    assert EVIL not in page.text and "&lt;script&gt;" in page.text
+    assert "'none'" in page.headers["content-security-policy"]
+    assert "http" not in page.headers["content-security-policy"]
+    c.cookies.clear()
+    other = c.get("/traces/t1", headers={"authorization": f"Bearer {keys['p2:read']}"})
+    assert other.status_code == 404 and "<h1>" in other.text
+    mine = c.get("/traces/t1", headers={"authorization": f"Bearer {keys['p1:read']}"})
+    assert mine.status_code == 200
+
+
+def test_default_week_is_the_latest_complete_week_with_data(db_url: str) -> None:
+    with TestClient(create_app(Settings(database_url=db_url, settle_seconds=0))) as c:
+        for tid, start in (("a", "2026-11-10T10:00:00Z"), ("b", "2026-11-18T10:00:00Z")):
+            r = c.post("/api/v1/traces", json={"trace_id": tid, "workflow": "w", "nodes": [
+                {"node_id": "n", "kind": "llm", "model": "gpt-4o", "provider": "openai",
+                 "input_tokens": 1000, "start": start}]})
+            assert r.status_code == 200
+        page = c.get("/")
+        assert page.status_code == 200
+        assert 'name="week" value="2026-W47"' in page.text
+        assert c.get("/?week=9999-W99").status_code == 422
+        assert c.get("/docs").status_code == 200 and "cdn" not in c.get("/docs").text.lower()
