@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
+from tracestore.api import create_app
+from tracestore.config import Settings
 from tracestore.pricing.pricer import GENAI_PRICES_SOURCE
 
 
@@ -164,3 +169,53 @@ def test_outcome_inside_trace_and_late_outcome_update(client: TestClient) -> Non
     assert r.status_code == 200 and r.json() == {"accepted": 1}
     d = client.get("/api/v1/traces/t1").json()
     assert [(o["status"], o["value_usd"]) for o in d["outcomes"]] == [("success", 12.5)]
+
+
+def _native_store(url: str, workers: int) -> tuple[list[Any], list[tuple[Any, ...]]]:
+    """POST a mixed body (good, bad, redacted, NDJSON) to an app with ``workers`` ingest
+    worker processes; the answers and the stored node rows."""
+    s = Settings(database_url=url, settle_seconds=0, ingest_workers=workers,
+                 max_content_chars=20, redact="emails")
+    secret = {"node_id": "p", "parent_id": "root", "kind": "llm", "name": "ask",
+              "prompt": "mail me at ann@example.com about the refund policy please",
+              "provider": "openai", "model": "gpt-4o", "input_tokens": 10}
+    answers: list[Any] = []
+    with TestClient(create_app(s)) as client:
+        assert (client.app.state.otlp_pool is None) == (workers == 0)  # type: ignore[attr-defined]
+        r = client.post("/api/v1/traces", json=[_trace("a"), {"trace_id": "b", "nodes": [
+            {"node_id": "x", "kind": "nonsense"}]}, _trace("c", nodes=[secret])])
+        answers.append((r.status_code, r.json()))
+        nd = b"\n".join(orjson.dumps(_trace(t)) for t in ("d", "e"))
+        r = client.post("/api/v1/traces", content=nd,
+                        headers={"content-type": "application/x-ndjson"})
+        answers.append((r.status_code, r.json()))
+        r = client.post("/api/v1/traces", content=b"{nope",
+                        headers={"content-type": "application/json"})
+        answers.append((r.status_code, r.json()["detail"]))
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        nodes = [tuple(r) for r in conn.execute(text(
+            "SELECT trace_id, node_id, prompt, prompt_hash, cost_usd, priced, price_source "
+            "FROM nodes ORDER BY trace_id, node_id"))]
+    engine.dispose()
+    return answers, nodes
+
+
+def test_worker_processes_prepare_native_bodies_as_the_request_thread_does(
+        tmp_path: Path) -> None:
+    pooled = _native_store(f"sqlite:///{tmp_path / 'pool.db'}", 2)
+    local = _native_store(f"sqlite:///{tmp_path / 'local.db'}", 0)
+    assert pooled == local
+    answers, nodes = pooled
+    status, body = answers[0]
+    assert status == 422
+    assert (body["accepted_traces"], body["accepted_nodes"], body["rejected_traces"]) == (2, 4, 1)
+    assert {(e["item"], tuple(e["loc"])) for e in body["errors"]} == {(1, ("nodes", 0, "kind"))}
+    assert answers[1] == (200, {"accepted_traces": 2, "accepted_nodes": 6,
+                                "rejected_traces": 0, "errors": []})
+    assert answers[2][0] == 400 and "not valid JSON" in answers[2][1]
+    prompt = next(n for n in nodes if n[:2] == ("c", "p"))
+    assert "ann@example.com" not in prompt[2] and len(prompt[2]) == 20  # redacted, capped
+    priced = [n for n in nodes if n[5]]
+    assert priced and all(n[4] > 0 and n[6] == GENAI_PRICES_SOURCE for n in priced)
+    assert len(nodes) == 10  # a, d, e: 3 nodes each; c: p alone

@@ -13,6 +13,7 @@ Bad items are reported with their index and field path and never sink the good o
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import zlib
@@ -40,6 +41,7 @@ __all__ = [
     "Writer",
     "decode_json",
     "decompress",
+    "listed_errors",
     "project_id_for",
     "validate_items",
 ]
@@ -74,14 +76,34 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     return out
 
 
-def decode_json(body: bytes) -> Any:
-    """Parse a JSON body with orjson; an undecodable body is a 400."""
-    if not body.strip():
+# A line of NDJSON holding something: found from its first non-blank byte, so blank lines
+# cost no Python work (a gzip of newlines inflates to millions of them).
+_LINE = re.compile(rb"[^ \t\r\n][^\n]*")
+
+
+def decode_json(body: bytes, limits: Limits | None = None, *, lines: bool = False) -> Any:
+    """Parse a JSON body (one JSON value a line when ``lines``: NDJSON) with orjson; an
+    undecodable body is a 400. With ``limits``, a request over the values, items or nodes
+    per request is refused (413) before anything is built (:meth:`Limits.check_body`), or,
+    for items and nodes, before any item is validated (:meth:`Limits.check_items`).
+
+    >>> decode_json(b'{"a": 1}\\n\\n  [2]\\n', lines=True)
+    [{'a': 1}, [2]]
+    """
+    if limits is not None:
+        limits.check_body(body, lines=lines)
+    if lines:
+        data: Any = [decode_json(m.group()) for m in _LINE.finditer(body)]
+    elif not body.strip():
         raise BadRequest("request body is empty; send a JSON object or array")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}") from None
+    else:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"body is not valid JSON: {exc}") from None
+    if limits is not None:
+        limits.check_items(data if isinstance(data, list) else [data])
+    return data
 
 
 def _errors(item: int, trace_id: Any, exc: ValidationError) -> list[ItemError]:
@@ -145,9 +167,24 @@ class IngestReport:
                     "accepted_traces": self.accepted_traces,
                     "accepted_nodes": self.accepted_nodes,
                     "rejected_traces": self.rejected_traces,
-                    "errors": [e.model_dump() for e in self.errors],
+                    **listed_errors(self.errors),
                 },
             )
+
+
+# Errors listed in a 422 body: the first ones name the problem; a million bad items must not
+# make a 74 MB answer (the counts stay exact).
+MAX_LISTED_ERRORS = 100
+
+
+def listed_errors(errors: Sequence[ItemError | dict[str, Any]]) -> dict[str, Any]:
+    """The ``errors`` member of a 422 body, the first :data:`MAX_LISTED_ERRORS` of them,
+    and ``errors_omitted``, how many more there were (when any)."""
+    out: dict[str, Any] = {"errors": [e.model_dump() if isinstance(e, ItemError) else e
+                                      for e in errors[:MAX_LISTED_ERRORS]]}
+    if len(errors) > MAX_LISTED_ERRORS:
+        out["errors_omitted"] = len(errors) - MAX_LISTED_ERRORS
+    return out
 
 
 _project_cache: dict[tuple[str, str], int] = {}
@@ -226,9 +263,18 @@ class Writer:
                                   now=time.time())
 
     def ingest_native(self, project_id: int, data: Any) -> IngestReport:
-        """Validate and store native traces; invalid items are reported, valid ones stored."""
-        traces, errors = validate_items(data, TraceIn, max_nodes=self.settings.max_nodes_per_trace,
-                                        limits=self.limits)
-        nodes = self.write(project_id, traces)
-        rejected = len({e.item for e in errors})
-        return IngestReport(len(traces), nodes, rejected, errors)
+        """Validate and store native traces (decoded items, one object or a list) in this
+        thread, as the API's worker processes prepare them; invalid items are reported,
+        valid ones stored."""
+        # imported here: tracestore.ingest.native imports this module (validate_items)
+        from tracestore.ingest.native import prepare_native_items
+        from tracestore.ingest.otlp.prepare import PrepareConfig
+
+        p = prepare_native_items(data, project_id, PrepareConfig.from_settings(self.settings))
+        return self.store_native(project_id, p.rows, p.accepted_traces, p.errors)
+
+    def store_native(self, project_id: int, rows: TraceRows, accepted_traces: int,
+                     errors: list[ItemError]) -> IngestReport:
+        """Store the rows of a prepared native request; the report counts its items."""
+        nodes = self.write_rows(project_id, rows)
+        return IngestReport(accepted_traces, nodes, len({e.item for e in errors}), errors)

@@ -11,8 +11,19 @@ from starlette.concurrency import run_in_threadpool
 
 from tracestore.api.deps import IngestProjectDep, SettingsDep, WriterDep
 from tracestore.api.problems import PROBLEM_RESPONSES
+from tracestore.config import Settings
 from tracestore.errors import UnsupportedMediaType, ValidationFailed
-from tracestore.ingest.pipeline import decode_json, decompress, validate_items
+from tracestore.ingest.native import prepare_native
+from tracestore.ingest.otlp.prepare import PrepareConfig, PreparePool
+from tracestore.ingest.pipeline import (
+    IngestReport,
+    Writer,
+    decode_json,
+    decompress,
+    listed_errors,
+    validate_items,
+)
+from tracestore.limits import Limits
 from tracestore.schemas import IngestResult, OutcomeIn, TraceIn
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
@@ -32,16 +43,33 @@ def _list_or_one(model: type[Any]) -> dict[str, Any]:
     }
 
 
-async def read_json_body(request: Request, limit: int) -> Any:
+async def read_body(request: Request, limit: int) -> tuple[bytes, bool]:
+    """The decompressed JSON body, and whether it is NDJSON (one value a line)."""
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if ctype not in ("application/json", "application/x-ndjson", "text/json", ""):
         raise UnsupportedMediaType(
             f"Content-Type {ctype!r} is not accepted here; send application/json"
         )
     body = decompress(await request.body(), request.headers.get("content-encoding"), limit)
-    if ctype == "application/x-ndjson":
-        return [decode_json(line) for line in body.splitlines() if line.strip()]
-    return decode_json(body)
+    return body, ctype == "application/x-ndjson"
+
+
+async def read_json_body(request: Request, limit: int, limits: Limits | None = None) -> Any:
+    body, ndjson = await read_body(request, limit)
+    return decode_json(body, limits, lines=ndjson)
+
+
+def _ingest(writer: Writer, settings: Settings, pool: PreparePool | None, project_id: int,
+            body: bytes, ndjson: bool) -> IngestReport:
+    """Decode, validate, redact and price the body in an ingest worker process (in this
+    thread without one), then store the rows with the single writer."""
+    cfg = PrepareConfig.from_settings(settings)
+    if pool is not None:
+        prepared = pool.run(prepare_native, body, ndjson, project_id, cfg)
+    else:
+        prepared = prepare_native(body, ndjson, project_id, cfg)
+    return writer.store_native(project_id, prepared.rows, prepared.accepted_traces,
+                               prepared.errors)
 
 
 @router.post(
@@ -58,8 +86,9 @@ async def post_traces(
     """Store traces. Parts of one trace may arrive in many requests, in any order; the same
     node sent twice is stored once (a changed node replaces the old one). Invalid items are
     answered with 422 naming the item and field, while the valid ones are still stored."""
-    data = await read_json_body(request, settings.max_body_bytes)
-    report = await run_in_threadpool(writer.ingest_native, project.id, data)
+    body, ndjson = await read_body(request, settings.max_body_bytes)
+    pool = getattr(request.app.state, "otlp_pool", None)  # the OTLP and native workers
+    report = await run_in_threadpool(_ingest, writer, settings, pool, project.id, body, ndjson)
     report.raise_if_rejected()
     return Response(
         orjson.dumps(IngestResult(accepted_traces=report.accepted_traces,
@@ -80,7 +109,7 @@ async def post_outcomes(
 ) -> dict[str, int]:
     """Outcomes may arrive before, with, or long after their traces; posting one again for
     the same ``task_id`` updates it."""
-    data = await read_json_body(request, settings.max_body_bytes)
+    data = await read_json_body(request, settings.max_body_bytes, writer.limits)
     outcomes, errors = validate_items(data, OutcomeIn, limits=writer.limits)
     missing = [i for i, o in enumerate(outcomes) if not (o.task_id or o.trace_id)]
     stored = await run_in_threadpool(
@@ -91,9 +120,9 @@ async def post_outcomes(
             f"{len({e.item for e in errors}) + len(missing)} outcome(s) rejected, {stored} stored",
             extra={
                 "accepted": stored,
-                "errors": [e.model_dump() for e in errors]
-                + [{"item": i, "loc": ["task_id"], "msg": "task_id or trace_id is required"}
-                   for i in missing],
+                **listed_errors([*errors, *({"item": i, "loc": ["task_id"],
+                                             "msg": "task_id or trace_id is required"}
+                                            for i in missing)]),
             },
         )
     return {"accepted": stored}

@@ -15,27 +15,33 @@ the database.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import multiprocessing
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, TypeVar
 
 from tracestore.config import Settings
 from tracestore.ingest.otlp.decode import decode_json_request, decode_protobuf_request
 from tracestore.ingest.otlp.mapping import map_spans
 from tracestore.ingest.redact import Redactor
 from tracestore.ingest.write import TraceRows, build_rows
+from tracestore.limits import Limits
 from tracestore.pricing.pricer import Pricer
 
-__all__ = ["MAX_REASONS", "PrepareConfig", "PreparePool", "Prepared", "prepare"]
+__all__ = ["MAX_REASONS", "PrepareConfig", "PreparePool", "Prepared", "prepare", "pricer_for",
+           "redactor_for"]
 
 log = logging.getLogger("tracestore")
+
+_T = TypeVar("_T")
 
 # Rejection reasons quoted in partialSuccess.errorMessage; the count is always exact.
 MAX_REASONS = 5
@@ -51,11 +57,15 @@ class PrepareConfig:
     redact_patterns: tuple[str, ...]
     # setting reported_cost_tolerance, for pricing (its default when not given)
     cost_tolerance: float = Settings.model_fields["reported_cost_tolerance"].default
+    # per-item limits of native items (settings max_attributes, max_string_chars; their
+    # defaults when not given)
+    limits: Limits | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PrepareConfig:
         return cls(settings.max_nodes_per_trace, settings.max_content_chars, settings.redact,
-                   tuple(settings.redact_patterns), settings.reported_cost_tolerance)
+                   tuple(settings.redact_patterns), settings.reported_cost_tolerance,
+                   Limits.from_settings(settings))
 
 
 @dataclass(slots=True)
@@ -74,7 +84,8 @@ _redactors: dict[tuple[str, tuple[str, ...]], Redactor] = {}
 _pricers: dict[float, Pricer] = {}
 
 
-def _redactor(cfg: PrepareConfig) -> Redactor:
+def redactor_for(cfg: PrepareConfig) -> Redactor:
+    """The redactor of ``cfg``, made once per process."""
     key = (cfg.redact, cfg.redact_patterns)
     r = _redactors.get(key)
     if r is None:
@@ -82,7 +93,8 @@ def _redactor(cfg: PrepareConfig) -> Redactor:
     return r
 
 
-def _pricer(cfg: PrepareConfig) -> Pricer:
+def pricer_for(cfg: PrepareConfig) -> Pricer:
+    """A pricer with ``cfg``'s tolerance, made once per process."""
     p = _pricers.get(cfg.cost_tolerance)
     if p is None:
         p = _pricers[cfg.cost_tolerance] = Pricer(cost_tolerance=cfg.cost_tolerance)
@@ -97,12 +109,12 @@ def prepare(body: bytes, encoding: str, project_id: int, cfg: PrepareConfig) -> 
     :class:`~tracestore.errors.BadRequest` for an undecodable body; spans that fail are
     counted as rejected."""
     decode = decode_protobuf_request if encoding == "protobuf" else decode_json_request
-    spans, rejected = decode(body)
+    spans, rejected = decode(body, cfg.limits)  # bounded before parsing (docs/limits.md)
     mapped = map_spans(spans, max_nodes_per_trace=cfg.max_nodes_per_trace)
     rejected += mapped.rejected
     rows = build_rows(project_id, mapped.traces, max_content_chars=cfg.max_content_chars,
-                      redactor=_redactor(cfg))
-    rows.encode_nodes(_pricer(cfg))
+                      redactor=redactor_for(cfg))
+    rows.encode_nodes(pricer_for(cfg))
     return Prepared(rows, len(rejected), [r.reason for r in rejected[:MAX_REASONS]],
                     mapped.decided, mapped.executed)
 
@@ -128,10 +140,8 @@ def _init_worker(lifeline: Connection) -> None:
     """
 
     def watch() -> None:
-        try:
+        with contextlib.suppress(EOFError, OSError):
             lifeline.recv_bytes()
-        except (EOFError, OSError):
-            pass
         os._exit(0)
 
     threading.Thread(target=watch, name="lifeline", daemon=True).start()
@@ -149,7 +159,7 @@ class PreparePool:
         self.workers = workers
         self._lock = threading.Lock()
         self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload([__name__])
+        self._ctx.set_forkserver_preload([__name__, "tracestore.ingest.native"])
         # Only this process holds the write end: the workers see EOF when it is gone.
         self._lifeline, self._alive = self._ctx.Pipe(duplex=False)
         self._pool = self._start()
@@ -162,17 +172,22 @@ class PreparePool:
 
     def prepare(self, body: bytes, encoding: str, project_id: int,
                 cfg: PrepareConfig) -> Prepared:
+        return self.run(prepare, body, encoding, project_id, cfg)
+
+    def run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """``fn(*args)`` in a worker (``fn`` a module-level function, so it pickles: OTLP's
+        :func:`prepare`, native ingest's :func:`~tracestore.ingest.native.prepare_native`)."""
         pool = self._pool
         try:
-            return pool.submit(prepare, body, encoding, project_id, cfg).result()
+            return pool.submit(fn, *args).result()
         except BrokenProcessPool:
-            log.warning("an OTLP worker process died; preparing this request in the server "
+            log.warning("an ingest worker process died; preparing this request in the server "
                         "process and starting new workers")
             with self._lock:
                 if self._pool is pool:
                     pool.shutdown(wait=False, cancel_futures=True)
                     self._pool = self._start()
-            return prepare(body, encoding, project_id, cfg)
+            return fn(*args)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
