@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.orm import Session
 
+from tracestore.cli.ingest import ingest_files
 from tracestore.cli.options import _settings, database_option, project_option
 from tracestore.errors import BadRequest
 from tracestore.ingest.pipeline import project_id_for
@@ -42,15 +43,10 @@ def outcomes() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @database_option
 @project_option
-@click.pass_context
-def import_outcomes(ctx: click.Context, file: Path, database_url: str | None,
-                    project: str | None) -> None:
+def import_outcomes(file: Path, database_url: str | None, project: str | None) -> None:
     """Import outcomes from FILE (.json list or .jsonl, optionally .gz; the POST
     /api/v1/outcomes shape). Re-importing updates them; summaries of their tasks refresh."""
-    from tracestore.cli.main import ingest  # the group module imports this one
-
-    ctx.invoke(ingest, files=(file,), database_url=database_url, project=project,
-               as_outcomes=True)
+    ingest_files((file,), database_url=database_url, project=project, as_outcomes=True)
 
 
 def _run(database_url: str | None, project: str | None,
