@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import networkx as nx
@@ -54,7 +55,7 @@ def _consumers(v: TraceView, r: str) -> tuple[list[str], set[str], bool]:
     for w, kinds in v.out_kinds.get(r, ()):
         if "uses" in kinds and A[w].get("kind") == "llm":
             cons.append(w)
-            d = v.G._succ[r][w]  # the edge's data (networkx's adjacency dict, read only)
+            d = v.G.succ[r][w]  # the edge's data
             named.update(d.get("doc_ids") or ())
             explicit = explicit or not d.get("inferred")
     if not cons:
@@ -77,6 +78,79 @@ def _doc_tokens(d: dict[str, Any], cpt: float) -> float | None:
     return None
 
 
+def _rate(a: dict[str, Any], baseline: WorkflowBaseline | None,
+          cfg: AnalyzerConfig) -> tuple[float, dict[str, object]]:
+    """The consuming call's uncached input rate (:func:`analyzers.common.input_rate`) and the
+    evidence that lets a person recompute it: USD per million tokens and where it came from
+    (the price book's table, rates fitted on the workflow's corpus, or the call's own cost
+    with output at 4x input)."""
+    rate = input_rate(a, baseline=baseline, config=cfg)
+    if rates_for(a.get("model"), baseline=None, config=cfg) is not None:
+        source = "price_book"
+    elif rates_for(a.get("model"), baseline=baseline, config=cfg) is not None:
+        source = "corpus_fit"
+    else:
+        source = "call_cost_output_4x_input"
+    return rate, {"input_rate_per_mtok": rate * 1e6, "rate_source": source}
+
+
+def _doc_hits(docs: list[dict[str, Any]], texts: list[str], named: set[str],
+              cfg: AnalyzerConfig) -> list[bool]:
+    """Whether each document was used: explicitly named by a ``uses`` edge, its id cited in an
+    answer, or the answer's word 3-grams contained in its content (methods §3.3 cascade)."""
+    ids = [str(d.get("id")) for d in docs]
+    # explicitly used, or the id cited in an answer (most documents are settled here)
+    if not texts:  # explicit uses only (settled in C)
+        hits = list(map(named.__contains__, ids))
+    elif len(texts) == 1:
+        t0 = texts[0]
+        hits = [did in named or did in t0 for did in ids]
+    else:
+        hits = [did in named or any(did in t for t in texts) for did in ids]
+    if texts and not all(hits):
+        # lexical containment of the answer's word 3-grams in the document's content
+        ans: list[frozenset[str]] | None = None
+        for i, d in enumerate(docs):
+            if not hits[i] and isinstance(d.get("content"), str):
+                if ans is None:
+                    ans = [shingle_set(t) for t in texts]
+                ds = shingle_set(d["content"])
+                hits[i] = any(len(s & ds) / max(len(s), 1) >= cfg.containment for s in ans)
+    return hits
+
+
+def _unused_tokens(docs: list[dict[str, Any]], unused: list[int],
+                   cfg: AnalyzerConfig) -> int | None:
+    """Tokens of the unused documents (from their content's length where not given), or
+    None when a size is unknown."""
+    given = [docs[i].get("tokens") for i in unused]
+    if None in given:
+        sizes = [_doc_tokens(docs[i], cfg.chars_per_token) for i in unused]
+        if None in sizes:
+            return None
+    else:
+        sizes = [float(t) for t in given if t is not None]
+    return round(sum(filter(None, sizes)))  # no None here; zeros add nothing
+
+
+def _retrieval_code(k: int, used: list[int], unused: list[int], tokens: int,
+                    consumer_input: int, explicit: bool, cfg: AnalyzerConfig
+                    ) -> tuple[str, float, list[float], str] | None:
+    """(code, confidence, thresholds, message) of a retrieval with unused documents."""
+    if k >= cfg.over_retrieval_min_k and len(used) / k < cfg.over_retrieval_used_share:
+        return ("bloat.over_retrieval", 0.85 if explicit else 0.7,
+                [cfg.over_retrieval_min_k, cfg.over_retrieval_used_share],
+                f"Retrieved {k} documents and used {len(used)}: {{usd}} of prompt tokens "
+                f"wasted; retrieve top {max(used) + 1 if used else 1} instead.")
+    if tokens >= cfg.unused_context_min_tokens and \
+            tokens >= cfg.unused_context_share * consumer_input:
+        return ("bloat.unused_context", 0.8 if explicit else 0.65,
+                [cfg.unused_context_share, cfg.unused_context_min_tokens],
+                f"{len(unused)} retrieved documents ({tokens} tokens) were never used: "
+                "{usd} wasted; filter or rerank before the call.")
+    return None
+
+
 def _retrieval(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
                out: list[Finding]) -> None:
     G, A = v.G, v.A
@@ -90,64 +164,31 @@ def _retrieval(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
         cons, named, explicit = _consumers(v, r)
         if not cons:
             continue
-        answers = [A[c].get("output") for c in cons]
-        texts = [t for t in answers if isinstance(t, str) and t]
+        texts = [t for t in (A[c].get("output") for c in cons) if isinstance(t, str) and t]
         if not explicit and not texts:
             continue  # no evidence either way
-        ids = [str(d.get("id")) for d in docs]
-        # explicitly used, or the id cited in an answer (most documents are settled here)
-        if not texts:  # explicit uses only (settled in C)
-            hits = list(map(named.__contains__, ids))
-        elif len(texts) == 1:
-            t0 = texts[0]
-            hits = [did in named or did in t0 for did in ids]
-        else:
-            hits = [did in named or any(did in t for t in texts) for did in ids]
-        if texts and not all(hits):
-            # lexical containment of the answer's word 3-grams in the document's content
-            ans: list[frozenset[str]] | None = None
-            for i, d in enumerate(docs):
-                if not hits[i] and isinstance(d.get("content"), str):
-                    if ans is None:
-                        ans = [shingle_set(t) for t in texts]
-                    ds = shingle_set(d["content"])
-                    hits[i] = any(len(s & ds) / max(len(s), 1) >= cfg.containment for s in ans)
+        hits = _doc_hits(docs, texts, named, cfg)
         if all(hits):
             continue
         used = list(itertools.compress(range(len(hits)), hits))
         unused = [i for i, hit in enumerate(hits) if not hit]
-        given = [docs[i].get("tokens") for i in unused]
-        if None in given:  # sizes from the content's length where not given, or unknown
-            sizes = [_doc_tokens(docs[i], cfg.chars_per_token) for i in unused]
-            if None in sizes:
-                continue
-        else:
-            sizes = [float(t) for t in given]
-        tokens = round(sum(filter(None, sizes)))  # no None here; zeros add nothing
+        tokens = _unused_tokens(docs, unused, cfg)
         c = cons[0]
         ca = A[c]
-        k = len(docs)
-        ev = {"retrieved": k, "used": len(used), "used_ranks": [i + 1 for i in used],
-              "unused_tokens": tokens, "consumer": c, "explicit_uses": explicit,
-              "consumer_input_tokens": int(ca.get("input_tokens") or 0)}
-        if k >= cfg.over_retrieval_min_k and len(used) / k < cfg.over_retrieval_used_share:
-            code, conf = "bloat.over_retrieval", 0.85 if explicit else 0.7
-            thresholds: list[float] = [cfg.over_retrieval_min_k,
-                                       cfg.over_retrieval_used_share]
-            msg = (f"Retrieved {k} documents and used {len(used)}: {{usd}} of prompt tokens "
-                   f"wasted; retrieve top {max(used) + 1 if used else 1} instead.")
-        elif tokens >= cfg.unused_context_min_tokens and tokens >= \
-                cfg.unused_context_share * int(ca.get("input_tokens") or 0):
-            code, conf = "bloat.unused_context", 0.8 if explicit else 0.65
-            thresholds = [cfg.unused_context_share, cfg.unused_context_min_tokens]
-            msg = (f"{len(unused)} retrieved documents ({tokens} tokens) were never used: "
-                   "{usd} wasted; filter or rerank before the call.")
-        else:
+        rule = None if tokens is None else _retrieval_code(
+            len(docs), used, unused, tokens, int(ca.get("input_tokens") or 0), explicit, cfg)
+        if rule is None or tokens is None:
             continue
-        usd = tokens * input_rate(ca, baseline=baseline, config=cfg)
-        out.append(make_finding(G, code, [r, c], {c: usd}, tokens=tokens, confidence=conf,
-                                evidence={**ev, "thresholds": thresholds}, message=msg,
-                                attrs=A))
+        code, conf, thresholds, msg = rule
+        rate, rate_ev = _rate(ca, baseline, cfg)
+        ev = {"retrieved": len(docs), "used": len(used), "used_ranks": [i + 1 for i in used],
+              "unused_tokens": tokens, "unused_doc_ids": [str(docs[i].get("id")) for i in unused],
+              "consumer": c, "explicit_uses": explicit,
+              "consumer_input_tokens": int(ca.get("input_tokens") or 0), **rate_ev,
+              "counterfactual": "the consumer's prompt without the unused documents",
+              "thresholds": thresholds}
+        out.append(make_finding(G, code, [r, c], {c: tokens * rate}, tokens=tokens,
+                                confidence=conf, evidence=ev, message=msg, attrs=A))
 
 
 def _history(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
@@ -176,11 +217,17 @@ def _history(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | Non
             continue
         K = cfg.history_keep_turns
         waste, tokens = {}, 0
+        stale_by_turn: dict[str, int] = {}
+        rates: dict[str, float] = {}
+        source = ""
         for i in range(K, len(turns)):
             stale = x[i - K] - x[0]
             if stale > 0:
-                waste[turns[i]] = stale * input_rate(v.A[turns[i]], baseline=baseline,
-                                                     config=cfg)
+                rate, rate_ev = _rate(v.A[turns[i]], baseline, cfg)
+                waste[turns[i]] = stale * rate
+                stale_by_turn[turns[i]] = stale
+                rates[turns[i]] = rate * 1e6
+                source = str(rate_ev["rate_source"])
                 tokens += stale
         if not waste:
             continue
@@ -188,24 +235,24 @@ def _history(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | Non
             G, "bloat.history_growth", turns, waste, attrs=v.A, tokens=tokens, confidence=0.7,
             evidence={"turns": len(turns), "first_input_tokens": x[0],
                       "last_input_tokens": x[-1], "stale_tokens": tokens, "keep_turns": K,
+                      "stale_tokens_by_turn": stale_by_turn,
+                      "input_rate_per_mtok_by_turn": rates, "rate_source": source,
+                      "counterfactual": f"each turn's prompt without history older than the "
+                      f"last {K} turns' growth (the first prompt kept)",
                       "thresholds": [cfg.history_min_turns, cfg.history_growth_ratio]},
             message=f"Input grew from {x[0]} to {x[-1]} tokens over {len(turns)} turns with no "
             f"compaction: {{usd}} on stale history; keep the last {K} turns or summarise.",
         ))
 
 
-def _oversized(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
-               out: list[Finding]) -> None:
-    if baseline is None or not baseline.steps or not v.by_kind.get("llm"):
-        return
-    memo_key = ("oversize_least_median", cfg.oversize_min_samples)
-    if memo_key not in baseline.memo:
-        baseline.memo[memo_key] = min((s.median_input for s in baseline.steps.values()
-                                       if s.n >= cfg.oversize_min_samples), default=None)
-    least = baseline.memo[memo_key]
+def _oversize_candidates(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline
+                         ) -> tuple[list[str], Mapping[str, str]]:
+    """LLM calls whose prompt could be oversized for any step, with their step keys."""
+    least = min((s.median_input for s in baseline.steps.values()
+                 if s.n >= cfg.oversize_min_samples), default=None)
     if least is None:
-        return  # no step with enough samples for a norm
-    G, A, llms = v.G, v.A, v.by_kind["llm"]
+        return [], {}  # no step with enough samples for a norm
+    A, llms = v.A, v.by_kind["llm"]
     # A prompt at most oversize_ratio × the least step median is not oversized whatever its
     # step (a rule that fires needs x > ratio × its step's median ≥ ratio × least): only the
     # calls above that are candidates, and without any the step keys are not needed.
@@ -213,7 +260,7 @@ def _oversized(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
     given = [A[n].get("input_tokens", 0) for n in llms]
     if all(map(isinstance, given, itertools.repeat(int))):
         if max(given) <= bound:
-            return
+            return [], {}
         cands = [n for n, x in zip(llms, given, strict=True) if x > bound]
     else:
         cands = [n for n in llms if int(A[n].get("input_tokens") or 0) > bound]
@@ -223,9 +270,36 @@ def _oversized(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
     own = [own_step_key(A[n]) for n in cands]
     known = [k for k in own if k is not None]
     keys = dict(zip(cands, known, strict=True)) if len(known) == len(own) else v.steps
+    return cands, keys
+
+
+def _explained(v: TraceView, out: list[Finding], baseline: WorkflowBaseline | None,
+               cfg: AnalyzerConfig) -> dict[str, int]:
+    """Prompt tokens other rules already booked (unused documents, stale history), by node:
+    the oversized rule runs on what is left of the prompt."""
+    explained: dict[str, int] = defaultdict(int)
+    for f in out:
+        if f.code != "bloat.cache_miss":
+            for m, usd in f.evidence["waste_by_node"].items():
+                rate = input_rate(v.A[m], baseline=baseline, config=cfg)
+                explained[m] += round(usd / rate) if rate > 0 else 0
+    return explained
+
+
+def _oversized(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
+               out: list[Finding]) -> None:
+    if baseline is None or not baseline.steps or not v.by_kind.get("llm"):
+        return
+    cands, keys = _oversize_candidates(v, cfg, baseline)
+    G, A = v.G, v.A
     steps = baseline.steps
     explained: dict[str, int] | None = None
+    # turns of a growing conversation: the stale-history counterfactual (history_growth) is
+    # the more specific one, so the step median does not claim their tokens as well
+    growing = {m for f in out if f.code == "bloat.history_growth" for m in f.node_ids}
     for n in cands:
+        if n in growing:
+            continue
         a = A[n]
         norm = steps.get(keys[n])
         if norm is None or norm.n < cfg.oversize_min_samples:
@@ -235,25 +309,20 @@ def _oversized(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | N
         if x <= cfg.oversize_ratio * med:
             continue  # fails before other rules' tokens are taken off (they only lower x)
         if explained is None:
-            # tokens already booked as unused documents or stale history do not count again:
-            # the rule runs on what is left of the prompt
-            explained = defaultdict(int)
-            for f in out:
-                if f.code != "bloat.cache_miss":
-                    for m, usd in f.evidence["waste_by_node"].items():
-                        rate = input_rate(A[m], baseline=baseline, config=cfg)
-                        explained[m] += round(usd / rate) if rate > 0 else 0
+            explained = _explained(v, out, baseline, cfg)
         x -= explained.get(n, 0)
         z = (x - med) / (MAD_SCALE * norm.mad_input) if norm.mad_input > 0 else (
             float("inf") if x > med else 0.0)
         if z <= cfg.oversize_z or x <= cfg.oversize_ratio * med:
             continue
         extra = round(x - med)
+        rate, rate_ev = _rate(a, baseline, cfg)
         out.append(make_finding(
-            G, "bloat.oversized_prompt", [n],
-            {n: extra * input_rate(a, baseline=baseline, config=cfg)}, attrs=v.A, tokens=extra,
+            G, "bloat.oversized_prompt", [n], {n: extra * rate}, attrs=v.A, tokens=extra,
             confidence=0.8,
             evidence={"step": keys[n], "input_tokens": x + explained.get(n, 0),
+                      "tokens_above_median": extra, **rate_ev,
+                      "counterfactual": "the prompt cut to the step's median size",
                       "tokens_booked_by_other_rules": explained.get(n, 0), "step_median": med,
                       "step_mad": norm.mad_input, "samples": norm.n,
                       "robust_z": round(z, 2) if z != float("inf") else "inf",
@@ -323,8 +392,11 @@ def _cache(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
         out.append(make_finding(
             G, "bloat.cache_miss", [a, b], {b: usd}, attrs=v.A, tokens=prefix, confidence=0.75,
             evidence={"shared_prefix_tokens": prefix, "gap_seconds": round(t_b - t_a, 3),
-                      "cache_read_tokens": 0, "thresholds": [cfg.cache_min_prefix_tokens,
-                                                             cfg.cache_ttl_seconds]},
+                      "cache_read_tokens": 0, "input_rate_per_mtok": rin * 1e6,
+                      "cache_read_rate_per_mtok": rcr * 1e6,
+                      "cache_write_premium_usd": premium,
+                      "counterfactual": "the shared prefix read from the cache",
+                      "thresholds": [cfg.cache_min_prefix_tokens, cfg.cache_ttl_seconds]},
             message=f"{prefix} prompt tokens shared with the previous `{model}` call were "
             "billed uncached: {usd} wasted; put the static part first and enable caching.",
         ))

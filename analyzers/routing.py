@@ -83,8 +83,8 @@ class _Ctx:
 
 
 def _per_mtok(r: Rates) -> dict[str, float | None]:
-    return {"input": round(r.input * 1e6, 6), "output": round(r.output * 1e6, 6),
-            "cache_read": round(r.cache_read * 1e6, 6) if r.cache_read is not None else None}
+    return {"input": r.input * 1e6, "output": r.output * 1e6,
+            "cache_read": r.cache_read * 1e6 if r.cache_read is not None else None}
 
 
 def _usage(a: dict[str, Any], r: Rates, drop_reasoning: bool) -> dict[str, int]:
