@@ -13,6 +13,8 @@ from tracestore import __version__
 from tracestore.analysis.background import AnalysisWorker
 from tracestore.api import pages
 from tracestore.api.deps import document_auth
+from tracestore.api.metrics import Metrics, count_requests
+from tracestore.api.metrics import router as metrics_router
 from tracestore.api.middleware import AdmissionMiddleware
 from tracestore.api.problems import install_problem_handlers
 from tracestore.api.routes import (
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         check_open_mode(engine, settings)
         app.state.engine = engine
         app.state.writer = writer = Writer(engine, settings)
+        writer.on_write = app.state.metrics.observe_write
         # OTLP bodies are decoded, mapped and redacted in worker processes beside the writer.
         app.state.otlp_pool = pool = (
             PreparePool(settings.ingest_workers) if settings.ingest_workers > 0 else None)
@@ -83,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = Metrics(app.state)  # GET /metrics (api/metrics.py)
     app.state.admission = Admission(settings.max_pending_writes, settings.max_pending_write_bytes)
     app.add_middleware(AdmissionMiddleware)
     install_problem_handlers(app)
@@ -91,4 +95,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(pages.router)  # analyst pages (docs/pages.md)
     app.middleware("http")(pages.html_csp)
+    app.include_router(metrics_router)
+    app.middleware("http")(count_requests)
     return app

@@ -17,7 +17,7 @@ import re
 import threading
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,6 +221,8 @@ class Writer:
         self._checkpointer = WalCheckpointer(engine) if self._engine is not engine else None
         self.limits = Limits.from_settings(settings)
         self.redactor = Redactor.from_settings(settings)  # applied before anything is written
+        # Called with (nodes written, seconds) after each committed batch (operator metrics).
+        self.on_write: Callable[[int, float], None] | None = None
 
     def close(self) -> None:
         """Stop the checkpoint thread and close the writer's own connection (if any)."""
@@ -244,6 +246,7 @@ class Writer:
         the same way), one writer at a time."""
         if not rows.traces:
             return 0
+        t0 = time.perf_counter()
         try:
             with self._lock, session_scope(self._engine) as session:
                 written = write_rows(session, project_id=project_id, rows=rows,
@@ -255,6 +258,8 @@ class Writer:
                                    "nothing of it was stored") from None
         if self._checkpointer is not None:
             self._checkpointer.poke()
+        if self.on_write is not None:
+            self.on_write(written, time.perf_counter() - t0)
         return written
 
     def write_outcomes(self, project_id: int, outcomes: Sequence[OutcomeIn]) -> int:
