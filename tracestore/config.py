@@ -87,6 +87,12 @@ class Settings(BaseSettings):
         description="A trace quiet this long is analysed by the background worker "
         "(0 turns the worker off).",
     )
+    analysis_lease_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How long a worker's claim on queued traces lasts; a claim of a worker "
+        "that died is taken by another after this time.",
+    )
     baseline_days: float = Field(
         28.0,
         gt=0,

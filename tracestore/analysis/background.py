@@ -1,20 +1,27 @@
-"""The server's background analysis: a thread that analyses settled traces.
+"""Background analysis: a worker that takes settled traces off the shared analysis queue.
 
-A trace is *settled* when it has been quiet (no new spans) for ``settle_seconds`` and has not
-been analysed since its last update. The thread wakes every ``settle_seconds / 2`` (so a trace
-is analysed at most 1.5 × ``settle_seconds`` after its last span, capped at
-:data:`MAX_POLL_SECONDS`), analyses what has settled, project by project, and stops promptly
-when the app shuts down. ``settle_seconds = 0`` turns it off.
+A trace is *settled* when it has been quiet (no new spans) for ``settle_seconds``. Every write
+queues the traces it touched (``tracestore.store.queue``); a worker claims a batch of settled
+ones with a lease, analyses them project by project and stores their findings, which takes
+them off the queue. Any number of workers share one queue: the server's own thread
+(:class:`AnalysisWorker` started in the app lifespan, polling every ``settle_seconds / 2``,
+capped at :data:`MAX_POLL_SECONDS`; ``settle_seconds = 0`` turns it off) and the
+``tracestore worker`` processes on any host. A worker killed mid-batch leaves leases that run
+out after ``lease_seconds``; the traces are then claimed by another. See docs/operations.md.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
+from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from tracestore.analysis.run import (
@@ -24,10 +31,11 @@ from tracestore.analysis.run import (
     compute_corpus_baselines,
 )
 from tracestore.analysis.suite import AnalyzerSuite, default_suite
-from tracestore.store.load import BATCH_SIZE, Window, select_trace_ids
-from tracestore.store.tables import TRACE_T
+from tracestore.store.engine import session_scope
+from tracestore.store.load import BATCH_SIZE, Window
+from tracestore.store.queue import Claim, claim, release, renew
 
-__all__ = ["BASELINE_TTL_SECONDS", "MAX_POLL_SECONDS", "AnalysisWorker"]
+__all__ = ["BASELINE_TTL_SECONDS", "MAX_POLL_SECONDS", "AnalysisWorker", "worker_name"]
 
 log = logging.getLogger("tracestore.analysis")
 
@@ -39,27 +47,42 @@ MAX_POLL_SECONDS = 30.0
 BASELINE_TTL_SECONDS = 600.0
 
 
+def worker_name() -> str:
+    """A name no other worker has: host, process id and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 class AnalysisWorker(threading.Thread):
-    """Daemon thread; ``start()`` it in the app lifespan and ``stop()`` it on shutdown."""
+    """Daemon thread; ``start()`` it in the app lifespan and ``stop()`` it on shutdown (or call
+    :meth:`run` in the foreground, as ``tracestore worker`` does)."""
 
     def __init__(self, engine: Engine, *, settle_seconds: float, baseline_days: float,
-                 suite: AnalyzerSuite | None = None) -> None:
+                 suite: AnalyzerSuite | None = None, lease_seconds: float = 300.0,
+                 batch_size: int = BATCH_SIZE, poll_seconds: float | None = None) -> None:
         super().__init__(name="tracestore-analysis", daemon=True)
         self.engine = engine
         self.settle_seconds = settle_seconds
         self.baseline_days = baseline_days
         self.suite = suite
-        self.poll_seconds = min(settle_seconds / 2, MAX_POLL_SECONDS)
+        self.lease_seconds = lease_seconds
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds if poll_seconds is not None else min(
+            settle_seconds / 2, MAX_POLL_SECONDS)
+        self.worker = worker_name()
         self.totals = AnalysisCounts()
         self._stop_event = threading.Event()
         # project -> (computed at, baselines, suite with the corpus' price table)
         self._baselines: dict[int, tuple[float, dict[str, Any], AnalyzerSuite]] = {}
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Ask the thread to stop after its current batch and wait for it."""
+        """Ask the worker to stop after its current batch and wait for the thread."""
         self._stop_event.set()
-        if self.is_alive():
+        if self.is_alive() and threading.current_thread() is not self:
             self.join(timeout)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_event.is_set()
 
     def run(self) -> None:
         while not self._stop_event.wait(self.poll_seconds):
@@ -85,29 +108,39 @@ class AnalysisWorker(threading.Thread):
         self._baselines[project_id] = (now, baselines, suite)
         return baselines, suite
 
+    def claim(self, now: float) -> list[Claim]:
+        """Lease the next batch of settled traces to this worker (committed)."""
+        with session_scope(self.engine) as session:
+            return claim(session, worker=self.worker, now=now,
+                         settled_before=now - self.settle_seconds,
+                         lease_seconds=self.lease_seconds, limit=self.batch_size)
+
     def run_once(self, now: float) -> AnalysisCounts:
-        """Analyse every trace settled at ``now``, in every project. Returns the counts."""
+        """Claim and analyse settled traces until none is left (or :meth:`stop`). Returns the
+        counts."""
         done = AnalysisCounts()
-        with Session(self.engine) as session:
-            projects = list(session.execute(select(TRACE_T.c.project_id).distinct()).scalars())
-        for pid in sorted(projects):
-            if self._stop_event.is_set():
+        while not self._stop_event.is_set():
+            claims = self.claim(now)
+            if not claims:
                 break
-            with Session(self.engine) as session:
-                ids = select_trace_ids(session, project_id=pid, window=Window(),
-                                       settled_before=now - self.settle_seconds)
-            if not ids:
-                continue
-            baselines, suite = self._baselines_for(pid, now)
-            counts = AnalysisCounts()
-            for i in range(0, len(ids), BATCH_SIZE):
+            log.debug("%s claimed %s", self.worker, " ".join(c.trace_id for c in claims))
+            for pid, group in groupby(claims, key=lambda c: c.project_id):
+                mine = list(group)
                 if self._stop_event.is_set():  # shut down between batches, not mid-write
-                    break
-                counts.add(analyze_traces(self.engine, project_id=pid,
-                                          trace_ids=ids[i : i + BATCH_SIZE],
-                                          baselines=baselines, suite=suite, now=now))
-            log.info("analysed %d settled traces of project %d: %d findings",
-                     counts.traces, pid, counts.findings)
-            done.add(counts)
+                    with session_scope(self.engine) as session:
+                        release(session, worker=self.worker, claims=mine)
+                    continue
+                baselines, suite = self._baselines_for(pid, now)
+                with session_scope(self.engine) as session:
+                    mine = renew(session, worker=self.worker, claims=mine, now=time.time(),
+                                 lease_seconds=self.lease_seconds)
+                counts = analyze_traces(self.engine, project_id=pid,
+                                        trace_ids=[c.trace_id for c in mine],
+                                        baselines=baselines, suite=suite, now=now)
+                log.debug("%s analysed %s", self.worker, " ".join(c.trace_id for c in mine))
+                log.info("analysed %d settled traces of project %d: %d findings",
+                         counts.traces, pid, counts.findings)
+                done.add(counts)
+            now = time.time()
         self.totals.add(done)
         return done

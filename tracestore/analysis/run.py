@@ -43,6 +43,7 @@ from tracestore.store.load import (
     read_batch,
     select_trace_ids,
 )
+from tracestore.store.queue import done
 from tracestore.store.tables import FINDING_T, TRACE_T
 
 __all__ = [
@@ -205,6 +206,8 @@ def store_findings(
         f"UPDATE {TRACE_T.name} SET analyzed_at = {mark} WHERE project_id = {mark} "
         f"AND trace_id = {mark} AND updated_at = {mark}",
         [(now, project_id, lt.trace_id, lt.updated_at) for lt, _ in results])
+    done(session, project_id=project_id,
+         analysed=[(lt.trace_id, lt.updated_at) for lt, _ in results])
     clock.lap("findings")
     # The summaries read the findings as stored: one row per id, in id order per trace.
     stored: dict[str, list[tuple[str, StoredFinding]]] = {}

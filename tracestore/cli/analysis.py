@@ -18,7 +18,7 @@ from tracestore.cli.options import _settings, database_option, project_option
 from tracestore.config import Settings
 from tracestore.schemas import iso, to_epoch
 
-__all__ = ["analyze", "analyze_demo"]
+__all__ = ["analyze", "analyze_demo", "worker"]
 
 
 def _timestamp(_ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -101,3 +101,52 @@ def analyze_demo(settings: Settings, *, echo: Callable[[str], Any] = click.echo,
             echo(f"  ${f.wasted_cost_usd:.4f}  {f.code:<34} {f.trace_id}  {f.message}")
     finally:
         engine.dispose()
+
+
+@click.command()
+@click.option("--settle", "settle_seconds", type=click.FloatRange(0), default=None,
+              help="Analyse a trace once it has been quiet this many seconds "
+                   "[default: TRACESTORE_SETTLE_SECONDS].")
+@click.option("--batch", "batch_size", type=click.IntRange(1, 10_000), default=500,
+              show_default=True, help="Traces claimed at a time.")
+@click.option("--poll", "poll_seconds", type=click.FloatRange(0.05), default=1.0,
+              show_default=True, help="Seconds between looks at an empty queue.")
+@click.option("--exit-when-idle", is_flag=True,
+              help="Stop once the queue holds nothing claimable (batch jobs, tests).")
+@click.option("--verbose", is_flag=True, help="Log every claimed and analysed trace id.")
+@database_option
+def worker(settle_seconds: float | None, batch_size: int, poll_seconds: float,
+           exit_when_idle: bool, verbose: bool, database_url: str | None) -> None:
+    """Analyse queued traces as they settle, sharing the queue with other workers and servers
+    (any number, on any host, on PostgreSQL); stops cleanly on SIGTERM or Ctrl-C."""
+    import logging
+    import signal
+
+    from tracestore.analysis.background import AnalysisWorker
+    from tracestore.store.engine import create_schema, make_engine
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    settings = _settings(database_url)
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    w = AnalysisWorker(engine, settle_seconds=(settings.settle_seconds if settle_seconds is None
+                                               else settle_seconds),
+                       baseline_days=settings.baseline_days,
+                       lease_seconds=settings.analysis_lease_seconds, batch_size=batch_size,
+                       poll_seconds=poll_seconds)
+    signal.signal(signal.SIGTERM, lambda *_: w.stop())
+    click.echo(f"worker {w.worker} analysing queued traces", err=True)
+    try:
+        while not w.stopping:
+            counts = w.run_once(time.time())
+            if exit_when_idle and counts.traces == 0:
+                break
+            if counts.traces == 0:
+                time.sleep(poll_seconds)
+    except KeyboardInterrupt:
+        w.stop()
+    finally:
+        engine.dispose()
+    click.echo(f"worker {w.worker}: analysed {w.totals.traces} traces, "
+               f"{w.totals.findings} findings", err=True)

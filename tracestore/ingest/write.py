@@ -32,6 +32,7 @@ from tracestore.pricing.pricer import Pricer
 from tracestore.reports.summaries import refresh_tasks
 from tracestore.schemas import NodeIn, OutcomeIn, TraceIn
 from tracestore.store.engine import upsert
+from tracestore.store.queue import enqueue
 from tracestore.store.rollups import recompute_rollups
 from tracestore.store.tables import EDGE_T, NODE_T, OUTCOME_T, TRACE_T
 
@@ -345,10 +346,12 @@ def write_rows(
     batch_size: int = 1000,
 ) -> int:
     """Store the rows of :func:`build_rows`: price the nodes, upsert traces, nodes and edges,
-    record outcomes, recompute the touched traces' roll-ups. Returns the nodes written."""
+    queue the traces for analysis, record outcomes, recompute the touched traces' roll-ups.
+    Returns the nodes written."""
     nodes = _priced_node_tuples(session, project_id, rows, pricer)
     _trace_upsert(session, [{"project_id": project_id, "trace_id": tid, "updated_at": now, **f}
                             for tid, f in rows.traces.items()])
+    enqueue(session, project_id=project_id, trace_ids=rows.traces, updated_at=now)
     upsert(session, NODE_T, nodes.values, columns=nodes.columns, keys=_NODE_KEYS,
            encode_json=None, nulls=nodes.nulls, batch_size=batch_size)
     upsert(session, EDGE_T, rows.edges, keys=_EDGE_KEYS, update=False, batch_size=batch_size)

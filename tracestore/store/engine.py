@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import operator
-import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -40,7 +39,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool, QueuePool
 from sqlmodel import SQLModel
 
-from tracestore.store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from tracestore.store import tables  # (also registers the tables on SQLModel.metadata)
 
 log = logging.getLogger("tracestore")
 
@@ -60,23 +59,6 @@ __all__ = [
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
-
-
-def _register_sqlite_adapters() -> None:
-    """Give ``None`` and ``bool`` parameters an adapter that binds them as they are bound
-    anyway, so the sqlite3 module finds one at once. It binds exact ``int``, ``float``,
-    ``str`` and ``bytes`` directly; any other value first goes through its adapter
-    protocol, which for ``None`` and ``bool`` fails by way of two attribute lookups (each
-    formatting an ``AttributeError`` message, then discarding it) before binding them as
-    NULL and as an integer. A ``nodes`` row has ~20 NULLs and two booleans: that fallback
-    was a third of the node upsert's ``executemany`` (~5 µs a row, bench/RESULTS.md).
-    ``{}.get`` returns ``None`` for ``None`` (bound as NULL, as before); ``int`` turns a bool
-    into the 0/1 that sqlite3 bound for it before. Stored values are unchanged."""
-    sqlite3.register_adapter(type(None), {}.get)
-    sqlite3.register_adapter(bool, int)
-
-
-_register_sqlite_adapters()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -204,8 +186,13 @@ class WalCheckpointer:
 def create_schema(engine: Engine) -> None:
     """Create missing tables and indexes (idempotent), add missing nullable columns, and on
     PostgreSQL widen INTEGER columns the models now declare BIGINT (token counts were 32-bit
-    there; widening is lossless, SQLite's INTEGER is 64-bit already)."""
+    there; widening is lossless, SQLite's INTEGER is 64-bit already). A store made before the
+    analysis queue existed gets it filled with its traces not analysed since their last
+    change."""
+    new_queue = not inspect(engine).has_table(tables.CLAIM_T.name)
     SQLModel.metadata.create_all(engine)
+    if new_queue:
+        _backfill_queue(engine)
     insp = inspect(engine)
     widen = engine.dialect.name == "postgresql"
     with engine.begin() as conn:
@@ -221,6 +208,16 @@ def create_schema(engine: Engine) -> None:
                       and type(have[col.name]) is INTEGER):
                     conn.execute(text(
                         f'ALTER TABLE {table.name} ALTER COLUMN "{col.name}" TYPE BIGINT'))
+
+
+def _backfill_queue(engine: Engine) -> None:
+    """Queue every trace not analysed since its last change (``tracestore.store.queue``)."""
+    q, t = tables.CLAIM_T.name, tables.TRACE_T.name
+    with engine.begin() as conn:
+        conn.execute(text(
+            f"INSERT INTO {q} (project_id, trace_id, updated_at) "
+            f"SELECT project_id, trace_id, updated_at FROM {t} "
+            "WHERE analyzed_at IS NULL OR analyzed_at < updated_at"))
 
 
 def upsert(

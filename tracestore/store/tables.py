@@ -15,6 +15,7 @@ from sqlalchemy import JSON, BigInteger, Column, Index, Table
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "AnalysisClaim",
     "ApiKey",
     "DigestDelivery",
     "Edge",
@@ -323,7 +324,24 @@ class DigestDelivery(SQLModel, table=True):
     delivered_at: float | None = None
 
 
+class AnalysisClaim(SQLModel, table=True):
+    """The analysis queue (``tracestore.store.queue``): one row per trace whose analysis is
+    due, written in the transaction that changed the trace (``updated_at`` equals the trace's),
+    deleted by the analysis that stored findings for that change. A worker claims rows by
+    setting ``lease_until``/``leased_by``; a lease past its time is free to be claimed again
+    (the worker died)."""
+
+    __tablename__ = "analysis_queue"
+
+    project_id: int = Field(primary_key=True)
+    trace_id: str = Field(primary_key=True, max_length=128)
+    updated_at: float
+    lease_until: float | None = None
+    leased_by: str | None = Field(default=None, max_length=200)
+
+
 # The Core tables, for statements that bypass the ORM (bulk upserts, aggregate reads).
+CLAIM_T: Table = AnalysisClaim.__table__  # type: ignore[attr-defined]
 DELIVERY_T: Table = DigestDelivery.__table__  # type: ignore[attr-defined]
 EDGE_T: Table = Edge.__table__  # type: ignore[attr-defined]
 FINDING_T: Table = FindingRow.__table__  # type: ignore[attr-defined]
