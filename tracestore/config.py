@@ -55,8 +55,41 @@ class Settings(BaseSettings):
     max_pending_write_bytes: int = Field(
         256 * 1024 * 1024,
         ge=1,
-        description="Request bytes (Content-Length) admitted at once across ingest requests "
-        "(4x the 64 MiB body limit); beyond it ingest answers 503 with Retry-After.",
+        description="Body bytes received (not declared) and held at once across ingest "
+        "requests, counted as they arrive (4x the 64 MiB body limit); beyond it ingest answers "
+        "503 with Retry-After.",
+    )
+    body_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds an ingest request's body may take to arrive, plus one second for "
+        "every body_min_bytes_per_second received (Apache mod_reqtimeout's body=10 rule); a "
+        "slower body is answered 408 and its connection closed.",
+    )
+    body_min_bytes_per_second: int = Field(
+        65_536,
+        ge=1,
+        description="Slowest average rate, in bytes a second, at which a long ingest body may "
+        "keep arriving past body_timeout_seconds (64 KiB/s: a 64 MiB body gets ~17 minutes).",
+    )
+    max_values_per_request: int = Field(
+        1_000_000,
+        ge=1,
+        description="Most JSON values (objects, arrays, scalars) or protobuf messages in one "
+        "decompressed ingest body, counted before it is decoded; more is answered 413.",
+    )
+    max_items_per_request: int = Field(
+        10_000,
+        ge=1,
+        description="Most trace or outcome items in one native ingest request; more is "
+        "answered 413 before any item is validated.",
+    )
+    max_nodes_per_request: int = Field(
+        50_000,
+        ge=1,
+        description="Most nodes (native, summed over the items) or spans (OTLP) in one ingest "
+        "request (one trace at max_nodes_per_trace fits); more is answered 413 before any is "
+        "validated.",
     )
     redact: str = Field(
         "api_keys,card_numbers",

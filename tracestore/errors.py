@@ -7,6 +7,7 @@
     ├── BadRequest                  400 undecodable body
     │   ├── UnsupportedMediaType    415 unknown Content-Type
     │   ├── PayloadTooLarge         413 body (or its decompression) over the limit
+    │   ├── RequestTimeout          408 body not received in time (slow client)
     │   └── ValidationFailed        422 decodable but invalid; carries per-item errors
     ├── Unauthorized                401 no or unknown credentials
     ├── Forbidden                   403 a valid key without the scope the route needs
@@ -29,6 +30,7 @@ __all__ = [
     "NotFound",
     "Overloaded",
     "PayloadTooLarge",
+    "RequestTimeout",
     "TracestoreError",
     "Unauthorized",
     "UnsupportedMediaType",
@@ -74,6 +76,11 @@ class UnsupportedMediaType(BadRequest):
 class PayloadTooLarge(BadRequest):
     status = 413
     title = "Payload too large"
+
+
+class RequestTimeout(BadRequest):
+    status = 408
+    title = "Request timeout"
 
 
 class ValidationFailed(BadRequest):

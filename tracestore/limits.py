@@ -2,7 +2,9 @@
 one bounded walk and is rejected with 422 naming the limit (the setting that sets it).
 
 Limits here: keys per node ``attributes`` and per trace ``metadata`` (``max_attributes``) and
-the length of any single string (``max_string_chars``). Body bytes (before and after
+the length of any single string (``max_string_chars``), NUL characters, nesting deeper than
+``MAX_DEPTH`` levels and integers outside 64 bits (what orjson, hence storage and every response,
+can represent). Body bytes (before and after
 decompression) are checked in :func:`tracestore.ingest.pipeline.decompress`; nodes per trace in
 :func:`tracestore.ingest.pipeline.validate_items`.
 
@@ -15,6 +17,7 @@ decompression) are checked in :func:`tracestore.ingest.pipeline.decompress`; nod
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +25,34 @@ from typing import Any
 import orjson
 
 from tracestore.config import Settings
+from tracestore.errors import PayloadTooLarge
 from tracestore.schemas import ItemError
 
-__all__ = ["Limits"]
+__all__ = ["MAX_DEPTH", "Limits"]
+
+# Levels of JSON nesting (objects and arrays) in one item, counted from the item itself: a
+# node's ``attributes`` sit 3 levels down (item → nodes → node). 254 is orjson's own limit,
+# and orjson stores every value, so the one orjson pass below finds every deeper item for free;
+# values at the limit are served back intact (tests/tracestore/test_hostile_input.py).
+MAX_DEPTH = 254
+_INT64 = (-(2**63), 2**64 - 1)
+# A JSON string, escapes included (the unrolled form: no backtracking per character).
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def _default(name: str) -> int:
+    value: int = Settings.model_fields[name].default
+    return value
+
+
+def _values(body: bytes, lines: bool) -> int:
+    """At most how many values orjson builds from ``body``: one at the top, and in every
+    non-empty container one more than its commas (so: commas + containers - empty ``{}`` and
+    ``[]`` + 1), plus one per line of NDJSON. Text inside strings only adds (a ``{}`` there
+    also adds its ``{``), so this over-counts unless the strings were cut out."""
+    n = (body.count(b",") + body.count(b"{") + body.count(b"[") + 1
+         - body.count(b"{}") - body.count(b"[]"))
+    return n + body.count(b"\n") if lines else n
 
 
 @dataclass(frozen=True)
@@ -33,10 +61,53 @@ class Limits:
 
     max_attributes: int
     max_string_chars: int
+    # per request (settings max_values_per_request, max_items_per_request,
+    # max_nodes_per_request; their defaults when not given)
+    max_values: int = _default("max_values_per_request")
+    max_items: int = _default("max_items_per_request")
+    max_nodes: int = _default("max_nodes_per_request")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
-        return cls(settings.max_attributes, settings.max_string_chars)
+        return cls(settings.max_attributes, settings.max_string_chars,
+                   settings.max_values_per_request, settings.max_items_per_request,
+                   settings.max_nodes_per_request)
+
+    def check_body(self, body: bytes, *, lines: bool = False) -> None:
+        """Refuse (413) a decompressed JSON body (NDJSON when ``lines``) that would decode
+        into more than ``max_values`` values, before orjson builds any of them: 2 KB of gzip
+        can hold a million ``{}``. Counts ``,``, ``{``, ``[`` (and newlines of NDJSON) in C;
+        only when that bound is over the limit are the strings cut out for an exact count.
+
+        >>> Limits(8, 8, max_values=4).check_body(b'[{"a,b,c,d": 1}, 2]')
+        >>> Limits(8, 8, max_values=4).check_body(b'[{}, {}, {}, {}]')  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        tracestore.errors.PayloadTooLarge: the body holds about 5 JSON values, over the limit ...
+        """
+        n = _values(body, lines)
+        if n > self.max_values and b'"' in body:
+            n = _values(_STRING.sub(b'""', body), lines)
+        if n > self.max_values:
+            raise PayloadTooLarge(
+                f"the body holds about {n} JSON values, over the limit of {self.max_values} per "
+                "request (setting max_values_per_request)",
+                extra={"limit": "max_values_per_request", "limit_value": self.max_values})
+
+    def check_items(self, items: list[Any]) -> None:
+        """Refuse (413) a decoded native request of more than ``max_items`` items or
+        ``max_nodes`` nodes in all, before any item is validated."""
+        if len(items) > self.max_items:
+            raise PayloadTooLarge(
+                f"{len(items)} items in one request exceed the limit of {self.max_items} "
+                "(setting max_items_per_request)",
+                extra={"limit": "max_items_per_request", "limit_value": self.max_items})
+        nodes = sum(len(n) for i in items if isinstance(i, dict)
+                    and isinstance(n := i.get("nodes"), list))
+        if nodes > self.max_nodes:
+            raise PayloadTooLarge(
+                f"{nodes} nodes in one request exceed the limit of {self.max_nodes} "
+                "(setting max_nodes_per_request)",
+                extra={"limit": "max_nodes_per_request", "limit_value": self.max_nodes})
 
     def errors(self, index: int, item: dict[str, Any]) -> list[ItemError]:
         """Every limit ``item`` (a decoded trace or outcome object) breaks; [] when none."""
@@ -67,6 +138,10 @@ class Limits:
                 loc, text = where
                 err(loc, f"string of {len(text)} characters exceeds the limit of {limit} "
                          "(setting max_string_chars)")
+        if dumped is None:
+            problem = self._shape(item)
+            if problem is not None:
+                err(*problem)
         if dumped is None or b"\\u0000" in dumped:
             where = self._find(item, lambda s: "\x00" in s)
             if where is not None:
@@ -78,6 +153,25 @@ class Limits:
         if isinstance(value, dict) and len(value) > self.max_attributes:
             err(loc, f"{len(value)} keys in {what} exceed the limit of {self.max_attributes} "
                      "(setting max_attributes)")
+
+    @staticmethod
+    def _shape(root: Any) -> tuple[list[str | int], str] | None:
+        """Where ``root`` nests deeper than ``MAX_DEPTH`` or holds an integer orjson cannot
+        write (beyond 64 bits), with the message; None when neither."""
+        stack: list[tuple[Any, list[str | int]]] = [(root, [])]
+        while stack:
+            value, path = stack.pop()
+            if isinstance(value, dict | list):
+                if len(path) >= MAX_DEPTH:
+                    return ([*path[:8], "…"], f"JSON nested deeper than {MAX_DEPTH} levels "
+                            "(the limit per item)")
+                pairs = value.items() if isinstance(value, dict) else enumerate(value)
+                stack.extend((v, [*path, k]) for k, v in pairs
+                             if isinstance(v, dict | list | int))
+            elif (isinstance(value, int) and not isinstance(value, bool)
+                  and not _INT64[0] <= value <= _INT64[1]):
+                return path, "integer outside the 64-bit range"
+        return None
 
     @staticmethod
     def _find(root: Any, bad: Callable[[str], bool]) -> tuple[list[str | int], str] | None:

@@ -1,24 +1,54 @@
-"""ASGI middleware: admission of ingest requests through
-:class:`~tracestore.ingest.admission.Admission`."""
+"""ASGI middleware: the body of every ingest request is received here, bounded in size and
+time, and admitted through :class:`~tracestore.ingest.admission.Admission` (docs/limits.md).
+
+For ``POST`` to an ingest route (found by the route's required scope):
+
+* a declared ``Content-Length`` over ``max_body_bytes`` is answered 413 before a byte is read;
+* the body is read chunk by chunk, each chunk counted against ``max_pending_write_bytes`` as it
+  arrives (:meth:`Admission.take`), so bytes *received*, not declared, are what is admitted;
+  a chunked body is cut with 413 as soon as it passes ``max_body_bytes``;
+* the body must arrive within ``body_timeout_seconds``, plus one second for every
+  ``body_min_bytes_per_second`` received (Apache's ``mod_reqtimeout`` rule): a client sending
+  1 byte a second is answered 408 and its connection closed;
+* once complete, the request takes a write slot (:meth:`Admission.enter`) and the route gets
+  the buffered body.
+
+These answers close the connection (``Connection: close``): the rest of the body is never
+read. OTLP protobuf requests get them as a ``google.rpc.Status``, as the route's own errors.
+uvicorn has no body timeout of its own (its ``timeout_keep_alive`` covers idle connections
+between requests), so the bound lives here and holds however the app is served.
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+import anyio
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracestore.api.deps import api_routes, required_scope
 from tracestore.api.problems import problem_response
-from tracestore.errors import Overloaded
+from tracestore.config import Settings
+from tracestore.errors import PayloadTooLarge, RequestTimeout, TracestoreError
 from tracestore.ingest.admission import Admission
 
 __all__ = ["AdmissionMiddleware"]
 
+PROTOBUF = ("application/x-protobuf", "application/protobuf")
+# google.rpc.Code (google/rpc/code.proto) of the statuses answered here
+_GRPC_CODES = {408: 4, 413: 3, 503: 14}
+
+
+class _Disconnected(Exception):
+    """The client went away before its body was complete."""
+
 
 class AdmissionMiddleware:
-    """ASGI middleware admitting ``POST`` requests to ingest routes through
-    ``app.state.admission`` (found by each route's required scope, so routes added later are
-    covered as soon as they depend on the ``ingest`` scope)."""
+    """ASGI middleware receiving and admitting the body of ``POST`` requests to ingest routes
+    (found by each route's required scope, so routes added later are covered as soon as
+    they depend on the ``ingest`` scope)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -35,20 +65,107 @@ class AdmissionMiddleware:
                 or scope["path"] not in self._ingest_paths(scope["app"])):
             await self.app(scope, receive, send)
             return
-        admission: Admission | None = getattr(scope["app"].state, "admission", None)
-        if admission is None:
+        state = scope["app"].state
+        admission: Admission | None = getattr(state, "admission", None)
+        settings: Settings | None = getattr(state, "settings", None)
+        if admission is None or settings is None:
             await self.app(scope, receive, send)
             return
-        length = dict(scope["headers"]).get(b"content-length", b"0")
-        nbytes = int(length) if length.isdigit() else 0
+        held = 0
+        ticket: int | None = None
         try:
-            ticket = admission.enter(nbytes)
-        except Overloaded as exc:
-            resp = problem_response(exc.status, exc.title, exc.detail, instance=scope["path"],
-                                    **exc.extra)
-            await resp(scope, receive, send)
-            return
-        try:
-            await self.app(scope, receive, send)
+            try:
+                body, held = await _receive_body(scope, receive, admission, settings)
+                ticket = admission.enter()
+            except TracestoreError as exc:
+                await _refuse(exc, scope, receive, send)
+                return
+            except _Disconnected:
+                return
+            await self.app(scope, _replay(body, receive), send)
         finally:
-            admission.leave(ticket)
+            if ticket is not None:
+                admission.leave(ticket)
+            admission.release(held)
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+async def _receive_body(scope: Scope, receive: Receive, admission: Admission,
+                        settings: Settings) -> tuple[bytes, int]:
+    """The whole body, and the bytes it took in ``admission`` (the caller releases them).
+    When this raises, it has released what it took itself."""
+    limit = settings.max_body_bytes
+    declared = _declared_length(scope)
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit} bytes "
+                              "(setting max_body_bytes)", extra={"limit_bytes": limit})
+    chunks: list[bytes] = []
+    received = 0
+    start = time.monotonic()
+    try:
+        while True:
+            # The body may take body_timeout_seconds, plus a second per min-rate's bytes.
+            deadline = (start + settings.body_timeout_seconds
+                        + received / settings.body_min_bytes_per_second)
+            with anyio.move_on_after(max(deadline - time.monotonic(), 0)) as waited:
+                message = await receive()
+            if waited.cancelled_caught:
+                raise RequestTimeout(
+                    f"request body not received in time: {received} bytes in "
+                    f"{time.monotonic() - start:.1f} s (settings body_timeout_seconds, "
+                    "body_min_bytes_per_second)")
+            if message["type"] == "http.disconnect":
+                raise _Disconnected
+            chunk = message.get("body", b"")
+            if received + len(chunk) > limit:
+                raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes "
+                                      "(setting max_body_bytes)", extra={"limit_bytes": limit})
+            if chunk:
+                admission.take(len(chunk), held=received)
+                received += len(chunk)
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks), received
+    except BaseException:
+        admission.release(received)
+        raise
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` for the app: the buffered body once, then the client's own messages
+    (``http.disconnect``)."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+async def _refuse(exc: TracestoreError, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer ``exc`` (problem+json, or a google.rpc.Status to protobuf clients) and close
+    the connection: the unread rest of the body is never read."""
+    ctype = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip().lower()
+    resp: Response
+    if ctype.decode("latin-1") in PROTOBUF:
+        from tracestore.api.routes.otlp import status_pb  # routes import this module's package
+
+        resp = Response(status_pb(_GRPC_CODES.get(exc.status, 13), exc.detail),
+                        status_code=exc.status, media_type=PROTOBUF[0])
+        if "retry_after" in exc.extra:
+            resp.headers["Retry-After"] = str(exc.extra["retry_after"])
+    else:
+        resp = problem_response(exc.status, exc.title, exc.detail, instance=scope["path"],
+                                **exc.extra)
+    resp.headers["Connection"] = "close"
+    await resp(scope, receive, send)

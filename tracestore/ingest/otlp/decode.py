@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import string
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,9 @@ from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from tracestore.errors import BadRequest
+from tracestore.errors import BadRequest, PayloadTooLarge
+from tracestore.ingest.otlp.bounds import check_protobuf
+from tracestore.limits import Limits
 
 __all__ = ["Rejected", "Span", "decode_json_request", "decode_protobuf_request", "parse_id"]
 
@@ -165,8 +167,18 @@ def _event_secs(nanos: int) -> float | None:
         return None
 
 
-def decode_protobuf_request(body: bytes) -> tuple[list[Span], list[Rejected]]:
-    """Decode a binary ``ExportTraceServiceRequest``."""
+def _too_many(what: str, n: int, limit: int) -> ValueError:
+    return ValueError(f"{n} {what} exceed the limit of {limit} (setting max_attributes)")
+
+
+def decode_protobuf_request(body: bytes, limits: Limits | None = None,
+                            ) -> tuple[list[Span], list[Rejected]]:
+    """Decode a binary ``ExportTraceServiceRequest``. With ``limits``, a body of too many
+    spans or messages is refused (413) before it is parsed (:func:`check_protobuf`), and a
+    span with more than ``max_attributes`` attributes, events or links is rejected."""
+    if limits is not None:
+        check_protobuf(body, limits)
+    lim = limits.max_attributes if limits is not None else None
     try:
         req = ExportTraceServiceRequest.FromString(body)
     except (DecodeError, ValueError, RuntimeError) as exc:
@@ -179,6 +191,11 @@ def decode_protobuf_request(body: bytes) -> tuple[list[Span], list[Rejected]]:
             scope = ss.scope.name
             for s in ss.spans:
                 try:
+                    if lim is not None:
+                        for what, items in (("attributes", s.attributes), ("events", s.events),
+                                            ("links", s.links)):
+                            if len(items) > lim:
+                                raise _too_many(what, len(items), lim)
                     trace_id = _pb_id(s.trace_id, _TRACE_ID_BYTES)
                     span_id = _pb_id(s.span_id, _SPAN_ID_BYTES)
                     if trace_id is None or span_id is None:
@@ -329,33 +346,70 @@ def _json_span(s: dict[str, Any], resource: dict[str, Any], scope: str) -> Span:
     )
 
 
-def decode_json_request(body: bytes) -> tuple[list[Span], list[Rejected]]:
-    """Decode an OTLP/JSON ``ExportTraceServiceRequest`` with orjson and this walker."""
+def _scope_spans(data: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(resourceSpans item, scopeSpans item) pairs of a decoded request."""
+    for rs in _list(data, "resourceSpans", "resource_spans"):
+        if not isinstance(rs, dict):
+            raise BadRequest("each resourceSpans item must be an object")
+        # instrumentationLibrarySpans: the pre-1.0 name, still sent by old exporters
+        for ss in _list(rs, "scopeSpans", "scope_spans", "instrumentationLibrarySpans"):
+            if not isinstance(ss, dict):
+                raise BadRequest("each scopeSpans item must be an object")
+            yield rs, ss
+
+
+def _check_counts(data: dict[str, Any], limits: Limits) -> None:
+    """Refuse (413) more than ``max_nodes_per_request`` spans before any is decoded."""
+    n = sum(len(_list(ss, "spans")) for _, ss in _scope_spans(data))
+    if n > limits.max_nodes:
+        raise PayloadTooLarge(
+            f"{n} spans in one request exceed the limit of {limits.max_nodes} (setting "
+            "max_nodes_per_request)",
+            extra={"limit": "max_nodes_per_request", "limit_value": limits.max_nodes})
+
+
+def _json_counts(s: dict[str, Any], lim: int) -> None:
+    for what, key in (("attributes", "attributes"), ("events", "events"), ("links", "links")):
+        items = s.get(key)
+        if isinstance(items, list) and len(items) > lim:
+            raise _too_many(what, len(items), lim)
+
+
+def decode_json_request(body: bytes, limits: Limits | None = None,
+                        ) -> tuple[list[Span], list[Rejected]]:
+    """Decode an OTLP/JSON ``ExportTraceServiceRequest`` with orjson and this walker. With
+    ``limits``, a body of too many JSON values or spans is refused (413) before they are
+    built or decoded, and a span with more than ``max_attributes`` attributes, events or
+    links is rejected."""
+    if limits is not None:
+        limits.check_body(body)
     try:
         data = orjson.loads(body) if body.strip() else {}
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object (an ExportTraceServiceRequest)")
+    if limits is not None:
+        _check_counts(data, limits)
+    lim = limits.max_attributes if limits is not None else None
     spans: list[Span] = []
     rejected: list[Rejected] = []
-    for rs in _list(data, "resourceSpans", "resource_spans"):
-        if not isinstance(rs, dict):
-            raise BadRequest("each resourceSpans item must be an object")
-        res = rs.get("resource")
-        resource = _json_attrs(res.get("attributes")) if isinstance(res, dict) else {}
-        # instrumentationLibrarySpans: the pre-1.0 name, still sent by old exporters
-        for ss in _list(rs, "scopeSpans", "scope_spans", "instrumentationLibrarySpans"):
-            if not isinstance(ss, dict):
-                raise BadRequest("each scopeSpans item must be an object")
-            sc = ss.get("scope")
-            scope = str(sc.get("name") or "") if isinstance(sc, dict) else ""
-            for s in _list(ss, "spans"):
-                if not isinstance(s, dict):
-                    rejected.append(Rejected("a span must be an object"))
-                    continue
-                try:
-                    spans.append(_json_span(s, resource, scope))
-                except (ValueError, TypeError, OverflowError) as exc:
-                    rejected.append(Rejected(f"span {str(s.get('name'))[:80]!r}: {exc}"))
+    resource: dict[str, Any] = {}
+    resource_of: Any = None
+    for rs, ss in _scope_spans(data):
+        if rs is not resource_of:  # the resource's attributes once for all its scopes
+            res, resource_of = rs.get("resource"), rs
+            resource = _json_attrs(res.get("attributes")) if isinstance(res, dict) else {}
+        sc = ss.get("scope")
+        scope = str(sc.get("name") or "") if isinstance(sc, dict) else ""
+        for s in _list(ss, "spans"):
+            if not isinstance(s, dict):
+                rejected.append(Rejected("a span must be an object"))
+                continue
+            try:
+                if lim is not None:
+                    _json_counts(s, lim)
+                spans.append(_json_span(s, resource, scope))
+            except (ValueError, TypeError, OverflowError) as exc:
+                rejected.append(Rejected(f"span {str(s.get('name'))[:80]!r}: {exc}"))
     return spans, rejected
