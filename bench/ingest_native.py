@@ -11,6 +11,12 @@ Afterwards ``GET /api/v1/traces/{id}`` is timed for random stored traces (p50/p9
 
     python bench/ingest_native.py                       # SQLite in a temp dir, 3 runs
     python bench/ingest_native.py --database-url postgresql+psycopg://postgres@127.0.0.1/test
+    python bench/ingest_native.py --versus-otlp --runs 3  # native and OTLP runs alternating
+
+``--versus-otlp`` alternates a native run with an OTLP run of as many spans
+(:func:`bench.ingest_otlp.build_requests`: protobuf bodies of 500 spans, 2 connections, timed
+until every POST is answered, a 200 meaning committed), each into a fresh store, and prints
+native nodes/s beside OTLP spans/s per round and their medians (the target: native >= OTLP).
 """
 
 from __future__ import annotations
@@ -138,6 +144,45 @@ def in_process(batches: list[tuple[bytes, int, str]]) -> None:
           f"{nodes / cpu:,.0f} nodes/s")
 
 
+def versus_otlp(database_url: str | None, batches: list[tuple[bytes, int, str]],
+                runs: int) -> None:
+    """Alternating native / OTLP runs of the same item count, each into a fresh store."""
+    import os
+
+    from bench.ingest_otlp import _cpu_tree, build_requests, post_concurrently
+
+    nodes = sum(n for _, n, _ in batches)
+    otlp = [b for b, _ in build_requests(nodes, 500)]
+    print(f"OTLP: {nodes} spans in {len(otlp)} bodies of ~500 spans "
+          f"({sum(len(b) for b in otlp) / 1e6:.1f} MB)")
+    native_rates: list[float] = []
+    otlp_rates: list[float] = []
+    for run in range(runs):
+        for kind in ("native", "otlp"):
+            with scratch_database(database_url) as (url, _):
+                port = free_port()
+                log = Path(tempfile.mkdtemp(prefix="tracestore-bench-")) / "server.log"
+                proc = start_tracestore(url, port, log)
+                try:
+                    main0, sub0 = _cpu_tree(proc.pid)
+                    if kind == "native":
+                        elapsed, _ = load(port, batches)
+                    else:
+                        _, elapsed = post_concurrently(port, otlp, CONNECTIONS)
+                    main1, sub1 = _cpu_tree(proc.pid)
+                finally:
+                    stop(proc)
+            rate = nodes / elapsed
+            workers = sum(v - sub0.get(p, 0.0) for p, v in sub1.items())
+            (native_rates if kind == "native" else otlp_rates).append(rate)
+            print(f"run {run + 1} {kind}: {nodes} in {elapsed:.2f}s = {rate:,.0f}/s; server CPU "
+                  f"per item: main process {(main1 - main0) / nodes * 1e6:.0f} µs, ingest "
+                  f"workers {workers / nodes * 1e6:.0f} µs (load {os.getloadavg()[0]:.1f})",
+                  flush=True)
+    n, o = statistics.median(native_rates), statistics.median(otlp_rates)
+    print(f"median: native {n:,.0f} nodes/s, OTLP {o:,.0f} spans/s, native/OTLP {n / o:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--database-url", default=None,
@@ -146,6 +191,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--in-process", action="store_true",
                     help="also measure CPU per node of the write path in this process")
+    ap.add_argument("--versus-otlp", action="store_true",
+                    help="alternate native runs with OTLP runs of as many spans")
     args = ap.parse_args()
     data = generate(seed=11, n_traces=args.traces)
     batches = encode_batches(data.traces)
@@ -155,6 +202,9 @@ def main() -> None:
           f"({sum(len(b) for b, _, _ in batches) / 1e6:.1f} MB)")
     if args.in_process:
         in_process(batches)
+    if args.versus_otlp:
+        versus_otlp(args.database_url, batches, args.runs)
+        return
     rates: list[float] = []
     p50s: list[float] = []
     p95s: list[float] = []
