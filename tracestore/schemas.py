@@ -13,10 +13,20 @@ nanoseconds are recognised by magnitude) and are always returned as ISO 8601 UTC
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+import orjson
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from analyzers.graph import EDGE_KINDS, NODE_KINDS
 
@@ -25,7 +35,11 @@ MODEL_KINDS = frozenset({"llm", "embedding"})
 
 __all__ = [
     "EDGE_KINDS",
+    "MAX_COST_USD",
+    "MAX_TOKENS",
+    "MAX_VALUE_USD",
     "NODE_KINDS",
+    "STORED_SINCE",
     "DocumentIn",
     "EdgeIn",
     "EdgePublic",
@@ -34,9 +48,11 @@ __all__ = [
     "ItemError",
     "NodeIn",
     "NodePublic",
+    "NulFree",
     "OutcomeIn",
     "OutcomePublic",
     "Page",
+    "StoredTimestamp",
     "Timestamp",
     "TraceDetail",
     "TraceIn",
@@ -53,6 +69,22 @@ OutcomeStatus = Literal["success", "failure", "partial", "escalated"]
 
 
 _MAX_EPOCH = 253_402_300_799.0  # 9999-12-31T23:59:59Z, the last instant datetime can render
+
+# Bounds on what a producer may report (docs/limits.md, "Physical bounds"): beyond them a value
+# is a bug or an attack, and left in it would poison every sum and report built on it.
+# Tokens of one call: the longest context windows are ~10M tokens (Gemini, Llama 4 Scout), so
+# 10**8 leaves 10x room; 10**12 tokens were priced at $2.5M before this bound.
+MAX_TOKENS = 10**8
+# Reported cost of one step: 10**8 tokens at the dearest list price (~$600 per Mtok output)
+# is $60k; $100k is the bound.
+MAX_COST_USD = 100_000.0
+# An outcome's value: a trillion dollars, so that even 10**6 of them sum far below a double's
+# range (a sum of two 1.7e308 values overflowed PostgreSQL's double precision).
+MAX_VALUE_USD = 1e12
+# Stored timestamps (node start/end, outcome time) lie in [2000-01-01, now + 1 day]: earlier
+# is a zero/garbage clock, later is a clock skewed beyond a day or a wrong unit.
+STORED_SINCE = 946_684_800.0  # 2000-01-01T00:00:00Z
+_FUTURE_SLACK = 86_400.0
 
 
 def to_epoch(value: Any) -> float:
@@ -87,15 +119,36 @@ def to_epoch(value: Any) -> float:
             dt = datetime.fromisoformat(value.strip())
         except ValueError:
             try:  # epoch seconds sent as text, e.g. a query parameter ``since=1794819600``
-                return to_epoch(float(value))
+                number = float(value)
             except ValueError:
-                pass
-            raise ValueError(f"not an ISO 8601 timestamp: {value[:40]!r}") from None
+                raise ValueError(f"not an ISO 8601 timestamp: {value[:40]!r}") from None
+            return to_epoch(number)
     else:
         raise ValueError("a timestamp must be an ISO 8601 string or an epoch number")
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+    t = dt.timestamp()
+    if not 0.0 <= t < _MAX_EPOCH:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise ValueError(f"timestamp {str(value)[:40]!r} is out of range "
+                         "(1970-01-01 to 9999-12-31)")
+    return t
+
+
+def stored_epoch(value: Any) -> float:
+    """:func:`to_epoch` for a time that is stored: it must lie between 2000-01-01 and one day
+    after now (``STORED_SINCE``, docs/limits.md).
+
+    >>> stored_epoch("2026-11-16T09:00:00Z")
+    1794819600.0
+    >>> stored_epoch("1999-12-31T23:59:59Z")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: timestamp 1999-12-31T23:59:59.000Z is outside the accepted window ...
+    """
+    t = to_epoch(value)
+    if not STORED_SINCE <= t <= time.time() + _FUTURE_SLACK:
+        raise ValueError(f"timestamp {iso(t)} is outside the accepted window "
+                         "(2000-01-01 to now + 1 day)")
+    return t
 
 
 def iso(ts: float | None) -> str | None:
@@ -116,12 +169,51 @@ Timestamp = Annotated[
         {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]}
     ),
 ]
+# A time a producer reports and we store (2000-01-01 .. now + 1 day).
+StoredTimestamp = Annotated[
+    float,
+    BeforeValidator(stored_epoch),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]}
+    ),
+]
 Id = Annotated[str, Field(min_length=1, max_length=128)]
-Count = Annotated[int, Field(ge=0, le=10**12)]
+# A trace id appears in URL paths (/traces/{trace_id}), where a "/" cannot be told apart from
+# the path's own separators, so ingest refuses it rather than store an unfetchable trace.
+TraceId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^/]+$")]
+# strict: a JSON boolean is not a count (``true`` was stored as 1), nor is 1.5 or "7".
+Count = Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)]
+Usd = Annotated[float, Field(ge=-MAX_VALUE_USD, le=MAX_VALUE_USD)]
+
+
+class NulFree(BaseModel):
+    """A request body whose strings may not contain NUL (U+0000): PostgreSQL cannot store it,
+    and SQLite would keep what PostgreSQL refuses. (Ingest items are checked by
+    :class:`tracestore.limits.Limits` before validation instead.)"""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        try:  # one C pass: orjson writes NUL as \u0000 (a text "\\u0000" matches too: walk)
+            maybe = b"\\u0000" in orjson.dumps(data)
+        except TypeError:  # not plain JSON (a model instance): its own fields were checked
+            maybe = False
+        stack = [data] if maybe else []
+        while stack:
+            v = stack.pop()
+            if isinstance(v, str) and "\x00" in v:
+                raise ValueError("text must not contain NUL (\\u0000) characters")
+            if isinstance(v, dict):
+                stack.extend(v.keys())
+                stack.extend(v.values())
+            elif isinstance(v, list):
+                stack.extend(v)
+        return data
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=10_000_000)
+    # allow_inf_nan: JSON 1e400 decodes to inf, and protobuf doubles may be inf or NaN
+    model_config = ConfigDict(extra="forbid", str_max_length=10_000_000, allow_inf_nan=False)
 
 
 class DocumentIn(_In):
@@ -140,8 +232,8 @@ class NodeIn(_In):
     source_kind: str | None = None
     name: Annotated[str, Field(max_length=1000)] = ""
     step: Annotated[str, Field(max_length=500)] | None = None
-    start: Timestamp | None = None
-    end: Timestamp | None = None
+    start: StoredTimestamp | None = None
+    end: StoredTimestamp | None = None
     status: Literal["ok", "error"] = "ok"
     error_type: str | None = None
     # llm / embedding
@@ -171,17 +263,24 @@ class NodeIn(_In):
     # human
     decision: Literal["approve", "edit", "reject", "override"] | None = None
     review_target: Id | None = None
-    review_minutes: Annotated[float, Field(ge=0)] | None = None
+    review_minutes: Annotated[float, Field(ge=0, le=525_600)] | None = None  # <= a year
     # relations
     retry_of: Id | None = None
     uses: list[Annotated[str, Field(min_length=1, max_length=512)]] | None = None
     # outcome node
     outcome_status: OutcomeStatus | None = None
     outcome_type: str | None = None
-    outcome_value_usd: float | None = None
+    outcome_value_usd: Usd | None = None
     # cost the producer computed itself (kept beside ours, never instead of it)
-    reported_cost_usd: Annotated[float, Field(ge=0)] | None = None
+    reported_cost_usd: Annotated[float, Field(ge=0, le=MAX_COST_USD)] | None = None
     attributes: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> NodeIn:
+        if self.start is not None and self.end is not None and self.end < self.start:
+            raise ValueError(f"end ({iso(self.end)}) is before start ({iso(self.start)}): "
+                             "a duration cannot be negative")
+        return self
 
 
 class EdgeIn(_In):
@@ -196,16 +295,16 @@ class OutcomeIn(_In):
     task_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
     status: OutcomeStatus
     type: str | None = None
-    value_usd: float | None = None
-    occurred_at: Timestamp | None = None
-    trace_id: Id | None = None
+    value_usd: Usd | None = None
+    occurred_at: StoredTimestamp | None = None
+    trace_id: TraceId | None = None
     workflow: str | None = None
 
 
 class TraceIn(_In):
     """One trace (or a part of one: parts sent in several requests are merged)."""
 
-    trace_id: Id
+    trace_id: TraceId
     workflow: Annotated[str, Field(max_length=200)] | None = None
     task_id: Annotated[str, Field(max_length=256)] | None = None
     team: str | None = None
@@ -220,9 +319,25 @@ class TraceIn(_In):
     edges: list[EdgeIn] = Field(default_factory=list)
     outcome: OutcomeIn | None = None
 
+    @field_validator("nodes")
+    @classmethod
+    def _unique_node_ids(cls, nodes: list[NodeIn]) -> list[NodeIn]:
+        """One item names each node once: a second node with the same id would silently
+        replace the first when stored."""
+        if len(nodes) > 1:
+            seen: dict[str, int] = {}
+            for j, n in enumerate(nodes):
+                first = seen.setdefault(n.node_id, j)
+                if first != j:
+                    raise ValueError(f"node_id {n.node_id[:128]!r} appears twice in this "
+                                     f"trace (nodes {first} and {j}); node ids are unique "
+                                     "per trace")
+        return nodes
+
 
 class ItemError(BaseModel):
-    item: int = Field(description="Index of the rejected item in the request (0 for a single object).")
+    item: int = Field(description="Index of the rejected item in the request (0 for a single "
+                      "object).")
     trace_id: str | None = None
     loc: list[str | int] = Field(description="Path to the offending field inside the item.")
     msg: str

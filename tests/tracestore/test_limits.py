@@ -14,6 +14,7 @@ from sqlalchemy import inspect, text
 from tracestore.api import create_app
 from tracestore.config import Settings
 from tracestore.ingest.write import content_hash
+from tracestore.schemas import MAX_TOKENS
 from tracestore.store.engine import create_schema, make_engine
 
 SECRET_KEY = "sk-proj-" + "Q" * 40
@@ -135,22 +136,22 @@ def test_nul_characters_are_422_on_every_backend(client: TestClient) -> None:
 
 def test_token_counts_up_to_the_schema_limit_are_stored_on_every_backend(
         client: TestClient) -> None:
-    # The schema accepts counts up to 10**12; PostgreSQL's INTEGER stopped at 2**31 - 1, so
-    # such a node was refused there ("integer out of range") while SQLite stored it.
-    big = 10**12
+    # A call may report up to MAX_TOKENS (10**8) tokens; 25 such calls sum past 2**31 - 1,
+    # where PostgreSQL's INTEGER stopped ("integer out of range") while SQLite stored it.
+    big = MAX_TOKENS
     r = client.post("/api/v1/traces", json=[{"trace_id": "huge", "nodes": [
-        {"node_id": "n1", "kind": "llm", "name": "chat", "start": 1_763_283_600,
-         "model": "gpt-4o-mini", "input_tokens": big, "output_tokens": 3_000_000_000,
-         "cache_read_tokens": big, "reasoning_tokens": 2**31},
-        {"node_id": "n2", "kind": "retrieval", "name": "search", "start": 1_763_283_601,
+        *({"node_id": f"n{i}", "kind": "llm", "name": "chat", "start": 1_763_283_600 + i,
+           "model": "gpt-4o-mini", "input_tokens": big, "output_tokens": big,
+           "cache_read_tokens": big, "reasoning_tokens": big} for i in range(1, 26)),
+        {"node_id": "r", "kind": "retrieval", "name": "search", "start": 1_763_283_601,
          "top_k": big}]}])
     assert r.status_code == 200, r.text
     body = client.get("/api/v1/traces/huge").json()
     nodes = {n["node_id"]: n for n in body["nodes"]}
-    assert nodes["n1"]["input_tokens"] == big and nodes["n1"]["output_tokens"] == 3_000_000_000
-    assert nodes["n1"]["cache_read_tokens"] == big and nodes["n1"]["reasoning_tokens"] == 2**31
-    assert nodes["n2"]["top_k"] == big
-    assert body["input_tokens"] == big and body["output_tokens"] == 3_000_000_000
+    assert nodes["n1"]["input_tokens"] == big and nodes["n1"]["output_tokens"] == big
+    assert nodes["n1"]["cache_read_tokens"] == big and nodes["n1"]["reasoning_tokens"] == big
+    assert nodes["r"]["top_k"] == big
+    assert body["input_tokens"] == 25 * big > 2**31 and body["output_tokens"] == 25 * big
 
 
 def test_schema_start_widens_a_postgresql_store_made_with_32_bit_token_columns(

@@ -35,6 +35,7 @@ from tracestore.reports.economics import (
     wasteful_paths,
     workflow_settings,
 )
+from tracestore.reports.queries import usd_sum
 from tracestore.store.tables import TraceSummary
 
 __all__ = ["OVERRIDE_CODE", "load_digest", "parse_week", "week_aggregates", "week_findings"]
@@ -46,7 +47,11 @@ _PAGE = 1000
 
 
 def parse_week(week: str) -> tuple[float, float]:
-    """``"2026-W47"`` → (start, end) epoch seconds; a malformed week is a 422."""
+    """``"2026-W47"`` → (start, end) epoch seconds; a malformed week, or one outside the years
+    2000-9998 (stored times start in 2000; the digest also reads the week before and after),
+    is a 422."""
+    if week[:4].isdigit() and not 2000 <= int(week[:4]) <= 9998:
+        raise ValidationFailed(f"week {week[:40]!r} is outside the years 2000 to 9998")
     try:
         _, _, start, end = week_bounds(week)
     except ValueError as exc:
@@ -77,7 +82,7 @@ def week_aggregates(session: Session, *, project_id: int, start: float,
             for i in range(7)))
     s = TraceSummary.__table__.c  # type: ignore[attr-defined]
     with_outcome = session.execute(
-        select(func.coalesce(func.sum(s.cost_usd), 0.0)).where(
+        select(func.coalesce(usd_sum(s.cost_usd), 0.0)).where(
             s.project_id == project_id, s.started_at >= start, s.started_at < end,
             s.outcome_status.is_not(None))
     ).scalar_one()

@@ -29,7 +29,7 @@ from sqlalchemy import case, delete, func, select
 from sqlalchemy.orm import Session
 
 from tracestore.errors import ValidationFailed
-from tracestore.schemas import MODEL_KINDS, Timestamp, iso
+from tracestore.schemas import MODEL_KINDS, NulFree, Timestamp, iso
 from tracestore.store.tables import NODE_T, PRICE_T
 
 __all__ = [
@@ -91,7 +91,7 @@ class Override:
     id: int
     provider: str | None
     model_pattern: str
-    node_kind: str
+    node_kind: PricedKind
     valid_from: float | None
     valid_to: float | None
     input_mtok: float | None
@@ -185,13 +185,17 @@ class PriceOverrideIn(BaseModel):
     node_kind: PricedKind = "llm"
     valid_from: Timestamp | None = Field(None, description="Inclusive; null = always.")
     valid_to: Timestamp | None = Field(None, description="Exclusive; null = open-ended.")
-    input_mtok: Rate | None = Field(None, validate_default=True, description="USD per million uncached input tokens.")
-    cached_input_mtok: Rate | None = Field(None, validate_default=True, description="USD/M cache reads (default input).")
+    input_mtok: Rate | None = Field(None, validate_default=True,
+                                    description="USD per million uncached input tokens.")
+    cached_input_mtok: Rate | None = Field(None, validate_default=True,
+                                           description="USD/M cache reads (default input).")
     cache_write_mtok: Rate | None = Field(None, description="USD/M cache writes (default input).")
-    output_mtok: Rate | None = Field(None, validate_default=True, description="USD per million output tokens.")
+    output_mtok: Rate | None = Field(None, validate_default=True,
+                                     description="USD per million output tokens.")
     reasoning_mtok: Rate | None = Field(None, description="USD/M reasoning (default output).")
     per_call_usd: Rate | None = Field(None, description="USD per call (tools, retrieval, ...).")
-    per_minute_usd: Rate | None = Field(None, validate_default=True, description="USD per minute of human review.")
+    per_minute_usd: Rate | None = Field(None, validate_default=True,
+                                        description="USD per minute of human review.")
     basis: Literal["list", "contracted"] = "list"
     note: Annotated[str, Field(max_length=1000)] | None = None
 
@@ -222,7 +226,7 @@ class PriceOverrideIn(BaseModel):
         return v
 
 
-class PriceBookIn(BaseModel):
+class PriceBookIn(NulFree):
     """The whole price book of a project, as ``PUT /api/v1/prices`` and ``tracestore prices
     import`` take it; it replaces the stored one."""
 
@@ -305,7 +309,9 @@ def replace_book(
             session.execute(PRICE_T.update().where(PRICE_T.c.id == oid).values(values))
         else:
             values["project_id"] = project_id
-            oid = session.execute(PRICE_T.insert().values(values).returning(PRICE_T.c.id)).scalar_one()
+            oid = session.execute(
+                PRICE_T.insert().values(values).returning(PRICE_T.c.id)
+            ).scalar_one()
         keep.append(int(oid))
     session.execute(
         delete(PRICE_T).where(PRICE_T.c.project_id == project_id, PRICE_T.c.id.not_in(keep))
@@ -331,7 +337,7 @@ def unpriced_models(
     """Models of unpriced LLM/embedding nodes (by node start in ``[since, until)``), most
     tokens first."""
     n = NODE_T.c
-    conds = [n.project_id == project_id, n.kind.in_(MODEL_KINDS), n.priced == False]
+    conds = [n.project_id == project_id, n.kind.in_(MODEL_KINDS), n.priced == False]  # noqa: E712
     if since is not None:
         conds.append(n.start >= since)
     if until is not None:

@@ -24,6 +24,7 @@ __all__ = [
     "group_totals",
     "path_totals",
     "summary_conds",
+    "usd_sum",
     "waste_by_code",
 ]
 
@@ -32,6 +33,16 @@ OUTCOME_STATUSES = ("success", "failure", "partial", "escalated")  # schemas.Out
 # Latest rows read in one pass to find example traces of the common groups (then one small
 # query per group still lacking): 50 groups × 3 examples, with room for skewed traffic.
 _LOOKBACK = 2000
+# Each dollar summand is clamped to ±USD_CAP before summing. Ingest bounds every value far below
+# it (docs/limits.md), so stored sums are unchanged; a value stored before those bounds (two
+# outcomes of 1.7e308 overflowed PostgreSQL's double precision sum, a 500 for every report of
+# the project) can no longer make a sum overflow or reach a report as inf.
+USD_CAP = 1e15
+
+
+def usd_sum(col: Any) -> Any:
+    """``SUM(col)`` over dollar amounts, each clamped to ±``USD_CAP`` (NULLs stay NULL)."""
+    return func.sum(case((col > USD_CAP, USD_CAP), (col < -USD_CAP, -USD_CAP), else_=col))
 
 
 def summary_conds(project_id: int, since: float | None, until: float | None,
@@ -76,13 +87,13 @@ def group_totals(session: Session, conds: list[Any], cols: Sequence[str],
     fields = {
         **{f"n_{st}": func.sum(case((counted & (s.outcome_status == st), 1), else_=0))
            for st in OUTCOME_STATUSES},
-        "value": func.sum(case((_success(), value), else_=None)),
+        "value": usd_sum(case((_success(), value), else_=None)),
         "valued": func.sum(case((_success() & value.is_not(None), 1), else_=0)),
-        "cost": func.sum(s.cost_usd), "tokens": func.sum(s.tokens), "attempts": func.count(),
+        "cost": usd_sum(s.cost_usd), "tokens": func.sum(s.tokens), "attempts": func.count(),
         "tasks": func.sum(case((first, 1), else_=0)), "model_calls": func.sum(s.model_calls),
-        "unpriced": func.sum(s.unpriced_count), "productive": func.sum(s.productive_usd),
-        "waste": func.sum(s.waste_usd), "churn": func.sum(s.waste_churn_usd),
-        "bloat": func.sum(s.waste_bloat_usd), "routing": func.sum(s.waste_routing_usd),
+        "unpriced": func.sum(s.unpriced_count), "productive": usd_sum(s.productive_usd),
+        "waste": usd_sum(s.waste_usd), "churn": usd_sum(s.waste_churn_usd),
+        "bloat": usd_sum(s.waste_bloat_usd), "routing": usd_sum(s.waste_routing_usd),
         "first_decided": func.sum(case((first & decided, 1), else_=0)),
         "first_ok": func.sum(case((first & _success(), 1), else_=0)),
         "decided": func.sum(case((decided, 1), else_=0)),
@@ -103,7 +114,7 @@ def path_totals(session: Session, conds: list[Any]) -> dict[Key, dict[str, Any]]
     ``ix_summaries_paths`` answers it without reading the table rows."""
     s = SUMMARY_T.c
     fields = {
-        "attempts": func.count(), "cost": func.sum(s.cost_usd), "waste": func.sum(s.waste_usd),
+        "attempts": func.count(), "cost": usd_sum(s.cost_usd), "waste": usd_sum(s.waste_usd),
         "n_success": func.sum(case((_success(), 1), else_=0)),
         "decided": func.sum(case((s.outcome_status.is_not(None), 1), else_=0)),
     }
@@ -122,7 +133,7 @@ def waste_by_code(session: Session, conds: list[Any], cols: Sequence[str]
     else:
         je = func.json_each_text(s.waste_by_code).table_valued("key", "value")
     g = _cols(cols)
-    stmt = (select(*g, je.c.key, func.sum(cast(je.c.value, Float)))
+    stmt = (select(*g, je.c.key, usd_sum(cast(je.c.value, Float)))
             .select_from(SUMMARY_T).join(je, true())
             .where(*conds, s.waste_usd > 0).group_by(*g, je.c.key))
     out: dict[Key, dict[str, float]] = {}

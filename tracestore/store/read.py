@@ -61,7 +61,10 @@ def decode_cursor(cursor: str) -> list[Any]:
         values = orjson.loads(raw)
     except (ValueError, orjson.JSONDecodeError):
         raise BadRequest("cursor is malformed; pass back next_cursor unchanged") from None
-    if not isinstance(values, list) or len(values) != 2:
+    if not isinstance(values, list) or len(values) != 2 or any(
+        (isinstance(v, int) and not -(2**63) <= v < 2**63)  # no database column holds it
+        or (isinstance(v, str) and "\x00" in v) for v in values
+    ):
         raise BadRequest("cursor is malformed; pass back next_cursor unchanged")
     return values
 

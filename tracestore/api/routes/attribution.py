@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from sqlalchemy import select
 
 from tracestore.api.deps import ProjectDep, SessionDep
@@ -21,7 +21,7 @@ from tracestore.reports.paths import (
     attribution_report,
     paths_report,
 )
-from tracestore.schemas import Timestamp
+from tracestore.schemas import NulFree, Timestamp
 from tracestore.store.engine import upsert
 from tracestore.store.tables import WorkflowSetting
 
@@ -74,7 +74,7 @@ def get_paths(
                         until=until, order=order, limit=limit)
 
 
-class WorkflowIn(BaseModel):
+class WorkflowIn(NulFree):
     """A workflow's reference numbers."""
 
     model_config = ConfigDict(extra="forbid")

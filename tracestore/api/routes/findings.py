@@ -13,14 +13,14 @@ from tracestore.analysis.queries import FindingFilters, list_findings
 from tracestore.api.deps import EngineDep, ProjectDep, SessionDep, SettingsDep
 from tracestore.api.problems import PROBLEM_RESPONSES
 from tracestore.errors import ValidationFailed
-from tracestore.schemas import FindingPublic, Page, Timestamp, iso
+from tracestore.schemas import FindingPublic, NulFree, Page, Timestamp, iso
 
 router = APIRouter(prefix="/api/v1", tags=["findings"], responses=PROBLEM_RESPONSES)
 
 TimeQuery = Annotated[Timestamp | None, Query(description="ISO 8601 or epoch seconds")]
 
 
-class AnalyzeIn(BaseModel):
+class AnalyzeIn(NulFree):
     """Which traces to analyse: ``since <= started_at < until``, optionally one workflow."""
 
     model_config = ConfigDict(extra="forbid")

@@ -8,12 +8,13 @@ import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from tracestore.api.deps import AdminProjectDep, EngineDep
 from tracestore.api.problems import PROBLEM_RESPONSES
 from tracestore.auth import KeyInfo, create_key, list_keys, revoke_key
+from tracestore.schemas import NulFree
 from tracestore.store.engine import session_scope
 
 router = APIRouter(prefix="/api/v1", tags=["keys"], responses=PROBLEM_RESPONSES)
@@ -21,8 +22,8 @@ router = APIRouter(prefix="/api/v1", tags=["keys"], responses=PROBLEM_RESPONSES)
 Scope = Literal["ingest", "read", "admin"]
 
 
-class KeyIn(BaseModel):
-    model_config = {"extra": "forbid"}
+class KeyIn(NulFree):
+    model_config = ConfigDict(extra="forbid")
 
     scopes: list[Scope] = Field(min_length=1, max_length=3,
                                 description="ingest, read and/or admin (admin implies all).")
