@@ -20,6 +20,7 @@ from tracestore.api.problems import install_problem_handlers
 from tracestore.api.routes import (
     attribution,
     digest,
+    export,
     findings,
     health,
     ingest,
@@ -91,7 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AdmissionMiddleware)
     install_problem_handlers(app)
     document_auth(app)  # 401/403 in the OpenAPI document of every keyed route
-    for module in (health, ingest, traces, otlp, findings, prices, digest, attribution, keys):
+    for module in (health, ingest, traces, otlp, findings, prices, digest, attribution, keys,
+                   export):
         app.include_router(module.router)
     app.include_router(pages.router)  # analyst pages (docs/pages.md)
     app.middleware("http")(pages.html_csp)

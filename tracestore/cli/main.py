@@ -16,6 +16,7 @@ import orjson
 
 from tracestore.cli.analysis import analyze, worker
 from tracestore.cli.digest import digest
+from tracestore.cli.export import export
 from tracestore.cli.keys import keys
 from tracestore.cli.options import _settings, database_option, project_option
 from tracestore.cli.prices import prices, reprice_command
@@ -198,7 +199,7 @@ def demo(serve: bool, database_url: str | None, seed: int, n_traces: int,
 
 
 # Command groups defined in their own modules (they import only cli_options, so no cycle).
-for _command in (keys, digest, analyze, worker, prices, reprice_command, outcomes, report):
+for _command in (keys, digest, analyze, worker, prices, reprice_command, outcomes, report, export):
     cli.add_command(_command)
 
 
