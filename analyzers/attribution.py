@@ -1,6 +1,6 @@
 """Per-trace cost attribution: which dollars bought the outcome, and which were waste.
 
-Method (``methods.md`` §4.2-4.3, DESIGN §5 "Attribution"):
+Method (docs/methods.md, "Attribution"; docs/analysis.md):
 
 1. **Seeds.** Every ``outcome`` node of the trace is a seed (one outcome each). A trace with no
    outcome node has one seed, its *final output* (see :func:`final_output`), keyed ``"final"``.
@@ -24,7 +24,7 @@ Method (``methods.md`` §4.2-4.3, DESIGN §5 "Attribution"):
    outcomes ``D_v`` depending on it is produced) each term is a symmetric game in which
    outcomes outside ``D_v`` are null players, so by symmetry, efficiency and linearity the
    Shapley value of outcome ``i`` is ``sum over v with i in D_v of c_v / |D_v|`` — the equal
-   split (``methods.md`` §4.3).
+   split (docs/methods.md).
 4. **Waste by code** is exactly what the findings book, nothing else: each finding's waste
    is booked on its nodes, per node from ``evidence["waste_by_node"]`` when the analyzer
    recorded it, else ``wasted_cost_usd`` spread along ``node_ids`` in order; never more than

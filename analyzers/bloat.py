@@ -1,9 +1,9 @@
 """Context bloat: tokens a call paid for and did not need.
 
-Heuristics and sources (methods §3 and §6.2):
+Heuristics and sources (docs/methods.md, "Context bloat"):
 
 - ``bloat.over_retrieval`` (B1) and ``bloat.unused_context`` (B2): whether a retrieved
-  document was used is decided by the cascade of methods §3.3 — explicit ``uses`` edges naming
+  document was used is decided by the cascade of docs/methods.md — explicit ``uses`` edges naming
   the document, its id cited in the answer, or lexical containment (share of the answer's word
   3-grams found in the document, RAGBench-style utilisation) ≥ 0.05. k ≥ 10 with under 20% used
   is over-retrieval (confidence 0.85 with explicit uses, 0.7 lexical only); otherwise unused
@@ -21,7 +21,7 @@ Heuristics and sources (methods §3 and §6.2):
   prefix at (input − cache-read) rate, less the cache-write premium on a chain's first miss.
   Confidence 0.75.
 
-Dollars (DESIGN §5): unneeded tokens priced at the consuming call's uncached input rate.
+Dollars (docs/analysis.md): unneeded tokens priced at the consuming call's uncached input rate.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def _rate(a: dict[str, Any], baseline: WorkflowBaseline | None,
 def _doc_hits(docs: list[dict[str, Any]], texts: list[str], named: set[str],
               cfg: AnalyzerConfig) -> list[bool]:
     """Whether each document was used: explicitly named by a ``uses`` edge, its id cited in an
-    answer, or the answer's word 3-grams contained in its content (methods §3.3 cascade)."""
+    answer, or the answer's word 3-grams contained in its content (the docs/methods.md cascade)."""
     ids = [str(d.get("id")) for d in docs]
     # explicitly used, or the id cited in an answer (most documents are settled here)
     if not texts:  # explicit uses only (settled in C)

@@ -1,6 +1,6 @@
 """Canonical call keys and MinHash/LSH near-duplicate detection.
 
-Methods (shared/reference/methods.md §2 and §5):
+Methods (docs/methods.md, "Call keys and near-duplicates"):
 
 - **Canonical call keys** as in Gemini CLI's LoopDetectionService (hash of tool name + JSON
   args) and OpenHands' StuckDetector (equality ignoring process ids): arguments are parsed,
@@ -8,11 +8,11 @@ Methods (shared/reference/methods.md §2 and §5):
   uuids, nonces — dropped before hashing, so two calls that differ only in a request id key
   the same. A tool call keys as ``tool:<name>:<hash>``, an LLM call as
   ``llm:<model>:<prompt hash>``.
-- **MinHash** (Broder) over word 3-gram shingles (the shingle size of the [M] prototype in
-  methods §5), 128 permutations by universal hashing ``(a·x + b) mod (2^61 − 1)`` on uint64
+- **MinHash** (Broder) over word 3-gram shingles (the shingle size of the research prototype,
+  docs/methods.md), 128 permutations by universal hashing ``(a·x + b) mod (2^61 − 1)`` on uint64
   (coefficients < 2^32, so the product never overflows), and **LSH banding** with 16 bands of
   8 rows: the candidate knee is ``(1/16)^(1/8) ≈ 0.71`` and a pair at Jaccard 0.8 becomes a
-  candidate with probability 0.95 (MMDS ch. 3, computed in methods §5). Candidates are then
+  candidate with probability 0.95 (MMDS ch. 3, docs/methods.md). Candidates are then
   verified on the signature agreement rate. Coefficients derive from BLAKE2b of their index,
   so signatures are identical across runs and machines (no randomness).
 

@@ -1,7 +1,7 @@
 """Churn: repeated, looping and near-duplicate calls (and, via :mod:`analyzers.churn_flow`,
 retry storms, re-prompts, overridden output and dead ends).
 
-Heuristics and where they come from (methods §2 and §6.1):
+Heuristics and where they come from (docs/methods.md, "Churn"):
 
 - ``churn.exact_repeat`` / ``churn.tight_loop`` / ``churn.error_loop`` — Gemini CLI's
   LoopDetectionService (hash of tool name + canonical args, consecutive identical calls) and
@@ -18,7 +18,7 @@ Heuristics and where they come from (methods §2 and §6.1):
   larger groups go through MinHash/LSH (:mod:`analyzers.callkeys`). Confidence 0.6 + 0.3 ×
   the lower of the two similarities.
 
-Dollars (DESIGN §5): a redundant tool call is paid for by the LLM turn that issued it — waste
+Dollars (docs/analysis.md): a redundant tool call is paid for by the LLM turn that issued it — waste
 is that turn's cost plus the tool's own; a duplicate LLM call costs its full price. The first
 occurrence is never waste.
 

@@ -1,22 +1,23 @@
 """Churn from the trace's control flow: retry storms, re-prompts, overridden output, dead ends.
 Called by :func:`analyzers.churn.analyze`, which books each node's waste once.
 
-- ``churn.retry_storm`` (methods §6.1 C6): attempts of one logical call are the components of
+- ``churn.retry_storm`` (docs/methods.md C6): attempts of one logical call are the components of
   ``retry_of`` edges. Only retries that repeat the previous attempt's input count (a retry with
   changed arguments is a fix, not a storm): ≥3 attempts of one input, or 2 whose retry costs
   ≥ 20% of the trace. Waste: every attempt an unchanged retry repeated. Confidence 0.85 (0.75
   for the cost-share rule; 0.6 when an attempt's input is unknown, where only ≥3 attempts
   count). Advice names back-off for transient errors (timeouts, connection, rate limits).
-- ``churn.reprompt`` (C7): an LLM call whose prompt is near-identical (MinHash J ≥ 0.9, or the
-  same call key) to an earlier call whose output a human rejected/overrode or a guardrail
-  failed. Waste: the rejected call. Confidence 0.8.
-- ``churn.overridden`` (DESIGN §5): model output a human rejected or replaced (``reviews`` edge
-  to a ``reject``/``override`` decision). Waste: the call's full cost. Confidence 0.9.
-- ``churn.dead_end`` (C9, methods §4.2 causal set): an agent/chain branch none of whose nodes
-  has a data edge (``uses``, ``tool_call``, ``reviews``, ``link``) leaving it, while a sibling
-  step's output *is* consumed, and which holds no outcome and not the final LLM call. It
-  fires only when the producer sends explicit ``uses`` edges (without them the causal set
-  degrades to the span tree, methods §8). Waste: the branch's full cost. Confidence 0.7.
+- ``churn.reprompt`` (C7): an LLM call whose prompt is near-identical (J ≥ 0.8,
+  ``reprompt_similarity``, or the same call key) to an earlier call whose output a human
+  rejected/overrode or a guardrail failed. Waste: the rejected call. Confidence 0.8.
+- ``churn.overridden`` (docs/analysis.md): model output a human rejected or replaced
+  (``reviews`` edge to a ``reject``/``override`` decision). Waste: the call's full cost.
+  Confidence 0.9.
+- ``churn.dead_end`` (C9, the causal set of docs/methods.md): an agent/chain branch none of
+  whose nodes has a data edge (``uses``, ``tool_call``, ``reviews``, ``link``) leaving it,
+  while a sibling step's output *is* consumed, and which holds no outcome and not the final
+  LLM call. It fires only when the producer sends explicit ``uses`` edges (without them the
+  causal set degrades to the span tree). Waste: the branch's full cost. Confidence 0.7.
   Also an LLM call outside every causal set (:func:`analyzers.attribution.causal_sets`) whose
   output no step consumed, while a later call on the causal path declared its inputs with
   explicit ``uses`` edges (a draft nobody used). Failed calls, attempts a retry superseded

@@ -1,10 +1,10 @@
-"""Build the weekly churn digest (DESIGN §7) from one week's aggregates and findings.
+"""Build the weekly churn digest (docs/digest.md) from one week's aggregates and findings.
 
 Pure: aggregates and findings in, a frozen :class:`Digest` out. The week is an argument —
 nothing here reads the clock, the database or the network. Renderers (Markdown, JSON, HTML)
 live in :mod:`tracestore.digest`.
 
-Cost per successful outcome is the product of three levers (DESIGN §5)::
+Cost per successful outcome is the product of three levers (docs/analysis.md)::
 
     cost/outcome = cost/token × tokens/attempt × attempts/outcome
 

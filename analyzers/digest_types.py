@@ -34,7 +34,8 @@ __all__ = [
 # Micro-dollars: finer than any per-call price genai-prices lists, coarse enough for stable text.
 MONEY_DP = 6
 
-# The three levers of cost per outcome (DESIGN §5): their product is cost per successful outcome.
+# The three levers of cost per outcome (docs/analysis.md): their product is cost per successful
+# outcome.
 LEVERS = ("cost_per_token", "tokens_per_attempt", "attempts_per_outcome")
 
 
@@ -67,7 +68,7 @@ class WeekAggregates:
     # Calls of priced kinds (llm, embedding, …) and how many of them had no known price.
     priced_kind_calls: int = 0
     unpriced_calls: int = 0
-    # Spend of traces with no team (the allocation key of DESIGN §2).
+    # Spend of traces with no team (the allocation key, docs/data-model.md).
     untagged_spend_usd: float = 0.0
     # Spend of traces whose task has any recorded outcome (success or not).
     spend_with_outcome_usd: float = 0.0
@@ -81,7 +82,7 @@ class WeekAggregates:
 
 @dataclass(frozen=True)
 class PathStat:
-    """One path signature of one workflow in the week (DESIGN §5, "Paths")."""
+    """One path signature of one workflow in the week (docs/analysis.md, "Paths")."""
 
     workflow: str
     signature: str
@@ -200,7 +201,7 @@ class Maturity:
 
 @dataclass(frozen=True)
 class Digest:
-    """The weekly churn digest of one project (DESIGN §7)."""
+    """The weekly churn digest of one project (docs/digest.md)."""
 
     project: str
     week: str

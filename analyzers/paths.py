@@ -1,4 +1,4 @@
-"""Path signatures: a trace's productive path reduced to a comparable string (DESIGN §5).
+"""Path signatures: a trace's productive path reduced to a comparable string (docs/analysis.md).
 
 Each step of the path (the causal set of :mod:`analyzers.attribution`, in execution order)
 becomes ``kind:name`` (the step key, tool name or span name), with ``[tier]`` appended for
@@ -44,7 +44,7 @@ MODEL_KINDS = frozenset({"llm", "embedding"})
 def path_steps(G: nx.DiGraph[str], path: Iterable[str]) -> list[str]:
     """One ``kind:name[tier]`` token per working node of ``path`` (order kept)."""
     out: list[str] = []
-    attrs = G._node  # the attribute dicts, without the node view's overhead
+    attrs = G.nodes
     for v in path:
         a = attrs[v]
         kind = a.get("kind") or "chain"

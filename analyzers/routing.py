@@ -1,6 +1,6 @@
 """Misrouting: a model more expensive than the step needs, priced against the cheaper one.
 
-Heuristics and sources (methods §1 and §6.3); one routing finding per call, first match wins:
+Heuristics and sources (docs/methods.md, "Routing"); one routing finding per call, first match wins:
 
 - ``routing.wasted_escalation`` (C10; FrugalGPT/AutoMix cascades): a call that retried an
   earlier one (``retry_of``, or the same prompt) on a higher-tier model and returned the same

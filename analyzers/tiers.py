@@ -7,8 +7,8 @@ model pages in 2025–2026; ``reasoning`` marks models that spend hidden reasoni
 
 ``CHEAPER_MODEL`` maps a pattern to the same vendor's next cheaper model used to price the
 counterfactual in the routing analyzer ("the same usage priced on the cheaper model, same
-vendor first", DESIGN §5) — several space-separated candidates mean "the first one with a known
-price"; ``CHEAPER_NON_REASONING`` does the same for reasoning models
+vendor first", docs/analysis.md) — several space-separated candidates mean "the first one with a
+known price"; ``CHEAPER_NON_REASONING`` does the same for reasoning models
 (reasoning overkill is priced "without reasoning on the cheaper model").
 
 >>> model_tier("gpt-4o-2024-08-06"), model_tier("gpt-4o-mini"), model_tier("unknown-x")

@@ -1,10 +1,10 @@
 """Unit economics of a workflow: cost per successful outcome, its three levers, the retry
-tail, and the period-over-period lever split (``methods.md`` §4.5, DESIGN §5).
+tail, and the period-over-period lever split (docs/methods.md, "Unit economics"; docs/analysis.md).
 
 Identity: with spend ``C``, tokens ``N``, attempts ``A`` (traces) and successful outcomes
 ``S``, cost per outcome ``C/S = (C/N) * (N/A) * (A/S)`` — cost per token × tokens per attempt ×
 attempts per outcome. With i.i.d. attempts of success probability ``p`` and mean attempt cost
-``T``, the expected cost per success is ``T/p`` (cost-of-pass, ``methods.md`` §1.6); attempts
+``T``, the expected cost per success is ``T/p`` (cost-of-pass, docs/methods.md); attempts
 are geometric, so the 95th-percentile number of attempts is ``ceil(ln 0.05 / ln(1-p))``.
 
 The change between two periods is split with the additive log-mean Divisia index (LMDI-I;
@@ -108,7 +108,7 @@ def lmdi(before: Levers, after: Levers) -> LeverSplit | None:
 
 
 def retry_tail(mean_attempt_cost: float | None, p: float | None) -> float | None:
-    """``T/p``: expected cost per success with i.i.d. attempts (``methods.md`` §4.5).
+    """``T/p``: expected cost per success with i.i.d. attempts (docs/methods.md).
 
     >>> retry_tail(0.5, 0.25)
     2.0

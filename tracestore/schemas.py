@@ -451,7 +451,7 @@ class OutcomePublic(BaseModel):
 
 
 class FindingPublic(BaseModel):
-    """One detected waste (DESIGN §5): the path, its dollars and the evidence behind it."""
+    """One detected waste (docs/analysis.md): the path, its dollars and the evidence behind it."""
 
     id: str = Field(description="Stable id: the same trace, code and path give the same id.")
     trace_id: str

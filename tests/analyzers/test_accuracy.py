@@ -1,4 +1,4 @@
-"""Measured accuracy on the seeded labelled set (issue 5 item 7, methods §7): node-level
+"""Measured accuracy on the seeded labelled set (issue 5 item 7; docs/methods.md): node-level
 precision ≥ 0.95 and recall ≥ 0.90 per analyzer, and booked waste dollars within 5% of the
 labelled dollars, per analyzer and in total."""
 

@@ -53,7 +53,7 @@ def _override(oid: int = 1, **kw: Any) -> Override:
 
 
 def test_openai_gpt4o_with_cache_reads() -> None:
-    # gpt-4o: $2.50 input, $1.25 cached input, $10 output per MTok (conventions.md §6.4).
+    # gpt-4o: $2.50 input, $1.25 cached input, $10 output per MTok (genai-prices' bundled data).
     r = _priced(_node(provider="openai", model="gpt-4o-2024-08-06", input_tokens=1000,
                       output_tokens=500, cache_read_tokens=200))
     assert r["cost_usd"] == pytest.approx(0.00725, abs=1e-12)
@@ -62,7 +62,7 @@ def test_openai_gpt4o_with_cache_reads() -> None:
 
 def test_anthropic_cache_reads_and_writes_worked_example() -> None:
     # claude-sonnet-4: 1000 uncached × $3 + 200 cache reads × $0.30 + 100 cache writes × $3.75
-    # per MTok = $0.003435 input; 500 output × $15/MTok = $0.0075 (conventions.md §6.2).
+    # per MTok = $0.003435 input; 500 output × $15/MTok = $0.0075 (genai-prices' bundled data).
     r = _priced(_node(provider="anthropic", model="claude-sonnet-4-20250514", input_tokens=1300,
                       output_tokens=500, cache_read_tokens=200, cache_write_tokens=100))
     assert r["cost_usd"] == pytest.approx(0.003435 + 0.0075, abs=1e-12)

@@ -1,4 +1,4 @@
-"""The weekly churn digest, I/O side (DESIGN §7): gather a week's aggregates from the store,
+"""The weekly churn digest, I/O side (docs/digest.md): gather a week's aggregates from the store,
 build the pure :class:`analyzers.digest_types.Digest`, render it as Markdown, JSON or a
 self-contained HTML page, and post it to a webhook on demand or on a schedule.
 

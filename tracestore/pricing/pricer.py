@@ -4,7 +4,7 @@ data, else unpriced (``priced=False``, cost ``None`` — never a silent $0).
 genai-prices' network auto-update (``UpdatePrices``) is never started: prices come from the
 data bundled with the installed version, which is recorded as ``price_source``.
 
-Speed: one ``calc_price`` costs ~70 µs (shared/reference/conventions.md §6.4), most of it
+Speed: one ``calc_price`` costs tens of µs (``bench/pricing.py``), most of it
 Decimal arithmetic. Where a model's price is linear in the token counts, :func:`library_rates`
 derives per-token rates once per (provider, model, UTC day) by probing the model's price
 object, and nodes are priced with a few float multiplications. Tiered prices (a cliff on the
@@ -53,8 +53,8 @@ _M = 1_000_000  # probe size; genai-prices quotes rates per million tokens
 # the price of a single token of any model in genai-prices, above float rounding.
 _ABS_TOLERANCE_USD = 1e-7
 
-# OTel GenAI / OpenInference provider names -> genai-prices provider ids. Measured in
-# shared/reference/conventions.md §6.4: "x_ai" raises LookupError and "azure.ai.openai"
+# OTel GenAI / OpenInference provider names -> genai-prices provider ids (docs/pricing.md).
+# Without this table "x_ai" raises LookupError and "azure.ai.openai"
 # silently resolves to openai without this table; the rest are listed to be explicit.
 PROVIDER_ALIASES: dict[str, str] = {
     "x_ai": "x-ai",

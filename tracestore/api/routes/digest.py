@@ -46,7 +46,7 @@ async def get_weekly_digest(
 ) -> Response:
     """Spend and its change, cost per successful outcome per workflow with the three-lever
     explanation, the top wasteful paths and findings in dollars, waste by code, coverage and
-    the maturity rung (DESIGN §7). Trace links point at ``digest_base_url`` (or this
+    the maturity rung (docs/digest.md). Trace links point at ``digest_base_url`` (or this
     server)."""
     week = week or last_complete_week(time.time())
     _, digest = await run_in_threadpool(lambda: project_digest(

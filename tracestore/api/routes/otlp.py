@@ -3,7 +3,7 @@
 their spans' nodes, :mod:`tracestore.ingest.otlp.logs`); ``POST /v1/metrics`` (answered,
 not stored).
 
-Responses follow the OTLP spec (shared/reference/conventions.md §1.2) where clients depend on
+Responses follow the OTLP/HTTP spec (docs/ingest.md, "OTLP ingest") where clients depend on
 it: a 200 carries an ``ExportTraceServiceResponse`` in the request's encoding (0 bytes of
 protobuf, ``{}`` in JSON), with ``partialSuccess`` when some spans were rejected. Errors:
 

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 # Indexed (flattened) list attributes: OpenInference spec/semantic_conventions.md "Lists are
-# flattened", OpenLLMetry gen_ai.prompt.{i}/gen_ai.completion.{i}; conventions.md §3.2, §2.3.
+# flattened", OpenLLMetry gen_ai.prompt.{i}/gen_ai.completion.{i} (docs/ingest.md, field mapping).
 FLAT_PREFIXES = (
     "llm.input_messages", "llm.output_messages", "retrieval.documents",
     "reranker.input_documents", "reranker.output_documents", "llm.tools",
@@ -367,7 +367,7 @@ def _detail_buckets(d: dict[str, Any]) -> tuple[int | None, int | None, int | No
 
 
 def usage(a: dict[str, Any], details: dict[str, Any] | None) -> dict[str, int]:
-    """Token counts, normalised to inclusive semantics (conventions.md §0.5, §5.2).
+    """Token counts, normalised to inclusive semantics (docs/ingest.md, field mapping).
 
     ``input_tokens`` includes cache reads and writes; ``output_tokens`` includes reasoning. A
     producer whose input is smaller than its own cache counts evidently sent exclusive buckets

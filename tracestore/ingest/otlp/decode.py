@@ -3,9 +3,9 @@
 * ``application/x-protobuf`` is decoded with the ``opentelemetry-proto`` generated classes.
 * ``application/json`` is parsed with orjson and walked here. protobuf's ``json_format.Parse``
   is never used: it base64-decodes the hex ``traceId`` and silently yields 24 wrong bytes
-  (shared/reference/conventions.md §1.4).
+  (docs/ingest.md, "OTLP ingest").
 
-The JSON walker follows the OTLP/JSON rules (conventions.md §1.3) and is lenient where real
+The JSON walker follows the OTLP/JSON encoding rules of the OTLP spec and is lenient where real
 exporters deviate: ids are hex of either case *or* base64; 64-bit ints are strings or numbers;
 enums are ints or their names; keys are lowerCamelCase or the proto field names.
 
@@ -130,7 +130,7 @@ def _pb_value(v: AnyValue) -> Any:
         return {kv.key: _pb_value(kv.value) for kv in v.kvlist_value.values}
     if which == "bytes_value":
         return base64.b64encode(v.bytes_value).decode()  # as proto3 JSON would show it
-    return None  # string_value_strindex: profiles only (conventions.md §1.3)
+    return None  # string_value_strindex: used by OTLP profiles only
 
 
 def _pb_attrs(kvs: Any) -> dict[str, Any]:

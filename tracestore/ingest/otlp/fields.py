@@ -1,4 +1,4 @@
-"""The per-kind fields of one span's node (conventions.md §5.2, first match wins).
+"""The per-kind fields of one span's node (docs/ingest.md, "Field mapping"; first match wins).
 
 :func:`node_fields` returns the ``NodeIn`` fields of the span, the extra ``human`` nodes its
 human annotations stand for, and the tool-call ids an LLM span decided to make.

@@ -1,7 +1,7 @@
 """Decoded spans → :class:`~tracestore.schemas.TraceIn` parts, grouped by trace id.
 
-Field mapping follows shared/reference/conventions.md §5.2 (first match wins, left to right:
-OTel GenAI old and new names, OpenInference, Langfuse, OpenLLMetry) and DESIGN §3 for our own
+Field mapping follows docs/ingest.md, "Field mapping" (first match wins, left to right:
+OTel GenAI old and new names, OpenInference, Langfuse, OpenLLMetry) and its list of our own
 ``tracestore.*`` attributes. Span attributes that no rule reads are kept in
 ``NodeIn.attributes``, bounded by :func:`~tracestore.ingest.otlp.content.bounded_attributes`.
 
@@ -255,7 +255,7 @@ def map_spans(spans: Iterable[Span], *, max_nodes_per_trace: int | None = None) 
         for rf in res_fields:  # span attributes win over resource attributes
             for k, v in rf.items():
                 fields.setdefault(k, v)
-        for k in ("team", "feature"):  # DESIGN §3: also from trace metadata of that name
+        for k in ("team", "feature"):  # also from trace metadata of that name (docs/ingest.md)
             if k not in fields and isinstance(meta.get(k), str | int):
                 fields[k] = str(meta[k])
         traces.append(TraceIn(

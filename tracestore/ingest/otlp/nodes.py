@@ -1,6 +1,6 @@
 """One decoded span → the fields of one :class:`~tracestore.schemas.NodeIn`.
 
-Classification, first match wins (DESIGN §3, conventions.md §5.1):
+Classification, first match wins (docs/ingest.md, "Span classification"):
 ``tracestore.node.kind`` → ``tracestore.review.decision`` ⇒ human → ``langfuse.observation.type``
 → ``openinference.span.kind`` → ``gen_ai.operation.name`` → ``traceloop.span.kind`` /
 ``llm.request.type`` → ``gen_ai.tool.*`` present ⇒ tool → a model attribute ⇒ llm → ``chain``.
@@ -32,7 +32,7 @@ _OPENINFERENCE = {"LLM": "llm", "EMBEDDING": "embedding", "CHAIN": "chain",
                   "AGENT": "agent", "GUARDRAIL": "guardrail", "EVALUATOR": "evaluator",
                   "PROMPT": "chain"}
 # gen_ai.operation.name well-known values plus the legacy ones Langfuse's mapper accepts
-# (conventions.md §4.4, §5.1); unknown operations fall through to the heuristics.
+# (docs/ingest.md, "Span classification"); unknown operations fall through to the heuristics.
 _GENAI_OPS = {"chat": "llm", "text_completion": "llm", "generate_content": "llm",
               "completion": "llm", "generate": "llm", "embeddings": "embedding",
               "retrieval": "retrieval", "search_memory": "retrieval", "execute_tool": "tool",
@@ -99,7 +99,7 @@ def classify(a: dict[str, Any], *, human: bool) -> tuple[str, str]:
     if isinstance(v, str):
         if v in _GENAI_OPS:
             return _GENAI_OPS[v], f"gen_ai:{v}"
-        if v == "plan":  # conventions.md §5.1: plan is an llm call when it names a model
+        if v == "plan":  # plan is an llm call when it names a model (docs/ingest.md)
             return ("llm" if first(a, MODEL_KEYS) is not None else "chain"), "gen_ai:plan"
     v = a.get("traceloop.span.kind")
     if isinstance(v, str) and v in _TRACELOOP:
