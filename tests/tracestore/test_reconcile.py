@@ -28,7 +28,8 @@ TOL = 1e-6
 
 
 def _findings(client: TestClient, **params: Any) -> tuple[float, dict[str, float]]:
-    total, by_code = 0.0, defaultdict(float)
+    total = 0.0
+    by_code: defaultdict[str, float] = defaultdict(float)
     cursor = None
     while True:
         r = client.get("/api/v1/findings", params={**params, "limit": 500,
@@ -46,7 +47,8 @@ def _findings(client: TestClient, **params: Any) -> tuple[float, dict[str, float
 def _attribution(client: TestClient, **params: Any) -> tuple[float, dict[str, float]]:
     r = client.get("/api/v1/attribution", params=params)
     assert r.status_code == 200, r.text
-    total, by_code = 0.0, defaultdict(float)
+    total = 0.0
+    by_code: defaultdict[str, float] = defaultdict(float)
     for g in r.json()["groups"]:
         total += sum(g["waste_usd"].values())
         for code, v in g["waste_by_code"].items():
@@ -60,7 +62,7 @@ def _paths(client: TestClient, **params: Any) -> float:
     assert r.status_code == 200, r.text
     paths = r.json()["paths"]
     assert len(paths) < 1000
-    return sum(p["waste_usd"] for p in paths)
+    return float(sum(p["waste_usd"] for p in paths))
 
 
 def _cli_json(db_url: str, *args: str) -> Any:
