@@ -62,15 +62,15 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(
         10.0,
         gt=0,
-        description="Seconds an ingest request's body may take to arrive, plus one second for "
-        "every body_min_bytes_per_second received (Apache mod_reqtimeout's body=10 rule); a "
-        "slower body is answered 408 and its connection closed.",
+        description="Window in which an ingest request's body must keep arriving: every "
+        "window must bring body_min_bytes_per_second times as many bytes (or the rest of the "
+        "body); a slower body is answered 408 and its connection closed.",
     )
     body_min_bytes_per_second: int = Field(
         65_536,
         ge=1,
-        description="Slowest average rate, in bytes a second, at which a long ingest body may "
-        "keep arriving past body_timeout_seconds (64 KiB/s: a 64 MiB body gets ~17 minutes).",
+        description="Slowest rate, in bytes a second over each body_timeout_seconds window, "
+        "at which an ingest body may arrive (64 KiB/s: a 64 MiB body may take ~17 minutes).",
     )
     max_values_per_request: int = Field(
         1_000_000,
@@ -108,9 +108,9 @@ class Settings(BaseSettings):
     ingest_workers: int = Field(
         2,
         ge=0,
-        description="Worker processes that decode, map, redact, hash and price OTLP request "
-        "bodies while the single writer stores earlier ones (about one per core; 0 = in the "
-        "request thread, same results).",
+        description="Worker processes that decode, validate, map, redact, hash and price OTLP "
+        "and native JSON request bodies while the single writer stores earlier ones (about "
+        "one per core; 0 = in the request thread, same results).",
     )
     write_batch_size: int = Field(
         1000, description="Rows per INSERT ... ON CONFLICT statement on the write path."
