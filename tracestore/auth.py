@@ -30,9 +30,13 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import os
 import secrets
+import socket
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
@@ -51,8 +55,10 @@ __all__ = [
     "hash_key",
     "is_loopback",
     "list_keys",
+    "listening_hosts",
     "new_key",
     "normalise_scopes",
+    "public_bind",
     "revoke_key",
     "verify_hash",
     "verify_key",
@@ -228,6 +234,50 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def listening_hosts() -> list[str]:
+    """The addresses of the TCP sockets this process listens on, read from its own file
+    descriptors (``/proc/self/fd`` on Linux, ``/dev/fd`` elsewhere): what the server is bound
+    to, however it was started (``tracestore serve``, ``uvicorn --factory``, gunicorn)."""
+    fd_dir = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+    try:
+        fds = [int(n) for n in os.listdir(fd_dir) if n.isdigit()]
+    except OSError:
+        return []
+    hosts = []
+    for fd in fds:
+        try:
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue
+            with socket.socket(fileno=os.dup(fd)) as sock:  # a duplicate: ours to close
+                if (sock.family in (socket.AF_INET, socket.AF_INET6)
+                        and sock.type == socket.SOCK_STREAM
+                        and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)):
+                    hosts.append(str(sock.getsockname()[0]))
+        except OSError:  # closed meanwhile, or not a socket we may inspect
+            continue
+    return hosts
+
+
+def public_bind(server: tuple[str, int | None] | list[Any] | None) -> str | None:
+    """The first non-loopback address the server listens on, or None when every listening
+    socket is loopback. ``server`` is the ASGI scope's ``server`` (the local address of the
+    connection: a request can arrive over loopback on a server bound to 0.0.0.0, so the
+    listening sockets are read too). In-process test clients and Unix sockets have no IP
+    address there and no listening TCP socket, and count as local."""
+    host = str(server[0]) if server else ""
+    candidates = [host] if _is_ip(host) else []
+    candidates += listening_hosts()
+    return next((h for h in candidates if not is_loopback(h)), None)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def check_open_mode(engine: Engine, settings: Settings) -> bool:

@@ -17,6 +17,7 @@ from tracestore.auth import (
     credentials_from_header,
     has_active_keys,
     is_loopback,
+    public_bind,
     verify_key,
 )
 from tracestore.config import Settings
@@ -90,6 +91,7 @@ def _authenticate(request: Request) -> ProjectCtx:
         if info is not None:
             ctx = ProjectCtx(info.project_id, info.project, info.scopes)
         elif is_loopback(settings.host) and not has_active_keys(session):
+            _refuse_open_mode_on_a_public_bind(request)
             # Open dev mode ignores whatever credentials a client sends: the Langfuse SDK
             # refuses to run without keys and always sends Basic auth, and a working local
             # setup must not turn into 401s because of it (docs/api.md, "Auth").
@@ -103,6 +105,21 @@ def _authenticate(request: Request) -> ProjectCtx:
             raise Unauthorized("unknown or revoked API key")
     request.state.project_ctx = ctx
     return ctx
+
+
+def _refuse_open_mode_on_a_public_bind(request: Request) -> None:
+    """Open mode needs a loopback socket, whatever the host setting says: ``uvicorn --factory
+    tracestore.api:create_app --host 0.0.0.0`` never reads it. The listening sockets are read
+    once per app (they do not change once it serves)."""
+    state = request.app.state
+    bound: str | None = getattr(state, "public_bind", None)
+    if bound is None:  # requests come only once the server's sockets are bound
+        bound = state.public_bind = public_bind(request.scope.get("server")) or ""
+    if bound:
+        raise Unauthorized(
+            f"no API keys exist and this server listens on {bound}, which is not a loopback "
+            "address, so it will not run open: create a key with `tracestore keys create "
+            "--project P --scope admin` and send it, or bind to 127.0.0.1")
 
 
 def require(scope: str | None = None) -> Callable[[Request], ProjectCtx]:
