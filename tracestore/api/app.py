@@ -27,6 +27,7 @@ from tracestore.api.routes import (
     keys,
     otlp,
     prices,
+    simulate,
     traces,
 )
 from tracestore.auth import check_open_mode
@@ -93,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     document_auth(app)  # 401/403 in the OpenAPI document of every keyed route
     for module in (health, ingest, traces, otlp, findings, prices, digest, attribution, keys,
-                   export):
+                   export, simulate):
         app.include_router(module.router)
     app.include_router(pages.router)  # analyst pages (docs/pages.md)
     app.middleware("http")(pages.html_csp)

@@ -21,6 +21,7 @@ from tracestore.cli.keys import keys
 from tracestore.cli.options import _settings, database_option, project_option
 from tracestore.cli.prices import prices, reprice_command
 from tracestore.cli.reports import outcomes, report
+from tracestore.cli.simulate import simulate_command
 from tracestore.config import Settings
 from tracestore.errors import TracestoreError
 
@@ -199,7 +200,7 @@ def demo(serve: bool, database_url: str | None, seed: int, n_traces: int,
 
 
 # Command groups defined in their own modules (they import only cli_options, so no cycle).
-for _command in (keys, digest, analyze, worker, prices, reprice_command, outcomes, report, export):
+for _command in (keys, digest, analyze, worker, prices, reprice_command, outcomes, report, export, simulate_command):
     cli.add_command(_command)
 
 
