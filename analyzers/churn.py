@@ -116,7 +116,9 @@ def _finding(v: TraceView, code: str, occ: list[str], conf: float, ev: dict[str,
         if llm is not None and llm not in keep:
             waste[llm] = node_cost(A[llm])
     nodes = sorted({*occ, *waste}, key=v.pos.__getitem__)
-    ev = {"call_key": v.key_text(occ[0]), "occurrences": len(occ), **ev}
+    ev = {"call_key": v.key_text(occ[0]), "occurrences": len(occ),
+          "counterfactual": "the repeated calls, and the turns that issued only them, not made",
+          **ev}
     return make_finding(v.G, code, nodes, waste, tokens=v.tokens(waste), confidence=conf,
                         evidence=ev, message=msg, attrs=v.A)
 
@@ -339,61 +341,73 @@ def _root(parent: list[int], i: int) -> int:
     return i
 
 
+def _near_dup_groups(v: TraceView, kind: str, stream: list[str], claimed: set[str]
+                     ) -> dict[str, list[str]]:
+    """Calls of one stream with an input and an output text and a result that is not an
+    error, by label (tool name or model): the candidates of near-duplicate pairs."""
+    A, canon = v.A, v.canonical_args
+    # (the conditions of _text and TraceView.result_ok, inlined: most calls fail one)
+    groups: dict[str, list[str]] = {}
+    if kind == "tool":  # a result first (most calls settle here), then the rest
+        cands = [n for n in stream if A[n].get("result") is not None]
+    else:  # a non-empty output
+        cands = [n for n in stream if A[n].get("output")]
+    for n in cands:
+        if n in claimed:
+            continue
+        a = A[n]
+        if a.get("status") == "error":
+            continue
+        if kind == "tool":
+            r = a.get("result")
+            if (isinstance(r, str) and not r) or n not in canon:
+                continue
+        else:
+            p, o = a.get("prompt"), a.get("output")
+            if not (isinstance(p, str) and p and isinstance(o, str)):
+                continue
+        name = str(a.get("tool_name") or a.get("model") or a.get("name") or n)
+        if name in groups:
+            groups[name].append(n)
+        else:
+            groups[name] = [n]
+    return groups
+
+
+def _near_dup_clusters(v: TraceView, c: Calls, kind: str, group: list[str],
+                       cfg: AnalyzerConfig, rejected: dict[str, str]
+                       ) -> list[tuple[list[str], float]]:
+    """Clusters (union-find over similar pairs) of near-identical calls in ``group``, each
+    with its lowest similarity; a call redone after its output was rejected is a re-prompt,
+    not a duplicate, and a state change between two calls parts them."""
+    keys = v.keys
+    parent = list(range(len(group)))
+    sims: dict[int, float] = {}
+    for i, j, s in _similar_pairs(v, kind, group, cfg):
+        x, y = group[i], group[j]
+        if keys[x] == keys[y] or x in rejected or c.changed_between(x, y, ""):
+            continue
+        parent[_root(parent, j)] = _root(parent, i)
+        sims[j] = min(sims.get(j, 1.0), s)
+    if not sims:
+        return []
+    clusters: dict[int, list[int]] = defaultdict(list)
+    for i in range(len(group)):
+        clusters[_root(parent, i)].append(i)
+    return [([group[i] for i in sorted(members)], min(sims.get(i, 1.0) for i in members))
+            for members in clusters.values() if len(members) >= 2]
+
+
 def _near_dups(v: TraceView, c: Calls, cfg: AnalyzerConfig, claimed: set[str],
                out: list[Finding]) -> None:
     rejected: dict[str, str] | None = None
-    A, canon, keys = v.A, v.canonical_args, v.keys
     for kind, stream in c.streams.items():
-        # calls with an input and an output text and a result that is not an error, by label
-        # (the conditions of _text and TraceView.result_ok, inlined: most calls fail one)
-        groups: dict[str, list[str]] = {}
-        if kind == "tool":  # a result first (most calls settle here), then the rest
-            cands = [n for n in stream if A[n].get("result") is not None]
-        else:  # a non-empty output
-            cands = [n for n in stream if A[n].get("output")]
-        for n in cands:
-            if n in claimed:
-                continue
-            a = A[n]
-            if a.get("status") == "error":
-                continue
-            if kind == "tool":
-                r = a.get("result")
-                if (isinstance(r, str) and not r) or n not in canon:
-                    continue
-            else:
-                p, o = a.get("prompt"), a.get("output")
-                if not (isinstance(p, str) and p and isinstance(o, str)):
-                    continue
-            name = str(a.get("tool_name") or a.get("model") or a.get("name") or n)
-            if name in groups:
-                groups[name].append(n)
-            else:
-                groups[name] = [n]
-        for group in groups.values():
+        for group in _near_dup_groups(v, kind, stream, claimed).values():
             if len(group) < 2:
                 continue
-            parent = list(range(len(group)))
-            sims: dict[int, float] = {}
-            for i, j, s in _similar_pairs(v, kind, group, cfg):
-                x, y = group[i], group[j]
-                if rejected is None:
-                    rejected = churn_flow.rejections(v)
-                # a call redone after its output was rejected is a re-prompt, not a duplicate
-                if keys[x] == keys[y] or x in rejected or c.changed_between(x, y, ""):
-                    continue
-                parent[_root(parent, j)] = _root(parent, i)
-                sims[j] = min(sims.get(j, 1.0), s)
-            if not sims:
-                continue
-            clusters: dict[int, list[int]] = defaultdict(list)
-            for i in range(len(group)):
-                clusters[_root(parent, i)].append(i)
-            for members in clusters.values():
-                if len(members) < 2:
-                    continue
-                occ = [group[i] for i in sorted(members)]
-                s = min(sims.get(i, 1.0) for i in members)
+            if rejected is None:
+                rejected = churn_flow.rejections(v)
+            for occ, s in _near_dup_clusters(v, c, kind, group, cfg, rejected):
                 out.append(_finding(v, "churn.near_duplicate", occ, 0.6 + 0.3 * s,
                                     {"min_similarity": round(s, 3),
                                      "thresholds": [cfg.near_dup_args, cfg.near_dup_result]},

@@ -151,7 +151,8 @@ def _reprompts_and_overrides(v: TraceView, c: Calls, cfg: AnalyzerConfig) -> lis
                 v.G, "churn.reprompt", [a, judge, again], cost, attrs=v.A, tokens=v.tokens([a]),
                 confidence=0.8,
                 evidence={"rejected_by": judge, "prompt_similarity": round(s, 3),
-                          "threshold": cfg.reprompt_similarity},
+                          "threshold": cfg.reprompt_similarity,
+                          "counterfactual": "the rejected call not made (fixed before sending)"},
                 message=f"`{name}` was sent again nearly unchanged after its output was "
                 "rejected: {usd} wasted; change the prompt or the model before retrying.",
             ))
@@ -159,7 +160,8 @@ def _reprompts_and_overrides(v: TraceView, c: Calls, cfg: AnalyzerConfig) -> lis
             decision = v.A[judge].get("decision")
             out.append(make_finding(
                 v.G, "churn.overridden", [a, judge], cost, attrs=v.A, tokens=v.tokens([a]),
-                confidence=0.9, evidence={"decision": decision, "reviewer_node": judge},
+                confidence=0.9, evidence={"decision": decision, "reviewer_node": judge,
+                                          "counterfactual": "the overridden call not made"},
                 message=f"A reviewer chose `{decision}` on the output of `{name}`: {{usd}} "
                 "wasted; fix the prompt or route this case to a person first.",
             ))
@@ -217,7 +219,8 @@ def _dead_ends(v: TraceView, c: Calls) -> list[Finding]:
             out.append(make_finding(
                 v.G, "churn.dead_end", nodes, waste, attrs=v.A, tokens=v.tokens(nodes),
                 confidence=0.7,
-                evidence={"branch": b, "steps": len(nodes), "consumed_siblings": used},
+                evidence={"branch": b, "steps": len(nodes), "consumed_siblings": used,
+                          "counterfactual": "the branch not run"},
                 message=f"Branch `{v.label(b)}` ({len(nodes)} steps) produced nothing a later "
                 "step used: {usd} wasted; drop the branch or gate it on need.",
             ))
