@@ -29,6 +29,18 @@ def test_every_setting_is_documented_in_docs() -> None:
         assert field.description, f"setting {name} has no description"
 
 
+def test_settings_doc_states_the_code_defaults() -> None:
+    rows = dict(re.findall(r"^\| `TRACESTORE_([A-Z0-9_]+)` \| ([^|]*) \|", SETTINGS_DOC, re.M))
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, float) and default.is_integer():
+            default = int(default)
+        if default in ("", None):
+            continue  # documented in words: "(empty = off)"
+        shown = orjson.dumps(default).decode() if isinstance(default, list) else str(default)
+        assert f"`{shown}`" in rows[name.upper()], (name, default, rows[name.upper()])
+
+
 def test_committed_api_schema_matches_the_code() -> None:
     for name, doc in build_schemas().items():
         committed = (ROOT / "api_schema" / name).read_bytes()
