@@ -325,3 +325,18 @@ def test_agent_and_chain_input_output_are_kept() -> None:
     assert (wf.prompt, wf.output) == ('{"a":1}', '"done"')
     row = node_row(1, TRACE, wf, 3)
     assert row["prompt"] == '{"a' and row["prompt_hash"] is not None
+
+
+def test_vercel_anthropic_raw_usage_decides_the_input_count() -> None:
+    """Langfuse's capture (fixtures/otlp_corpus/langfuse_otel_mapping.json), with a model: the
+    AI SDK's 18,495 input tokens are Anthropic's 7 + 2,089 cache writes + 16,399 cache reads."""
+    meta = {"anthropic": {"usage": {"input_tokens": 7, "cache_creation_input_tokens": 2089,
+                                    "cache_read_input_tokens": 16399, "output_tokens": 445},
+                          "cacheCreationInputTokens": 2089}}
+    n = _node({"gen_ai.request.model": "claude-sonnet-4-20250514",
+               "gen_ai.usage.input_tokens": 18495, "gen_ai.usage.output_tokens": 445,
+               "ai.usage.cachedInputTokens": "16399",
+               "ai.response.providerMetadata": json.dumps(meta)}, name="bedrock-generation")
+    assert (n.kind, n.input_tokens, n.cache_read_tokens, n.cache_write_tokens) == (
+        "llm", 18495, 16399, 2089)
+    assert _cost(n) is not None

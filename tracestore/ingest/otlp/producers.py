@@ -52,18 +52,18 @@ _LIVEKIT_OPS = {"llm_request": "chat", "function_tool": "execute_tool"}
 _VECTOR_DBS = frozenset({"chroma", "pinecone", "qdrant", "weaviate", "milvus", "lancedb",
                          "marqo", "pgvector", "elasticsearch", "opensearch"})
 _VECTOR_QUERIES = frozenset({"query", "_query", "search", "similarity_search", "get_relevant"})
-# Providers whose APIs report input tokens *excluding* cache reads/writes (Anthropic
-# messages usage, Bedrock Converse usage): AI SDK <= 5 passes their input count through.
-_EXCLUSIVE_INPUT = frozenset({"anthropic", "amazon-bedrock", "bedrock"})
 
 _GENAI_EVENTS = frozenset({"gen_ai.system.message", "gen_ai.user.message",
                            "gen_ai.assistant.message", "gen_ai.tool.message", "gen_ai.choice",
                            "gen_ai.client.inference.operation.details",
                            "gen_ai.content.prompt", "gen_ai.content.completion"})
-_TRIGGERS = frozenset({"ai.operationId", "genkit:type", "gcp.vertex.agent.llm_response",
+_TRIGGERS = frozenset({"ai.operationId", "operation.name", "ai.response.providerMetadata",
+                       "ai.usage.cachedInputTokens", "genkit:type",
+                       "gcp.vertex.agent.llm_response",
                        "gcp.vertex.agent.llm_request", "gcp.vertex.agent.tool_call_args",
                        "lk.function_tool.name", "lk.llm_metrics", "db.system",
                        "traceloop.entity.output", "gen_ai.usage.details.reasoning_tokens",
+                       "tool_arguments",
                        "gen_ai.usage.details.cache_read_tokens",
                        "gen_ai.usage.details.cache_write_tokens"})
 _LANGFUSE_META = ("langfuse.trace.metadata.", "langfuse.observation.metadata.")
@@ -79,7 +79,7 @@ CONSUMED_KEYS = frozenset({
     "gcp.vertex.agent.tool_response", "lk.pii.function_tool.arguments",
     "lk.pii.function_tool.output", "lk.llm_metrics", "gen_ai.usage.details.reasoning_tokens",
     "gen_ai.usage.details.cache_read_tokens", "gen_ai.usage.details.cache_write_tokens",
-    "operation.cost", "gen_ai.usage.cost",
+    "operation.cost", "gen_ai.usage.cost", "tool_arguments", "tool_response",
 })
 
 
@@ -132,7 +132,8 @@ def canonical_attributes(a: dict[str, Any], name: str,
                 out[k] = _unquote(v)
         _put(out, "gen_ai.response.finish_reasons",
              out.get("langfuse.observation.metadata.finish_reason"))
-    if "ai.operationId" in a:
+    if ("ai.operationId" in a or str(a.get("operation.name", "")).startswith("ai.")
+            or "ai.response.providerMetadata" in a or "ai.usage.cachedInputTokens" in a):
         _vercel(out)
     if "genkit:type" in a:
         _genkit(out)
@@ -153,6 +154,10 @@ def canonical_attributes(a: dict[str, Any], name: str,
 
 
 def _details(out: dict[str, Any]) -> None:
+    # pydantic-ai tool spans before gen_ai.tool.call.arguments/result existed
+    if "gen_ai.tool.name" in out:
+        _put(out, "gen_ai.tool.call.arguments", out.get("tool_arguments"))
+        _put(out, "gen_ai.tool.call.result", out.get("tool_response"))
     # pydantic-ai RequestUsage.opentelemetry_attributes: gen_ai.usage.details.<key>
     # (pydantic/pydantic-ai pydantic_ai_slim/pydantic_ai/usage.py)
     _put(out, "gen_ai.usage.reasoning.output_tokens",
@@ -165,8 +170,10 @@ def _details(out: dict[str, Any]) -> None:
 
 def _vercel_usage(out: dict[str, Any]) -> None:
     """AI SDK usage: ``gen_ai.usage.*`` on provider calls (all versions), else ``ai.usage.*``;
-    cache/reasoning from ``ai.usage.inputTokenDetails.*`` (v6, input inclusive), else
-    ``ai.usage.cachedInputTokens`` / ``ai.response.providerMetadata`` (<= v5)."""
+    cache/reasoning from ``ai.usage.inputTokenDetails.*`` (v6), else
+    ``ai.usage.cachedInputTokens`` / ``ai.response.providerMetadata`` (<= v5). Whether the
+    input count includes the cache is decided by the provider's own numbers (docs/ingest.md,
+    "Vercel AI SDK")."""
     _put(out, "gen_ai.usage.input_tokens", as_int(
         out.get("ai.usage.inputTokens", out.get("ai.usage.promptTokens",
                                                 out.get("ai.usage.tokens")))))
@@ -191,19 +198,28 @@ def _vercel_usage(out: dict[str, Any]) -> None:
     for v in (out.get("ai.usage.outputTokenDetails.reasoningTokens"),
               out.get("ai.usage.reasoningTokens"), _dig(meta, "openai", "reasoningTokens")):
         reasoning = reasoning if reasoning is not None else as_int(v)
-    provider = str(out.get("gen_ai.system") or "")
     inp = as_int(out.get("gen_ai.usage.input_tokens"))
-    if (not v6 and inp is not None and (read or write) and provider in _EXCLUSIVE_INPUT
-            and "gen_ai.usage.cache_read.input_tokens" not in out):
-        out["gen_ai.usage.input_tokens"] = inp + (read or 0) + (write or 0)
+    if not v6 and inp is not None and (read or write):
+        cache = (read or 0) + (write or 0)
+        raw = as_int(_dig(anth, "usage", "input_tokens"))  # Anthropic's own, cache excluded
+        total = as_int(_dig(bed, "totalTokens"))
+        total = total if total is not None else as_int(out.get("ai.usage.totalTokens"))
+        outp = as_int(out.get("gen_ai.usage.output_tokens")) or 0
+        if raw is not None:
+            out["gen_ai.usage.input_tokens"] = raw + cache
+        elif total is not None and total == inp + outp + cache:  # the total counts the cache
+            out["gen_ai.usage.input_tokens"] = inp + cache     # beside the input: exclusive
     _put(out, "gen_ai.usage.cache_read.input_tokens", read)
     _put(out, "gen_ai.usage.cache_creation.input_tokens", write)
     _put(out, "gen_ai.usage.reasoning.output_tokens", reasoning)
 
 
 def _vercel(out: dict[str, Any]) -> None:
-    op = _VERCEL_OPS.get(str(out["ai.operationId"]))
-    if op is None:
+    # ai.operationId; older releases only "operation.name": "<operationId> <functionId>"
+    op_id = out.get("ai.operationId") or str(out.get("operation.name", "")).split(" ", 1)[0]
+    op = _VERCEL_OPS.get(str(op_id))
+    if op is None:  # no operation id, but the AI SDK's usage attributes
+        _vercel_usage(out)
         return
     _put(out, "gen_ai.operation.name", op)
     # "openai.chat", "anthropic.messages" → "openai", "anthropic"
@@ -290,7 +306,8 @@ def _genkit(out: dict[str, Any]) -> None:
         _put(out, "gen_ai.response.finish_reasons", _dig(resp, "finishReason"))
         content = _dig(resp, "message", "content")
         if isinstance(content, list):
-            texts = [str(p["text"]) for p in content if isinstance(p, dict) and "text" in p]
+            texts = [_text(p["text"]) or "" for p in content
+                     if isinstance(p, dict) and "text" in p]
             _put(out, "output.value", "\n".join(texts) if texts else None)
     elif op == "execute_tool":
         _put(out, "gen_ai.tool.name", gname or None)
@@ -306,6 +323,7 @@ def _adk(out: dict[str, Any]) -> None:
     (``usage_metadata.cached_content_token_count``; google/adk-python telemetry.py); tool
     spans' ``gcp.vertex.agent.tool_call_args``/``tool_response``."""
     resp = maybe_json(out.get("gcp.vertex.agent.llm_response"))
+    _put(out, "gen_ai.response.model", _dig(resp, "model_version") or _dig(resp, "modelVersion"))
     um = _dig(resp, "usage_metadata") or _dig(resp, "usageMetadata")
     if isinstance(um, dict):
         _put(out, "gen_ai.usage.cache_read.input_tokens", as_int(
@@ -415,8 +433,8 @@ def event_messages(events: Iterable[tuple[str, dict[str, Any]]]
     for name, attrs in events:
         body = _event_payload(attrs)
         if name == "gen_ai.choice":
-            msg: dict[str, Any] = (body["message"] if isinstance(body.get("message"), dict)
-                                   else body)
+            inner = maybe_json(body.get("message"))  # Semantic Kernel: a JSON string
+            msg: dict[str, Any] = inner if isinstance(inner, dict) else body
             m = _message("assistant", msg)
             if body.get("finish_reason") is not None:
                 m["finish_reason"] = body["finish_reason"]
