@@ -25,6 +25,7 @@ from tracestore.api.routes import (
     health,
     ingest,
     keys,
+    latency,
     otlp,
     prices,
     simulate,
@@ -94,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     document_auth(app)  # 401/403 in the OpenAPI document of every keyed route
     for module in (health, ingest, traces, otlp, findings, prices, digest, attribution, keys,
-                   export, simulate):
+                   export, simulate, latency):
         app.include_router(module.router)
     app.include_router(pages.router)  # analyst pages (docs/pages.md)
     app.middleware("http")(pages.html_csp)
