@@ -103,3 +103,59 @@ def test_wire_node_kinds_match_the_graph_contract() -> None:
     from tracestore.schemas import NodeKind
 
     assert set(get_args(NodeKind)) == set(NODE_KINDS)
+
+
+# The code map of README.md: tracestore's packages in the order they may import each other
+# (each only from the ones before it). The first three are the top-level modules every package
+# may use; `client` imports nothing of the server.
+LAYERS = ("config", "errors", "schemas", "store", "limits", "auth", "pricing", "reports",
+          "ingest", "demo", "analysis", "digest", "api", "cli")
+_ANALYZER_DEPS = ("numpy", "networkx")
+
+
+def _package_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "tracestore" and len(parts) > 1 else parts[0]
+
+
+def _imports(path: Path) -> list[str]:
+    import ast
+
+    out: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append(node.module)
+        elif isinstance(node, ast.Import):
+            out.extend(a.name for a in node.names)
+    return out
+
+
+def test_packages_import_only_downwards_as_the_code_map_says() -> None:
+    rank = {name: i for i, name in enumerate(LAYERS)}
+    wrong = []
+    for path in sorted((ROOT / "tracestore").rglob("*.py")):
+        rel = path.relative_to(ROOT).with_suffix("")
+        src = _package_of(".".join(rel.parts).replace(".__init__", ""))
+        for mod in _imports(path):
+            dst = _package_of(mod)
+            if not mod.startswith("tracestore.") or dst in (src, "tracestore"):
+                continue
+            if src == "client" or dst not in rank or src not in rank:
+                wrong.append(f"{rel}: imports {mod} (not in the code map)")
+            elif rank[dst] >= rank[src] and rank[src] > 2:
+                wrong.append(f"{rel}: imports {mod}, a layer above {src}")
+    assert wrong == []
+
+
+def test_analyzers_are_pure() -> None:
+    """analyzers/ imports only the standard library, numpy and networkx (README code map)."""
+    import sys
+
+    wrong = []
+    for path in sorted((ROOT / "analyzers").rglob("*.py")):
+        for mod in _imports(path):
+            top = mod.split(".")[0]
+            if top in ("analyzers", *_ANALYZER_DEPS) or top in sys.stdlib_module_names:
+                continue
+            wrong.append(f"{path.relative_to(ROOT)}: imports {mod}")
+    assert wrong == []
