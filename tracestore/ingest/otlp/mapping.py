@@ -210,20 +210,10 @@ def map_spans(spans: Iterable[Span], *, max_nodes_per_trace: int | None = None) 
         nodes: list[NodeIn] = []
         tedges: list[EdgeIn] = []
         for sp in group:
-            keys = "\n".join(sp.attributes)
-            a = canonical_attributes(sp.attributes, sp.name, sp.events, keys)
-            if a is not sp.attributes:
-                keys = "\n".join(a)
-            flat = unflatten(a, keys)
-            try:
-                mapped, extra_nodes, calls = node_fields(sp, a, flat)
-                node = _validate_node(mapped)
-                more = [_validate_node(x) for x in extra_nodes]
-            except ValidationError as exc:
-                err = exc.errors(include_url=False)[0]
-                where = ".".join(str(p) for p in err["loc"])
-                rejected.append(Rejected(f"span {sp.span_id}: {where}: {err['msg']}"))
+            got = _span_nodes(sp, rejected)
+            if got is None:
                 continue
+            a, keys, node, more, calls = got
             if max_nodes_per_trace is not None and len(nodes) >= max_nodes_per_trace:
                 rejected.append(Rejected(f"span {sp.span_id}: trace {trace_id} exceeds "
                                          f"{max_nodes_per_trace} nodes (max_nodes_per_trace)"))
@@ -248,19 +238,47 @@ def map_spans(spans: Iterable[Span], *, max_nodes_per_trace: int | None = None) 
             for lt, ls, _ in sp.links:
                 if lt == trace_id:
                     tedges.append(EdgeIn(src=ls, dst=sp.span_id, kind="link"))
-        if not nodes:
-            continue
-        if len({n.node_id for n in nodes}) < len(nodes):  # a span sent twice in one request
-            nodes = list({n.node_id: n for n in nodes}.values())  # is stored once: the last
-        for rf in res_fields:  # span attributes win over resource attributes
-            for k, v in rf.items():
-                fields.setdefault(k, v)
-        for k in ("team", "feature"):  # also from trace metadata of that name (docs/ingest.md)
-            if k not in fields and isinstance(meta.get(k), str | int):
-                fields[k] = str(meta[k])
-        traces.append(TraceIn(
-            trace_id=trace_id, nodes=nodes, edges=tedges, tags=tags or None,
-            metadata=bounded_attributes(meta.items()) if meta else None, outcome=outcome,
-            **fields,
-        ))
+        if nodes:
+            traces.append(_trace(trace_id, nodes, tedges, fields, res_fields, meta, tags,
+                                 outcome))
     return Mapped(traces, rejected, decided, executed)
+
+
+def _span_nodes(sp: Span, rejected: list[Rejected]
+                ) -> tuple[dict[str, Any], str, NodeIn, list[NodeIn], list[str]] | None:
+    """(canonical attributes, their keys joined, node, extra human nodes, decided tool-call
+    ids) of one span, or None (and a reason in ``rejected``) when it fails validation."""
+    keys = "\n".join(sp.attributes)
+    a = canonical_attributes(sp.attributes, sp.name, sp.events, keys)
+    if a is not sp.attributes:
+        keys = "\n".join(a)
+    flat = unflatten(a, keys)
+    try:
+        mapped, extra_nodes, calls = node_fields(sp, a, flat)
+        node = _validate_node(mapped)
+        more = [_validate_node(x) for x in extra_nodes]
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"])
+        rejected.append(Rejected(f"span {sp.span_id}: {where}: {err['msg']}"))
+        return None
+    return a, keys, node, more, calls
+
+
+def _trace(trace_id: str, nodes: list[NodeIn], tedges: list[EdgeIn], fields: dict[str, Any],
+           res_fields: list[dict[str, str]], meta: dict[str, Any], tags: list[str],
+           outcome: OutcomeIn | None) -> TraceIn:
+    """One trace's part from its mapped spans."""
+    if len({n.node_id for n in nodes}) < len(nodes):  # a span sent twice in one request
+        nodes = list({n.node_id: n for n in nodes}.values())  # is stored once: the last
+    for rf in res_fields:  # span attributes win over resource attributes
+        for k, v in rf.items():
+            fields.setdefault(k, v)
+    for k in ("team", "feature"):  # also from trace metadata of that name (docs/ingest.md)
+        if k not in fields and isinstance(meta.get(k), str | int):
+            fields[k] = str(meta[k])
+    return TraceIn(
+        trace_id=trace_id, nodes=nodes, edges=tedges, tags=tags or None,
+        metadata=bounded_attributes(meta.items()) if meta else None, outcome=outcome,
+        **fields,
+    )
