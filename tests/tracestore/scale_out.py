@@ -6,15 +6,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.tracestore.server_process import free_port
 from tracestore.config import Settings
 from tracestore.ingest.pipeline import Writer, project_id_for
 from tracestore.schemas import TraceIn
@@ -85,3 +89,64 @@ def tracestore_process(args: list[str], log_path: Path, **env: str) -> subproces
     with open(log_path, "ab") as log:
         return subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log,
                                 stderr=subprocess.STDOUT)
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], log_path: Path,
+                 timeout: float = 60) -> None:
+    """Wait until ``url``/healthz answers 200 (fail with the log if the process exits)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with {proc.returncode}:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"did not start:\n{log_path.read_text()}")
+        time.sleep(0.1)
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: what a crash or an OOM kill does."""
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def start_servers(url: str, tmp: Path, n: int, *extra: str) -> list[Server]:
+    """``n`` ``tracestore serve`` processes on ``url``, started at the same time (so they
+    create the schema together), each on a free loopback port; waits until all answer."""
+    servers = []
+    for i in range(n):
+        port = free_port()
+        log = tmp / f"server{i}.log"
+        proc = tracestore_process(["serve", "--port", str(port), "--database-url", url,
+                                   *extra], log, TRACESTORE_SETTLE_SECONDS="0")
+        servers.append(Server(f"http://127.0.0.1:{port}", proc, log))
+    try:
+        for s in servers:
+            wait_healthy(s.url, s.proc, s.log_path, timeout=180)
+    except BaseException:
+        for s in servers:
+            s.stop()
+        raise
+    return servers

@@ -241,6 +241,7 @@ def write_outcomes(
                 "updated_at": now,
             }
         )
+    rows.sort(key=lambda r: r["task_id"])  # one lock order for concurrent writers
     upsert(session, OUTCOME_T, rows, keys=("project_id", "task_id"))
     # A late outcome refreshes the precomputed summaries of its task's traces (no node reads).
     refresh_tasks(session, project_id=project_id, task_ids=[r["task_id"] for r in rows])
@@ -349,15 +350,19 @@ def write_rows(
     queue the traces for analysis, record outcomes, recompute the touched traces' roll-ups.
     Returns the nodes written."""
     nodes = _priced_node_tuples(session, project_id, rows, pricer)
-    _trace_upsert(session, [{"project_id": project_id, "trace_id": tid, "updated_at": now, **f}
-                            for tid, f in rows.traces.items()])
-    enqueue(session, project_id=project_id, trace_ids=rows.traces, updated_at=now)
+    # Trace rows first and in trace-id order: the row lock each takes serialises every other
+    # write of the same trace (its nodes, edges, queue row, roll-ups) behind this one, so
+    # concurrent writers in other processes wait instead of deadlocking (docs/operations.md).
+    tids = sorted(rows.traces)
+    _trace_upsert(session, [{"project_id": project_id, "trace_id": tid, "updated_at": now,
+                             **rows.traces[tid]} for tid in tids])
+    enqueue(session, project_id=project_id, trace_ids=tids, updated_at=now)
     upsert(session, NODE_T, nodes.values, columns=nodes.columns, keys=_NODE_KEYS,
            encode_json=None, nulls=nodes.nulls, batch_size=batch_size)
     upsert(session, EDGE_T, rows.edges, keys=_EDGE_KEYS, update=False, batch_size=batch_size)
     if rows.outcomes:
         write_outcomes(session, project_id=project_id, outcomes=rows.outcomes, now=now)
-    recompute_rollups(session, project_id=project_id, trace_ids=list(rows.traces))
+    recompute_rollups(session, project_id=project_id, trace_ids=tids)
     return len(nodes.values)
 
 

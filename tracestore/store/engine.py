@@ -183,41 +183,52 @@ class WalCheckpointer:
             self._thread.join(30)
 
 
+# pg_advisory_xact_lock key held while a process creates or migrates the schema ("trac").
+SCHEMA_LOCK_KEY = 0x74726163
+
+
 def create_schema(engine: Engine) -> None:
     """Create missing tables and indexes (idempotent), add missing nullable columns, and on
     PostgreSQL widen INTEGER columns the models now declare BIGINT (token counts were 32-bit
     there; widening is lossless, SQLite's INTEGER is 64-bit already). A store made before the
     analysis queue existed gets it filled with its traces not analysed since their last
-    change."""
-    new_queue = not inspect(engine).has_table(tables.CLAIM_T.name)
-    SQLModel.metadata.create_all(engine)
-    if new_queue:
-        _backfill_queue(engine)
-    insp = inspect(engine)
-    widen = engine.dialect.name == "postgresql"
+    change. One transaction; on PostgreSQL under an advisory lock, so server and worker
+    processes starting together do not race to create the same tables."""
     with engine.begin() as conn:
-        for table in SQLModel.metadata.sorted_tables:
-            have = {c["name"]: c["type"] for c in insp.get_columns(table.name)}
-            for col in table.columns:
-                if col.name not in have:
-                    if col.nullable:
-                        coltype = col.type.compile(dialect=engine.dialect)
-                        conn.execute(text(
-                            f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {coltype}'))
-                elif (widen and isinstance(col.type, BigInteger)
-                      and type(have[col.name]) is INTEGER):
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        new_queue = not inspect(conn).has_table(tables.CLAIM_T.name)
+        SQLModel.metadata.create_all(conn)
+        if new_queue:
+            _backfill_queue(conn)
+        _add_columns(conn)
+
+
+def _add_columns(conn: Connection) -> None:
+    """Nullable columns the models have and the tables lack; INTEGER → BIGINT on PostgreSQL."""
+    insp = inspect(conn)
+    widen = conn.dialect.name == "postgresql"
+    for table in SQLModel.metadata.sorted_tables:
+        have = {c["name"]: c["type"] for c in insp.get_columns(table.name)}
+        for col in table.columns:
+            if col.name not in have:
+                if col.nullable:
+                    coltype = col.type.compile(dialect=conn.dialect)
                     conn.execute(text(
-                        f'ALTER TABLE {table.name} ALTER COLUMN "{col.name}" TYPE BIGINT'))
+                        f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {coltype}'))
+            elif (widen and isinstance(col.type, BigInteger)
+                  and type(have[col.name]) is INTEGER):
+                conn.execute(text(
+                    f'ALTER TABLE {table.name} ALTER COLUMN "{col.name}" TYPE BIGINT'))
 
 
-def _backfill_queue(engine: Engine) -> None:
+def _backfill_queue(conn: Connection) -> None:
     """Queue every trace not analysed since its last change (``tracestore.store.queue``)."""
     q, t = tables.CLAIM_T.name, tables.TRACE_T.name
-    with engine.begin() as conn:
-        conn.execute(text(
-            f"INSERT INTO {q} (project_id, trace_id, updated_at) "
-            f"SELECT project_id, trace_id, updated_at FROM {t} "
-            "WHERE analyzed_at IS NULL OR analyzed_at < updated_at"))
+    conn.execute(text(
+        f"INSERT INTO {q} (project_id, trace_id, updated_at) "
+        f"SELECT project_id, trace_id, updated_at FROM {t} "
+        "WHERE analyzed_at IS NULL OR analyzed_at < updated_at"))
 
 
 def upsert(
