@@ -1,14 +1,31 @@
-"""The digest as Markdown that fits one chat message or email.
+r"""The digest as Markdown that fits one chat message or email.
 
 Trace ids link to ``{base_url}/api/v1/traces/{id}``. Markdown tables are avoided on purpose:
 Slack's ``mrkdwn`` does not render them, while bullet lists read the same everywhere. The
 body stays under ``CHAT_LIMIT`` characters for a full week (checked by the tests).
 
+Two flavours: ``markdown`` (``GET /digest/weekly?format=md``, email) and ``slack`` (the
+webhook's ``text``). Every string a producer chose — workflow names, path signatures, trace
+ids, and the texts quoting them — is escaped for its flavour, so none can format the message,
+mention ``<!channel>``, hide a link (``<https://evil|click>``) or break out of its line: names
+go into code spans (a backtick in them becomes ``ˋ``, a line break a space), free text is
+backslash-escaped (Markdown) or has ``& < >`` as entities and its ``* _ ~`` markers defused
+(Slack, which has no escape character), and links are built only from ``base_url`` with the
+trace id percent-encoded (docs/digest.md, "Escaping").
+
 >>> usd(1234.5), usd(0.01234), signed_usd(-2.5), signed_usd(None)
 ('$1,234.50', '$0.0123', '−$2.50', 'n/a')
+>>> code("<!channel> *x*", "slack"), code("a`b", "markdown")
+('`&lt;!channel&gt; *x*`', '`aˋb`')
+>>> print(text("see <https://evil|click> *now*", "markdown"))
+see \<https://evil\|click\> \*now\*
 """
 
 from __future__ import annotations
+
+import re
+from typing import Literal
+from urllib.parse import quote
 
 from analyzers.digest_types import Digest, LeverSplit
 
@@ -16,9 +33,12 @@ __all__ = [
     "CHAT_LIMIT",
     "LEVER_LABELS",
     "MD_TOP",
+    "Flavor",
+    "code",
     "pct",
     "render_markdown",
     "signed_usd",
+    "text",
     "trace_url",
     "usd",
 ]
@@ -34,6 +54,32 @@ MD_WORKFLOWS = 6
 MD_TEXT = 120
 LEVER_LABELS = {"cost_per_token": "cost/token", "tokens_per_attempt": "tokens/attempt",
                 "attempts_per_outcome": "attempts/outcome"}
+
+Flavor = Literal["markdown", "slack"]
+# Line breaks (and every other control character) would end a list item: one line each.
+_ONE_LINE = {c: " " for c in (*range(32), 0x7F, 0x85, 0x2028, 0x2029)}
+# Slack's own escaping (api.slack.com "Formatting text": escape &, < and >): it also disarms
+# <!channel>, <@user> and <url|text>, which need a literal "<".
+_SLACK = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+# Markdown: every ASCII punctuation character may be backslash-escaped (CommonMark §2.4);
+# these can format, link, or open HTML or an entity mid-line (free text never starts a line).
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
+# Slack has no escape character: a zero-width space after a marker keeps it from pairing.
+_SLACK_MARK = re.compile(r"([*_~`])")
+
+
+def code(name: str, flavor: Flavor) -> str:
+    """A producer's name as an inline code span, inert in Markdown and in Slack."""
+    t = (name or "-").translate(_ONE_LINE).replace("`", "ˋ")
+    return f"`{t.translate(_SLACK) if flavor == 'slack' else t}`"
+
+
+def text(value: str, flavor: Flavor) -> str:
+    """Free text that may quote a producer's strings, escaped for ``flavor``."""
+    t = value.translate(_ONE_LINE)
+    if flavor == "slack":
+        return _SLACK_MARK.sub("\\1\u200b", t.translate(_SLACK))
+    return _MD_SPECIAL.sub(r"\\\1", t)
 
 
 def usd(x: float | None) -> str:
@@ -54,7 +100,12 @@ def pct(share: float | None) -> str:
 
 
 def trace_url(base_url: str, trace_id: str) -> str:
-    return f"{base_url.rstrip('/')}/api/v1/traces/{trace_id}"
+    """The trace's API URL under the configured ``base_url`` (the id percent-encoded).
+
+    >>> trace_url("http://x/", "a b|<c>")
+    'http://x/api/v1/traces/a%20b%7C%3Cc%3E'
+    """
+    return f"{base_url.rstrip('/')}/api/v1/traces/{quote(trace_id, safe='')}"
 
 
 def _cut(text: str, n: int = MD_TEXT, *, keep_end: bool = False) -> str:
@@ -72,8 +123,12 @@ def _more(shown: int, total: int) -> list[str]:
     return [f"_…and {total - shown} more in the JSON and HTML digest._"] if total > shown else []
 
 
-def _link(base_url: str, trace_id: str) -> str:
-    return f"[{trace_id[:8]}]({trace_url(base_url, trace_id)})"
+def _link(base_url: str, trace_id: str, flavor: Flavor) -> str:
+    url = trace_url(base_url, trace_id)
+    if flavor == "slack":
+        label = trace_id[:8].translate(_ONE_LINE).replace("|", "¦").translate(_SLACK)
+        return f"<{url}|{label}>"
+    return f"[{text(trace_id[:8], flavor)}]({url})"
 
 
 def lever_text(levers: LeverSplit) -> str:
@@ -92,16 +147,16 @@ def _headline(d: Digest) -> str:
             f"waste found {waste}")
 
 
-def _workflows(d: Digest) -> list[str]:
+def _workflows(d: Digest, flavor: Flavor) -> list[str]:
     lines = ["", "*Cost per successful outcome*"]
     for w in d.workflows[:MD_WORKFLOWS]:
-        line = (f"- `{w.workflow}`: {usd(w.cost_per_outcome_usd)} "
+        line = (f"- {code(w.workflow, flavor)}: {usd(w.cost_per_outcome_usd)} "
                 f"(was {usd(w.previous_cost_per_outcome_usd)}, {signed_usd(w.change_usd)})")
         if w.levers is not None:
             line += (f" — mostly **{LEVER_LABELS[w.levers.dominant]}**"
                      f" ({lever_text(w.levers)})")
         elif w.note:
-            line += f" — {w.note}"
+            line += f" — {text(w.note, flavor)}"
         if w.baseline_cost_per_outcome_usd is not None:
             line += (f"; baseline {usd(w.baseline_cost_per_outcome_usd)}, saved "
                      f"{signed_usd(w.savings_vs_baseline_usd)} this week")
@@ -111,29 +166,33 @@ def _workflows(d: Digest) -> list[str]:
     return lines + _more(MD_WORKFLOWS, len(d.workflows))
 
 
-def render_markdown(d: Digest, *, base_url: str) -> str:
-    """The digest as Markdown (chat/email)."""
-    out = [f"*tracestore weekly digest — `{d.project}`, {d.week} "
+def render_markdown(d: Digest, *, base_url: str, flavor: Flavor = "markdown") -> str:
+    """The digest as Markdown (chat/email), or as Slack ``mrkdwn`` (``flavor="slack"``)."""
+    f = flavor
+    out = [f"*tracestore weekly digest — {code(d.project, f)}, {d.week} "
            f"({d.week_start} to {d.week_end})*", "", _headline(d)]
-    out += _workflows(d)
+    out += _workflows(d, f)
     if d.paths:
         out += ["", "*Top wasteful paths*"]
         for i, p in enumerate(d.paths[:MD_TOP], 1):
-            ex = f" e.g. {_link(base_url, p.example_trace_ids[0])}" if p.example_trace_ids else ""
-            out.append(f"{i}. `{p.workflow}` {usd(p.waste_usd)} waste in {p.traces} traces, "
-                       f"success {pct(p.success_rate)}:{ex} "
-                       f"`{_cut(p.signature, 70, keep_end=True)}`")
+            ex = (f" e.g. {_link(base_url, p.example_trace_ids[0], f)}"
+                  if p.example_trace_ids else "")
+            out.append(f"{i}. {code(p.workflow, f)} {usd(p.waste_usd)} waste in {p.traces} "
+                       f"traces, success {pct(p.success_rate)}:{ex} "
+                       f"{code(_cut(p.signature, 70, keep_end=True), f)}")
         out += _more(MD_TOP, len(d.paths))
     if d.findings:
         out += ["", "*Top findings*"]
         for i, g in enumerate(d.findings[:MD_TOP], 1):
-            ex = f" e.g. {_link(base_url, g.example_trace_ids[0])}" if g.example_trace_ids else ""
-            out.append(f"{i}. `{g.code}` in `{g.workflow or '-'}`: {usd(g.wasted_usd)} "
-                       f"({g.count}×).{ex} Fix: {_cut(g.fix)}")
+            ex = (f" e.g. {_link(base_url, g.example_trace_ids[0], f)}"
+                  if g.example_trace_ids else "")
+            out.append(f"{i}. {code(g.code, f)} in {code(g.workflow or '-', f)}: "
+                       f"{usd(g.wasted_usd)} ({g.count}×).{ex} Fix: {text(_cut(g.fix), f)}")
         out += _more(MD_TOP, len(d.findings))
     if d.waste_by_code:
         out += ["", "*Waste by code* (this week, change)"]
-        out.append(" · ".join(f"`{c.code}` {usd(c.wasted_usd)} ({signed_usd(c.change_usd)})"
+        out.append(" · ".join(f"{code(c.code, f)} {usd(c.wasted_usd)} "
+                              f"({signed_usd(c.change_usd)})"
                               for c in d.waste_by_code[:MD_CODES]))
         out += _more(MD_CODES, len(d.waste_by_code))
     c = d.coverage
@@ -142,7 +201,7 @@ def render_markdown(d: Digest, *, base_url: str) -> str:
             f"Coverage: {pct(c.unpriced_share)} of model calls unpriced "
             f"({c.unpriced_calls}/{c.priced_kind_calls}) · {pct(c.untagged_share)} of spend "
             f"untagged · {pct(c.outcome_spend_share)} of spend linked to an outcome.",
-            f"Maturity: **{d.maturity.rung}** — {d.maturity.reasons[-1]}. "
-            f"Next: {d.maturity.next_step}."]
-    out += [f"_{n}_" for n in d.notes]
+            f"Maturity: **{d.maturity.rung}** — {text(d.maturity.reasons[-1], f)}. "
+            f"Next: {text(d.maturity.next_step, f)}."]
+    out += [f"_{text(n, f)}_" for n in d.notes]
     return "\n".join(out) + "\n"

@@ -65,7 +65,7 @@ def backoff_delays(attempts: int, base_delay: float) -> list[float]:
 
 
 def webhook_body(digest: Digest, *, base_url: str) -> bytes:
-    return orjson.dumps({"text": render_markdown(digest, base_url=base_url),
+    return orjson.dumps({"text": render_markdown(digest, base_url=base_url, flavor="slack"),
                          "digest": digest_to_dict(digest)})
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -13,7 +13,7 @@ from tracestore.api.deps import EngineDep, ReadProjectDep, SettingsDep
 from tracestore.api.problems import PROBLEM_RESPONSES
 from tracestore.digest import render
 from tracestore.digest.jsonout import SCHEMA_ID
-from tracestore.digest.service import last_complete_week, project_digest
+from tracestore.digest.service import base_url_of, last_complete_week, project_digest
 
 router = APIRouter(prefix="/api/v1", tags=["digest"], responses=PROBLEM_RESPONSES)
 
@@ -34,7 +34,6 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 @router.get("/digest/weekly", summary="Weekly churn digest", response_class=Response,
             responses=_RESPONSES)
 async def get_weekly_digest(
-    request: Request,
     project: ReadProjectDep,
     engine: EngineDep,
     settings: SettingsDep,
@@ -51,6 +50,8 @@ async def get_weekly_digest(
     week = week or last_complete_week(time.time())
     _, digest = await run_in_threadpool(lambda: project_digest(
         engine, project=project.name, project_id=project.id, week=week))
-    base = settings.digest_base_url or str(request.base_url).rstrip("/")
+    # Links follow the configuration only, never the request's Host header (a client could
+    # otherwise make a digest it forwards point wherever it likes).
+    base = base_url_of(settings)
     body, media_type = render(digest, format, base_url=base)
     return Response(body, media_type=media_type)
