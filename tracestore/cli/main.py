@@ -55,12 +55,12 @@ def cli() -> None:
 @cli.command()
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port to listen on (default 8000).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Server processes sharing the port (PostgreSQL only; SQLite takes one).")
 @database_option
-def serve(host: str | None, port: int | None, database_url: str | None) -> None:
+def serve(host: str | None, port: int | None, workers: int, database_url: str | None) -> None:
     """Run the HTTP server (REST API and OTLP/HTTP ingest)."""
-    import uvicorn
-
-    from tracestore.api import create_app
+    from tracestore.cli.server import run_server
 
     settings = _settings(database_url)
     if host:
@@ -68,7 +68,7 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
     if port:
         settings.port = port
     _refuse_open_non_loopback(settings)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    run_server(settings, workers=workers)
 
 
 def _refuse_open_non_loopback(settings: Settings) -> None:
