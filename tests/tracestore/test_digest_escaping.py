@@ -82,3 +82,16 @@ def test_digest_links_ignore_the_host_header(client: TestClient) -> None:
         page = client.get(f"/api/v1/digest/weekly?week=2026-W47&format={fmt}",
                           headers={"host": "evil.example"}).text
         assert "evil.example" not in page, fmt
+
+
+def test_non_finite_numbers_never_reach_markdown_or_html() -> None:
+    d = fixture_digest()
+    inf = float("inf")
+    d = replace(d, headline=replace(d.headline, spend_usd=inf, change_usd=-inf,
+                                    change_pct=float("nan"), waste_pct=inf),
+                workflows=tuple(replace(w, cost_per_outcome_usd=inf) for w in d.workflows))
+    for out in (render_markdown(d, base_url=BASE_URL),
+                render_markdown(d, base_url=BASE_URL, flavor="slack"),
+                render_html(d, base_url=BASE_URL)):
+        assert not re.search(r"\binf\b|nan", out, re.IGNORECASE), out[:300]
+        assert "n/a" in out

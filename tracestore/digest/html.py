@@ -12,6 +12,7 @@ no web font and no external URL except the trace links themselves.
 
 from __future__ import annotations
 
+import math
 from datetime import date, timedelta
 from html import escape
 
@@ -56,11 +57,11 @@ def _table(head: list[str], rows: list[list[str]], numeric: set[int]) -> str:
 def _cards(d: Digest) -> str:
     h = d.headline
     change = signed_usd(h.change_usd) + (f" ({h.change_pct:+.1f}%)"
-                                         if h.change_pct is not None else "")
+                                         if _finite(h.change_pct) else "")
     cards = [("Spend", usd(h.spend_usd), f"{change} vs {d.previous_week}"),
              ("Cost per outcome", usd(h.cost_per_outcome_usd), f"{h.outcomes} outcomes"),
              ("Waste found", usd(h.waste_usd),
-              f"{h.waste_pct:.1f}% of spend" if h.waste_pct is not None else ""),
+              f"{h.waste_pct:.1f}% of spend" if _finite(h.waste_pct) else ""),
              ("Traces", str(h.traces), ""),
              ("Maturity", d.maturity.rung, d.maturity.next_step)]
     return '<div class="cards">' + "".join(
@@ -79,6 +80,10 @@ def _workflows(d: Digest) -> str:
                      _e(signed_usd(w.savings_vs_baseline_usd))])
     return _table(["workflow", "spend", "$/outcome", "last week", "change", "main lever",
                    "baseline", "saved vs baseline"], rows, {1, 2, 3, 4, 6, 7})
+
+
+def _finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
 
 
 def render_html(d: Digest, *, base_url: str) -> str:

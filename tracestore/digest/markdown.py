@@ -23,6 +23,7 @@ see \<https://evil\|click\> \*now\*
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Literal
 from urllib.parse import quote
@@ -83,20 +84,25 @@ def text(value: str, flavor: Flavor) -> str:
 
 
 def usd(x: float | None) -> str:
-    """Dollars: cents at $1 and above, four decimals below (per-outcome costs are small)."""
-    if x is None:
+    """Dollars: cents at $1 and above, four decimals below (per-outcome costs are small);
+    ``n/a`` for no value or a non-finite one (never "$inf")."""
+    if x is None or not math.isfinite(x):
         return "n/a"
     return f"${x:,.2f}" if abs(x) >= 1 or x == 0 else f"${x:,.4f}"
 
 
 def signed_usd(x: float | None) -> str:
-    if x is None:
+    if x is None or not math.isfinite(x):
         return "n/a"
     return ("+" if x >= 0 else "−") + usd(abs(x))
 
 
 def pct(share: float | None) -> str:
-    return "n/a" if share is None else f"{share * 100:.0f}%"
+    return "n/a" if share is None or not math.isfinite(share) else f"{share * 100:.0f}%"
+
+
+def _finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
 
 
 def trace_url(base_url: str, trace_id: str) -> str:
@@ -139,9 +145,9 @@ def lever_text(levers: LeverSplit) -> str:
 def _headline(d: Digest) -> str:
     h = d.headline
     change = (f"{signed_usd(h.change_usd)}"
-              + (f", {h.change_pct:+.1f}%" if h.change_pct is not None else "")
+              + (f", {h.change_pct:+.1f}%" if _finite(h.change_pct) else "")
               + f" vs {d.previous_week}")
-    waste = f"{usd(h.waste_usd)}" + (f" ({h.waste_pct:.1f}%)" if h.waste_pct is not None else "")
+    waste = f"{usd(h.waste_usd)}" + (f" ({h.waste_pct:.1f}%)" if _finite(h.waste_pct) else "")
     return (f"**Spend {usd(h.spend_usd)}** ({change}) · {h.traces} traces · "
             f"{h.outcomes} successful outcomes · **{usd(h.cost_per_outcome_usd)} per outcome** · "
             f"waste found {waste}")
