@@ -126,6 +126,13 @@ class Settings(BaseSettings):
         description="How long a worker's claim on queued traces lasts; a claim of a worker "
         "that died is taken by another after this time.",
     )
+    retention_days: float = Field(
+        0.0,
+        ge=0,
+        description="Traces that started more than this many days ago are deleted with their "
+        "nodes, edges, findings and summaries, hourly by the background analysis and "
+        "`tracestore worker` (0 keeps everything).",
+    )
     baseline_days: float = Field(
         28.0,
         gt=0,
@@ -150,6 +157,17 @@ class Settings(BaseSettings):
         "",
         description="Webhook the scheduled digest is POSTed to (JSON with a Slack-compatible "
         "'text' field holding the Markdown, plus the JSON digest).",
+    )
+    alert_interval_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="How often the server evaluates every project's alert rules (seconds); "
+        "0 = only on POST /api/v1/alerts/evaluate and after POST /api/v1/analyze.",
+    )
+    alert_webhook_url: str = Field(
+        "",
+        description="Webhook alert firings are POSTed to (Slack-compatible JSON {'text': ...}) "
+        "when a rule names none; empty = recorded only.",
     )
     digest_base_url: str = Field(
         "",

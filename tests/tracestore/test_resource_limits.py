@@ -220,12 +220,12 @@ class _Slow:
     """``n`` connections that each declare a ``declared``-byte ingest body and then send one
     byte a second until the server answers."""
 
-    def __init__(self, url: str, n: int, declared: int) -> None:
+    def __init__(self, url: str, n: int, declared: int, first: bytes = b"[") -> None:
         host, port = url.removeprefix("http://").split(":")
         self.socks = [socket.create_connection((host, int(port)), timeout=30) for _ in range(n)]
         for s in self.socks:
             s.sendall(b"POST /api/v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                      b"application/json\r\nContent-Length: %d\r\n\r\n[" % declared)
+                      b"application/json\r\nContent-Length: %d\r\n\r\n" % declared + first)
         self.answers: dict[int, bytes] = {}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._drip)
@@ -263,8 +263,10 @@ def test_slow_clients_do_not_starve_ingest(db_url: str, tmp_path: Path) -> None:
             answer = _read_all(s)
             assert answer.startswith(b"HTTP/1.1 413"), answer
             assert b"max_body_bytes" in answer and b"connection: close" in answer.lower()
-        # A declared 60 MB body left open, and 40 clients at 1 byte a second, all at once.
+        # A declared 60 MB body left open, one that sends 8 MB at once and then 1 byte a
+        # second, and 40 clients at 1 byte a second, all at once.
         open_body = _Slow(server.url, 1, 60 * MB)
+        stall = _Slow(server.url, 1, 60 * MB, b"[" + b" " * (8 * MB))
         slow = _Slow(server.url, 40, 1_000_000)
         started = time.monotonic()
         statuses: list[int] = []
@@ -290,15 +292,45 @@ def test_slow_clients_do_not_starve_ingest(db_url: str, tmp_path: Path) -> None:
             assert len(statuses) >= 20 and set(statuses) == {200}, statuses
             # The slow bodies are cut off: 408 within the timeout (+ a second per 64 KiB).
             deadline = started + timeout + 10
-            while time.monotonic() < deadline and len(slow.answers) < 40:
+            while time.monotonic() < deadline and not (
+                    len(slow.answers) == 40 and open_body.answers and stall.answers):
                 time.sleep(0.2)
         finally:
-            slow.close()
-            open_body.close()
+            for c in (slow, open_body, stall):
+                c.close()
         assert len(slow.answers) == 40
         assert all(a.startswith(b"HTTP/1.1 408") for a in slow.answers.values()), slow.answers
         assert b"body_timeout_seconds" in slow.answers[0]
         assert open_body.answers[0].startswith(b"HTTP/1.1 408")
+        assert stall.answers[0].startswith(b"HTTP/1.1 408")  # 8 MB sent fast buys one window
         elapsed = time.monotonic() - started
-    print(f"{len(statuses)} ingests, all 200, beside 41 slow connections; 408s after "
+    print(f"{len(statuses)} ingests, all 200, beside 42 slow connections; 408s after "
           f"{elapsed:.1f} s")
+
+
+def test_a_body_without_a_key_is_refused_before_it_is_read(db_url: str, tmp_path: Path) -> None:
+    from sqlalchemy.orm import Session
+
+    from tracestore.auth import create_key
+    from tracestore.ingest.pipeline import project_id_for
+    from tracestore.store.engine import create_schema, make_engine
+
+    engine = make_engine(db_url)
+    try:
+        create_schema(engine)
+        pid = project_id_for(engine, "p")
+        with Session(engine) as session, session.begin():
+            read_key, _ = create_key(session, project_id=pid, scopes=["read"], name=None,
+                                     now=time.time())
+    finally:
+        engine.dispose()
+    with server_process(db_url, tmp_path / "server.log") as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        for auth, status in ((b"", b"401"), (b"Authorization: Bearer %s\r\n" % read_key.encode(),
+                                              b"403")):
+            with socket.create_connection((host, int(port)), timeout=10) as s:
+                s.sendall(b"POST /api/v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                          b"application/json\r\n%sContent-Length: 60000000\r\n\r\n[" % auth)
+                answer = _read_all(s)  # no more of the body is sent: it is not waited for
+            assert answer.startswith(b"HTTP/1.1 " + status), answer
+            assert b"application/problem+json" in answer

@@ -7,9 +7,13 @@ For ``POST`` to an ingest route (found by the route's required scope):
 * the body is read chunk by chunk, each chunk counted against ``max_pending_write_bytes`` as it
   arrives (:meth:`Admission.take`), so bytes *received*, not declared, are what is admitted;
   a chunked body is cut with 413 as soon as it passes ``max_body_bytes``;
-* the body must arrive within ``body_timeout_seconds``, plus one second for every
-  ``body_min_bytes_per_second`` received (Apache's ``mod_reqtimeout`` rule): a client sending
-  1 byte a second is answered 408 and its connection closed;
+* the caller is authenticated first (``ingest`` scope, :func:`~tracestore.api.deps.require`;
+  the route reuses the result), so a client without a key never holds admitted bytes;
+* the body must keep arriving: every ``body_timeout_seconds`` must bring
+  ``body_min_bytes_per_second`` times as many bytes (or the rest of the body), else 408 and the
+  connection is closed. A client sending 1 byte a second is cut off after one window, and one
+  that sends fast and then stalls holds its bytes for one window at most (Apache's
+  ``mod_reqtimeout`` extends a total timeout by the bytes received, which lets it stall);
 * once complete, the request takes a write slot (:meth:`Admission.enter`) and the route gets
   the buffered body.
 
@@ -25,10 +29,12 @@ import time
 from typing import Any
 
 import anyio
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tracestore.api.deps import api_routes, required_scope
+from tracestore.api.deps import api_routes, require, required_scope
 from tracestore.api.problems import problem_response
 from tracestore.config import Settings
 from tracestore.errors import PayloadTooLarge, RequestTimeout, TracestoreError
@@ -38,7 +44,9 @@ __all__ = ["AdmissionMiddleware"]
 
 PROTOBUF = ("application/x-protobuf", "application/protobuf")
 # google.rpc.Code (google/rpc/code.proto) of the statuses answered here
-_GRPC_CODES = {408: 4, 413: 3, 503: 14}
+_GRPC_CODES = {401: 16, 403: 7, 408: 4, 413: 3, 503: 14}
+# The ingest routes' own dependency: its answer is cached on the request's state.
+_INGEST = require("ingest")
 
 
 class _Disconnected(Exception):
@@ -75,6 +83,7 @@ class AdmissionMiddleware:
         ticket: int | None = None
         try:
             try:
+                await run_in_threadpool(_INGEST, Request(scope))  # DB and PBKDF2: a thread
                 body, held = await _receive_body(scope, receive, admission, settings)
                 ticket = admission.enter()
             except TracestoreError as exc:
@@ -107,19 +116,22 @@ async def _receive_body(scope: Scope, receive: Receive, admission: Admission,
                               "(setting max_body_bytes)", extra={"limit_bytes": limit})
     chunks: list[bytes] = []
     received = 0
-    start = time.monotonic()
+    # The body arrives in windows of body_timeout_seconds, each of which must bring
+    # body_min_bytes_per_second x body_timeout_seconds bytes (or the rest of the body): a
+    # client cannot send fast, hold its bytes, and then stall.
+    window = settings.body_timeout_seconds
+    need = settings.body_min_bytes_per_second * window
+    start = window_start = time.monotonic()
+    window_bytes = 0
     try:
         while True:
-            # The body may take body_timeout_seconds, plus a second per min-rate's bytes.
-            deadline = (start + settings.body_timeout_seconds
-                        + received / settings.body_min_bytes_per_second)
-            with anyio.move_on_after(max(deadline - time.monotonic(), 0)) as waited:
+            with anyio.move_on_after(max(window_start + window - time.monotonic(), 0)) as w:
                 message = await receive()
-            if waited.cancelled_caught:
+            if w.cancelled_caught:
                 raise RequestTimeout(
                     f"request body not received in time: {received} bytes in "
-                    f"{time.monotonic() - start:.1f} s (settings body_timeout_seconds, "
-                    "body_min_bytes_per_second)")
+                    f"{time.monotonic() - start:.1f} s, under {need:.0f} bytes in "
+                    f"{window:g} s (settings body_timeout_seconds, body_min_bytes_per_second)")
             if message["type"] == "http.disconnect":
                 raise _Disconnected
             chunk = message.get("body", b"")
@@ -130,6 +142,9 @@ async def _receive_body(scope: Scope, receive: Receive, admission: Admission,
                 admission.take(len(chunk), held=received)
                 received += len(chunk)
                 chunks.append(chunk)
+                window_bytes += len(chunk)
+                if window_bytes >= need:
+                    window_start, window_bytes = time.monotonic(), 0
             if not message.get("more_body", False):
                 return b"".join(chunks), received
     except BaseException:
@@ -167,5 +182,7 @@ async def _refuse(exc: TracestoreError, scope: Scope, receive: Receive, send: Se
     else:
         resp = problem_response(exc.status, exc.title, exc.detail, instance=scope["path"],
                                 **exc.extra)
+    if exc.status == 401:  # as the app's own 401s (api/problems.py)
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="tracestore"'
     resp.headers["Connection"] = "close"
     await resp(scope, receive, send)
