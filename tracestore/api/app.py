@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from tracestore import __version__
@@ -16,6 +16,7 @@ from tracestore.api.deps import document_auth
 from tracestore.api.metrics import Metrics, count_requests
 from tracestore.api.metrics import router as metrics_router
 from tracestore.api.middleware import AdmissionMiddleware
+from tracestore.api.params import strict_params
 from tracestore.api.problems import install_problem_handlers
 from tracestore.api.routes import (
     attribution,
@@ -94,10 +95,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AdmissionMiddleware)
     install_problem_handlers(app)
     document_auth(app)  # 401/403 in the OpenAPI document of every keyed route
+    # Unknown query parameters and NUL in parameters are 422 on every route (api/params.py).
+    checked = [Depends(strict_params)]
     for module in (health, ingest, traces, otlp, findings, prices, digest, attribution, keys,
                    export, simulate, latency):
-        app.include_router(module.router)
-    app.include_router(pages.router)  # analyst pages (docs/pages.md)
+        app.include_router(module.router, dependencies=checked)
+    app.include_router(pages.router, dependencies=checked)  # analyst pages (docs/pages.md)
     app.middleware("http")(pages.html_csp)
     app.include_router(metrics_router)
     app.middleware("http")(count_requests)
