@@ -4,7 +4,8 @@ one bounded walk and is rejected with 422 naming the limit (the setting that set
 Limits here: keys per node ``attributes`` and per trace ``metadata`` (``max_attributes``) and
 the length of any single string (``max_string_chars``), NUL characters, nesting deeper than
 ``MAX_DEPTH`` levels and integers outside 64 bits (what orjson, hence storage and every
-response, can represent). Body bytes (before and after decompression) are checked in :func:`tracestore.ingest.pipeline.decompress`; nodes per trace in
+response, can represent). Body bytes (before and after decompression) are checked in
+:func:`tracestore.ingest.pipeline.decompress`; nodes per trace in
 :func:`tracestore.ingest.pipeline.validate_items`.
 
 >>> lim = Limits(max_attributes=2, max_string_chars=10)
