@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from tracestore import __version__
+from tracestore.alerts.service import AlertScheduler
 from tracestore.analysis.background import AnalysisWorker
 from tracestore.api import pages
 from tracestore.api.deps import document_auth
@@ -19,6 +20,7 @@ from tracestore.api.middleware import AdmissionMiddleware
 from tracestore.api.params import strict_params
 from tracestore.api.problems import install_problem_handlers
 from tracestore.api.routes import (
+    alerts,
     attribution,
     digest,
     export,
@@ -69,6 +71,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                     suite=getattr(app.state, "analyzer_suite", None))
             worker.start()
         app.state.analysis_worker = worker
+        alert_scheduler = None
+        if settings.alert_interval_seconds > 0:
+            alert_scheduler = AlertScheduler(engine, interval=settings.alert_interval_seconds,
+                                             default_url=settings.alert_webhook_url)
+            alert_scheduler.start()
         try:
             yield
         finally:
@@ -76,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 scheduler.stop()
             if worker is not None:
                 worker.stop()
+            if alert_scheduler is not None:
+                alert_scheduler.stop()
             if pool is not None:
                 pool.close()
             writer.close()
@@ -98,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Unknown query parameters and NUL in parameters are 422 on every route (api/params.py).
     checked = [Depends(strict_params)]
     for module in (health, ingest, traces, otlp, findings, prices, digest, attribution, keys,
-                   export, simulate, latency):
+                   export, simulate, latency, alerts):
         app.include_router(module.router, dependencies=checked)
     app.include_router(pages.router, dependencies=checked)  # analyst pages (docs/pages.md)
     app.middleware("http")(pages.html_csp)

@@ -14,6 +14,7 @@ from typing import Any
 import click
 import orjson
 
+from tracestore.cli.alerts import alerts
 from tracestore.cli.analysis import analyze, worker
 from tracestore.cli.digest import digest
 from tracestore.cli.export import export
@@ -200,7 +201,7 @@ def demo(serve: bool, database_url: str | None, seed: int, n_traces: int,
 
 
 # Command groups defined in their own modules (they import only cli_options, so no cycle).
-for _command in (keys, digest, analyze, worker, prices, reprice_command, outcomes, report, export, simulate_command):
+for _command in (keys, digest, analyze, worker, prices, reprice_command, outcomes, report, export, simulate_command, alerts):
     cli.add_command(_command)
 
 

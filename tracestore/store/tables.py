@@ -340,7 +340,46 @@ class AnalysisClaim(SQLModel, table=True):
     leased_by: str | None = Field(default=None, max_length=200)
 
 
+
+class AlertRule(SQLModel, table=True):
+    """One alert rule of a project (``tracestore.alerts``): the rule as sent (``rule``, JSON)
+    and its state: ``firing`` from the evaluation that fired it until one that clears it."""
+
+    __tablename__ = "alert_rules"
+
+    project_id: int = Field(primary_key=True)
+    name: str = Field(primary_key=True, max_length=100)
+    rule: dict[str, Any] = _json()
+    firing: bool = False
+    fired_at: float | None = None
+    last_value: float | None = None
+    evaluated_at: float | None = None
+
+
+class AlertEvent(SQLModel, table=True):
+    """A rule firing or clearing, with its webhook delivery (``status`` ok | failed |
+    not_sent, ``attempts`` as for digest deliveries)."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (Index("ix_alert_events_project_at", "project_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int
+    rule: str = Field(max_length=100)
+    event: str = Field(max_length=16)  # fired | cleared
+    at: float
+    value: float
+    threshold: float
+    message: str = Field(max_length=2000)
+    url: str | None = Field(default=None, max_length=2000)
+    status: str = Field(default="not_sent", max_length=16)
+    attempts: int = 0
+    http_status: int | None = None
+    error: str | None = Field(default=None, max_length=2000)
+
 # The Core tables, for statements that bypass the ORM (bulk upserts, aggregate reads).
+ALERT_EVENT_T: Table = AlertEvent.__table__  # type: ignore[attr-defined]
+ALERT_RULE_T: Table = AlertRule.__table__  # type: ignore[attr-defined]
 CLAIM_T: Table = AnalysisClaim.__table__  # type: ignore[attr-defined]
 DELIVERY_T: Table = DigestDelivery.__table__  # type: ignore[attr-defined]
 EDGE_T: Table = Edge.__table__  # type: ignore[attr-defined]

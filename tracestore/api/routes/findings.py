@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from tracestore.alerts.service import evaluate_project
 from tracestore.analysis import AnalyzerSuite, Window, analyze_window, default_suite
 from tracestore.analysis.queries import FindingFilters, list_findings
 from tracestore.api.deps import EngineDep, ProjectDep, SessionDep, SettingsDep
@@ -78,6 +79,8 @@ def post_analyze(
         baseline_days=settings.baseline_days,
         now=time.time(),
     )
+    # Alerts are evaluated after analysis too (their numbers read the fresh findings).
+    evaluate_project(engine, project.id, now=time.time(), default_url=settings.alert_webhook_url)
     return AnalyzeResult(
         traces_analyzed=counts.traces,
         findings=counts.findings,
