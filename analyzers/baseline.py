@@ -6,15 +6,15 @@ one :class:`WorkflowBaseline` per workflow (:func:`compute_baselines`), refreshe
 run, not per finding (issue 5, item 4).
 
 - Step norms: median and MAD (median absolute deviation) of input tokens per step — the robust
-  z-score inputs of ``bloat.oversized_prompt`` (methods §6.2 B5).
+  z-score inputs of ``bloat.oversized_prompt`` (docs/methods.md B5).
 - Success by tier: per (step, tier) the number of calls and how many succeeded — the corpus
-  evidence of ``routing.cheaper_model_sufficient`` (methods §6.3 R2, RouteLLM ``sw_ranking``
+  evidence of ``routing.cheaper_model_sufficient`` (docs/methods.md R2, RouteLLM ``sw_ranking``
   idea) — plus per (step, model) how often reasoning models barely reasoned (R3).
 - Observed rates: per model (across all workflows), USD per input and per output token
   fitted by least squares on ``cost ≈ a·input + b·output`` over uncached calls, for
   counterfactual pricing when the runtime gives no price table.
 
-"The same step" (DESIGN §5) is decided in one place, :func:`step_keys`.
+"The same step" (docs/methods.md, "Routing") is decided in one place, :func:`step_keys`.
 
 >>> import networkx as nx
 >>> G = nx.DiGraph(trace_id="t", workflow="w")
@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import Any
 
 import networkx as nx
@@ -60,7 +60,7 @@ __all__ = [
     "trace_outcome",
 ]
 
-# methods §6.3 R3: a reasoning model "barely reasons" below 10% reasoning share of output
+# docs/methods.md R3: a reasoning model "barely reasons" below 10% reasoning share of output
 # or at most 50 output tokens.
 LOW_REASONING_SHARE = 0.10
 LOW_REASONING_OUTPUT = 50
@@ -138,13 +138,6 @@ class WorkflowBaseline:
     reasoning: dict[str, dict[str, ReasoningStats]] = field(default_factory=dict)
     model_rates: dict[str, Rates] = field(default_factory=dict)
 
-    @cached_property
-    def memo(self) -> dict[Any, Any]:
-        """Lookups derived from this (immutable) baseline, filled on first use — e.g. a
-        model's observed rates (:func:`analyzers.common.rates_for`). Not a field: not
-        compared, not part of :meth:`to_dict`."""
-        return {}
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (for storing a baseline between runs)."""
         return asdict(self)
@@ -202,7 +195,7 @@ def own_step_key(a: Mapping[str, Any]) -> str | None:
 def step_keys(G: nx.DiGraph[str], kinds: frozenset[str] | None = None,
               order: Iterable[str] | None = None,
               attrs: Mapping[str, dict[str, Any]] | None = None) -> dict[str, str]:
-    """The "same step" key of every node (of ``kinds``, default all) (DESIGN §5): the
+    """The "same step" key of every node (of ``kinds``, default all) (docs/methods.md): the
     explicit ``step``, else a prompt name or template attribute, else the span name — or, for
     generic names such as ``chat gpt-4o``, the parent's name plus the position among
     same-kind siblings. ``order``: the nodes in trace order (a caller that has them may pass
@@ -251,7 +244,9 @@ def trace_outcome(G: nx.DiGraph[str]) -> str | None:
 def rejected_nodes(G: nx.DiGraph[str]) -> dict[str, str]:
     """Nodes a human rejected or overrode → the human node's id."""
     out: dict[str, str] = {}
-    edges: Iterable[tuple[str, str, Collection[str] | None]] = G.edges(data="kinds")
+    # the edges as G.edges(data="kinds") lists them; the adjacency holds no reference to the
+    # graph, G.edges would (a cached view: the graph becomes a cycle, freed only by the gc)
+    edges = ((u, v, d.get("kinds")) for u, nbrs in G.adjacency() for v, d in nbrs.items())
     for u, v, kinds in edges:
         if kinds and "reviews" in kinds and G.nodes[v].get("decision") in ("reject", "override"):
             out.setdefault(u, v)

@@ -1,6 +1,7 @@
 """Helpers shared by the analyzers: prices, the issuing LLM turn, findings and booking.
 
-Booking (DESIGN §5): each finding carries ``evidence["waste_by_node"]``; :func:`book_once`
+Booking (docs/analysis.md, "Finding codes"): each finding carries
+``evidence["waste_by_node"]``; :func:`book_once`
 walks findings from the most precise rule to the least (:data:`PRIORITY`) and books each
 node's waste at most up to its cost, so a trace's booked waste never exceeds its cost.
 
@@ -46,24 +47,9 @@ _RANK = {c: i for i, c in enumerate(PRIORITY)}
 _EPS = 1e-12
 
 
-_USD_MEMO_MAX = 4096
-_USD: dict[float, str] = {}
-
-
 def fmt_usd(x: float) -> str:
     """Dollars for messages: 4 decimals, 6 below a hundredth of a cent."""
-    # formatting a float goes through dtoa (~7k instructions); a trace's findings and
-    # booking repeat the same amounts (a node's price, a finding's total), so the texts are
-    # remembered by value: floats only (an int formats like the equal float but is not
-    # one), never zero (0.0 and -0.0 are one key but format differently); emptied when full
-    s = _USD.get(x) if type(x) is float else None
-    if s is None:
-        s = f"${x:,.4f}" if x >= 0.0001 else f"${x:.6f}"
-        if x and type(x) is float:
-            if len(_USD) >= _USD_MEMO_MAX:
-                _USD.clear()
-            _USD[x] = s
-    return s
+    return f"${x:,.4f}" if x >= 0.0001 else f"${x:.6f}"
 
 
 def _table_rates(model: str, table: Mapping[str, Mapping[str, float]]) -> Rates | None:
@@ -105,49 +91,16 @@ def _fill(message: str, usd: str) -> str:
     return message.format(usd=usd)
 
 
-# round() goes through dtoa (~7k instructions a call). The values a finding rounds repeat:
-# a few fixed confidences per rule, and node costs (one model's price for the same token
-# counts), so the results are remembered by value, per number of digits. Zero is never
-# remembered (0.0 and -0.0 are one key but keep their signs when rounded); each memo is
-# emptied when full, so it stays bounded.
-_ROUND_MEMO_MAX = 4096
-_ROUNDED: dict[int, dict[float, float]] = {3: {}, 9: {}}
-
-
-def _round(x: float, ndigits: int) -> float:
-    """``round(x, ndigits)`` of a float, remembered for non-zero values (3 or 9 digits)."""
-    memo = _ROUNDED[ndigits]
-    r = memo.get(x)
-    if r is None:
-        r = round(x, ndigits)
-        if x:
-            if len(memo) >= _ROUND_MEMO_MAX:
-                memo.clear()
-            memo[x] = r
-    return r
-
-
 def rates_for(model: str | None, *, baseline: WorkflowBaseline | None,
               config: AnalyzerConfig) -> Rates | None:
     """Per-token rates of ``model``: the config's price table (longest matching model-name
-    prefix), else the rates observed in this workflow's corpus, else None. Looked up once per
-    model and config (and baseline): both are immutable."""
+    prefix), else the rates observed in this workflow's corpus, else None."""
     if not model:
         return None
-    memo = config.memo
-    key = ("rates", model)
-    try:
-        r: Rates | None = memo[key]
-    except KeyError:
-        r = memo[key] = _table_rates(model, config.price_table)
+    r = _table_rates(model, config.price_table)
     if r is not None or baseline is None:
         return r
-    memo = baseline.memo
-    try:
-        r = memo[key]
-    except KeyError:
-        r = memo[key] = _observed_rates(model, baseline)
-    return r
+    return _observed_rates(model, baseline)
 
 
 def price_usage(r: Rates, a: dict[str, Any], *, drop_reasoning: bool = False) -> float:
@@ -176,7 +129,7 @@ def issuing_llm(G: nx.DiGraph[str], tool: str, order: list[str], pos: dict[str, 
     """The LLM turn that decided to call ``tool``: a ``tool_call`` edge, else the latest
     earlier LLM call under the same parent, else an LLM parent."""
     for u in G.predecessors(tool):
-        kinds = G.edges[u, tool].get("kinds") or ()
+        kinds = G.succ[u][tool].get("kinds") or ()
         if "tool_call" in kinds and G.nodes[u].get("kind") == "llm":
             return str(u)
     parent = G.nodes[tool].get("parent_id")
@@ -212,14 +165,13 @@ def make_finding(
     total = sum(capped.values())
     ev = dict(evidence)
     # a zero (an unpriced node's capped waste) rounds to itself, sign included: kept as is
-    ev["waste_by_node"] = {n: _round(w, 9) if w else w for n, w in capped.items()}
+    ev["waste_by_node"] = {n: round(w, 9) for n, w in capped.items()}
     if unpriced:
         # detected waste on steps nobody priced: shown, never as a silent $0
         ev["unpriced_nodes"] = unpriced
     graph = G.graph
     trace_id, workflow = str(graph.get("trace_id") or ""), graph.get("workflow")
-    # float() as Finding.create applies it: a non-float (an int) is rounded as given
-    confidence = _round(confidence, 3) if type(confidence) is float else round(confidence, 3)
+    confidence = round(confidence, 3)
     if total <= _EPS and unpriced:
         return Finding.create(
             trace_id=trace_id, workflow=workflow,

@@ -1,6 +1,6 @@
 """The finding type every analyzer returns, and the stable finding codes.
 
-Codes are like HTTP status codes: never renamed once released (DESIGN §5).
+Codes are like HTTP status codes: never renamed once released (docs/analysis.md).
 
 >>> f = Finding.create(trace_id="t1", workflow="w", code="churn.exact_repeat",
 ...     node_ids=("a", "b"), wasted_tokens=10, wasted_cost_usd=0.01, savings_usd=0.01,
@@ -50,11 +50,6 @@ CODES: dict[str, str] = {
 # checks that the code is known.
 _ANALYZER_OF: dict[str, str] = {c: c.split(".", 1)[0] for c in CODES}
 
-# A fresh BLAKE2b-96 state to copy per finding id: the same digest as
-# hashlib.blake2b(data, digest_size=12), without parsing the constructor's keyword per call
-# (about a third of the cost of hashing a short id).
-_ID_HASH = hashlib.blake2b(digest_size=12)
-
 
 @dataclass(frozen=True)
 class Finding:
@@ -93,13 +88,9 @@ class Finding:
         if analyzer is None:
             raise ValueError(f"unknown finding code {code!r}")
         ids = tuple(node_ids)
-        h = _ID_HASH.copy()
-        h.update("\x1f".join((trace_id, code, *ids)).encode())
-        digest = h.hexdigest()
-        # the frozen dataclass's __init__ sets each field through object.__setattr__; filling
-        # the instance dict at once gives the same object at a fraction of the cost
-        f = object.__new__(cls)
-        f.__dict__.update(
+        digest = hashlib.blake2b("\x1f".join((trace_id, code, *ids)).encode(),
+                                 digest_size=12).hexdigest()
+        return cls(
             id=digest,
             trace_id=trace_id,
             workflow=workflow,
@@ -113,4 +104,3 @@ class Finding:
             evidence=evidence,
             message=message,
         )
-        return f

@@ -61,7 +61,6 @@ tool_call  deciding LLM → tool node       matching tool-call ids
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
 from typing import Any
 
 import networkx as nx
@@ -85,8 +84,10 @@ MODEL_KINDS = frozenset({"llm", "embedding"})
 
 def edges_of_kind(G: nx.DiGraph[str], kind: str) -> list[tuple[str, str]]:
     """All edges carrying ``kind``, in insertion order."""
-    edges: Iterable[tuple[str, str, Collection[str] | None]] = G.edges(data="kinds")
-    return [(u, v) for u, v, k in edges if k and kind in k]
+    # G.edges(data="kinds") read from the adjacency: the cached edge view holds the graph,
+    # which makes the graph a reference cycle that only the cyclic collector frees
+    return [(u, v) for u, nbrs in G.adjacency() for v, d in nbrs.items()
+            if (k := d.get("kinds")) and kind in k]
 
 
 def nodes_in_order(G: nx.DiGraph[str]) -> list[str]:

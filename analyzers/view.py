@@ -66,10 +66,8 @@ class TraceView:
 
     def __init__(self, G: nx.DiGraph[str]) -> None:
         self.G = G
-        # networkx's own node dict, read (never written): the public views (G.nodes(data=True)
-        # and friends) cost a generator step per item. The per-node passes below run in C
-        # (map, zip, sort, groupby) rather than as Python loops.
-        A: dict[str, dict[str, Any]] = dict(G._node)
+        # node id -> its attribute dict (the graph's own, read only)
+        A: dict[str, dict[str, Any]] = dict(G.nodes.items())
         self.A = A
         orders = [a.get("order", 0) for a in A.values()]
         ordered = all(map(operator.lt, orders, orders[1:]))
@@ -98,9 +96,9 @@ class TraceView:
     @_lazy
     def _typed_edges(self) -> list[tuple[str, str, tuple[str, ...]]]:
         """``(u, w, kinds)`` of every edge that is more than a parent edge, in networkx's
-        order (networkx's adjacency dict, read only)."""
+        order."""
         out = []
-        succ = self.G._succ
+        succ = dict(self.G.adjacency())
         for u in itertools.compress(succ, succ.values()):  # nodes with out-edges
             nbrs = succ[u]
             try:  # every edge has kinds (the graph builders set them): read in C
@@ -129,7 +127,7 @@ class TraceView:
     @_lazy
     def parent_edges(self) -> list[tuple[str, str]]:
         """The edges that carry ``parent``, in networkx's edge order."""
-        return [(u, w) for u, nbrs in self.G._succ.items() for w, d in nbrs.items()
+        return [(u, w) for u, nbrs in self.G.adjacency() for w, d in nbrs.items()
                 if "parent" in (d.get("kinds") or ())]
 
     @_lazy

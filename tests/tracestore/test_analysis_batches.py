@@ -191,29 +191,39 @@ def test_json_text_stores_what_the_stdlib_would(value: Any) -> None:
     assert json.dumps(got) == json.dumps(want)  # NaN compares by text
 
 
-def test_graphs_made_without_the_constructor_equal_constructed_ones(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """tracestore.graph fills a new DiGraph's instance dict directly when networkx lays it out
-    as expected; the constructor path (any other networkx) must give the same graph."""
-    import pickle
-
+def test_graph_equals_one_built_by_add_node_and_add_edge() -> None:
+    """build_trace_graph merges edges (kinds, inferred, document ids) before handing them to
+    networkx: the graph equals one made by add_node/add_edge calls in the same order, down
+    to each node's successor and predecessor order."""
     import networkx as nx
 
-    from tracestore.store import graph as tg
+    from tracestore.store.graph import build_trace_graph
 
     trace = {"trace_id": "t", "workflow": "w", "cost_usd": 0.5}
     nodes = [{"node_id": "r", "kind": "retrieval", "start": 1.0,
               "documents": [{"id": "d1"}, {"id": "d2"}]},
              {"node_id": "l", "kind": "llm", "parent_id": "r", "start": 2.0, "uses": ["d2"]},
-             {"node_id": "x", "kind": "tool", "parent_id": "l", "retry_of": "l"}]
-    edges = [{"src": "r", "dst": "x", "kind": "link", "inferred": True}]
-    assert tg._KNOWN_LAYOUT  # the networkx this project pins
-    fast = tg.build_trace_graph(trace, [dict(n) for n in nodes], edges)
-    monkeypatch.setattr(tg, "_KNOWN_LAYOUT", False)
-    slow = tg.build_trace_graph(trace, [dict(n) for n in nodes], edges)
-    assert type(fast) is type(slow) is nx.DiGraph
-    assert list(fast.__dict__) == list(slow.__dict__)
-    assert fast._adj is fast._succ
-    assert pickle.dumps(fast.__dict__) == pickle.dumps(slow.__dict__)
-    fast.add_edge("l", "r", kinds=("link",), inferred=False)  # still a working graph
-    assert list(fast.successors("l")) == ["x", "r"] and "edges" not in slow.__dict__
+             {"node_id": "x", "kind": "tool", "parent_id": "l", "retry_of": "l"},
+             {"node_id": "y", "kind": "tool", "parent_id": "r", "start": 0.5}]
+    edges = [{"src": "r", "dst": "x", "kind": "link", "inferred": True},
+             {"src": "y", "dst": "x", "kind": "link", "inferred": False}]
+    G = build_trace_graph(trace, [dict(n) for n in nodes], edges)
+    want: nx.DiGraph[str] = nx.DiGraph(trace_id="t", workflow="w", task_id="t", team=None,
+                                       feature=None, started_at=None, cost_usd=0.5)
+    for i, n in enumerate([nodes[3], nodes[0], nodes[1], nodes[2]]):
+        want.add_node(n["node_id"], **{k: v for k, v in n.items() if k != "node_id"},
+                      order=i)
+    want.add_edge("r", "y", kinds=("parent",), inferred=False)
+    want.add_edge("r", "l", kinds=("parent", "uses"), inferred=False, doc_ids=("d2",))
+    want.add_edge("l", "x", kinds=("parent", "retry_of"), inferred=False)
+    want.add_edge("r", "x", kinds=("link",), inferred=True)
+    want.add_edge("y", "x", kinds=("link",), inferred=False)
+    assert G.graph == want.graph and list(G.graph) == list(want.graph)
+    assert list(G.nodes(data=True)) == list(want.nodes(data=True))
+    assert [list(a.items()) for _, a in G.nodes(data=True)] == [
+        list(a.items()) for _, a in want.nodes(data=True)]
+    assert list(G.edges(data=True)) == list(want.edges(data=True))
+    for n in G:
+        assert list(G.predecessors(n)) == list(want.predecessors(n))
+        assert list(G.successors(n)) == list(want.successors(n))
+    assert list(G.predecessors("x")) == ["l", "r", "y"]

@@ -14,17 +14,12 @@ the background worker picks it up again.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import gc
 import math
 import operator
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import networkx as nx
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
@@ -49,7 +44,6 @@ from tracestore.store.tables import FINDING_T, TRACE_T
 __all__ = [
     "POST_ANALYSIS_HOOKS",
     "AnalysisCounts",
-    "Stopwatch",
     "analyze_traces",
     "analyze_window",
     "baseline_window",
@@ -118,13 +112,11 @@ def compute_corpus_baselines(
         ids = select_trace_ids(session, project_id=project_id, window=window)
         for i in range(0, len(ids), BATCH_SIZE):
             chunk = ids[i : i + BATCH_SIZE]
-            with _gc_paused():
-                for lt in build_batch(read_batch(session, project_id=project_id, chunk=chunk),
-                                      chunk):
-                    samples.extend(suite.collect_samples(lt.graph))
-                    models |= corpus_models(lt.graph)
-                    newest = max(newest, lt.started_at or 0.0)
-                    _drop_views(lt.graph)
+            for lt in build_batch(read_batch(session, project_id=project_id, chunk=chunk),
+                                  chunk):
+                samples.extend(suite.collect_samples(lt.graph))
+                models |= corpus_models(lt.graph)
+                newest = max(newest, lt.started_at or 0.0)
         book = Book(load_book(session, project_id=project_id))
     ts = window.until if window.until is not None else newest
     config = with_price_table(suite.config, price_table(models, book=book, ts=ts))
@@ -156,33 +148,15 @@ if _FINDING_COLS != (
 _COST = _FINDING_COLS.index("wasted_cost_usd")
 
 
-class Stopwatch:
-    """CPU seconds (``time.process_time``) per stage of a run, for the benchmark's split;
-    a no-op when constructed without a dict."""
-
-    def __init__(self, into: dict[str, float] | None) -> None:
-        self.into = into
-        self.t = time.process_time() if into is not None else 0.0
-
-    def lap(self, stage: str) -> None:
-        if self.into is not None:
-            t = time.process_time()
-            self.into[stage] = self.into.get(stage, 0.0) + t - self.t
-            self.t = t
-
-
 def store_findings(
     session: Session,
     *,
     project_id: int,
     results: Sequence[tuple[LoadedTrace, list[Finding]]],
     now: float,
-    timings: dict[str, float] | None = None,
 ) -> AnalysisCounts:
     """Replace the findings of the analysed traces, stamp ``analyzed_at`` and write their
-    summaries. Does not commit. Returns the counts of what was stored. ``timings`` (stage →
-    CPU seconds) gets ``findings`` and ``summaries`` added."""
-    clock = Stopwatch(timings)
+    summaries. Does not commit. Returns the counts of what was stored."""
     counts = AnalysisCounts(traces=len(results))
     if not results:
         return counts
@@ -202,13 +176,15 @@ def store_findings(
             f"AND trace_id IN ({', '.join([mark] * len(chunk))})", (project_id, *chunk))
     upsert(session, FINDING_T, [v for v, _, _ in rows.values()], columns=_FINDING_COLS,
            keys=("project_id", "id"), encode_json=None)
+    # ``updated_at + 0``: compared bare, PostgreSQL may pick ix_traces_project_updated and
+    # read every trace written by the same request (they share updated_at) instead of the
+    # one row of the primary key (tests/tracestore/test_query_plans.py).
     conn.exec_driver_sql(
         f"UPDATE {TRACE_T.name} SET analyzed_at = {mark} WHERE project_id = {mark} "
-        f"AND trace_id = {mark} AND updated_at = {mark}",
+        f"AND trace_id = {mark} AND updated_at + 0 = {mark}",
         [(now, project_id, lt.trace_id, lt.updated_at) for lt, _ in results])
     done(session, project_id=project_id,
          analysed=[(lt.trace_id, lt.updated_at) for lt, _ in results])
-    clock.lap("findings")
     # The summaries read the findings as stored: one row per id, in id order per trace.
     stored: dict[str, list[tuple[str, StoredFinding]]] = {}
     for fid, (v, f, trace_id) in rows.items():
@@ -221,7 +197,6 @@ def store_findings(
     summarize_loaded(session, project_id=project_id, items=list(items.values()), now=now)
     for hook in POST_ANALYSIS_HOOKS:
         hook(session, project_id, trace_ids)
-    clock.lap("summaries")
     counts.findings = len(rows)
     counts.wasted_cost_usd = sum(v[_COST] for v, _, _ in rows.values())
     return counts
@@ -236,15 +211,11 @@ def analyze_traces(
     suite: AnalyzerSuite,
     now: float,
     progress: Callable[[int], Any] | None = None,
-    timings: dict[str, float] | None = None,
 ) -> AnalysisCounts:
     """Analyse ``trace_ids`` in batches: read a batch (one read transaction), analyse it in
     memory, then store its findings (one short write transaction, so SQLite's write lock is
-    held only while writing). ``timings`` (stage → CPU seconds of this process) gets
-    ``read``, ``graph``, ``analyzers``, ``findings`` (with the commit), ``summaries`` and
-    ``free`` (dropping the batch) added."""
+    held only while writing)."""
     total = AnalysisCounts()
-    clock = Stopwatch(timings)
     # One connection for the whole run, each batch's read and write in their own
     # transaction on it (no lock is held between them). SQLite's engine opens a connection
     # per checkout, and opening one runs the pragmas and starts with a cold page cache, while
@@ -253,64 +224,17 @@ def analyze_traces(
     with engine.connect() as conn:
         for i in range(0, len(trace_ids), BATCH_SIZE):
             chunk = trace_ids[i : i + BATCH_SIZE]
-            with _gc_paused():
-                with Session(conn) as session:
-                    batch = read_batch(session, project_id=project_id,
-                                       chunk=list(dict.fromkeys(chunk)))
-                clock.lap("read")
-                loaded = list(build_batch(batch, chunk))
-                del batch
-                clock.lap("graph")
-                results = [(lt, suite.analyze(lt.graph, baselines)) for lt in loaded]
-                clock.lap("analyzers")
-                with session_scope(conn) as session, preloaded(project_id, loaded):
-                    total.add(store_findings(session, project_id=project_id,
-                                             results=results, now=now, timings=timings))
-                    clock.t = time.process_time()
-                clock.lap("findings")  # the commit
-                for lt in loaded:
-                    _drop_views(lt.graph)
-                del loaded, results
-            clock.lap("free")  # freeing the batch
+            with Session(conn) as session:
+                batch = read_batch(session, project_id=project_id,
+                                   chunk=list(dict.fromkeys(chunk)))
+            loaded = list(build_batch(batch, chunk))
+            results = [(lt, suite.analyze(lt.graph, baselines)) for lt in loaded]
+            with session_scope(conn) as session, preloaded(project_id, loaded):
+                total.add(store_findings(session, project_id=project_id, results=results,
+                                         now=now))
             if progress is not None:
                 progress(len(chunk))
     return total
-
-
-def _drop_views(G: nx.DiGraph) -> None:
-    """Forget the graph's cached views (``functools.cached_property`` values such as
-    ``G.edges``, made again on the next access). networkx's edge and degree views hold the
-    graph, so a graph whose edges were read is a reference cycle that only the cyclic
-    collector frees; without its views, reference counting frees it as soon as it is
-    dropped."""
-    for name in _CACHED_VIEWS:
-        G.__dict__.pop(name, None)
-
-
-_CACHED_VIEWS = tuple(n for n in dir(nx.DiGraph)
-                      if isinstance(getattr(nx.DiGraph, n, None), functools.cached_property))
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a batch is processed. A batch allocates some
-    100k containers (rows, attribute dicts, graphs) and keeps them alive until it is
-    written, so the collector's periodic passes kept rescanning them for nothing: a third
-    of the read and graph time (bench/RESULTS.md). Reference counting frees the batch; the
-    cycles it left (the analyzers make some) are all younger than the batch, so one
-    collection of the youngest generation at its end frees them. The switch is process-wide:
-    in the server (background worker thread) request threads also run without the cyclic
-    collector for the length of a batch (about a second); reference counting still frees
-    their garbage, and any cycles are collected after the batch. Re-entrant: only the
-    outermost pause re-enables the collector."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.collect(0)
-            gc.enable()
 
 
 def analyze_window(

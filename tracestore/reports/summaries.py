@@ -57,22 +57,8 @@ def iso_week(ts: float | None) -> str | None:
     """
     if ts is None:
         return None
-    # Every time of one UTC day is in one ISO week: cache by day number (one summary per
-    # trace, mostly a few days apart; a datetime and a format cost more than the lookup).
-    # A time that is not a finite number never hits the cache (NaN keys are not equal) and
-    # errors as before.
-    day = ts // 86400
-    week = _WEEKS.get(day)
-    if week is None:
-        y, w, _ = datetime.fromtimestamp(ts, UTC).isocalendar()
-        week = f"{y}-W{w:02d}"
-        if len(_WEEKS) >= 4096:  # bounded: a long-running server sees many days
-            _WEEKS.clear()
-        _WEEKS[day] = week
-    return week
-
-
-_WEEKS: dict[float, str] = {}
+    y, w, _ = datetime.fromtimestamp(ts, UTC).isocalendar()
+    return f"{y}-W{w:02d}"
 
 
 class StoredFinding(NamedTuple):
@@ -85,14 +71,14 @@ class StoredFinding(NamedTuple):
     evidence: dict[str, Any]
 
 
-def summary_row(project_id: int, G: nx.DiGraph, trace: dict[str, Any],
+def summary_row(project_id: int, G: nx.DiGraph[str], trace: dict[str, Any],
                 findings: Iterable[FindingLike], now: float) -> dict[str, Any]:
     """One ``trace_summaries`` row (task-level columns at their single-attempt defaults)."""
     att = attribute_trace(G, findings)
     by_analyzer = att.waste_by_analyzer
     tokens = model_calls = unpriced = 0
     model_cost: dict[str, float] = {}
-    for a in G._node.values():  # the attribute dicts, without the node view's overhead
+    for _, a in G.nodes(data=True):
         if a.get("kind") not in MODEL_KINDS:
             continue
         model_calls += 1
@@ -160,7 +146,7 @@ def summarize_traces(session: Session, *, project_id: int, trace_ids: Sequence[s
     from tracestore.store.load import iter_trace_graphs
 
     now = time.time() if now is None else now
-    items: list[tuple[str, nx.DiGraph, str | None, Sequence[FindingLike]]] = []
+    items: list[tuple[str, nx.DiGraph[str], str | None, Sequence[FindingLike]]] = []
     ids = list(dict.fromkeys(trace_ids))
     for i in range(0, len(ids), _CHUNK):
         chunk = ids[i : i + _CHUNK]
@@ -178,7 +164,7 @@ _TASK_COLS = ("attempt_index", "task_attempts", "outcome_status", "outcome_here"
 
 def summarize_loaded(
     session: Session, *, project_id: int,
-    items: Sequence[tuple[str, nx.DiGraph, str | None, Sequence[FindingLike]]], now: float,
+    items: Sequence[tuple[str, nx.DiGraph[str], str | None, Sequence[FindingLike]]], now: float,
 ) -> int:
     """Write the summaries of traces already in memory: ``(trace id, graph, user id, its
     stored findings in id order)`` each, with their task-level columns, and refresh the
@@ -186,7 +172,7 @@ def summarize_loaded(
     :func:`refresh_tasks` does, without writing the batch's own rows twice). Returns the
     number of rows written."""
     rows = []
-    for tid, G, user_id, findings in items:
+    for _tid, G, user_id, findings in items:
         trace = {**G.graph, "user_id": user_id}
         rows.append(summary_row(project_id, G, trace, findings, now))
     tasks = _task_columns(session, project_id, {r["task_id"] for r in rows})
