@@ -58,7 +58,7 @@ def _trace(tid: str, workflow: str) -> dict[str, object]:
 
 
 def test_focus_export_columns_values_and_escaping(db_url: str, tmp_path: Path) -> None:
-    assert set(FOCUS_COLUMNS) <= SPEC_1_3 and MANDATORY <= set(FOCUS_COLUMNS)
+    assert set(FOCUS_COLUMNS) <= SPEC_1_3 and set(FOCUS_COLUMNS) >= MANDATORY
     assert all(c.startswith("x_") for c in COLUMNS[len(FOCUS_COLUMNS):])
     window = {"since": T0, "until": T0 + 7 * 86400}
     with TestClient(create_app(Settings(database_url=db_url, settle_seconds=0))) as c:
