@@ -230,7 +230,7 @@ def _dead_ends(v: TraceView, c: Calls) -> list[Finding]:
 def _unused_calls(v: TraceView, branches: list[Finding]) -> list[Finding]:
     """LLM calls off every causal path whose output nothing consumed, when a later causal
     call declared its inputs explicitly (one finding per trace)."""
-    explicit = [w for u, w in v.edges.get("uses", ()) if not v.G.edges[u, w].get("inferred")]
+    explicit = [w for u, w in v.edges.get("uses", ()) if not v.G.succ[u][w].get("inferred")]
     if not explicit:
         return []
     causal: set[str] = set().union(*causal_sets(v.G).values())
