@@ -72,10 +72,12 @@ def _cli_json(db_url: str, *args: str) -> Any:
 
 
 def check_window(client: TestClient, db_url: str, *, since: float | None = None,
-                 until: float | None = None, workflow: str | None = None) -> float:
-    """Assert every route and report agrees on the waste of one window and filter."""
-    window = {k: v for k, v in (("since", since), ("until", until), ("workflow", workflow))
-              if v is not None}
+                 until: float | None = None, workflow: str | None = None,
+                 team: str | None = None) -> float:
+    """Assert every route and report agrees on the waste of one window and filter (a team
+    filter: /findings and /attribution, the routes that take one)."""
+    window = {k: v for k, v in (("since", since), ("until", until), ("workflow", workflow),
+                                ("team", team)) if v is not None}
     found, found_codes = _findings(client, **window)
     for group_by in ("workflow", "team", "model,week"):
         att, att_codes = _attribution(client, group_by=group_by, **window)
@@ -83,6 +85,8 @@ def check_window(client: TestClient, db_url: str, *, since: float | None = None,
         assert set(att_codes) <= set(found_codes), (att_codes, found_codes)
         for code, v in found_codes.items():
             assert abs(att_codes.get(code, 0.0) - v) <= TOL, (code, att_codes, found_codes)
+    if team is not None:
+        return found
     assert abs(_paths(client, **window) - found) <= TOL, window
     cli_window = [x for k, v in window.items() for x in (f"--{k}", str(v))]
     rep = _cli_json(db_url, "attribution", *cli_window)
@@ -203,6 +207,10 @@ def test_random_store_waste_reconciles(client: TestClient, db_url: str, seed: in
     assert total > 0 and abs(total - r.json()["wasted_cost_usd"]) <= TOL
     for w in (*_windows()[1:], {"workflow": "alpha"}, {"workflow": "beta", "since": W47}):
         check_window(client, db_url, **w)
+    red = check_window(client, db_url, team="red")
+    blue = check_window(client, db_url, team="blue", since=W46)
+    assert 0 < red < total and 0 < blue < total
+    check_window(client, db_url, team="red", workflow="alpha", since=W47)
     # a late outcome refreshes summaries without re-analysis: waste stays the findings'
     r = client.post("/api/v1/outcomes", json={"task_id": "task3", "status": "success"})
     assert r.status_code == 200, r.text

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from tracestore.errors import BadRequest
 from tracestore.schemas import FindingPublic
 from tracestore.store.read import decode_cursor, encode_cursor, finding_public
-from tracestore.store.tables import FINDING_T
+from tracestore.store.tables import FINDING_T, TRACE_T
 
 __all__ = ["ORDERS", "FindingFilters", "list_findings"]
 
@@ -26,7 +26,8 @@ ORDERS = {"wasted_cost": "wasted_cost_usd", "created": "created_at"}
 
 @dataclass(frozen=True)
 class FindingFilters:
-    """Every field narrows the result; ``since``/``until`` bound the trace's start time."""
+    """Every field narrows the result; ``since``/``until`` bound the trace's start time;
+    ``team``/``feature`` are the trace's dimensions (the same filters as ``/attribution``)."""
 
     trace_id: str | None = None
     workflow: str | None = None
@@ -35,6 +36,8 @@ class FindingFilters:
     min_cost: float | None = None
     since: float | None = None
     until: float | None = None
+    team: str | None = None
+    feature: str | None = None
 
 
 def _conds(project_id: int, f: FindingFilters) -> list[Any]:
@@ -50,6 +53,12 @@ def _conds(project_id: int, f: FindingFilters) -> list[Any]:
         conds.append(c.trace_started_at >= f.since)
     if f.until is not None:
         conds.append(c.trace_started_at < f.until)
+    dims = [(TRACE_T.c[col], v) for col, v in (("team", f.team), ("feature", f.feature))
+            if v is not None]
+    if dims:
+        # the trace's dimensions, as /attribution filters them (its summaries copy the trace's)
+        conds.append(c.trace_id.in_(select(TRACE_T.c.trace_id).where(
+            TRACE_T.c.project_id == project_id, *(col == v for col, v in dims))))
     return conds
 
 

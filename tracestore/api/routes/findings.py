@@ -104,6 +104,8 @@ def get_findings(
     min_cost: Annotated[float | None, Query(ge=0, description="Least wasted_cost_usd")] = None,
     since: TimeQuery = None,
     until: TimeQuery = None,
+    team: Annotated[str | None, Query(description="The trace's team")] = None,
+    feature: Annotated[str | None, Query(description="The trace's feature")] = None,
     order: Literal["wasted_cost", "created"] = "wasted_cost",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: str | None = None,
@@ -114,7 +116,8 @@ def get_findings(
     items, nxt = list_findings(
         session,
         project_id=project.id,
-        filters=FindingFilters(trace_id, workflow, analyzer, code, min_cost, since, until),
+        filters=FindingFilters(trace_id, workflow, analyzer, code, min_cost, since, until,
+                               team, feature),
         order=order,
         limit=limit,
         cursor=cursor,
