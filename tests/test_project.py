@@ -110,7 +110,7 @@ def test_wire_node_kinds_match_the_graph_contract() -> None:
 # (each only from the ones before it). The first three are the top-level modules every package
 # may use; `client` imports nothing of the server.
 LAYERS = ("config", "errors", "schemas", "store", "limits", "auth", "pricing", "reports",
-          "ingest", "demo", "analysis", "digest", "api", "cli")
+          "ingest", "demo", "analysis", "digest", "alerts", "api", "cli")
 _ANALYZER_DEPS = ("numpy", "networkx")
 
 
