@@ -45,14 +45,18 @@ def _default(name: str) -> int:
     return value
 
 
+# Bytes that start a value after the first: a comma, an opened container (a newline in NDJSON).
+_NOT_MARKS = bytes(b for b in range(256) if b not in b",{[")
+_NOT_MARKS_NDJSON = bytes(b for b in range(256) if b not in b",{[\n")
+
+
 def _values(body: bytes, lines: bool) -> int:
-    """At most how many values orjson builds from ``body``: one at the top, and in every
-    non-empty container one more than its commas (so: commas + containers - empty ``{}`` and
-    ``[]`` + 1), plus one per line of NDJSON. Text inside strings only adds (a ``{}`` there
-    also adds its ``{``), so this over-counts unless the strings were cut out."""
-    n = (body.count(b",") + body.count(b"{") + body.count(b"[") + 1
-         - body.count(b"{}") - body.count(b"[]"))
-    return n + body.count(b"\n") if lines else n
+    """Commas + containers opened (+ NDJSON lines) + 1, in one ``bytes.translate`` pass
+    (~1 GB/s). orjson builds one value at the top and, in every non-empty container, one more
+    than its commas, so this less the empty ``{}`` and ``[]`` bounds the values; text inside
+    strings only adds (a ``{}`` there also adds its ``{``), so it over-counts unless the
+    strings were cut out."""
+    return len(body.translate(None, _NOT_MARKS_NDJSON if lines else _NOT_MARKS)) + 1
 
 
 @dataclass(frozen=True)
@@ -84,9 +88,14 @@ class Limits:
         Traceback (most recent call last):
         tracestore.errors.PayloadTooLarge: the body holds about 5 JSON values, over the limit ...
         """
+        if (len(body) + 1) // 2 <= self.max_values:  # each value takes a byte and a comma
+            return
         n = _values(body, lines)
+        if n > self.max_values:
+            n -= body.count(b"{}") + body.count(b"[]")
         if n > self.max_values and b'"' in body:
-            n = _values(_STRING.sub(b'""', body), lines)
+            cut = _STRING.sub(b'""', body)
+            n = _values(cut, lines) - cut.count(b"{}") - cut.count(b"[]")
         if n > self.max_values:
             raise PayloadTooLarge(
                 f"the body holds about {n} JSON values, over the limit of {self.max_values} per "
