@@ -16,6 +16,7 @@ import orjson
 
 from tracestore.cli.alerts import alerts
 from tracestore.cli.analysis import analyze, worker
+from tracestore.cli.demo import demo
 from tracestore.cli.digest import digest
 from tracestore.cli.export import export
 from tracestore.cli.keys import keys
@@ -165,43 +166,9 @@ def export_schema(out_dir: Path) -> None:
         click.echo(f"wrote {path}")
 
 
-@cli.command()
-@click.option("--serve/--no-serve", default=True, show_default=True,
-              help="Start the server after loading (else print a summary and exit).")
-@database_option
-@click.option("--seed", default=7, show_default=True, help="Seed of the demo data generator.")
-@click.option("--traces", "n_traces", default=2000, show_default=True,
-              help="How many traces to generate (two weeks of traffic either way).")
-@click.option("--dump", "dump_dir", default=None,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="Write traces.jsonl.gz, outcomes.jsonl and labels.json into DIR "
-                   "(for `tracestore ingest`) instead of loading.")
-def demo(serve: bool, database_url: str | None, seed: int, n_traces: int,
-         dump_dir: Path | None) -> None:
-    """Load the bundled demo traces into the embedded store, then serve them."""
-    from tracestore.demo.run import dump_demo, run_demo
-
-    if dump_dir is not None:
-        for path in dump_demo(dump_dir, seed=seed, n=n_traces):
-            click.echo(f"wrote {path}")
-        return
-    settings = _settings(database_url)
-    run_demo(settings, seed=seed, echo=click.echo, n=n_traces)
-    from tracestore.cli.analysis import analyze_demo
-
-    analyze_demo(settings, echo=click.echo)
-    if serve:
-        import uvicorn
-
-        from tracestore.api import create_app
-
-        click.echo(f"serving on http://{settings.host}:{settings.port}  (Ctrl-C to stop)")
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                    log_level="warning")
-
-
 # Command groups defined in their own modules (they import only cli_options, so no cycle).
-for _command in (keys, digest, analyze, worker, prices, reprice_command, outcomes, report, export, simulate_command, alerts):
+for _command in (keys, digest, analyze, worker, prices, reprice_command, outcomes, report, export,
+                 simulate_command, alerts, demo):
     cli.add_command(_command)
 
 

@@ -138,7 +138,7 @@ def report_attribution(since: str | None, until: str | None, week: str | None, g
     if as_json:
         click.echo(rep.model_dump_json(indent=2))
     else:
-        Console(width=200).print(attribution_table(rep))
+        Console().print(attribution_table(rep))
 
 
 def paths_table(rep: PathsReport) -> Table:
@@ -175,4 +175,4 @@ def report_paths(since: str | None, until: str | None, week: str | None, workflo
     if as_json:
         click.echo(rep.model_dump_json(indent=2))
     else:
-        Console(width=200).print(paths_table(rep))
+        Console().print(paths_table(rep))

@@ -21,13 +21,14 @@ import orjson
 from sqlalchemy import false, func, select
 
 from tracestore.config import Settings
-from tracestore.demo import DemoData, generate
+from tracestore.demo import DEMO_START, DemoData, generate
 from tracestore.ingest.pipeline import Writer, project_id_for, validate_items
 from tracestore.schemas import OutcomeIn
 from tracestore.store.engine import create_schema, make_engine, session_scope
 from tracestore.store.tables import NODE_T, OUTCOME_T, TRACE_T
 
-__all__ = ["DEFAULT_TRACES", "demo_summary", "dump_demo", "generate_demo_traces", "run_demo"]
+__all__ = ["DEFAULT_TRACES", "demo_shift", "demo_summary", "dump_demo", "generate_demo_traces",
+           "run_demo", "shift_demo"]
 
 DEFAULT_TRACES = 2000
 _BATCH = 250  # traces per write transaction, like a busy exporter's batches
@@ -103,11 +104,44 @@ def format_summary(s: dict[str, Any]) -> list[str]:
     return lines
 
 
+def demo_shift(now: float) -> float:
+    """Seconds to add to the generated dates so that the demo's two weeks are the last two
+    complete ISO weeks before ``now`` (a whole number of weeks: weekdays and hours keep their
+    pattern).
+
+    >>> demo_shift(DEMO_START + 14 * 86400 + 3600)  # Monday 2026-11-23 01:00 UTC
+    0.0
+    >>> demo_shift(DEMO_START + 30 * 86400) / 86400  # Thursday 2026-12-10
+    14.0
+    """
+    monday = DEMO_START + 7 * 86400 * ((now - DEMO_START) // (7 * 86400))
+    return float(monday - 14 * 86400 - DEMO_START)
+
+
+def shift_demo(data: DemoData, seconds: float) -> DemoData:
+    """The same data with every timestamp moved by ``seconds`` (nodes, outcomes)."""
+    if not seconds:
+        return data
+
+    def moved(d: dict[str, Any], *keys: str) -> dict[str, Any]:
+        return {**d, **{k: d[k] + seconds for k in keys if isinstance(d.get(k), int | float)}}
+
+    traces = []
+    for t in data.traces:
+        t = {**t, "nodes": [moved(nd, "start", "end") for nd in t.get("nodes", ())]}
+        if isinstance(t.get("outcome"), dict):
+            t["outcome"] = moved(t["outcome"], "occurred_at")
+        traces.append(t)
+    return DemoData(traces=traces, outcomes=[moved(o, "occurred_at") for o in data.outcomes],
+                    labels=data.labels)
+
+
 def run_demo(settings: Settings, *, seed: int = 7, echo: Callable[[str], Any] = print,
-             n: int = DEFAULT_TRACES) -> dict[str, Any]:
-    """Generate, ingest (traces, then the late outcomes) and print a summary; returns it."""
+             n: int = DEFAULT_TRACES, shift: float = 0.0) -> dict[str, Any]:
+    """Generate, ingest (traces, then the late outcomes) and print a summary; returns it.
+    ``shift`` moves every date (see :func:`demo_shift`)."""
     t0 = time.perf_counter()
-    data = generate_demo_traces(seed, n)
+    data = shift_demo(generate_demo_traces(seed, n), shift)
     gen_s = time.perf_counter() - t0
     engine = make_engine(settings.database_url)
     try:
