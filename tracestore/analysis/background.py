@@ -6,7 +6,8 @@ ones with a lease, analyses them project by project and stores their findings, w
 them off the queue. Any number of workers share one queue: the server's own thread
 (:class:`AnalysisWorker` started in the app lifespan, polling every ``settle_seconds / 2``,
 capped at :data:`MAX_POLL_SECONDS`; ``settle_seconds = 0`` turns it off) and the
-``tracestore worker`` processes on any host. A worker killed mid-batch leaves leases that run
+``tracestore worker`` processes on any host. Workers also apply the ``retention_days`` setting
+hourly (:meth:`AnalysisWorker.maybe_prune`). A worker killed mid-batch leaves leases that run
 out after ``lease_seconds``; the traces are then claimed by another. See docs/operations.md.
 """
 
@@ -31,11 +32,13 @@ from tracestore.analysis.run import (
     compute_corpus_baselines,
 )
 from tracestore.analysis.suite import AnalyzerSuite, default_suite
+from tracestore.ingest.delete import Deleted, prune
 from tracestore.store.engine import session_scope
 from tracestore.store.load import BATCH_SIZE, Window
 from tracestore.store.queue import Claim, claim, release, renew
 
-__all__ = ["BASELINE_TTL_SECONDS", "MAX_POLL_SECONDS", "AnalysisWorker", "worker_name"]
+__all__ = ["BASELINE_TTL_SECONDS", "MAX_POLL_SECONDS", "PRUNE_EVERY_SECONDS", "AnalysisWorker",
+           "worker_name"]
 
 log = logging.getLogger("tracestore.analysis")
 
@@ -45,6 +48,9 @@ MAX_POLL_SECONDS = 30.0
 # Baselines summarise weeks of traffic (baseline_days); recomputing them more often than every
 # 10 minutes would cost a full corpus pass per poll for no visible change in the norms.
 BASELINE_TTL_SECONDS = 600.0
+# Retention (setting retention_days) is applied at most this often by each worker.
+PRUNE_EVERY_SECONDS = 3600.0
+DAY = 86_400.0
 
 
 def worker_name() -> str:
@@ -58,7 +64,8 @@ class AnalysisWorker(threading.Thread):
 
     def __init__(self, engine: Engine, *, settle_seconds: float, baseline_days: float,
                  suite: AnalyzerSuite | None = None, lease_seconds: float = 300.0,
-                 batch_size: int = BATCH_SIZE, poll_seconds: float | None = None) -> None:
+                 batch_size: int = BATCH_SIZE, poll_seconds: float | None = None,
+                 retention_days: float = 0.0) -> None:
         super().__init__(name="tracestore-analysis", daemon=True)
         self.engine = engine
         self.settle_seconds = settle_seconds
@@ -68,6 +75,8 @@ class AnalysisWorker(threading.Thread):
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds if poll_seconds is not None else min(
             settle_seconds / 2, MAX_POLL_SECONDS)
+        self.retention_days = retention_days
+        self._pruned_at = 0.0
         self.worker = worker_name()
         self.totals = AnalysisCounts()
         self._stop_event = threading.Event()
@@ -88,8 +97,21 @@ class AnalysisWorker(threading.Thread):
         while not self._stop_event.wait(self.poll_seconds):
             try:
                 self.run_once(time.time())
+                self.maybe_prune(time.time())
             except Exception:  # keep serving; the next poll retries
                 log.exception("background analysis failed")
+
+    def maybe_prune(self, now: float) -> Deleted | None:
+        """Apply ``retention_days`` (at most every :data:`PRUNE_EVERY_SECONDS`): delete the
+        traces that started before ``now - retention_days``. ``None`` when it did not run."""
+        if self.retention_days <= 0 or now - self._pruned_at < PRUNE_EVERY_SECONDS:
+            return None
+        self._pruned_at = now
+        deleted = prune(self.engine, before=now - self.retention_days * DAY)
+        if deleted.traces:
+            log.info("retention: deleted %d traces (%d nodes) older than %g days",
+                     deleted.traces, deleted.nodes, self.retention_days)
+        return deleted
 
     def _suite(self) -> AnalyzerSuite:
         if self.suite is None:

@@ -68,7 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.settle_seconds > 0:
             worker = AnalysisWorker(engine, settle_seconds=settings.settle_seconds,
                                     baseline_days=settings.baseline_days,
-                                    suite=getattr(app.state, "analyzer_suite", None))
+                                    suite=getattr(app.state, "analyzer_suite", None),
+                                    lease_seconds=settings.analysis_lease_seconds,
+                                    retention_days=settings.retention_days)
             worker.start()
         app.state.analysis_worker = worker
         alert_scheduler = None

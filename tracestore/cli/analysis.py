@@ -134,12 +134,13 @@ def worker(settle_seconds: float | None, batch_size: int, poll_seconds: float,
                                                else settle_seconds),
                        baseline_days=settings.baseline_days,
                        lease_seconds=settings.analysis_lease_seconds, batch_size=batch_size,
-                       poll_seconds=poll_seconds)
+                       poll_seconds=poll_seconds, retention_days=settings.retention_days)
     signal.signal(signal.SIGTERM, lambda *_: w.stop())
     click.echo(f"worker {w.worker} analysing queued traces", err=True)
     try:
         while not w.stopping:
             counts = w.run_once(time.time())
+            w.maybe_prune(time.time())
             if exit_when_idle and counts.traces == 0:
                 break
             if counts.traces == 0:

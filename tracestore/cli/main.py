@@ -22,6 +22,7 @@ from tracestore.cli.export import export
 from tracestore.cli.keys import keys
 from tracestore.cli.options import _settings, database_option, project_option
 from tracestore.cli.prices import prices, reprice_command
+from tracestore.cli.prune import prune_command
 from tracestore.cli.reports import outcomes, report
 from tracestore.cli.simulate import simulate_command
 from tracestore.config import Settings
@@ -167,7 +168,7 @@ def export_schema(out_dir: Path) -> None:
 
 
 # Command groups defined in their own modules (they import only cli_options, so no cycle).
-for _command in (keys, digest, analyze, worker, prices, reprice_command, outcomes, report, export,
+for _command in (keys, digest, analyze, worker, prune_command, prices, reprice_command, outcomes, report, export,
                  simulate_command, alerts, demo):
     cli.add_command(_command)
 

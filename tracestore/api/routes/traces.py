@@ -1,13 +1,15 @@
-"""Trace reads: list, detail, and the node-link graph."""
+"""Traces: list, detail, the node-link graph, and deletion."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from tracestore.api.deps import ProjectDep, SessionDep
+from tracestore.api.deps import AdminProjectDep, ProjectDep, SessionDep
 from tracestore.api.problems import PROBLEM_RESPONSES
+from tracestore.errors import NotFound
+from tracestore.ingest.delete import delete_traces
 from tracestore.schemas import Page, Timestamp, TraceDetail, TracePublic
 from tracestore.store.graph import build_trace_graph, graph_to_json
 from tracestore.store.read import TraceFilters, get_trace, list_traces, load_trace_rows
@@ -55,3 +57,17 @@ def get_trace_graph(trace_id: str, project: ProjectDep, session: SessionDep) -> 
     ``uses``, ``reviews``), in networkx node-link form."""
     trace, nodes, edges = load_trace_rows(session, project_id=project.id, trace_id=trace_id)
     return graph_to_json(build_trace_graph(trace, nodes, edges))
+
+
+@router.delete("/traces/{trace_id}", status_code=204, response_class=Response,
+               summary="Delete a trace (admin)")
+def delete_trace(trace_id: str, project: AdminProjectDep, session: SessionDep) -> Response:
+    """Remove the trace with its nodes, edges, findings and summary at once (every report
+    reflects it on the next request); the other traces of its task get their attempt
+    columns recomputed. 404 when the project has no such trace."""
+    deleted = delete_traces(session, project_id=project.id, trace_ids=[trace_id])
+    if not deleted.traces:
+        session.rollback()
+        raise NotFound(f"trace {trace_id!r} not found")
+    session.commit()
+    return Response(status_code=204)
