@@ -60,7 +60,8 @@ class AnalyzerConfig:
     simple_step_words: tuple[str, ...] = (  # R1 task classes, in a step name or a prompt's head
         "classify", "classification", "extract", "format", "route", "router", "label", "tag",
         "detect", "sentiment", "intent", "categor", "parse", "normalize", "summar", "condens",
-        "tldr", "convert",
+        "tldr", "recap", "gist", "abstract", "shorten", "compress", "headline", "title",
+        "convert",
     )
     routing_min_samples: int = 20  # R2: ≥ 20 calls on the cheaper tier
     routing_margin: float = 0.02  # R2: success ≥ frontier rate − 2 pp
