@@ -121,7 +121,7 @@ def _windows() -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("seed", [7, 11])
 def test_demo_store_waste_reconciles(client: TestClient, db_url: str, seed: int) -> None:
-    r = CliRunner().invoke(cli, ["demo", "--no-serve", "--database-url", db_url,
+    r = CliRunner().invoke(cli, ["demo", "--no-serve", "--fixed-dates", "--database-url", db_url,
                                  "--traces", "300", "--seed", str(seed)])
     assert r.exit_code == 0, r.output
     m = re.search(r"analysed \d+ traces: \d+ findings, \$([\d,.]+) wasted", r.output)
