@@ -7,7 +7,7 @@ A scenario combines three kinds of change, applied to every model call in the wi
   of a whole workflow go to another model; token usage is kept, and reasoning tokens are dropped
   when the target is not a reasoning model (:func:`analyzers.tiers.is_reasoning`);
 - ``fix_codes``: the fixes of those finding codes are applied: each finding's booked waste (its
-  counterfactual, DESIGN's dollar rule) and wasted tokens are removed from its nodes, split over
+  counterfactual, docs/analysis.md) and wasted tokens are removed from its nodes, split over
   them by cost;
 - ``prices``: price-book entries (as in ``PUT /api/v1/prices``) put in front of the project's
   book for the simulation only (a contracted rate, say).
