@@ -106,13 +106,13 @@ def _otlp(spans: bytes) -> bytes:
     return _pb_field(1, _pb_field(2, spans))
 
 
-def _chunked_300mb(url: str) -> tuple[int, bytes]:
-    """A chunked native body of 300 MB, sent until the server answers or hangs up."""
+def _chunked_300mb(url: str, request: bytes = b"POST /api/v1/traces") -> tuple[int, bytes]:
+    """A chunked JSON body of 300 MB, sent until the server answers or hangs up."""
     host, port = url.removeprefix("http://").split(":")
     chunk = b"100000\r\n" + b" " * MB + b"\r\n"
     sent = 0
     with socket.create_connection((host, int(port)), timeout=60) as s:
-        s.sendall(b"POST /api/v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+        s.sendall(request + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
                   b"\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n[\r\n")
         try:
             while sent < 300 * MB and not select.select([s], [], [], 0)[0]:
@@ -172,6 +172,8 @@ def test_tiny_hostile_bodies_are_refused_fast_with_bounded_memory(
         "JSON nested 600 deep in args": (_post(url, "/api/v1/traces", deep, gz=False), 422,
                                          "nested"),
         "chunked 300 MB body": (lambda: _chunked_300mb(url), 413, ""),
+        "chunked 300 MB price book": (lambda: _chunked_300mb(url, b"PUT /api/v1/prices"), 413,
+                                      ""),
     }
     results: dict[str, Measured] = {}
     start = sum(_status(p, "VmRSS") for p in _tree(server.pid))

@@ -1,7 +1,9 @@
-"""ASGI middleware: the body of every ingest request is received here, bounded in size and
-time, and admitted through :class:`~tracestore.ingest.admission.Admission` (docs/limits.md).
+"""ASGI middleware: the body of every request is received here, bounded in size and time, and
+ingest requests are admitted through :class:`~tracestore.ingest.admission.Admission`
+(docs/limits.md).
 
-For ``POST`` to an ingest route (found by the route's required scope):
+For ``POST`` to an ingest route (found by the route's required scope), and, but for the
+authentication and the write slot, for every ``POST``/``PUT``/``PATCH``/``DELETE``:
 
 * a declared ``Content-Length`` over ``max_body_bytes`` is answered 413 before a byte is read;
 * the body is read chunk by chunk, each chunk counted against ``max_pending_write_bytes`` as it
@@ -49,14 +51,17 @@ _GRPC_CODES = {401: 16, 403: 7, 408: 4, 413: 3, 503: 14}
 _INGEST = require("ingest")
 
 
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 class _Disconnected(Exception):
     """The client went away before its body was complete."""
 
 
 class AdmissionMiddleware:
-    """ASGI middleware receiving and admitting the body of ``POST`` requests to ingest routes
-    (found by each route's required scope, so routes added later are covered as soon as
-    they depend on the ``ingest`` scope)."""
+    """ASGI middleware receiving every request body under the limits and admitting ``POST``
+    requests to ingest routes (found by each route's required scope, so routes added later
+    are covered as soon as they depend on the ``ingest`` scope)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -69,8 +74,7 @@ class AdmissionMiddleware:
         return self._paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or scope["method"] != "POST"
-                or scope["path"] not in self._ingest_paths(scope["app"])):
+        if scope["type"] != "http" or scope["method"] not in _WITH_BODY:
             await self.app(scope, receive, send)
             return
         state = scope["app"].state
@@ -79,13 +83,19 @@ class AdmissionMiddleware:
         if admission is None or settings is None:
             await self.app(scope, receive, send)
             return
+        # Other routes' bodies (prices, keys, alerts...) are bounded the same way, and held
+        # bytes count against the same budget; only ingest takes a write slot.
+        ingest = (scope["method"] == "POST"
+                  and scope["path"] in self._ingest_paths(scope["app"]))
         held = 0
         ticket: int | None = None
         try:
             try:
-                await run_in_threadpool(_INGEST, Request(scope))  # DB and PBKDF2: a thread
+                if ingest:
+                    await run_in_threadpool(_INGEST, Request(scope))  # DB and PBKDF2: a thread
                 body, held = await _receive_body(scope, receive, admission, settings)
-                ticket = admission.enter()
+                if ingest:
+                    ticket = admission.enter()
             except TracestoreError as exc:
                 await _refuse(exc, scope, receive, send)
                 return
