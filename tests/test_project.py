@@ -160,3 +160,31 @@ def test_analyzers_are_pure() -> None:
                 continue
             wrong.append(f"{path.relative_to(ROOT)}: imports {mod}")
     assert wrong == []
+
+
+def _source_files(top: Path) -> list[Path]:
+    """The .py and .md files under ``top``, skipping generated and installed trees."""
+    import os
+
+    found = []
+    for folder, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if d not in ("out", "__pycache__", "node_modules", ".venv")]
+        found += [Path(folder) / f for f in files if f.endswith((".py", ".md"))]
+    return sorted(found)
+
+
+def test_nothing_cites_documents_outside_the_repository() -> None:
+    """Docstrings, comments and docs cite docs/ files, never the design notes the project was
+    built from or paths on the machine it was built on."""
+    outside = re.compile(r"DESIGN(\.md| ?§)|(?<![_/])conventions\.md|shared/reference|/work/")
+    code_only = re.compile(r"(?<!docs/)\bmethods\.md")
+    wrong = []
+    for top in ("tracestore", "analyzers", "tests", "bench", "fixtures", "docs"):
+        for path in _source_files(ROOT / top):
+            if path == Path(__file__):
+                continue
+            text = path.read_text(errors="replace")
+            for pattern in (outside, code_only) if path.suffix == ".py" else (outside,):
+                wrong += [f"{path.relative_to(ROOT)}: {m.group(0)}" for m in pattern.finditer(text)]
+    wrong += [f"README.md: {m.group(0)}" for m in outside.finditer(README)]
+    assert wrong == []
