@@ -179,5 +179,5 @@ class Settings(BaseSettings):
     digest_base_url: str = Field(
         "",
         description="Base URL the digest's trace links point at "
-        "({base}/api/v1/traces/{id}); empty = http://host:port of this server.",
+        "({base}/traces/{id}, the trace page); empty = http://host:port of this server.",
     )

@@ -86,4 +86,4 @@ def test_demo_w47_digest_names_the_injected_changes(db_url: str) -> None:
     assert digest.findings and digest.paths and digest.maturity.rung != "Blind"
     assert len(text) < CHAT_LIMIT, len(text)
     top = digest.findings[0]
-    assert f"(http://demo/api/v1/traces/{top.example_trace_ids[0]})" in text
+    assert f"(http://demo/traces/{top.example_trace_ids[0]})" in text

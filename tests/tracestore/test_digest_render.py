@@ -27,7 +27,7 @@ def test_markdown_matches_expected_file() -> None:
     text = render_markdown(fixture_digest(), base_url=BASE_URL)
     assert text == (EXPECTED / "digest_w47.md").read_text()
     assert len(text) < CHAT_LIMIT
-    assert f"({BASE_URL}/api/v1/traces/7a3f00000000000000000000000000a1)" in text
+    assert f"({BASE_URL}/traces/7a3f00000000000000000000000000a1)" in text
 
 
 def test_json_matches_expected_file_and_schema() -> None:
@@ -82,7 +82,7 @@ def test_html_is_self_contained() -> None:
     page = render_html(fixture_digest(), base_url=BASE_URL)
     assert "<script" not in page and "@import" not in page and "<link" not in page
     urls = re.findall(r'(?:src|href)="([^"]+)"', page)
-    assert urls and all(u.startswith(f"{BASE_URL}/api/v1/traces/") for u in urls)
+    assert urls and all(u.startswith(f"{BASE_URL}/traces/") for u in urls)
     assert page.count("<svg") == 3
     assert "$412.50" in page and "Unit-economic" in page
 

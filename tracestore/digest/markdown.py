@@ -1,6 +1,6 @@
 r"""The digest as Markdown that fits one chat message or email.
 
-Trace ids link to ``{base_url}/api/v1/traces/{id}``. Markdown tables are avoided on purpose:
+Trace ids link to the trace page ``{base_url}/traces/{id}``. Markdown tables are avoided on purpose:
 Slack's ``mrkdwn`` does not render them, while bullet lists read the same everywhere. The
 body stays under ``CHAT_LIMIT`` characters for a full week (checked by the tests).
 
@@ -109,9 +109,9 @@ def trace_url(base_url: str, trace_id: str) -> str:
     """The trace's API URL under the configured ``base_url`` (the id percent-encoded).
 
     >>> trace_url("http://x/", "a b|<c>")
-    'http://x/api/v1/traces/a%20b%7C%3Cc%3E'
+    'http://x/traces/a%20b%7C%3Cc%3E'
     """
-    return f"{base_url.rstrip('/')}/api/v1/traces/{quote(trace_id, safe='')}"
+    return f"{base_url.rstrip('/')}/traces/{quote(trace_id, safe='')}"
 
 
 def _cut(text: str, n: int = MD_TEXT, *, keep_end: bool = False) -> str:
