@@ -188,3 +188,10 @@ def test_nothing_cites_documents_outside_the_repository() -> None:
                 wrong += [f"{path.relative_to(ROOT)}: {m.group(0)}" for m in pattern.finditer(text)]
     wrong += [f"README.md: {m.group(0)}" for m in outside.finditer(README)]
     assert wrong == []
+
+
+def test_readme_is_a_short_front_door_linking_every_doc() -> None:
+    assert len(README.splitlines()) <= 250, "README.md is the front door: move detail to docs/"
+    unlinked = [p.name for p in sorted((ROOT / "docs").glob("*.md"))
+                if f"(docs/{p.name}" not in README]
+    assert unlinked == [], f"docs/ pages without a link from README.md: {unlinked}"
