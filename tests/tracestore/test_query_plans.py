@@ -29,7 +29,7 @@ from tracestore.store.engine import create_schema, make_engine
 from tracestore.store.tables import EDGE_T, FINDING_T, NODE_T, SUMMARY_T, TRACE_T
 
 # Tables that grow with the store; a read of them must name the trace (or task) it wants.
-BIG = ("nodes", "traces", "edges", "findings", "trace_summaries", "outcomes")
+BIG = ("nodes", "traces", "edges", "findings", "trace_summaries", "outcomes", "analysis_queue")
 # A constraint on one of these columns (beside project_id) picks one trace's/task's rows.
 KEYED = re.compile(r"\b(trace_id|task_id|id)\b")
 PREFILL_TRACES = 3000
