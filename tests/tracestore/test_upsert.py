@@ -39,3 +39,38 @@ def test_upsert_dicts_tuples_merge_and_nothing(db_url: str) -> None:
     assert [tuple(r) for r in rows] == [("a", "w", "t", ["x"], 2.0, 0, 0.0),
                                         ("b", None, None, None, 3.0, 0, 0.0)]
     assert edges == [False]
+
+
+def test_bulk_upsert_matches_row_by_row(db_url: str) -> None:
+    """On PostgreSQL from COPY_MIN_ROWS rows the upsert goes through COPY and one merge; the
+    rows it leaves equal the row-by-row path's: a key given twice keeps its last row, JSON
+    and literal-NULL columns, updates of existing rows, DO NOTHING."""
+    from tracestore.store.engine import COPY_MIN_ROWS
+    from tracestore.store.tables import NODE_T
+
+    engine = make_engine(db_url)
+    create_schema(engine)
+    n = NODE_T.c
+    cols = ("project_id", "trace_id", "node_id", "kind", "attributes", "model", "input_tokens")
+
+    def rows(k: int, tag: str) -> list[tuple[object, ...]]:
+        return [(1, "t", f"n{i % k}", "llm", f'{{"i": {i}, "tag": "{tag}"}}', i)
+                for i in range(COPY_MIN_ROWS * 2)]
+
+    keys = ("project_id", "trace_id", "node_id")
+    with session_scope(engine) as s:  # 2 x COPY_MIN_ROWS rows, every key twice
+        upsert(s, NODE_T, rows(COPY_MIN_ROWS, "a"), columns=cols, keys=keys,
+               encode_json=None, nulls=("model",))
+    with session_scope(engine) as s:  # update the first half, add nothing twice
+        upsert(s, NODE_T, rows(COPY_MIN_ROWS * 2, "b")[:COPY_MIN_ROWS], columns=cols,
+               keys=keys, encode_json=None, nulls=("model",))
+        upsert(s, NODE_T, rows(COPY_MIN_ROWS * 2, "c"), columns=cols, keys=keys,
+               encode_json=None, nulls=("model",), update=False)
+    with engine.connect() as conn:
+        got = conn.execute(select(n.node_id, n.attributes, n.model, n.input_tokens, n.priced)
+                           .order_by(n.input_tokens)).all()
+    engine.dispose()
+    half = COPY_MIN_ROWS
+    expected = [(f"n{i}", {"i": i, "tag": "b"}, None, i, False) for i in range(half)] + [
+        (f"n{i}", {"i": i, "tag": "c"}, None, i, False) for i in range(half, 2 * half)]
+    assert [tuple(r) for r in got] == expected
