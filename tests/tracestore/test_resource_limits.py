@@ -336,3 +336,30 @@ def test_a_body_without_a_key_is_refused_before_it_is_read(db_url: str, tmp_path
                 answer = _read_all(s)  # no more of the body is sent: it is not waited for
             assert answer.startswith(b"HTTP/1.1 " + status), answer
             assert b"application/problem+json" in answer
+
+
+def test_refusals_reach_protobuf_clients_as_a_status(db_url: str) -> None:
+    from fastapi.testclient import TestClient
+    from google.rpc.status_pb2 import Status
+
+    from tracestore.api import create_app
+    from tracestore.config import Settings
+
+    s = Settings(database_url=db_url, settle_seconds=0, ingest_workers=0,
+                 max_body_bytes=10_000, max_nodes_per_request=3)
+    with TestClient(create_app(s)) as client:
+        r = client.post("/v1/traces", content=b"\x0a" * 10_001,
+                        headers={"content-type": "application/x-protobuf"})
+        assert r.status_code == 413 and r.headers["content-type"] == "application/x-protobuf"
+        assert r.headers["connection"] == "close"
+        status = Status.FromString(r.content)
+        assert status.code == 3 and "max_body_bytes" in status.message
+        spans = b"".join(_pb_field(2, _pb_field(1, bytes(range(1, 17))) + _pb_field(
+            2, bytes([1, 2, 3, 4, 5, 6, 7, i]))) for i in range(1, 5))
+        r = client.post("/v1/traces", content=_otlp(spans),
+                        headers={"content-type": "application/x-protobuf"})
+        assert r.status_code == 413
+        assert "max_nodes_per_request" in Status.FromString(r.content).message
+        r = client.post("/v1/traces", content=_otlp(spans[:len(spans) // 4 * 3]),
+                        headers={"content-type": "application/x-protobuf"})
+        assert r.status_code == 200, r.content
