@@ -340,7 +340,7 @@ def test_a_body_without_a_key_is_refused_before_it_is_read(db_url: str, tmp_path
 
 def test_refusals_reach_protobuf_clients_as_a_status(db_url: str) -> None:
     from fastapi.testclient import TestClient
-    from google.rpc.status_pb2 import Status
+    from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 
     from tracestore.api import create_app
     from tracestore.config import Settings
