@@ -11,6 +11,7 @@ import json
 import random
 import re
 from collections import defaultdict
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,8 +19,12 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from analyzers.digest_types import MONEY_DP
+from tests.analyzers.recompute import check
 from tracestore.cli.main import cli
 from tracestore.digest.markdown import usd
+from tracestore.ingest.pipeline import project_id_for
+from tracestore.store.engine import make_engine, session_scope
+from tracestore.store.load import iter_trace_graphs
 
 W46 = 1794182400.0  # Monday 2026-11-09 00:00 UTC
 W47 = W46 + 7 * 86400.0
@@ -27,21 +32,48 @@ DAY = 86400.0
 TOL = 1e-6
 
 
-def _findings(client: TestClient, **params: Any) -> tuple[float, dict[str, float]]:
-    total = 0.0
-    by_code: defaultdict[str, float] = defaultdict(float)
+def _all_findings(client: TestClient, **params: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
     cursor = None
     while True:
         r = client.get("/api/v1/findings", params={**params, "limit": 500,
                                                    **({"cursor": cursor} if cursor else {})})
         assert r.status_code == 200, r.text
         body = r.json()
-        for f in body["items"]:
-            total += f["wasted_cost_usd"]
-            by_code[f["code"]] += f["wasted_cost_usd"]
+        out += body["items"]
         cursor = body.get("next_cursor")
         if not cursor:
-            return total, dict(by_code)
+            return out
+
+
+def _findings(client: TestClient, **params: Any) -> tuple[float, dict[str, float]]:
+    total = 0.0
+    by_code: defaultdict[str, float] = defaultdict(float)
+    for f in _all_findings(client, **params):
+        total += f["wasted_cost_usd"]
+        by_code[f["code"]] += f["wasted_cost_usd"]
+    return total, dict(by_code)
+
+
+def check_counterfactuals(client: TestClient, db_url: str) -> int:
+    """Every stored finding's dollars recompute from its evidence and its trace's stored
+    nodes alone (tests/analyzers/recompute.py)."""
+    by_trace: defaultdict[str, list[Any]] = defaultdict(list)
+    for f in _all_findings(client):
+        by_trace[f["trace_id"]].append(SimpleNamespace(**f))
+    engine = make_engine(db_url)
+    try:
+        pid = project_id_for(engine, "default")
+        with session_scope(engine) as s:
+            n = 0
+            for lt in iter_trace_graphs(s, project_id=pid, trace_ids=sorted(by_trace)):
+                for f in by_trace.pop(lt.trace_id):
+                    check(f, lt.graph.nodes)
+                    n += 1
+    finally:
+        engine.dispose()
+    assert not by_trace
+    return n
 
 
 def _attribution(client: TestClient, **params: Any) -> tuple[float, dict[str, float]]:
@@ -135,6 +167,7 @@ def test_demo_store_waste_reconciles(client: TestClient, db_url: str, seed: int)
         check_window(client, db_url, workflow=wf, since=W47)
     assert check_digest(client, "2026-W47", W47) > 0
     check_digest(client, "2026-W46", W46)
+    check_counterfactuals(client, db_url)
 
 
 # --- seeded random stores -------------------------------------------------------------------
@@ -216,3 +249,4 @@ def test_random_store_waste_reconciles(client: TestClient, db_url: str, seed: in
     assert r.status_code == 200, r.text
     check_window(client, db_url)
     check_digest(client, "2026-W47", W47)
+    check_counterfactuals(client, db_url)
