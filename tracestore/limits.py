@@ -195,9 +195,30 @@ class Limits:
                 for k, v in value.items():
                     if isinstance(k, str) and bad(k):
                         return [*path, k[:40].replace("\x00", "") + "…"], k
-                    if isinstance(v, (str, dict, list)):
+                    if isinstance(v, (str, dict, list, tuple)):
                         stack.append((v, [*path, k]))
-            elif isinstance(value, list):
+            elif isinstance(value, list | tuple):
                 stack.extend((v, [*path, i]) for i, v in enumerate(value)
-                             if isinstance(v, (str, dict, list)))
+                             if isinstance(v, (str, dict, list, tuple)))
+        return None
+
+    def text_problem(self, value: Any) -> str | None:
+        """What is wrong with the strings in ``value`` (any JSON-like value; tuples count as
+        arrays): one over ``max_string_chars`` or one holding NUL; None when neither. The
+        check OTLP spans get, as native items get it in :meth:`errors`."""
+        try:  # one C pass decides whether a walk is needed, as in errors()
+            dumped: bytes | None = orjson.dumps(value)
+        except TypeError:
+            dumped = None
+        limit = self.max_string_chars
+        if dumped is None or len(dumped) > limit:
+            where = self._find(value, lambda s: len(s) > limit)
+            if where is not None:
+                return (f"{'.'.join(map(str, where[0])) or 'name'}: string of {len(where[1])} "
+                        f"characters exceeds the limit of {limit} (setting max_string_chars)")
+        if dumped is None or b"\\u0000" in dumped:
+            where = self._find(value, lambda s: "\x00" in s)
+            if where is not None:
+                return (f"{'.'.join(map(str, where[0])) or 'name'}: text must not contain NUL "
+                        "(\\u0000) characters (PostgreSQL cannot store them)")
         return None

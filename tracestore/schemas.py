@@ -189,7 +189,10 @@ Usd = Annotated[float, Field(ge=-MAX_VALUE_USD, le=MAX_VALUE_USD)]
 class NulFree(BaseModel):
     """A request body whose strings may not contain NUL (U+0000): PostgreSQL cannot store it,
     and SQLite would keep what PostgreSQL refuses. (Ingest items are checked by
-    :class:`tracestore.limits.Limits` before validation instead.)"""
+    :class:`tracestore.limits.Limits` before validation instead.) Strict, like ingest items:
+    no coercion the JSON Schema does not allow."""
+
+    model_config = ConfigDict(strict=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -212,8 +215,11 @@ class NulFree(BaseModel):
 
 
 class _In(BaseModel):
-    # allow_inf_nan: JSON 1e400 decodes to inf, and protobuf doubles may be inf or NaN
-    model_config = ConfigDict(extra="forbid", str_max_length=10_000_000, allow_inf_nan=False)
+    # allow_inf_nan: JSON 1e400 decodes to inf, and protobuf doubles may be inf or NaN.
+    # strict: what the JSON Schema says is what is accepted - no "1.5" for a number, no 1 or
+    # "true" for a boolean (lax coercion accepted bodies the committed contract calls invalid).
+    model_config = ConfigDict(extra="forbid", str_max_length=10_000_000, allow_inf_nan=False,
+                              strict=True)
 
 
 class DocumentIn(_In):

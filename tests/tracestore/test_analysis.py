@@ -259,7 +259,6 @@ def test_cli_rejects_a_reversed_window(db_url: str) -> None:
 
 
 BAD_REQUESTS: list[tuple[str, str, dict[str, str], dict[str, Any] | None, int]] = [
-    ("GET", "/api/v1/findings", {"since": "2026-11-17", "until": "2026-11-16"}, None, 422),
     ("GET", "/api/v1/findings", {"min_cost": "-1"}, None, 422),
     ("GET", "/api/v1/findings", {"analyzer": "speed"}, None, 422),
     ("GET", "/api/v1/findings", {"code": "DROP TABLE"}, None, 422),
@@ -267,10 +266,19 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, str], dict[str, Any] | None, int]] 
     ("GET", "/api/v1/findings", {"limit": "0"}, None, 422),
     ("GET", "/api/v1/findings", {"since": "yesterday"}, None, 422),
     ("GET", "/api/v1/findings", {"cursor": "!!!"}, None, 400),
-    ("POST", "/api/v1/analyze", {"since": "2026-11-17", "until": "2026-11-16"}, None, 422),
     ("POST", "/api/v1/analyze", {}, {"since": "not a time"}, 422),
     ("POST", "/api/v1/analyze", {}, {"window": "week"}, 422),
 ]
+
+
+def test_a_reversed_api_window_is_empty(client: TestClient) -> None:
+    # The CLI refuses it (above); over HTTP every schema-valid request is answered
+    # (tests/test_schemathesis.py), and [since, until) with since >= until holds nothing.
+    window = {"since": "2026-11-17", "until": "2026-11-16"}
+    r = client.get("/api/v1/findings", params=window)
+    assert r.status_code == 200 and r.json()["items"] == [], r.text
+    r = client.post("/api/v1/analyze", params=window)
+    assert r.status_code == 200 and r.json()["traces_analyzed"] == 0, r.text
 
 
 def test_bad_filters_are_problem_json(client: TestClient) -> None:

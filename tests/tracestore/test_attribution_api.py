@@ -16,6 +16,7 @@ Week 2026-W46: task T0, one successful single-call trace.
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -183,11 +184,23 @@ def test_workflow_settings_round_trip(client: TestClient) -> None:
         "description": "BPO price per ticket"}
 
 
+def test_compare_previous_without_a_window_compares_the_last_complete_week(
+        client: TestClient) -> None:
+    r = client.get("/api/v1/attribution", params={"compare": "previous"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    since = datetime.fromisoformat(body["since"])
+    assert since.weekday() == 0 and since.hour == 0  # a Monday, 00:00 UTC
+    assert (datetime.fromisoformat(body["until"]) - since).days == 7
+    r = client.get("/api/v1/attribution", params={"compare": "previous",
+                                                  "since": "2026-11-16T00:00:00Z"})
+    assert r.json()["until"] == "2026-11-23T00:00:00.000Z"
+
+
 @pytest.mark.parametrize(("method", "path", "kw", "status"), [
-    ("get", "/api/v1/attribution", {"params": {"group_by": "workflow,colour"}}, 400),
-    ("get", "/api/v1/attribution", {"params": {"compare": "previous"}}, 400),
+    ("get", "/api/v1/attribution", {"params": {"group_by": "workflow,colour"}}, 422),
     ("get", "/api/v1/attribution", {"params": {"compare": "last"}}, 422),
-    ("get", "/api/v1/attribution", {"params": {"compare": "2026-W60"}}, 400),
+    ("get", "/api/v1/attribution", {"params": {"compare": "2026-W60"}}, 422),
     ("get", "/api/v1/attribution", {"params": {"since": "yesterday"}}, 422),
     ("get", "/api/v1/paths", {"params": {"order": "fun"}}, 422),
     ("put", "/api/v1/workflows/w", {"json": {"baseline_cost_per_outcome_usd": -1}}, 422),

@@ -208,3 +208,67 @@ def test_sums_of_stored_absurd_values_stay_finite(client: TestClient,
         assert r.status_code == 200, r.text
         assert not any(bad in r.text.lower() for bad in ("inf", "nan")), fmt
     assert client.get("/api/v1/paths").status_code == 200
+
+
+def _span(span_id: str, **attrs: Any) -> dict[str, Any]:
+    return {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": span_id, "name": "chat",
+            "startTimeUnixNano": "1794819600000000000", "endTimeUnixNano": "1794819601000000000",
+            "attributes": [{"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}},
+                           *({"key": k, "value": v} for k, v in attrs.items())]}
+
+
+def _export(client: TestClient, *spans: dict[str, Any]) -> Any:
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": list(spans)}]}]}
+    return client.post("/v1/traces", json=body)
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ({"intValue": "1e5"}, "intValue '1e5' is not an integer"),
+    ({"stringValue": "a\x00b"}, "must not contain NUL"),
+    ({"stringValue": "x" * ((1 << 20) + 1)}, "exceeds the limit of 1048576"),
+])
+def test_otlp_span_with_a_bad_value_is_rejected_and_the_others_kept(
+        client: TestClient, value: dict[str, Any], reason: str) -> None:
+    r = _export(client, _span("eee19b7ec3c1b174", **{"gen_ai.usage.input_tokens": value}),
+                _span("eee19b7ec3c1b175", **{"gen_ai.usage.input_tokens": {"intValue": 7}}))
+    assert r.status_code == 200, r.text
+    partial = r.json()["partialSuccess"]
+    assert partial["rejectedSpans"] == "1" and reason in partial["errorMessage"], partial
+    nodes = client.get("/api/v1/traces/5b8efff798038103d269b633813fc60c").json()["nodes"]
+    assert [(n["node_id"], n["input_tokens"]) for n in nodes] == [("eee19b7ec3c1b175", 7)]
+
+
+def test_otlp_protobuf_span_with_nul_is_rejected(client: TestClient) -> None:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    req = ExportTraceServiceRequest()
+    spans = req.resource_spans.add().scope_spans.add()
+    for i, name in enumerate(["ok", "bad\x00name"]):
+        s = spans.spans.add(trace_id=bytes.fromhex("5b8efff798038103d269b633813fc60d"),
+                            span_id=bytes([1] * 7 + [i + 1]), name=name,
+                            start_time_unix_nano=1794819600 * 10**9,
+                            end_time_unix_nano=1794819601 * 10**9)
+        s.attributes.add(key="k", value={"string_value": "v"})
+    r = client.post("/v1/traces", content=req.SerializeToString(),
+                    headers={"content-type": "application/x-protobuf"})
+    assert r.status_code == 200, r.content
+    nodes = client.get("/api/v1/traces/5b8efff798038103d269b633813fc60d").json()["nodes"]
+    assert [n["name"] for n in nodes] == ["ok"]
+
+
+def test_empty_otlp_json_body_is_a_400(client: TestClient) -> None:
+    r = client.post("/v1/traces", content=b"", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "empty" in r.json()["detail"], r.text
+    r = client.post("/v1/traces", content=b"", headers={"content-type": "application/x-protobuf"})
+    assert r.status_code == 200  # an empty protobuf message is a valid, empty export
+
+
+def test_405_lists_every_method_of_the_path(client: TestClient) -> None:
+    for method, path, allow in [("PATCH", "/api/v1/traces", "GET, POST"),
+                                ("OPTIONS", "/api/v1/prices", "GET, PUT"),
+                                ("PATCH", "/api/v1/keys", "GET, POST"),
+                                ("PUT", "/healthz", "GET")]:
+        r = client.request(method, path)
+        assert r.status_code == 405 and r.headers["allow"] == allow, (path, r.headers)

@@ -12,7 +12,34 @@ from tracestore.config import Settings
 from tracestore.digest.jsonout import digest_json_schema
 from tracestore.schemas import OutcomeIn, TraceIn
 
-__all__ = ["build_schemas", "write_schemas"]
+__all__ = ["build_schemas", "document_ingest_bodies", "ingest_components", "write_schemas"]
+
+
+def ingest_components() -> dict[str, Any]:
+    """``TraceIn``, ``OutcomeIn`` and the models inside them as OpenAPI components: the ingest
+    routes read their bodies themselves (to validate item by item) and reference these by
+    ``$ref``, so FastAPI does not emit them."""
+    out: dict[str, Any] = {}
+    for model in (TraceIn, OutcomeIn):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        out.update(schema.pop("$defs", {}))
+        out[model.__name__] = schema
+    return out
+
+
+def document_ingest_bodies(app: Any) -> None:
+    """Add :func:`ingest_components` to ``app``'s OpenAPI document, so every ``$ref`` in it
+    resolves (clients and schemathesis generate ingest bodies from them)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        doc: dict[str, Any] = build()
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        for name, schema in ingest_components().items():
+            schemas.setdefault(name, schema)
+        return doc
+
+    app.openapi = openapi
 
 
 def build_schemas() -> dict[str, Any]:

@@ -10,10 +10,18 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
+from tracestore.api.deps import api_routes
 from tracestore.errors import TracestoreError
 
-__all__ = ["PROBLEM_JSON", "PROBLEM_RESPONSES", "install_problem_handlers", "problem_response"]
+__all__ = [
+    "PROBLEM_JSON",
+    "PROBLEM_RESPONSES",
+    "allowed_methods",
+    "install_problem_handlers",
+    "problem_response",
+]
 
 log = logging.getLogger("tracestore.api")
 
@@ -62,6 +70,17 @@ def problem_response(
                     headers=headers)
 
 
+def allowed_methods(app: FastAPI, path: str) -> str:
+    """The ``Allow`` header of a 405 on ``path``: the methods of every route whose path
+    matches, not only those of the first (GET and POST ``/api/v1/traces`` live in different
+    routers, and Starlette's own header named only the first one's)."""
+    methods: set[str] = set()
+    for route in api_routes(app):
+        if compile_path(route.path)[0].match(path):
+            methods |= route.methods
+    return ", ".join(sorted(methods - {"HEAD"}))
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(TracestoreError)
     async def _tracestore_error(request: Request, exc: TracestoreError) -> Response:
@@ -96,6 +115,8 @@ def install_problem_handlers(app: FastAPI) -> None:
                                 instance=request.url.path)
         for k, v in (exc.headers or {}).items():
             resp.headers[k] = v
+        if exc.status_code == 405:
+            resp.headers["Allow"] = allowed_methods(request.app, request.url.path)
         return resp
 
     @app.exception_handler(Exception)

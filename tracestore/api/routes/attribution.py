@@ -6,6 +6,7 @@ Reports read the precomputed ``trace_summaries`` (written at analysis time), nev
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query
@@ -14,18 +15,23 @@ from sqlalchemy import select
 
 from tracestore.api.deps import ProjectDep, SessionDep
 from tracestore.api.problems import PROBLEM_RESPONSES
+from tracestore.digest.service import last_complete_week
 from tracestore.errors import NotFound
 from tracestore.reports.paths import (
+    WEEK,
     AttributionReport,
     PathsReport,
     attribution_report,
     paths_report,
+    week_window,
 )
 from tracestore.schemas import NulFree, Timestamp
 from tracestore.store.engine import upsert
 from tracestore.store.tables import WorkflowSetting
 
 router = APIRouter(prefix="/api/v1", tags=["attribution"], responses=PROBLEM_RESPONSES)
+_NAME = "(workflow|team|feature|user|model|week)"
+_GROUP_BY = rf"^ *({_NAME} *(, *{_NAME} *)*)?$"  # parse_group_by's names, in the contract
 
 TimeQ = Annotated[Timestamp | None, Query(description="ISO 8601 or epoch seconds; traces "
                                           "are counted by start time, since <= t < until")]
@@ -37,7 +43,8 @@ def get_attribution(
     project: ProjectDep,
     session: SessionDep,
     group_by: Annotated[str, Query(description="Comma-separated: workflow, team, feature, "
-                                   "user, model (a trace's primary model), week")] = "workflow",
+                                   "user, model (a trace's primary model), week",
+                                   pattern=_GROUP_BY)] = "workflow",
     since: TimeQ = None,
     until: TimeQ = None,
     period: Annotated[Literal["week"] | None, Query(description="Add the ISO week to the "
@@ -45,14 +52,24 @@ def get_attribution(
     compare: Annotated[str | None, Query(
         description="`previous` (the previous period) or an ISO week like 2026-W46: adds the "
         "LMDI split of the change in cost per outcome among the three levers",
-        pattern=r"^(previous|\d{4}-W\d{2})$")] = None,
+        pattern=r"^(previous|\d{4}-W(0[1-9]|[1-4]\d|5[0-3]))$")] = None,
     workflow: str | None = None,
     team: str | None = None,
     feature: str | None = None,
 ) -> AttributionReport:
     """Per group: spend, unpriced share, attempts, outcomes by status, cost per successful
     outcome = cost/token × tokens/attempt × attempts/outcome, first-attempt success rate
-    p and the retry tail T/p, waste by analyzer, value per dollar and the workflow baseline."""
+    p and the retry tail T/p, waste by analyzer, value per dollar and the workflow baseline.
+    ``compare=previous`` needs a bounded window: a missing bound is a week from the other,
+    and with neither the window is the last complete ISO week (UTC); the response's
+    ``since``/``until`` say which."""
+    if compare == "previous" and (since is None or until is None):
+        if since is not None:
+            until = since + WEEK
+        elif until is not None:
+            since = until - WEEK
+        else:
+            since, until = week_window(last_complete_week(time.time()))
     return attribution_report(session, project_id=project.id, group_by=group_by, since=since,
                               until=until, period=period, compare=compare, workflow=workflow,
                               team=team, feature=feature)

@@ -38,7 +38,8 @@ async def get_weekly_digest(
     engine: EngineDep,
     settings: SettingsDep,
     week: Annotated[str | None, Query(
-        description="ISO week, e.g. 2026-W47 (default: the last complete week, UTC)",
+        description="ISO week, e.g. 2026-W47 (default: the last complete week, UTC); the "
+        "years 2000 to 9998", pattern=r"^(2\d{3}|[3-9]\d{3})-W(0[1-9]|[1-4]\d|5[0-3])$",
         examples=["2026-W47"])] = None,
     format: Annotated[Literal["json", "md", "html"], Query(
         description="json, md (Markdown for chat/email) or html (a page with charts)")] = "json",

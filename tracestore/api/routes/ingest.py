@@ -29,8 +29,16 @@ from tracestore.schemas import IngestResult, OutcomeIn, TraceIn
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
 
 
-def _list_or_one(model: type[Any]) -> dict[str, Any]:
-    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+# An outcome posted on its own is found by task_id or trace_id, so it needs one of them (as
+# an outcome inside a trace does not): said in the contract, so no schema-valid body is refused.
+_KEYED = {"anyOf": [{"required": [k], "properties": {k: {"type": "string"}}}
+                    for k in ("task_id", "trace_id")]}
+
+
+def _list_or_one(model: type[Any], *also: dict[str, Any]) -> dict[str, Any]:
+    ref: dict[str, Any] = {"$ref": f"#/components/schemas/{model.__name__}"}
+    if also:
+        ref = {"allOf": [ref, *also]}
     return {
         "requestBody": {
             "required": True,
@@ -101,7 +109,7 @@ async def post_traces(
     "/outcomes",
     response_model=dict[str, int],
     summary="Record business outcomes (one or a list), keyed by task_id",
-    openapi_extra=_list_or_one(OutcomeIn),
+    openapi_extra=_list_or_one(OutcomeIn, _KEYED),
     responses=PROBLEM_RESPONSES,
 )
 async def post_outcomes(

@@ -37,7 +37,14 @@ from tracestore.errors import BadRequest, PayloadTooLarge
 from tracestore.ingest.otlp.bounds import check_protobuf
 from tracestore.limits import Limits
 
-__all__ = ["Rejected", "Span", "decode_json_request", "decode_protobuf_request", "parse_id"]
+__all__ = [
+    "Rejected",
+    "Span",
+    "decode_json_request",
+    "decode_protobuf_request",
+    "parse_id",
+    "screen_text",
+]
 
 _HEX = frozenset(string.hexdigits)
 _TRACE_ID_BYTES, _SPAN_ID_BYTES = 16, 8  # trace.proto: trace_id is 16 bytes, span_id 8
@@ -222,7 +229,29 @@ def decode_protobuf_request(body: bytes, limits: Limits | None = None,
                      for e in s.events] if s.events else (),
                     links, resource, scope,
                 ))
+    if limits is not None:
+        spans = screen_text(spans, rejected, limits)
     return spans, rejected
+
+
+def screen_text(spans: list[Span], rejected: list[Rejected], limits: Limits) -> list[Span]:
+    """The spans whose texts (name, status message, attributes, events, links, resource)
+    hold no NUL character and no string over ``max_string_chars``; the others are rejected
+    (``partialSuccess``), as native items with them are (docs/limits.md)."""
+    kept: list[Span] = []
+    resources: dict[int, str | None] = {}  # a resource dict is shared by its spans
+    for sp in spans:
+        rid = id(sp.resource)
+        if rid not in resources:
+            resources[rid] = limits.text_problem(sp.resource)
+        problem = resources[rid] or limits.text_problem(
+            {"name": sp.name, "status": sp.status_message, "attributes": sp.attributes,
+             "events": sp.events, "links": sp.links})
+        if problem is None:
+            kept.append(sp)
+        else:
+            rejected.append(Rejected(f"span {sp.name[:80].replace(chr(0), '')!r}: {problem}"))
+    return kept
 
 
 # ---------------------------------------------------------------------------- JSON
@@ -271,8 +300,8 @@ def _json_value(v: Any) -> Any:
         if key in ("intValue", "int_value"):
             try:
                 v = _int(val)
-            except ValueError:
-                return val if isinstance(val, str) else None
+            except ValueError:  # e.g. "1e5": no OTLP int; the span is rejected, not zeroed
+                raise ValueError(f"intValue {val!r:.40} is not an integer") from None
             return v if v <= 2**63 - 1 else str(v)  # int64, like protobuf's int_value
         if key in ("doubleValue", "double_value"):
             try:  # proto3 JSON also allows "NaN"/"Infinity" strings
@@ -384,7 +413,10 @@ def decode_json_request(body: bytes, limits: Limits | None = None,
     if limits is not None:
         limits.check_body(body)
     try:
-        data = orjson.loads(body) if body.strip() else {}
+        if not body.strip():
+            raise BadRequest("request body is empty; send an OTLP/JSON "
+                             "ExportTraceServiceRequest (an object)")
+        data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -399,7 +431,10 @@ def decode_json_request(body: bytes, limits: Limits | None = None,
     for rs, ss in _scope_spans(data):
         if rs is not resource_of:  # the resource's attributes once for all its scopes
             res, resource_of = rs.get("resource"), rs
-            resource = _json_attrs(res.get("attributes")) if isinstance(res, dict) else {}
+            try:
+                resource = _json_attrs(res.get("attributes")) if isinstance(res, dict) else {}
+            except ValueError as exc:  # every span of the resource would carry it
+                raise BadRequest(f"resource attributes: {exc}") from None
         sc = ss.get("scope")
         scope = str(sc.get("name") or "") if isinstance(sc, dict) else ""
         for s in _list(ss, "spans"):
@@ -412,4 +447,6 @@ def decode_json_request(body: bytes, limits: Limits | None = None,
                 spans.append(_json_span(s, resource, scope))
             except (ValueError, TypeError, OverflowError) as exc:
                 rejected.append(Rejected(f"span {str(s.get('name'))[:80]!r}: {exc}"))
+    if limits is not None and (b"\\u0000" in body or len(body) > limits.max_string_chars):
+        spans = screen_text(spans, rejected, limits)  # else no string can break a limit
     return spans, rejected
