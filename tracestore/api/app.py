@@ -13,6 +13,7 @@ from tracestore import __version__
 from tracestore.alerts.service import AlertScheduler
 from tracestore.analysis.background import AnalysisWorker
 from tracestore.api import pages
+from tracestore.api.apischema import document_ingest_bodies
 from tracestore.api.deps import document_auth
 from tracestore.api.metrics import Metrics, count_requests
 from tracestore.api.metrics import router as metrics_router
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AdmissionMiddleware)
     install_problem_handlers(app)
     document_auth(app)  # 401/403 in the OpenAPI document of every keyed route
+    document_ingest_bodies(app)  # TraceIn, OutcomeIn: every $ref resolves
     # Unknown query parameters and NUL in parameters are 422 on every route (api/params.py).
     checked = [Depends(strict_params)]
     for module in (health, ingest, traces, otlp, findings, prices, digest, attribution, keys,
