@@ -313,8 +313,8 @@ def step_shape(a: dict[str, Any], step: str, cfg: AnalyzerConfig) -> str | None:
     if out <= 0 or out > cfg.simple_max_output_tokens:
         return None
     spent = int(a.get("reasoning_tokens") or 0)
-    if spent and spent >= LOW_REASONING_SHARE * out and out > LOW_REASONING_OUTPUT:
-        return None  # reasoning that was used
+    if spent and spent >= LOW_REASONING_SHARE * out:
+        return None  # reasoning that was used (a tenth of the output or more): not simple
     if out - spent <= cfg.label_max_output_tokens:
         return "label"
     if _structured(a.get("output")) and inp >= out:

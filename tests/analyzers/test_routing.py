@@ -123,9 +123,11 @@ def test_overpowered_hard_negatives() -> None:
     assert routing.analyze(_call("answer_ticket", 2000, 100,
                                  prompt="You are the support assistant of Acme. Policy 1."),
                            baseline=None, config=CFG) == []
-    # reasoning that was used (150 of 200 output tokens)
+    # reasoning that was used (150 of 200 output tokens; 30 of a 40-token label)
     assert routing.analyze(_call("summarize_plan", 3000, 200, model="gpt-5",
                                  reasoning_tokens=150), baseline=None, config=CFG) == []
+    assert routing.analyze(_call("classify_risk", 3000, 40, model="gpt-5",
+                                 reasoning_tokens=30), baseline=None, config=CFG) == []
     # a step that calls tools
     G = _call("summarize_changes", 3000, 90)
     G.add_node("t", kind="tool", tool_name="read_file", order=1)
