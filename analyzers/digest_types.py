@@ -75,8 +75,8 @@ class WeekAggregates:
     # Model output a human rejected, edited or overrode: count and its cost.
     overrides: int = 0
     override_cost_usd: float = 0.0
-    # Waste booked per finding code by attribution (never more than a node's cost, and
-    # including ``churn.dead_end`` for work no outcome depends on), as (code, USD) pairs.
+    # Waste booked per finding code by attribution: exactly the findings' waste (never more
+    # than a node's cost; off-path cost no finding explains is not waste), as (code, USD).
     waste_by_code: tuple[tuple[str, float], ...] = ()
 
 
