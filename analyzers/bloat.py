@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import networkx as nx
@@ -345,9 +345,10 @@ def _common_prefix(a: str, b: str) -> int:
     return lo
 
 
-def _cache(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
-           out: list[Finding]) -> None:
-    G, A = v.G, v.A
+def _cache_pairs(v: TraceView, cfg: AnalyzerConfig) -> Iterator[tuple[str, str, int]]:
+    """(previous call, call, shared prefix tokens) of calls to one model within the cache
+    window that share a cacheable prompt prefix and read nothing from the cache."""
+    A = v.A
     llms = v.by_kind.get("llm", ())
     floor = cfg.cache_min_prefix_tokens * cfg.chars_per_token
     if len(llms) < 2:
@@ -359,7 +360,6 @@ def _cache(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
     else:
         return  # no later call with a prompt long enough to share a cacheable prefix
     last: dict[str, str] = {}
-    missed: set[str] = set()
     for b in llms:
         bb = A[b]
         model = bb.get("model")
@@ -376,25 +376,44 @@ def _cache(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
         chars = _common_prefix(aa["prompt"], bb["prompt"])
         # text-length estimate, capped by the billed input (prompt text may be a part of it)
         prefix = int(min(int(bb.get("input_tokens") or 0), chars / cfg.chars_per_token))
+        if prefix >= cfg.cache_min_prefix_tokens:
+            yield a, b, prefix
+
+
+def _cache(v: TraceView, cfg: AnalyzerConfig, baseline: WorkflowBaseline | None,
+           out: list[Finding]) -> None:
+    A = v.A
+    # tokens a history_growth finding already prices as stale (not to be sent at all, the
+    # more specific counterfactual): the cache rule prices only the rest of the prefix
+    stale: dict[str, int] = {}
+    for f in out:
+        if f.code == "bloat.history_growth":
+            stale.update(f.evidence["stale_tokens_by_turn"])
+    missed: set[str] = set()
+    for a, b, shared in _cache_pairs(v, cfg):
+        model = A[b].get("model")
+        prefix = shared - stale.get(b, 0)
+        first = a not in missed
+        missed.add(b)
         if prefix < cfg.cache_min_prefix_tokens:
             continue
         r = rates_for(model, baseline=baseline, config=cfg)
-        rin = input_rate(bb, baseline=baseline, config=cfg)
+        rin = input_rate(A[b], baseline=baseline, config=cfg)
         rcr = r.cache_read if r is not None and r.cache_read is not None else \
             rin * cfg.cache_read_multiplier
         premium = 0.0
-        if a not in missed and r is not None and r.cache_write is not None:
+        if first and r is not None and r.cache_write is not None:
             premium = prefix * max(0.0, r.cache_write - rin)
         usd = prefix * (rin - rcr) - premium
-        missed.add(b)
         if usd <= 0:
             continue
+        gap = round(A[b]["start"] - (A[a].get("end") or A[a].get("start")), 3)
         out.append(make_finding(
-            G, "bloat.cache_miss", [a, b], {b: usd}, attrs=v.A, tokens=prefix, confidence=0.75,
-            evidence={"shared_prefix_tokens": prefix, "gap_seconds": round(t_b - t_a, 3),
+            v.G, "bloat.cache_miss", [a, b], {b: usd}, attrs=A, tokens=prefix, confidence=0.75,
+            evidence={"shared_prefix_tokens": shared, "stale_history_tokens": shared - prefix,
+                      "priced_prefix_tokens": prefix, "gap_seconds": gap,
                       "cache_read_tokens": 0, "input_rate_per_mtok": rin * 1e6,
-                      "cache_read_rate_per_mtok": rcr * 1e6,
-                      "cache_write_premium_usd": premium,
+                      "cache_read_rate_per_mtok": rcr * 1e6, "cache_write_premium_usd": premium,
                       "counterfactual": "the shared prefix read from the cache",
                       "thresholds": [cfg.cache_min_prefix_tokens, cfg.cache_ttl_seconds]},
             message=f"{prefix} prompt tokens shared with the previous `{model}` call were "

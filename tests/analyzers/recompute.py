@@ -38,7 +38,7 @@ def claimed_usd(code: str, ev: Mapping[str, Any], nodes: Mapping[str, Mapping[st
         return {n: t * rates[n] / 1e6 for n, t in ev["stale_tokens_by_turn"].items()}
     if code == "bloat.cache_miss":
         (n,) = booked
-        return {n: ev["shared_prefix_tokens"] * (ev["input_rate_per_mtok"]
+        return {n: ev["priced_prefix_tokens"] * (ev["input_rate_per_mtok"]
                                                  - ev["cache_read_rate_per_mtok"]) / 1e6
                 - ev["cache_write_premium_usd"]}
     if code in ROUTING_SWAP:

@@ -68,3 +68,34 @@ def test_history_growth_wins_over_the_step_median_on_a_growing_conversation() ->
         price_table=PRICES, history_min_turns=99))
     assert {f.code for f in only} == {"bloat.oversized_prompt"}
     assert sum(f.wasted_cost_usd for f in only) > found[0].wasted_cost_usd
+
+
+def test_cache_miss_prices_only_the_prefix_history_growth_does_not_drop() -> None:
+    """A growing conversation re-sends its history uncached: the stale part is priced as
+    history (not sent at all), the cache rule prices only the rest of the shared prefix."""
+    base = "You are the support assistant of Acme. " * 130  # ~5,000 characters
+    G: nx.DiGraph[str] = nx.DiGraph(trace_id="t", workflow="w")
+    prompts = [base + "".join(f"turn {k}: " + "details " * 300 for k in range(i))
+               for i in range(10)]
+    x = [len(p) // 4 for p in prompts]
+    r = PRICES["gpt-4o"]
+    for i, p in enumerate(prompts):
+        G.add_node(f"l{i}", kind="llm", name="chat_turn", model="gpt-4o", prompt=p,
+                   input_tokens=x[i], output_tokens=50, start=10.0 * i, end=10.0 * i + 5,
+                   cost_usd=(x[i] * r["input_mtok"] + 50 * r["output_mtok"]) / 1e6, order=i,
+                   parent_id="root")
+    found = analyze_trace(G, baseline=None, config=AnalyzerConfig(price_table=PRICES))
+    hist = [f for f in found if f.code == "bloat.history_growth"]
+    cache = {f.node_ids[1]: f for f in found if f.code == "bloat.cache_miss"}
+    assert len(hist) == 1 and set(cache) == {f"l{i}" for i in range(1, 10)}
+    stale = hist[0].evidence["stale_tokens_by_turn"]
+    assert stale["l9"] == x[4] - x[0]
+    ev = cache["l9"].evidence
+    assert ev["shared_prefix_tokens"] == x[8]
+    assert ev["priced_prefix_tokens"] == x[8] - stale["l9"]
+    for f in found:
+        check(f, G.nodes)
+    # per turn, the two rules never price more tokens than the turn re-sent
+    for n, f in cache.items():
+        assert f.evidence["priced_prefix_tokens"] + stale.get(n, 0) <= f.evidence[
+            "shared_prefix_tokens"]
