@@ -133,13 +133,6 @@ class Settings(BaseSettings):
         "nodes, edges, findings and summaries, hourly by the background analysis and "
         "`tracestore worker` (0 keeps everything).",
     )
-    retention_days: float = Field(
-        0.0,
-        ge=0,
-        description="Traces that started more than this many days ago are deleted with their "
-        "nodes, edges, findings and summaries, hourly by the background analysis and "
-        "`tracestore worker` (0 keeps everything).",
-    )
     baseline_days: float = Field(
         28.0,
         gt=0,
