@@ -339,10 +339,12 @@ def _overpowered(c: _Ctx, n: str, tier: str) -> Finding | None:
     if any(_fails(s, own, c.config) for _, s in cheaper):
         return None  # the hard negative: the corpus shows cheaper tiers failing this step
     seen = [[s.successes, s.n] for _, s in cheaper]
+    # the corpus has shown a cheaper tier succeeding on this step (more often than not)
+    shown = any(s.successes and s.rate >= 0.5 for _, s in cheaper)
     model = a.get("model")
     return _counterfactual(
         c, n, "routing.overpowered_model", cheaper_models(model), drop_reasoning=False,
-        conf=0.65 if seen else 0.5,
+        conf=0.65 if shown else 0.5,
         evidence={"step": step, "shape": shape,
                   "output_tokens": int(a.get("output_tokens") or 0),
                   "input_tokens": int(a.get("input_tokens") or 0),
