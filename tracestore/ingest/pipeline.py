@@ -56,8 +56,8 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     b'abc'
     """
     if len(body) > limit:
-        raise PayloadTooLarge(f"request body is {len(body)} bytes; the limit is {limit} bytes",
-                              extra={"limit_bytes": limit})
+        raise PayloadTooLarge(f"request body is {len(body)} bytes; the limit is {limit} bytes "
+                              "(setting max_body_bytes)", extra={"limit_bytes": limit})
     enc = (encoding or "identity").strip().lower()
     if enc in ("", "identity"):
         return body
@@ -70,9 +70,8 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     except zlib.error as exc:
         raise BadRequest(f"body is not valid {enc} data: {exc}") from None
     if len(out) > limit or d.unconsumed_tail:
-        raise PayloadTooLarge(
-            f"decompressed body exceeds the limit of {limit} bytes", extra={"limit_bytes": limit}
-        )
+        raise PayloadTooLarge(f"decompressed body exceeds the limit of {limit} bytes (setting "
+                              "max_body_bytes)", extra={"limit_bytes": limit})
     return out
 
 

@@ -98,14 +98,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
     """The raw body, refusing (413) to buffer more than ``limit`` bytes."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
-        raise PayloadTooLarge(f"request body is {length} bytes; the limit is {limit} bytes",
-                              extra={"limit_bytes": limit})
+        raise PayloadTooLarge(f"request body is {length} bytes; the limit is {limit} bytes "
+                              "(setting max_body_bytes)", extra={"limit_bytes": limit})
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes",
-                                  extra={"limit_bytes": limit})
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes (setting "
+                                  "max_body_bytes)", extra={"limit_bytes": limit})
         chunks.append(chunk)
     return b"".join(chunks)
 
