@@ -175,7 +175,7 @@ def store_findings(
             f"DELETE FROM {FINDING_T.name} WHERE project_id = {mark} "
             f"AND trace_id IN ({', '.join([mark] * len(chunk))})", (project_id, *chunk))
     upsert(session, FINDING_T, [v for v, _, _ in rows.values()], columns=_FINDING_COLS,
-           keys=("project_id", "id"), encode_json=None)
+           keys=("project_id", "trace_id", "id"), encode_json=None)
     # ``updated_at + 0``: compared bare, PostgreSQL may pick ix_traces_project_updated and
     # read every trace written by the same request (they share updated_at) instead of the
     # one row of the primary key (tests/tracestore/test_query_plans.py).

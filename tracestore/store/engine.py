@@ -192,7 +192,8 @@ def create_schema(engine: Engine) -> None:
     PostgreSQL widen INTEGER columns the models now declare BIGINT (token counts were 32-bit
     there; widening is lossless, SQLite's INTEGER is 64-bit already). A store made before the
     analysis queue existed gets it filled with its traces not analysed since their last
-    change. One transaction; on PostgreSQL under an advisory lock, so server and worker
+    change, and a table whose primary key changed is re-keyed (:func:`_rekey`). One
+    transaction; on PostgreSQL under an advisory lock, so server and worker
     processes starting together do not race to create the same tables."""
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
@@ -201,7 +202,40 @@ def create_schema(engine: Engine) -> None:
         SQLModel.metadata.create_all(conn)
         if new_queue:
             _backfill_queue(conn)
+        _rekey(conn)
         _add_columns(conn)
+
+
+def _rekey(conn: Connection) -> None:
+    """Give a table whose primary key differs from its model's the model's key (findings
+    were keyed ``(project_id, id)`` before 2026-12-06; now ``(project_id, trace_id, id)``,
+    so every key of a per-trace table leads with ``(project_id, trace_id)``). PostgreSQL
+    swaps the constraint; SQLite, which cannot alter a key, copies the rows into the table
+    made anew."""
+    insp = inspect(conn)
+    for table in SQLModel.metadata.sorted_tables:
+        want = [c.name for c in table.primary_key.columns]
+        have = insp.get_pk_constraint(table.name)
+        if have["constrained_columns"] == want:
+            continue
+        log.warning("migrating %s: primary key %s -> %s", table.name,
+                    have["constrained_columns"], want)
+        if conn.dialect.name == "postgresql":
+            conn.execute(text(
+                f'ALTER TABLE {table.name} DROP CONSTRAINT "{have["name"]}", '
+                f"ADD PRIMARY KEY ({', '.join(want)})"))
+            continue
+        old = f"_old_{table.name}"
+        cols = [c["name"] for c in insp.get_columns(table.name)
+                if c["name"] in table.c]
+        indexes = [i["name"] for i in insp.get_indexes(table.name)]
+        conn.execute(text(f"ALTER TABLE {table.name} RENAME TO {old}"))
+        for index in indexes:  # they moved with the table; the new one makes them again
+            conn.execute(text(f'DROP INDEX "{index}"'))
+        table.create(conn)
+        quoted = ", ".join(f'"{c}"' for c in cols)
+        conn.execute(text(f"INSERT INTO {table.name} ({quoted}) SELECT {quoted} FROM {old}"))
+        conn.execute(text(f"DROP TABLE {old}"))
 
 
 def _add_columns(conn: Connection) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Table
+from sqlalchemy import JSON, BigInteger, Column, Index, PrimaryKeyConstraint, Table
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -188,6 +188,9 @@ class Outcome(SQLModel, table=True):
 class FindingRow(SQLModel, table=True):
     __tablename__ = "findings"
     __table_args__ = (
+        # (project, trace, id): every key of a per-trace table leads with (project_id,
+        # trace_id), so the table can be distributed on trace_id (docs/operations.md).
+        PrimaryKeyConstraint("project_id", "trace_id", "id"),
         Index("ix_findings_project_trace", "project_id", "trace_id"),
         Index("ix_findings_project_cost", "project_id", "wasted_cost_usd"),
         Index("ix_findings_project_code", "project_id", "code"),
@@ -195,7 +198,7 @@ class FindingRow(SQLModel, table=True):
 
     project_id: int = Field(primary_key=True)
     id: str = Field(primary_key=True, max_length=64)
-    trace_id: str = Field(max_length=128)
+    trace_id: str = Field(primary_key=True, max_length=128)
     workflow: str | None = None
     analyzer: str
     code: str
