@@ -375,7 +375,7 @@ def _near_dup_groups(v: TraceView, kind: str, stream: list[str], claimed: set[st
 
 
 def _near_dup_clusters(v: TraceView, c: Calls, kind: str, group: list[str],
-                       cfg: AnalyzerConfig, rejected: dict[str, str]
+                       cfg: AnalyzerConfig, rejected: dict[str, dict[str, str]]
                        ) -> list[tuple[list[str], float]]:
     """Clusters (union-find over similar pairs) of near-identical calls in ``group``, each
     with its lowest similarity; a call redone after its output was rejected is a re-prompt,
@@ -385,7 +385,9 @@ def _near_dup_clusters(v: TraceView, c: Calls, kind: str, group: list[str],
     sims: dict[int, float] = {}
     for i, j, s in _similar_pairs(v, kind, group, cfg):
         x, y = group[i], group[j]
-        if keys[x] == keys[y] or x in rejected or c.changed_between(x, y, ""):
+        if not rejected:  # the rejected calls, looked up once a pair is similar
+            rejected[""] = churn_flow.rejections(v)
+        if keys[x] == keys[y] or x in rejected[""] or c.changed_between(x, y, ""):
             continue
         parent[_root(parent, j)] = _root(parent, i)
         sims[j] = min(sims.get(j, 1.0), s)
@@ -400,13 +402,11 @@ def _near_dup_clusters(v: TraceView, c: Calls, kind: str, group: list[str],
 
 def _near_dups(v: TraceView, c: Calls, cfg: AnalyzerConfig, claimed: set[str],
                out: list[Finding]) -> None:
-    rejected: dict[str, str] | None = None
+    rejected: dict[str, dict[str, str]] = {}  # "" -> the rejected calls, when first needed
     for kind, stream in c.streams.items():
         for group in _near_dup_groups(v, kind, stream, claimed).values():
             if len(group) < 2:
                 continue
-            if rejected is None:
-                rejected = churn_flow.rejections(v)
             for occ, s in _near_dup_clusters(v, c, kind, group, cfg, rejected):
                 out.append(_finding(v, "churn.near_duplicate", occ, 0.6 + 0.3 * s,
                                     {"min_similarity": round(s, 3),

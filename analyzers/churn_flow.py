@@ -231,19 +231,22 @@ def _unused_calls(v: TraceView, branches: list[Finding]) -> list[Finding]:
     """LLM calls off every causal path whose output nothing consumed, when a later causal
     call declared its inputs explicitly (one finding per trace)."""
     explicit = [w for u, w in v.edges.get("uses", ()) if not v.G.succ[u][w].get("inferred")]
-    if not explicit:
-        return []
-    causal: set[str] = set().union(*causal_sets(v.G).values())
-    declared = [w for w in explicit if w in causal and v.A[w].get("kind") == "llm"]
+    declared = [w for w in explicit if v.A[w].get("kind") == "llm"]
     if not declared:
         return []
     last = max(v.pos[w] for w in declared)
     superseded = {u for u, _ in v.edges.get("retry_of", ())}
     flagged = {n for f in branches for n in f.node_ids}
     calls = [n for n in v.by_kind.get("llm", ())
-             if n not in causal and n not in superseded and n not in flagged
+             if n not in superseded and n not in flagged
              and v.pos[n] < last and v.A[n].get("status", "ok") == "ok" and v.cost[n] > 0
              and not any(not _DATA.isdisjoint(ks) for _, ks in v.out_kinds.get(n, ()))]
+    if not calls:
+        return []  # settled without the causal sets (most traces)
+    causal: set[str] = set().union(*causal_sets(v.G).values())
+    declared = [w for w in declared if w in causal]
+    calls = [n for n in calls if n not in causal
+             and any(v.pos[w] > v.pos[n] for w in declared)]
     if not calls:
         return []
     consumer = min((w for w in declared if v.pos[w] > v.pos[calls[-1]]), key=v.pos.__getitem__)
