@@ -1,0 +1,132 @@
+"""One agent run instrumented by a real client library, sending its spans to tracestore.
+
+    python py_clients.py openinference|otel-genai-off|otel-genai-event|langfuse
+
+Environment: ``FAKE_BASE`` (the fake provider's ``…/v1``), ``TRACESTORE_URL`` (the server).
+The run: a chat call, a tool round (the model asks for ``get_weather``, the tool answers, the
+model answers), a streamed chat with usage, and an embedding — each against the fake provider,
+whose usage is known (tests/clients/fake_provider.py). Runs in its own virtualenv (the client
+libraries' pins), so nothing here imports tracestore.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+# Read when run (pytest's doctest collection imports this module without them).
+FAKE = os.environ.get("FAKE_BASE", "http://127.0.0.1:9/v1")
+SERVER = os.environ.get("TRACESTORE_URL", "http://127.0.0.1:9")
+TOOLS = [{"type": "function", "function": {
+    "name": "get_weather", "description": "Weather of a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+QUESTION = [{"role": "system", "content": "You answer briefly."},
+            {"role": "user", "content": "What is the capital of France?"}]
+
+
+def workload(client: Any, tool: Any = None) -> None:
+    client.chat.completions.create(model="gpt-4o-mini", messages=QUESTION)
+    first = client.chat.completions.create(model="gpt-4o-mini", messages=QUESTION, tools=TOOLS)
+    call = first.choices[0].message.tool_calls[0]
+    result = tool(call) if tool else '{"temp_c": 18}'
+    client.chat.completions.create(model="gpt-4o-mini", tools=TOOLS, messages=[
+        *QUESTION, first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": result}])
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=QUESTION, stream=True,
+                                            stream_options={"include_usage": True})
+    for _ in stream:
+        pass
+    client.embeddings.create(model="text-embedding-3-small", input="capital of France")
+
+
+def otel_provider(service: str) -> Any:
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(
+        endpoint=f"{SERVER}/v1/traces")))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def run_openinference() -> None:
+    from openai import OpenAI
+    from openinference.instrumentation.openai import OpenAIInstrumentor
+    from opentelemetry import trace
+
+    provider = otel_provider("openinference-agent")
+    from openinference.instrumentation import using_attributes
+
+    OpenAIInstrumentor().instrument(tracer_provider=provider)
+    with (using_attributes(session_id="session-7", user_id="user-42"),
+          trace.get_tracer("agent").start_as_current_span("qa_agent")):
+        workload(OpenAI(api_key="sk-fake", base_url=FAKE))
+    provider.shutdown()
+
+
+def run_otel_genai(mode: str) -> None:
+    os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "false"
+    from openai import OpenAI
+    from opentelemetry import trace
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+    provider = otel_provider("otel-genai-agent")
+    logger_provider = None
+    if mode == "event":  # content as OTLP log events, the instrumentation's default mode
+        from opentelemetry._logs import set_logger_provider
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+
+        os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "true"
+        logger_provider = LoggerProvider()
+        logger_provider.add_log_record_processor(SimpleLogRecordProcessor(
+            OTLPLogExporter(endpoint=f"{SERVER}/v1/logs")))
+        set_logger_provider(logger_provider)
+    OpenAIInstrumentor().instrument(tracer_provider=provider)
+    with trace.get_tracer("agent").start_as_current_span("qa_agent"):
+        workload(OpenAI(api_key="sk-fake", base_url=FAKE))
+    provider.shutdown()
+    if logger_provider is not None:
+        logger_provider.shutdown()
+
+
+def run_langfuse() -> None:
+    os.environ.update(LANGFUSE_PUBLIC_KEY="pk-lf-local", LANGFUSE_SECRET_KEY="sk-lf-local",
+                      LANGFUSE_HOST=SERVER, LANGFUSE_BASE_URL=SERVER)
+    from langfuse import get_client, propagate_attributes
+    from langfuse.openai import OpenAI
+
+    lf = get_client()
+    with (lf.start_as_current_observation(as_type="agent", name="qa_agent"),
+          propagate_attributes(session_id="session-7", user_id="user-42")):
+
+        def tool(call: Any) -> str:
+            with lf.start_as_current_observation(as_type="tool", name="get_weather",
+                                                 input={"city": "Paris"}) as t:
+                t.update(output={"temp_c": 18})
+            return '{"temp_c": 18}'
+
+        workload(OpenAI(api_key="sk-fake", base_url=FAKE), tool)
+        with lf.start_as_current_observation(as_type="retriever", name="kb_search",
+                                             input={"query": "capital of France"}) as r:
+            r.update(output=[{"id": "doc-1", "content": "Paris is the capital."}])
+    lf.flush()
+    lf.shutdown()
+
+
+if __name__ == "__main__":
+    which = sys.argv[1]
+    if which == "openinference":
+        run_openinference()
+    elif which.startswith("otel-genai-"):
+        run_otel_genai(which.removeprefix("otel-genai-"))
+    elif which == "langfuse":
+        run_langfuse()
+    else:
+        raise SystemExit(f"unknown client {which!r}")
