@@ -230,8 +230,12 @@ def _dead_ends(v: TraceView, c: Calls) -> list[Finding]:
 def _unused_calls(v: TraceView, branches: list[Finding]) -> list[Finding]:
     """LLM calls off every causal path whose output nothing consumed, when a later causal
     call declared its inputs explicitly (one finding per trace)."""
-    explicit = [w for u, w in v.edges.get("uses", ()) if not v.G.succ[u][w].get("inferred")]
-    declared = [w for w in explicit if v.A[w].get("kind") == "llm"]
+    uses = v.edges.get("uses")
+    if not uses:
+        return []
+    A, succ = v.A, v.G.succ
+    declared = [w for u, w in uses
+                if A[w].get("kind") == "llm" and not succ[u][w].get("inferred")]
     if not declared:
         return []
     last = max(v.pos[w] for w in declared)
