@@ -36,7 +36,6 @@ import re
 import zlib
 from collections.abc import Sequence
 from functools import lru_cache
-from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 import numpy as np
@@ -77,10 +76,6 @@ _WS = re.compile(r"\s+")
 # one encoder, built once (json.dumps with options builds a new one per call)
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                             default=str)
-# The same encoder's C core, built once: JSONEncoder.encode builds one per call. No circular
-# check (markers None): canonical_args encodes only the fresh containers _strip builds.
-_C_ENCODE = None if c_make_encoder is None else c_make_encoder(
-    None, str, encode_basestring, None, ":", ",", True, False, True)
 _WORD = re.compile(r"\w+")
 # ASCII text (the usual case) is lower-cased and split into _WORD's words by one translate
 # and a split, both in C and a few times cheaper than the regex: on ASCII, \w is
@@ -88,9 +83,6 @@ _WORD = re.compile(r"\w+")
 _ASCII_WORDS = str.maketrans({
     i: (chr(i).lower() if chr(i).isascii() and (chr(i).isalnum() or chr(i) == "_") else " ")
     for i in range(128)})
-# A fresh BLAKE2b-64 state, copied per key (key_hash): copying skips the constructor's
-# keyword parsing; the digest is the same as hashlib.blake2b(data, digest_size=8)'s.
-_KEY_HASH = hashlib.blake2b(digest_size=8)
 
 
 def _coefficients(n: int) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
@@ -106,8 +98,6 @@ _A, _B = _coefficients(NUM_PERM)
 
 def normalize_text(text: str) -> str:
     """Collapse runs of whitespace and strip the ends."""
-    if "  " not in text and "\n" not in text and "\t" not in text and "\r" not in text:
-        return text.strip(" ")  # the common case, without the regex
     return _WS.sub(" ", text).strip()
 
 
@@ -132,11 +122,8 @@ def _strip(value: Any) -> Any:
 
 
 def _encode(value: Any) -> str:
-    """``_ENCODER.encode(value)`` for a value built by :func:`_strip` (fresh dicts with str
-    keys and lists: no cycles), through one reused C encoder when the stdlib has it."""
-    if _C_ENCODE is None or isinstance(value, str):
-        return _ENCODER.encode(value)
-    return "".join(_C_ENCODE(value, 0))
+    """Sorted-key compact JSON of ``value``."""
+    return _ENCODER.encode(value)
 
 
 def canonical_args(args: Any) -> str:
@@ -170,9 +157,7 @@ def canonical_args(args: Any) -> str:
 
 def key_hash(text: str) -> str:
     """BLAKE2b-64 hex of ``text`` (short, stable)."""
-    h = _KEY_HASH.copy()  # == hashlib.blake2b(data, digest_size=8), a third cheaper
-    h.update(text.encode("utf-8", "surrogatepass"))
-    return h.hexdigest()
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
 def _prompt_hash(attrs: dict[str, Any]) -> str | None:

@@ -81,13 +81,7 @@ def _observed_rates(model: str, baseline: WorkflowBaseline) -> Rates | None:
 
 
 def _fill(message: str, usd: str) -> str:
-    """``message.format(usd=usd)``; a message whose only braces are ``{usd}`` (the usual
-    case) by a plain replace, which does not parse the text."""
-    # After replacing every ``{usd}``, a text with no brace left is what format() gives
-    # (it had no other field and no escaped brace): one replace and two C scans.
-    filled = message.replace("{usd}", usd)
-    if "{" not in filled and "}" not in filled:
-        return filled
+    """``message`` with its ``{usd}`` field filled."""
     return message.format(usd=usd)
 
 

@@ -98,6 +98,18 @@ def run_parallel(
     ]
     for p in procs:
         p.start()
+    total, errors = _collect(procs, q, on_progress)
+    for p in procs:
+        p.join()
+    if errors:
+        raise TracestoreError("analysis worker failed: " + "; ".join(errors))
+    return total
+
+
+def _collect(procs: list[Any], q: Any, on_progress: Callable[[int], Any]
+             ) -> tuple[AnalysisCounts, list[str]]:
+    """The workers' reports from ``q`` until each is done or failed (or all exited): their
+    summed counts and their errors; progress reports go to ``on_progress``."""
     total, errors, pending = AnalysisCounts(), [], len(procs)
     while pending:
         try:
@@ -115,8 +127,4 @@ def run_parallel(
         else:
             errors.append(payload)
             pending -= 1
-    for p in procs:
-        p.join()
-    if errors:
-        raise TracestoreError("analysis worker failed: " + "; ".join(errors))
-    return total
+    return total, errors

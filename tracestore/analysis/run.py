@@ -27,8 +27,9 @@ from analyzers.findings import Finding
 from tracestore.analysis.prices import corpus_models, price_table, with_price_table
 from tracestore.analysis.suite import AnalyzerSuite
 from tracestore.pricing.book import Book, load_book
-from tracestore.reports.summaries import StoredFinding, json_text, summarize_loaded
+from tracestore.reports.summaries import StoredFinding, summarize_loaded
 from tracestore.store.engine import param_mark, session_scope, upsert
+from tracestore.store.jsontext import json_text
 from tracestore.store.load import (
     BATCH_SIZE,
     LoadedTrace,
@@ -125,10 +126,8 @@ def compute_corpus_baselines(
 
 def _finding_values(project_id: int, lt: LoadedTrace, f: Finding, now: float
                     ) -> tuple[Any, ...]:
-    """``f`` as the findings row, in the order of :data:`_FINDING_COLS`, its JSON columns
-    encoded as :func:`~tracestore.store.engine.upsert` would (``json_text``). Built straight as
-    the driver's tuple: a dict per finding, picked into a tuple and copied again to encode
-    its JSON, cost ~4 us of the findings stage's ~35 a 20-node trace."""
+    """``f`` as the findings row (the driver's tuple), in the order of :data:`_FINDING_COLS`,
+    its JSON columns encoded (:func:`~tracestore.store.jsontext.json_text`)."""
     cost = float(f.wasted_cost_usd)
     return (project_id, f.id, lt.trace_id,
             f.workflow if f.workflow is not None else lt.workflow,
@@ -219,8 +218,7 @@ def analyze_traces(
     # One connection for the whole run, each batch's read and write in their own
     # transaction on it (no lock is held between them). SQLite's engine opens a connection
     # per checkout, and opening one runs the pragmas and starts with a cold page cache, while
-    # closing the last one checkpoints the WAL into the database file, both once per batch
-    # (~5-10 us a 20-node trace of the findings stage's CPU). Commits are as before.
+    # closing the last one checkpoints the WAL into the database file, both once per batch.
     with engine.connect() as conn:
         for i in range(0, len(trace_ids), BATCH_SIZE):
             chunk = trace_ids[i : i + BATCH_SIZE]

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
+from sqlalchemy import Engine
 
 from tracestore import __version__
 from tracestore.alerts.service import AlertScheduler
@@ -48,6 +49,30 @@ __all__ = ["create_app"]
 log = logging.getLogger("tracestore")
 
 
+def _analysis_worker(app: FastAPI, engine: Engine, settings: Settings
+                     ) -> AnalysisWorker | None:
+    """The background analysis worker, started (None when ``settle_seconds`` is 0)."""
+    if settings.settle_seconds <= 0:
+        return None
+    worker = AnalysisWorker(engine, settle_seconds=settings.settle_seconds,
+                            baseline_days=settings.baseline_days,
+                            suite=getattr(app.state, "analyzer_suite", None),
+                            lease_seconds=settings.analysis_lease_seconds,
+                            retention_days=settings.retention_days)
+    worker.start()
+    return worker
+
+
+def _alert_scheduler(engine: Engine, settings: Settings) -> AlertScheduler | None:
+    """The alert scheduler, started (None when ``alert_interval_seconds`` is 0)."""
+    if settings.alert_interval_seconds <= 0:
+        return None
+    scheduler = AlertScheduler(engine, interval=settings.alert_interval_seconds,
+                               default_url=settings.alert_webhook_url)
+    scheduler.start()
+    return scheduler
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. The engine and writer start in the lifespan and hang on ``app.state``."""
     settings = settings or Settings()
@@ -65,20 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             PreparePool(settings.ingest_workers) if settings.ingest_workers > 0 else None)
         # First: a malformed digest_schedule stops the start before any thread runs.
         app.state.digest_scheduler = scheduler = start_scheduler(engine, settings)
-        worker = None
-        if settings.settle_seconds > 0:
-            worker = AnalysisWorker(engine, settle_seconds=settings.settle_seconds,
-                                    baseline_days=settings.baseline_days,
-                                    suite=getattr(app.state, "analyzer_suite", None),
-                                    lease_seconds=settings.analysis_lease_seconds,
-                                    retention_days=settings.retention_days)
-            worker.start()
-        app.state.analysis_worker = worker
-        alert_scheduler = None
-        if settings.alert_interval_seconds > 0:
-            alert_scheduler = AlertScheduler(engine, interval=settings.alert_interval_seconds,
-                                             default_url=settings.alert_webhook_url)
-            alert_scheduler.start()
+        app.state.analysis_worker = worker = _analysis_worker(app, engine, settings)
+        alert_scheduler = _alert_scheduler(engine, settings)
         try:
             yield
         finally:

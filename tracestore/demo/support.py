@@ -96,6 +96,51 @@ def _retrieve(b: TraceBuilder, rng: random.Random, text: str, intent: str,
     return ret, rr, reranked, over
 
 
+def _order_lookup(b: TraceBuilder, rng: random.Random, order: str, *, provider: str,
+                  model: str, input_tokens: int, prompt: str, cache: dict[str, Any]
+                  ) -> list[str]:
+    """The draft turn (a retry storm at its rate) and its ``lookup_order`` call (a repeated
+    lookup, or a hard negative on another order, at their rates); the tool node ids."""
+    tool_ids: list[str] = []
+    storm = pick(rng, RATES["draft"]) is not None
+    attempts: list[str] = []
+    for k in range(4 if storm else 1):
+        ok = k == (3 if storm else 0)
+        attempts.append(b.llm(
+            "draft_answer", provider=provider, model=model, input_tokens=input_tokens,
+            output_tokens=rng.randint(25, 40) if ok else 0, prompt=prompt,
+            output=f'lookup_order({{"order_id": "{order}"}})' if ok else "",
+            finish_reason="tool_calls" if ok else "error", status="ok" if ok else "error",
+            error_type=None if ok else "APITimeoutError",
+            retry_of=attempts[-1] if attempts else None, step="draft_answer", **cache))
+    if storm:
+        b.label("churn.retry_storm", attempts, note="draft_answer timed out 3 times")
+    draft = attempts[-1]
+    result = {"order_id": order, "status": rng.choice(["shipped", "delivered", "refunded",
+                                                       "processing"]),
+              "carrier": "DHL", "updated": "2026-11-0" + str(rng.randint(1, 8))}
+    t1 = b.tool("lookup_order", {"order_id": order}, result, caller=draft)
+    tool_ids.append(t1)
+    lookup = pick(rng, RATES["lookup"])
+    if lookup is not None:
+        again = b.llm("draft_answer", provider=provider, model=model,
+                      input_tokens=input_tokens + 120, output_tokens=rng.randint(25, 40),
+                      prompt=prompt + "\n[tool result]", finish_reason="tool_calls",
+                      output="lookup_order(...)", step="draft_answer", **cache)
+        if lookup == "churn.exact_repeat":
+            t2 = b.tool("lookup_order", {"order_id": order}, result, caller=again)
+            b.label(lookup, [t2, again], note="lookup_order repeated with the same args "
+                                              "and the same result")
+        else:
+            other = f"A{rng.randrange(100000, 999999)}"
+            t2 = b.tool("lookup_order", {"order_id": other},
+                        {**result, "order_id": other, "status": "delivered"}, caller=again)
+            b.label("churn.exact_repeat", [t1, t2], negative=True,
+                    note="same tool on a different order")
+        tool_ids.append(t2)
+    return tool_ids
+
+
 def _answer(b: TraceBuilder, rng: random.Random, text: str, order: str,
             docs: list[dict[str, Any]], *, over: bool, ret: str, rr: str) -> str:
     anthropic = rng.random() < 0.6
@@ -111,45 +156,9 @@ def _answer(b: TraceBuilder, rng: random.Random, text: str, order: str,
         str(d["id"]) for d in docs)
     if oversized:
         prompt += "\n\nFull conversation transcript follows (all prior tickets of this user)…"
-    tool_ids: list[str] = []
-    draft = None
-    if order:
-        storm = pick(rng, RATES["draft"]) is not None
-        attempts: list[str] = []
-        for k in range(4 if storm else 1):
-            ok = k == (3 if storm else 0)
-            attempts.append(b.llm(
-                "draft_answer", provider=provider, model=model, input_tokens=base + extra,
-                output_tokens=rng.randint(25, 40) if ok else 0, prompt=prompt,
-                output=f'lookup_order({{"order_id": "{order}"}})' if ok else "",
-                finish_reason="tool_calls" if ok else "error", status="ok" if ok else "error",
-                error_type=None if ok else "APITimeoutError",
-                retry_of=attempts[-1] if attempts else None, step="draft_answer", **cache))
-        if storm:
-            b.label("churn.retry_storm", attempts, note="draft_answer timed out 3 times")
-        draft = attempts[-1]
-        result = {"order_id": order, "status": rng.choice(["shipped", "delivered", "refunded",
-                                                           "processing"]),
-                  "carrier": "DHL", "updated": "2026-11-0" + str(rng.randint(1, 8))}
-        t1 = b.tool("lookup_order", {"order_id": order}, result, caller=draft)
-        tool_ids.append(t1)
-        lookup = pick(rng, RATES["lookup"])
-        if lookup is not None:
-            again = b.llm("draft_answer", provider=provider, model=model,
-                          input_tokens=base + extra + 120, output_tokens=rng.randint(25, 40),
-                          prompt=prompt + "\n[tool result]", finish_reason="tool_calls",
-                          output="lookup_order(...)", step="draft_answer", **cache)
-            if lookup == "churn.exact_repeat":
-                t2 = b.tool("lookup_order", {"order_id": order}, result, caller=again)
-                b.label(lookup, [t2, again], note="lookup_order repeated with the same args "
-                                                  "and the same result")
-            else:
-                other = f"A{rng.randrange(100000, 999999)}"
-                t2 = b.tool("lookup_order", {"order_id": other},
-                            {**result, "order_id": other, "status": "delivered"}, caller=again)
-                b.label("churn.exact_repeat", [t1, t2], negative=True,
-                        note="same tool on a different order")
-            tool_ids.append(t2)
+    tool_ids = (_order_lookup(b, rng, order, provider=provider, model=model,
+                              input_tokens=base + extra, prompt=prompt, cache=cache)
+                if order else [])
     used = [str(d["id"]) for d in (docs[:1] if over else docs[: max(2, len(docs) - 1)])]
     final = b.llm("final_answer", provider=provider, model=model,
                   input_tokens=base + extra + 150 * len(tool_ids),

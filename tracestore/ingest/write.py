@@ -32,6 +32,7 @@ from tracestore.pricing.pricer import Pricer
 from tracestore.reports.summaries import refresh_tasks
 from tracestore.schemas import NodeIn, OutcomeIn, TraceIn
 from tracestore.store.engine import upsert
+from tracestore.store.jsontext import json_text
 from tracestore.store.queue import enqueue
 from tracestore.store.rollups import recompute_rollups
 from tracestore.store.tables import EDGE_T, NODE_T, OUTCOME_T, TRACE_T
@@ -93,6 +94,20 @@ def _cap(text: str | None, cap: int, field: str, cut: dict[str, int]
     return text, h
 
 
+def _documents(docs_in: list[dict[str, Any]], cap: int, cut: dict[str, int]
+               ) -> list[dict[str, Any]]:
+    """A node's documents as stored: None fields left out, content capped and hashed."""
+    docs = []
+    for i, d in enumerate(docs_in):
+        content = d["content"]
+        doc = {k: v for k, v in d.items() if v is not None}
+        if content is not None:
+            doc["content"], doc["content_hash"] = _cap(content, cap, f"documents.{i}.content",
+                                                       cut)
+        docs.append(doc)
+    return docs
+
+
 def node_row(project_id: int, trace_id: str, node: NodeIn, cap: int,
              redactor: Redactor | None = None) -> dict[str, Any]:
     """Normalise one validated node into a ``nodes`` row: content redacted (when a
@@ -114,19 +129,7 @@ def node_row(project_id: int, trace_id: str, node: NodeIn, cap: int,
     row["prompt_hash"] = node.prompt_hash or ph
     row["output_hash"] = node.output_hash or oh
     if docs_in is not None:
-        docs = []
-        for i, d in enumerate(docs_in):
-            content = d["content"]
-            doc = {k: v for k, v in d.items() if v is not None}
-            if content is not None:
-                # _cap written out: its field name is an f-string, needed only when cut
-                h = content_hash(content)
-                if len(content) > cap:
-                    cut[f"documents.{i}.content"] = len(content)
-                    content = content[:cap]
-                doc["content"], doc["content_hash"] = content, h
-            docs.append(doc)
-        row["documents"] = docs
+        row["documents"] = _documents(docs_in, cap, cut)
     args = row["args"]
     if args is not None:
         canon = canonical_json(args)
@@ -156,13 +159,6 @@ def node_row(project_id: int, trace_id: str, node: NodeIn, cap: int,
     return row
 
 
-def _json_text(value: Any) -> str:
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # e.g. an integer beyond 64 bits from a non-JSON source
-        return json.dumps(value, default=str)
-
-
 _NODE_JSON = frozenset(c.name for c in NODE_T.columns if isinstance(c.type, JSON))
 _NODE_KEYS = ("project_id", "trace_id", "node_id")
 _EDGE_KEYS = ("project_id", "trace_id", "src", "dst", "kind")
@@ -187,7 +183,7 @@ class NodeTuples:
 
 def node_tuples(rows: list[dict[str, Any]], *, encode_json: bool = True) -> NodeTuples:
     """Node rows (all with the same keys) → :class:`NodeTuples`, JSON columns encoded as
-    :func:`_json_text` (unless ``encode_json=False``: encoded already).
+    :func:`~tracestore.store.jsontext.json_text` (unless ``encode_json=False``: encoded already).
     The JSON values are replaced in the dicts themselves, which is cheaper than building a
     list per row. A column no row sets is listed in ``nulls`` instead of bound row by row."""
     columns = tuple(c.name for c in NODE_T.columns if c.name in rows[0])
@@ -195,7 +191,7 @@ def node_tuples(rows: list[dict[str, Any]], *, encode_json: bool = True) -> Node
         json_names = [n for n in columns if n in _NODE_JSON]
         for r in rows:
             for n in json_names:
-                r[n] = _json_text(r[n])
+                r[n] = json_text(r[n])
     nulls = tuple(n for n in columns if all(r[n] is None for r in rows))
     get = operator.itemgetter(*[n for n in columns if n not in nulls])
     if len(columns) - len(nulls) == 1:  # itemgetter of one name returns the bare value
@@ -204,9 +200,15 @@ def node_tuples(rows: list[dict[str, Any]], *, encode_json: bool = True) -> Node
 
 
 def _trace_upsert(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Upsert trace rows; existing fields are kept where the new part leaves them null."""
+    """Upsert trace rows; existing fields are kept where the new part leaves them null. An
+    absent ``tags`` or ``metadata`` is written as SQL NULL, not JSON ``null`` (which is a
+    value to COALESCE: a later part without tags erased them)."""
     upsert(session, TRACE_T, rows, keys=_TRACE_KEYS, update=["updated_at"],
-           merge=(*_TRACE_FIELDS, "metadata"))
+           merge=(*_TRACE_FIELDS, "metadata"), encode_json=_json_or_null)
+
+
+def _json_or_null(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
 
 
 def write_outcomes(

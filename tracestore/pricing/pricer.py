@@ -46,7 +46,6 @@ __all__ = [
 GENAI_PRICES_SOURCE = f"genai-prices {genai_prices.__version__}"
 PRICED_KINDS = MODEL_KINDS
 DYNAMIC: Literal["dynamic"] = "dynamic"
-_MISSING = object()
 _DAY = 86_400  # seconds per UTC day: library rates are cached per (provider, model, day)
 _M = 1_000_000  # probe size; genai-prices quotes rates per million tokens
 # Reported and computed cost agree when within this many USD whatever the tolerance: below
@@ -212,9 +211,6 @@ class Pricer:
         self.cost_tolerance = cost_tolerance
         self._books: dict[int, tuple[tuple[Override, ...], Book]] = {}
         self._empty = Book([])
-        # (provider as sent, model, UTC day) -> library_rates(...): skips the alias mapping
-        # and the lru_cache call on the hot path.
-        self._rules: dict[tuple[Any, ...], Any] = {}
 
     def book(self, session: Session, project_id: int) -> Book:
         """The project's compiled price book (one small SELECT to check it is current)."""
@@ -230,58 +226,16 @@ class Pricer:
         self, rows: list[dict[str, Any]], *, session: Session | None = None,
         project_id: int | None = None,
     ) -> None:
+        """Price ``rows`` in place (:meth:`price_row` each), with the project's price book when
+        ``session`` and ``project_id`` are given."""
         book = (
             self.book(session, project_id)
             if session is not None and project_id is not None
             else self._empty
         )
         now = time.time()
-        tol = self.cost_tolerance
-        rules = self._rules
-        overridden = book.overridden
-        # The hot path, inlined: a model node with no override candidate and a piecewise-linear
-        # library price. Everything else goes through price_row.
         for row in rows:
-            kind, provider, model = row["kind"], row["provider"], row["model"]
-            if kind not in MODEL_KINDS or not model:
-                if kind not in MODEL_KINDS and not book.overrides and (
-                        row["reported_cost_usd"] is None):  # what price_row would conclude
-                    row["cost_usd"], row["priced"], row["price_source"] = None, False, None
-                    row["cost_mismatch"] = False
-                    continue
-                self.price_row(row, book, now=now)
-                continue
-            if book.overrides:
-                key = (kind, provider, model)
-                cands = overridden.get(key)
-                if cands is None:
-                    cands = overridden[key] = bool(book.candidates(
-                        kind, genai_provider(provider), model))
-                if cands:
-                    self.price_row(row, book, now=now)
-                    continue
-            ts = row["start"] or row["end"] or now
-            rkey = (provider, model, int(ts // _DAY))
-            rule = rules.get(rkey, _MISSING)
-            if rule is _MISSING:
-                rule = rules[rkey] = library_rates(genai_provider(provider), model, rkey[2])
-            i, o, cr, cw, r = (row["input_tokens"], row["output_tokens"],
-                               row["cache_read_tokens"], row["cache_write_tokens"],
-                               row["reasoning_tokens"])
-            if rule is None:
-                row["cost_usd"], row["priced"], row["price_source"] = None, False, None
-                row["cost_mismatch"] = False
-                continue
-            if rule == DYNAMIC or cr + cw > i or r > o:
-                self.price_row(row, book, now=now)
-                continue
-            thresholds, bands = rule
-            cost = (bands[bisect_left(thresholds, i)] if thresholds else bands[0]).cost(
-                i, o, cr, cw, r)
-            rep = row["reported_cost_usd"]
-            row["cost_usd"], row["priced"], row["price_source"] = cost, True, GENAI_PRICES_SOURCE
-            row["cost_mismatch"] = rep is not None and abs(rep - cost) > max(
-                tol * max(cost, rep), _ABS_TOLERANCE_USD)
+            self.price_row(row, book, now=now)
 
     def price_row(self, row: dict[str, Any], book: Book | None = None, *,
                   now: float | None = None) -> None:

@@ -16,6 +16,7 @@ from rich.table import Table as RichTable
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from tracestore.pricing.book import Book
 from tracestore.pricing.pricer import PRICED_KINDS, Pricer
 from tracestore.store.rollups import recompute_rollups
 from tracestore.store.tables import NODE_T, TRACE_T
@@ -68,6 +69,28 @@ def _key(row: dict[str, Any]) -> str:
     return f"{row['kind']}:{row['tool_name'] or row['name']}"
 
 
+def _repriced(rows: list[dict[str, Any]], pricer: Pricer, book: Book,
+              deltas: dict[str, ModelDelta]) -> list[dict[str, Any]]:
+    """Price ``rows`` again (in place), add them to the per-model ``deltas`` and return the
+    changes to write (``b_trace_id``, ``b_node_id`` and the cost columns)."""
+    changes: list[dict[str, Any]] = []
+    for row in rows:
+        old = {c: row[c] for c in _COST_COLS}
+        pricer.price_row(row, book)
+        d = deltas.setdefault(_key(row), ModelDelta(_key(row)))
+        d.nodes += 1
+        d.old_cost_usd += old["cost_usd"] or 0.0
+        d.new_cost_usd += row["cost_usd"] or 0.0
+        model_node = row["kind"] in PRICED_KINDS
+        d.old_unpriced += model_node and not old["priced"]
+        d.new_unpriced += model_node and not row["priced"]
+        if any(row[c] != old[c] for c in _COST_COLS):
+            d.changed += 1
+            changes.append({"b_trace_id": row["trace_id"], "b_node_id": row["node_id"],
+                            **{c: row[c] for c in _COST_COLS}})
+    return changes
+
+
 def reprice(
     session: Session, *, project_id: int, pricer: Pricer, since: float | None = None,
     until: float | None = None, dry_run: bool = False,
@@ -92,24 +115,8 @@ def reprice(
         rows = session.execute(
             select(NODE_T).where(n.project_id == project_id, n.trace_id.in_(chunk))
         )
-        changes: list[dict[str, Any]] = []
-        touched: set[str] = set()
-        for r in rows:
-            row = dict(r._mapping)
-            old = {c: row[c] for c in _COST_COLS}
-            pricer.price_row(row, book)
-            d = deltas.setdefault(_key(row), ModelDelta(_key(row)))
-            d.nodes += 1
-            d.old_cost_usd += old["cost_usd"] or 0.0
-            d.new_cost_usd += row["cost_usd"] or 0.0
-            model_node = row["kind"] in PRICED_KINDS
-            d.old_unpriced += model_node and not old["priced"]
-            d.new_unpriced += model_node and not row["priced"]
-            if any(row[c] != old[c] for c in _COST_COLS):
-                d.changed += 1
-                touched.add(row["trace_id"])
-                changes.append({"b_trace_id": row["trace_id"], "b_node_id": row["node_id"],
-                                **{c: row[c] for c in _COST_COLS}})
+        changes = _repriced([dict(r._mapping) for r in rows], pricer, book, deltas)
+        touched = {c["b_trace_id"] for c in changes}
         report.changed_nodes += len(changes)
         if changes and not dry_run:
             session.execute(

@@ -16,7 +16,6 @@ trace by start time (the attempt that finished the task).
 
 from __future__ import annotations
 
-import json
 import operator
 import time
 from collections.abc import Iterable, Sequence
@@ -24,7 +23,6 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import networkx as nx
-import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -32,6 +30,7 @@ from analyzers.attribution import FindingLike, attribute_trace
 from analyzers.graph import MODEL_KINDS
 from analyzers.paths import path_signature
 from tracestore.store.engine import fetch_in, update_per_trace, upsert
+from tracestore.store.jsontext import json_text
 from tracestore.store.tables import (
     FINDING_T,
     OUTCOME_T,
@@ -189,18 +188,6 @@ def summarize_loaded(
     update_per_trace(session, SUMMARY_T, [p for p in tasks if p["b_trace_id"] in by_trace],
                      project_id=project_id)
     return len(rows)
-
-
-def json_text(value: Any) -> str:
-    """``value`` as the JSON text SQLAlchemy's JSON type stores (stdlib ``json.dumps``),
-    encoded with orjson when that gives the same values back: orjson writes NaN and ±inf as
-    ``null`` (the stdlib as ``NaN``/``Infinity``) and rejects what it cannot encode, so any
-    output holding ``null`` and any error go to the stdlib."""
-    try:
-        out = orjson.dumps(value).decode()
-    except TypeError:
-        return json.dumps(value)
-    return json.dumps(value) if "null" in out else out
 
 
 def refresh_tasks(session: Session, *, project_id: int, task_ids: Iterable[str]) -> int:

@@ -53,6 +53,25 @@ def _start_key(item: tuple[str, dict[str, Any]]) -> tuple[bool, float, str]:
     return (start is None, start or 0.0, item[0])
 
 
+def _uses_edges(succ: Adjacency, made: Made, nid: str, uses: Iterable[str],
+                attrs_of: dict[str, dict[str, Any]], doc_owner: dict[str, list[str]]) -> None:
+    """The ``uses`` edges into ``nid``: from a node it names, or from the latest retrieval
+    before it that returned a document it names (one edge per retrieval, its document ids
+    on the edge)."""
+    by_owner: dict[str, list[str]] = {}
+    for u in uses:
+        if u in attrs_of and u != nid:
+            _add_edge(succ, made, u, nid, "uses")
+            continue
+        owners = doc_owner.get(u)
+        if owners:
+            order = attrs_of[nid]["order"]
+            earlier = [o for o in owners if attrs_of[o]["order"] < order] or owners
+            by_owner.setdefault(earlier[-1], []).append(u)
+    for owner, docs in by_owner.items():
+        _add_edge(succ, made, owner, nid, "uses", doc_ids=docs)
+
+
 def graph_from_parts(
     trace: dict[str, Any],
     nodes: Iterable[tuple[str, dict[str, Any]]],
@@ -88,36 +107,14 @@ def graph_from_parts(
     succ: Adjacency = {nid: {} for nid in attrs_of}
     made: Made = []
     for nid, a in ordered:
-        p = a.get("parent_id")
-        if p:
-            sp = succ.get(p)
-            if sp is not None and p != nid and nid not in sp:  # the common case
-                sp[nid] = attrs = {"kinds": ("parent",), "inferred": False}
-                made.append((p, nid, attrs))
-            else:
-                _add_edge(succ, made, p, nid, "parent")
-        r = a.get("retry_of")
-        if r:
-            _add_edge(succ, made, r, nid, "retry_of")
-        t = a.get("review_target")
-        if t:
-            _add_edge(succ, made, t, nid, "reviews")
+        for key, kind in (("parent_id", "parent"), ("retry_of", "retry_of"),
+                          ("review_target", "reviews")):
+            src = a.get(key)
+            if src:
+                _add_edge(succ, made, src, nid, kind)
         uses = a.get("uses")
-        if not uses:
-            continue
-        by_owner: dict[str, list[str]] = {}
-        for u in uses:
-            if u in attrs_of and u != nid:
-                _add_edge(succ, made, u, nid, "uses")
-                continue
-            owners = doc_owner.get(u)
-            if owners:
-                # The latest retrieval before the consumer that returned the document.
-                order = attrs_of[nid]["order"]
-                earlier = [o for o in owners if attrs_of[o]["order"] < order] or owners
-                by_owner.setdefault(earlier[-1], []).append(u)
-        for owner, docs in by_owner.items():
-            _add_edge(succ, made, owner, nid, "uses", doc_ids=docs)
+        if uses:
+            _uses_edges(succ, made, nid, uses, attrs_of, doc_owner)
     for src, dst, kind, inferred in edges:
         _add_edge(succ, made, src, dst, kind, inferred=bool(inferred))
     return _new_digraph(graph, attrs_of, made)

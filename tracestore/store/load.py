@@ -177,12 +177,10 @@ def _packable(c: Any) -> bool:
     columns (SQLite's JSON writes a REAL with 15 significant digits, not the shortest
     round trip) nor JSON columns (read as text and parsed once; packing them saved nothing).
 
-    Why pack: Python's ``sqlite3`` makes one call into SQLite per column per row (releasing
-    and retaking the GIL around each) whether the value is NULL or not, so a wide, mostly
-    NULL node row costs by its column count. One JSON text per row, parsed by orjson,
-    replaces 31 of the node read's 40 values: the batched read of 500 20-node traces went
-    from ~108-112 to ~90-92 us a trace (A/B in one process, min of 15; text columns alone
-    ~94-100).
+    Why pack: Python's ``sqlite3`` makes one call into SQLite per column per row whether
+    the value is NULL or not, so a wide, mostly NULL node row costs by its column count; one
+    JSON text per row, parsed by orjson, replaces 31 of the node read's 40 values
+    (bench/RESULTS.md).
     """
     if isinstance(c.type, JSON):
         return False
@@ -194,8 +192,7 @@ def _reader(session: Session, table: Table, names: Sequence[str], keep: int,
     """The read of ``names`` from ``table``; ``to_dict`` maps the first ``keep`` of them.
     With ``pack`` (the wide node read), ``to_dict`` returns ``(*values of the columns past
     keep, dict)``, and on SQLite the :func:`_packable` columns among all of ``names`` come in
-    one JSON array ahead of the others (the columns past ``keep`` included: two fewer values
-    from the driver per node row, 2-8 us of ~100-120 a 20-node trace, A/B in one process)."""
+    one JSON array ahead of the others (the columns past ``keep`` included)."""
     dialect = session.get_bind().dialect
     key = (dialect.name, table.name, tuple(names), keep, pack)
     r = _READERS.get(key)

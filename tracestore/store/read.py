@@ -114,23 +114,9 @@ def trace_public(m: RowMapping | Mapping[str, Any]) -> TracePublic:
     )
 
 
-def list_traces(
-    session: Session,
-    *,
-    project_id: int,
-    filters: TraceFilters,
-    order: str = "start",
-    limit: int = 50,
-    cursor: str | None = None,
-) -> tuple[list[TracePublic], str | None]:
-    """Traces newest first (``order=start``) or most expensive first (``order=cost``)."""
+def _trace_conds(project_id: int, filters: TraceFilters) -> list[Any]:
+    """The WHERE conditions of :func:`list_traces`."""
     t = TRACE_T.c
-    if order == "start":
-        sort_col = t.started_at
-    elif order == "cost":
-        sort_col = t.cost_usd
-    else:
-        raise BadRequest(f"order must be 'start' or 'cost', not {order!r}")
     conds = [t.project_id == project_id]
     if filters.workflow is not None:
         conds.append(t.workflow == filters.workflow)
@@ -148,16 +134,40 @@ def list_traces(
         conds.append(t.error_count > 0)
     elif filters.has_error is False:
         conds.append(t.error_count == 0)
+    return conds
+
+
+def _trace_cursor(cursor: str) -> tuple[Any, str]:
+    """``(sort value or None, trace id)`` from a :func:`list_traces` cursor."""
+    v, tid = decode_cursor(cursor)
+    if not (v is None or (isinstance(v, int | float) and not isinstance(v, bool))) or (
+        not isinstance(tid, str)
+    ):
+        raise BadRequest("cursor is malformed; pass back next_cursor unchanged")
+    return v, tid
+
+
+def list_traces(
+    session: Session,
+    *,
+    project_id: int,
+    filters: TraceFilters,
+    order: str = "start",
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[TracePublic], str | None]:
+    """Traces newest first (``order=start``) or most expensive first (``order=cost``)."""
+    t = TRACE_T.c
+    if order == "start":
+        sort_col = t.started_at
+    elif order == "cost":
+        sort_col = t.cost_usd
+    else:
+        raise BadRequest(f"order must be 'start' or 'cost', not {order!r}")
+    conds = _trace_conds(project_id, filters)
     # Nodes without timestamps leave started_at NULL. Such traces come after all others, in
     # trace_id order: a second keyset phase whose cursor carries a null sort value.
-    after: tuple[Any, str] | None = None
-    if cursor:
-        v, tid = decode_cursor(cursor)
-        if not (v is None or (isinstance(v, int | float) and not isinstance(v, bool))) or (
-            not isinstance(tid, str)
-        ):
-            raise BadRequest("cursor is malformed; pass back next_cursor unchanged")
-        after = (v, tid)
+    after = _trace_cursor(cursor) if cursor else None
     rows: list[Row[Any]] = []
     if after is None or after[0] is not None:
         keyset = [] if after is None else [
