@@ -3,6 +3,7 @@ on SQLite and PostgreSQL: dict and tuple rows, defaults, merge, do-nothing, lite
 
 from __future__ import annotations
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tracestore.store.engine import create_schema, make_engine, session_scope, upsert
@@ -74,3 +75,31 @@ def test_bulk_upsert_matches_row_by_row(db_url: str) -> None:
     expected = [(f"n{i}", {"i": i, "tag": "b"}, None, i, False) for i in range(half)] + [
         (f"n{i}", {"i": i, "tag": "c"}, None, i, False) for i in range(half, 2 * half)]
     assert [tuple(r) for r in got] == expected
+
+
+def test_a_later_part_without_tags_or_metadata_keeps_them(client: TestClient,
+                                                          db_url: str) -> None:
+    """Trace fields merge as COALESCE(new, old): a part that leaves out tags, metadata or
+    team keeps the stored ones (tags and metadata were erased when an absent value was
+    written as JSON null)."""
+    def node(i: int) -> dict[str, object]:
+        return {"node_id": f"n{i}", "kind": "agent", "start": 1_790_000_000 + i}
+
+    def stored() -> tuple[object, ...]:
+        engine = make_engine(db_url)
+        t = TRACE_T.c
+        with engine.connect() as conn:
+            row = conn.execute(select(t.tags, t["metadata"], t.team, t.node_count)).one()
+        engine.dispose()
+        return tuple(row)
+
+    first = {"trace_id": "t", "tags": ["x"], "metadata": {"a": 1}, "team": "t1",
+             "nodes": [node(0)]}
+    assert client.post("/api/v1/traces", json=first).status_code == 200
+    assert client.post("/api/v1/traces", json={"trace_id": "t", "nodes": [node(1)]}
+                       ).status_code == 200
+    assert stored() == (["x"], {"a": 1}, "t1", 2)
+    assert client.get("/api/v1/traces/t").json()["tags"] == ["x"]
+    again = {"trace_id": "t", "tags": ["y"], "nodes": [node(2)]}
+    assert client.post("/api/v1/traces", json=again).status_code == 200
+    assert stored() == (["y"], {"a": 1}, "t1", 3)

@@ -274,7 +274,7 @@ def upsert(
     columns: Sequence[str] | None = None,
     update: bool | Collection[str] = True,
     merge: Collection[str] = (),
-    encode_json: Callable[[Any], str] | None = json.dumps,
+    encode_json: Callable[[Any], str | None] | None = json.dumps,
     nulls: Collection[str] = (),
     batch_size: int = 1000,
 ) -> None:
@@ -378,7 +378,7 @@ def _upsert_params(
 
 
 def _encoded(row: Sequence[Any], json_at: Sequence[int],
-             encode_json: Callable[[Any], str]) -> tuple[Any, ...]:
+             encode_json: Callable[[Any], str | None]) -> tuple[Any, ...]:
     values = list(row)
     for i in json_at:
         values[i] = encode_json(values[i])
