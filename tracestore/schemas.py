@@ -13,7 +13,6 @@ nanoseconds are recognised by magnitude) and are always returned as ISO 8601 UTC
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -40,6 +39,7 @@ __all__ = [
     "MAX_VALUE_USD",
     "NODE_KINDS",
     "STORED_SINCE",
+    "STORED_UNTIL",
     "DocumentIn",
     "EdgeIn",
     "EdgePublic",
@@ -58,6 +58,7 @@ __all__ = [
     "TraceIn",
     "TracePublic",
     "iso",
+    "query_epoch",
     "to_epoch",
 ]
 
@@ -81,10 +82,24 @@ MAX_COST_USD = 100_000.0
 # An outcome's value: a trillion dollars, so that even 10**6 of them sum far below a double's
 # range (a sum of two 1.7e308 values overflowed PostgreSQL's double precision).
 MAX_VALUE_USD = 1e12
-# Stored timestamps (node start/end, outcome time) lie in [2000-01-01, now + 1 day]: earlier
-# is a zero/garbage clock, later is a clock skewed beyond a day or a wrong unit.
+# Stored timestamps (node start/end, outcome time) lie in the years 2000-2099 (UTC, with a
+# day of slack either side for time zones): earlier is an unset or garbage clock, later a
+# wrong unit or a corrupt value (a start in the year 5138 was stored). A fixed window, not
+# "now + a day": the contract states it (the JSON Schema's pattern and ranges), validation
+# reads no clock, and replaying old data gives the same answer.
 STORED_SINCE = 946_684_800.0  # 2000-01-01T00:00:00Z
-_FUTURE_SLACK = 86_400.0
+STORED_UNTIL = 4_102_444_800.0  # 2100-01-01T00:00:00Z
+_DAY = 86_400.0
+_STORED = (STORED_SINCE - _DAY, STORED_UNTIL + _DAY)
+
+
+class _OutOfRange(ValueError):
+    """A well-formed time outside 1970-9999; ``clamped`` is the nearest time inside."""
+
+    def __init__(self, value: Any, clamped: float) -> None:
+        super().__init__(f"timestamp {str(value)[:40]!r} is out of range "
+                         "(1970-01-01 to 9999-12-31)")
+        self.clamped = clamped
 
 
 def to_epoch(value: Any) -> float:
@@ -93,9 +108,9 @@ def to_epoch(value: Any) -> float:
 
     >>> to_epoch(1794819600000)
     1794819600.0
-    >>> to_epoch(-5e279)
+    >>> to_epoch(-5e279)  # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
-    ValueError: timestamp -5e+279 is out of range (1970-01-01 to 9999-12-31)
+    _OutOfRange: timestamp '-5e+279' is out of range (1970-01-01 to 9999-12-31)
     """
     if type(value) is float and 0.0 <= value <= 1e11:
         return value  # epoch seconds, as every OTLP node has them: the checks below pass it as is
@@ -103,8 +118,10 @@ def to_epoch(value: Any) -> float:
         raise ValueError("a timestamp must be an ISO 8601 string or an epoch number")
     if isinstance(value, int | float):
         v = float(value)
-        if not 0.0 <= v < _MAX_EPOCH * 1e9:  # also rejects NaN
-            raise ValueError(f"timestamp {value!r} is out of range (1970-01-01 to 9999-12-31)")
+        if v != v:
+            raise ValueError("a timestamp must be a number, not NaN")
+        if not 0.0 <= v < _MAX_EPOCH * 1e9:
+            raise _OutOfRange(value, 0.0 if v < 0 else _MAX_EPOCH - 1)
         if v > 1e17:  # nanoseconds (OTLP)
             return v / 1e9
         if v > 1e14:
@@ -129,25 +146,37 @@ def to_epoch(value: Any) -> float:
         dt = dt.replace(tzinfo=UTC)
     t = dt.timestamp()
     if not 0.0 <= t < _MAX_EPOCH:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
-        raise ValueError(f"timestamp {str(value)[:40]!r} is out of range "
-                         "(1970-01-01 to 9999-12-31)")
+        raise _OutOfRange(value, 0.0 if t < 0 else _MAX_EPOCH - 1)
     return t
 
 
+def query_epoch(value: Any) -> float:
+    """:func:`to_epoch` for a query bound: a well-formed time before 1970 or after 9999 is the
+    nearest representable one (``since=0310-02-17`` selects what ``since=1970-01-01`` does).
+
+    >>> query_epoch(-5.0), query_epoch("0001-01-01T00:00:00+14:00")
+    (0.0, 0.0)
+    """
+    try:
+        return to_epoch(value)
+    except _OutOfRange as exc:
+        return exc.clamped
+
+
 def stored_epoch(value: Any) -> float:
-    """:func:`to_epoch` for a time that is stored: it must lie between 2000-01-01 and one day
-    after now (``STORED_SINCE``, docs/limits.md).
+    """:func:`to_epoch` for a time that is stored: it must lie in the years 2000 to 2099
+    (UTC, a day of slack either side; docs/limits.md).
 
     >>> stored_epoch("2026-11-16T09:00:00Z")
     1794819600.0
-    >>> stored_epoch("1999-12-31T23:59:59Z")  # doctest: +ELLIPSIS
+    >>> stored_epoch("1999-12-30T23:59:59Z")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    ValueError: timestamp 1999-12-31T23:59:59.000Z is outside the accepted window ...
+    ValueError: timestamp 1999-12-30T23:59:59.000Z is outside the accepted window ...
     """
     t = to_epoch(value)
-    if not STORED_SINCE <= t <= time.time() + _FUTURE_SLACK:
+    if not _STORED[0] <= t <= _STORED[1]:
         raise ValueError(f"timestamp {iso(t)} is outside the accepted window "
-                         "(2000-01-01 to now + 1 day)")
+                         "(the years 2000 to 2099, UTC)")
     return t
 
 
@@ -164,25 +193,35 @@ def iso(ts: float | None) -> str | None:
 
 Timestamp = Annotated[
     float,
-    BeforeValidator(to_epoch),
+    BeforeValidator(query_epoch),
     WithJsonSchema(
         {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]}
     ),
 ]
-# A time a producer reports and we store (2000-01-01 .. now + 1 day).
+# A time a producer reports and we store (the years 2000-2099). The schema states the window:
+# ISO strings of those years, epoch numbers within it in s, ms, us or ns (to_epoch tells them
+# apart by magnitude).
 StoredTimestamp = Annotated[
     float,
     BeforeValidator(stored_epoch),
     WithJsonSchema(
-        {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]}
+        {"anyOf": [{"type": "string", "format": "date-time", "pattern": r"^20\d\d-"},
+                   *({"type": "number", "minimum": _STORED[0] * unit,
+                      "maximum": _STORED[1] * unit} for unit in (1, 10**3, 10**6, 10**9))]}
     ),
 ]
 Id = Annotated[str, Field(min_length=1, max_length=128)]
 # A trace id appears in URL paths (/traces/{trace_id}), where a "/" cannot be told apart from
 # the path's own separators, so ingest refuses it rather than store an unfetchable trace.
 TraceId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^/]+$")]
+def _whole(value: Any) -> Any:
+    """``2.0`` is the integer 2 (JSON Schema's ``integer`` includes it); anything else is left
+    to the strict check."""
+    return int(value) if type(value) is float and value.is_integer() else value
+
+
 # strict: a JSON boolean is not a count (``true`` was stored as 1), nor is 1.5 or "7".
-Count = Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)]
+Count = Annotated[int, BeforeValidator(_whole), Field(ge=0, le=MAX_TOKENS, strict=True)]
 Usd = Annotated[float, Field(ge=-MAX_VALUE_USD, le=MAX_VALUE_USD)]
 
 

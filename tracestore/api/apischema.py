@@ -15,6 +15,34 @@ from tracestore.schemas import OutcomeIn, TraceIn
 __all__ = ["build_schemas", "document_ingest_bodies", "ingest_components", "write_schemas"]
 
 
+_NO_NUL = "^[^\\u0000]*$"
+# Any JSON value without NUL in its strings or keys (docs/limits.md: NUL is refused at ingest),
+# for the free-form fields (args, result, attributes, metadata).
+_JSON = {"anyOf": [{"type": ["null", "boolean", "number"]},
+                   {"type": "string", "pattern": _NO_NUL},
+                   {"type": "array", "items": {"$ref": "#/components/schemas/NulFreeJson"}},
+                   {"type": "object", "propertyNames": {"pattern": _NO_NUL},
+                    "additionalProperties": {"$ref": "#/components/schemas/NulFreeJson"}}]}
+
+
+def _no_nul(node: Any) -> Any:
+    """The ingest schemas as accepted: no string may hold NUL, so every string schema gets a
+    pattern saying so, and free-form values become ``NulFreeJson`` (a schema-valid body is then
+    never refused for a NUL)."""
+    if isinstance(node, list):
+        return [_no_nul(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _no_nul(v) for k, v in node.items()}
+    if out.get("type") == "string" and "format" not in out:
+        out["pattern"] = out["pattern"].replace("[^", "[^\\u0000") if "pattern" in out \
+            else _NO_NUL
+    if out.get("additionalProperties") is True:
+        out["additionalProperties"] = {"$ref": "#/components/schemas/NulFreeJson"}
+        out["propertyNames"] = {**out.get("propertyNames", {}), "pattern": _NO_NUL}
+    return out
+
+
 def ingest_components() -> dict[str, Any]:
     """``TraceIn``, ``OutcomeIn`` and the models inside them as OpenAPI components: the ingest
     routes read their bodies themselves (to validate item by item) and reference these by
@@ -24,6 +52,12 @@ def ingest_components() -> dict[str, Any]:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         out.update(schema.pop("$defs", {}))
         out[model.__name__] = schema
+    out = {k: _no_nul(v) for k, v in out.items()}
+    out["NulFreeJson"] = _JSON
+    for name in ("NodeIn",):  # Any-typed fields: JSON without NUL
+        for field in ("args", "result"):
+            out[name]["properties"][field] = {
+                **out[name]["properties"][field], "$ref": "#/components/schemas/NulFreeJson"}
     return out
 
 

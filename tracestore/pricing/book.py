@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy import case, delete, func, select
@@ -145,9 +145,6 @@ class Book:
     def __init__(self, overrides: list[Override]) -> None:
         self.overrides = sorted(overrides, key=Override._rank, reverse=True)
         self._candidates: dict[tuple[str, str | None, str], list[Override]] = {}
-        # (kind, provider as sent, model) -> whether any override could apply; kept here by
-        # the Pricer so that it is dropped with the book when the book changes.
-        self.overridden: dict[tuple[Any, ...], bool] = {}
 
     def candidates(self, kind: str, provider: str | None, target: str) -> list[Override]:
         """The overrides that match ``target`` at some time, most specific first."""
@@ -171,10 +168,29 @@ class Book:
         return None
 
 
+def _rates(*names: str) -> dict[str, Any]:
+    return {"properties": {n: {"type": "number"} for n in names}, "required": list(names)}
+
+
+_NEEDED_RATES: list[Any] = [
+    {"properties": {"node_kind": {"const": "llm"}},  # also the default kind
+     "allOf": [_rates("input_mtok", "output_mtok")]},
+    {"properties": {"node_kind": {"const": "embedding"}}, "required": ["node_kind"],
+     "allOf": [_rates("input_mtok")]},
+    {"properties": {"node_kind": {"enum": [k for k in get_args(PricedKind)
+                                           if k not in MODEL_KINDS]}},
+     "required": ["node_kind"], "anyOf": [_rates("per_call_usd"), _rates("per_minute_usd")]},
+]
+
+
 class PriceOverrideIn(BaseModel):
     """One price-book entry as sent to ``PUT /api/v1/prices`` or ``tracestore prices import``."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    # strict: the contract's types, no "1.5" for a rate (as ingest items, schemas._In).
+    # The schema also states which rates each kind needs (the _needed rule below), so that no
+    # schema-valid entry is refused (tests/test_schemathesis.py).
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), strict=True,
+                              json_schema_extra={"anyOf": _NEEDED_RATES})
 
     provider: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
         None, description="Provider id (mapped like node providers: x_ai → x-ai); null = any."
