@@ -294,7 +294,7 @@ def prefill(url: str, nodes: int) -> float:
                 names = ", ".join(f'"{c}"' for c in cols)
                 cur = raw.cursor()
                 if pg:
-                    with cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+                    with cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
                         for r in rows:
                             copy.write_row(r)
                 else:
