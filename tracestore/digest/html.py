@@ -12,12 +12,11 @@ no web font and no external URL except the trace links themselves.
 
 from __future__ import annotations
 
-import math
 from datetime import date, timedelta
 from html import escape
 
 from analyzers.digest_types import Digest
-from tracestore.digest.markdown import LEVER_LABELS, pct, signed_usd, trace_url, usd
+from tracestore.digest.markdown import LEVER_LABELS, finite, pct, signed_usd, trace_url, usd
 from tracestore.digest.svg import code_bars, day_bars, lever_bars
 
 __all__ = ["render_html"]
@@ -57,11 +56,11 @@ def _table(head: list[str], rows: list[list[str]], numeric: set[int]) -> str:
 def _cards(d: Digest) -> str:
     h = d.headline
     change = signed_usd(h.change_usd) + (f" ({h.change_pct:+.1f}%)"
-                                         if _finite(h.change_pct) else "")
+                                         if finite(h.change_pct) else "")
     cards = [("Spend", usd(h.spend_usd), f"{change} vs {d.previous_week}"),
              ("Cost per outcome", usd(h.cost_per_outcome_usd), f"{h.outcomes} outcomes"),
              ("Waste found", usd(h.waste_usd),
-              f"{h.waste_pct:.1f}% of spend" if _finite(h.waste_pct) else ""),
+              f"{h.waste_pct:.1f}% of spend" if finite(h.waste_pct) else ""),
              ("Traces", str(h.traces), ""),
              ("Maturity", d.maturity.rung, d.maturity.next_step)]
     return '<div class="cards">' + "".join(
@@ -80,10 +79,6 @@ def _workflows(d: Digest) -> str:
                      _e(signed_usd(w.savings_vs_baseline_usd))])
     return _table(["workflow", "spend", "$/outcome", "last week", "change", "main lever",
                    "baseline", "saved vs baseline"], rows, {1, 2, 3, 4, 6, 7})
-
-
-def _finite(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)
 
 
 def render_html(d: Digest, *, base_url: str) -> str:

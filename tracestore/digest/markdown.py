@@ -36,6 +36,7 @@ __all__ = [
     "MD_TOP",
     "Flavor",
     "code",
+    "finite",
     "pct",
     "render_markdown",
     "signed_usd",
@@ -101,7 +102,8 @@ def pct(share: float | None) -> str:
     return "n/a" if share is None or not math.isfinite(share) else f"{share * 100:.0f}%"
 
 
-def _finite(x: float | None) -> bool:
+def finite(x: float | None) -> bool:
+    """Whether ``x`` is a number to show (not None, inf or NaN)."""
     return x is not None and math.isfinite(x)
 
 
@@ -145,9 +147,9 @@ def lever_text(levers: LeverSplit) -> str:
 def _headline(d: Digest) -> str:
     h = d.headline
     change = (f"{signed_usd(h.change_usd)}"
-              + (f", {h.change_pct:+.1f}%" if _finite(h.change_pct) else "")
+              + (f", {h.change_pct:+.1f}%" if finite(h.change_pct) else "")
               + f" vs {d.previous_week}")
-    waste = f"{usd(h.waste_usd)}" + (f" ({h.waste_pct:.1f}%)" if _finite(h.waste_pct) else "")
+    waste = f"{usd(h.waste_usd)}" + (f" ({h.waste_pct:.1f}%)" if finite(h.waste_pct) else "")
     return (f"**Spend {usd(h.spend_usd)}** ({change}) · {h.traces} traces · "
             f"{h.outcomes} successful outcomes · **{usd(h.cost_per_outcome_usd)} per outcome** · "
             f"waste found {waste}")
