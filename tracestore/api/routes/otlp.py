@@ -332,13 +332,15 @@ def _data_points(body: bytes, encoding: str) -> int:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"body is not JSON: {exc}") from None
-    for rm in doc.get("resourceMetrics", []) if isinstance(doc, dict) else ():
-        for sm in rm.get("scopeMetrics", []) if isinstance(rm, dict) else ():
-            for m in sm.get("metrics", []) if isinstance(sm, dict) else ():
+    def items(d: Any, key: str) -> list[Any]:
+        v = d.get(key) if isinstance(d, dict) else None
+        return v if isinstance(v, list) else []
+
+    for rm in items(doc, "resourceMetrics"):
+        for sm in items(rm, "scopeMetrics"):
+            for m in items(sm, "metrics"):
                 for k in ("gauge", "sum", "histogram", "exponentialHistogram", "summary"):
-                    d = m.get(k) if isinstance(m, dict) else None
-                    if isinstance(d, dict) and isinstance(d.get("dataPoints"), list):
-                        n += len(d["dataPoints"])
+                    n += len(items(m.get(k) if isinstance(m, dict) else None, "dataPoints"))
     return n
 
 

@@ -72,7 +72,7 @@ class LogEvent:
 def _event(trace: Any, span: Any, name: Any, attrs: dict[str, Any], body: Any
            ) -> LogEvent | None:
     name = name or attrs.get("event.name")
-    if name not in _EVENTS:
+    if not isinstance(name, str) or name not in _EVENTS:
         return None
     try:
         t, s = parse_id(trace, 16), parse_id(span, 8)

@@ -370,7 +370,8 @@ def _retrievers(out: dict[str, Any]) -> None:
     ``db.query.result`` events) and LangChain retriever tasks (``traceloop.entity.output``
     ``{"documents": [{page_content, metadata}]}``, input ``{"query": …}``)."""
     system, op = out.get("db.system"), out.get("db.operation", out.get("db.operation.name"))
-    if system in _VECTOR_DBS and op in _VECTOR_QUERIES:
+    if isinstance(system, str) and isinstance(op, str) and system in _VECTOR_DBS \
+            and op in _VECTOR_QUERIES:
         _put(out, "gen_ai.operation.name", "retrieval")
     res = maybe_json(out.get("traceloop.entity.output"))
     docs = res.get("documents") if isinstance(res, dict) else None
