@@ -11,6 +11,7 @@ libraries' pins), so nothing here imports tracestore.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Any
@@ -99,12 +100,16 @@ def run_otel_genai(mode: str) -> None:
 def run_langfuse() -> None:
     os.environ.update(LANGFUSE_PUBLIC_KEY="pk-lf-local", LANGFUSE_SECRET_KEY="sk-lf-local",
                       LANGFUSE_HOST=SERVER, LANGFUSE_BASE_URL=SERVER)
-    from langfuse import get_client, propagate_attributes
+    import langfuse
     from langfuse.openai import OpenAI
 
-    lf = get_client()
+    lf = langfuse.get_client()
+    propagate = getattr(langfuse, "propagate_attributes", None)  # Langfuse 4+
+    ids = {"session_id": "session-7", "user_id": "user-42"}
     with (lf.start_as_current_observation(as_type="agent", name="qa_agent"),
-          propagate_attributes(session_id="session-7", user_id="user-42")):
+          propagate(**ids) if propagate else contextlib.nullcontext()):
+        if propagate is None:  # Langfuse 3: trace attributes on the current trace
+            lf.update_current_trace(**ids)
 
         def tool(call: Any) -> str:
             with lf.start_as_current_observation(as_type="tool", name="get_weather",

@@ -27,7 +27,7 @@ from tracestore.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = ROOT / "tests" / "clients"
-VENV = ROOT / ".venv-clients" / "py"
+VENVS = ROOT / ".venv-clients"
 DOC = ROOT / "README.md"  # the table stands in README; docs/conformance.md explains it
 FIELDS = ("kind", "model", "provider", "tokens", "cache/reasoning", "cost", "content",
           "documents", "tool joins", "session/user")
@@ -36,6 +36,7 @@ RUNS = {  # client → what the run exercises beyond chat, tools, streaming and 
     "opentelemetry-instrumentation-openai-v2 2.3b0 (content capture off)": "otel-genai-off",
     "opentelemetry-instrumentation-openai-v2 2.3b0 (content as log events)": "otel-genai-event",
     "langfuse 5.2.0 (langfuse.openai, observations)": "langfuse",
+    "langfuse 3.15.0 (langfuse.openai, observations)": "langfuse3",
     "Vercel AI SDK: ai 7.0.185 + @ai-sdk/otel OpenTelemetry (GenAI semconv)": "vercel-semconv",
     "Vercel AI SDK: ai 7.0.185 + @ai-sdk/otel LegacyOpenTelemetry (ai.* spans)": "vercel-legacy",
 }
@@ -60,15 +61,16 @@ NOT_SENT = {
 }
 
 
-def _venv() -> Path:
-    req = (CLIENTS / "requirements-py.txt").read_bytes()
-    stamp = VENV / "requirements.sha256"
+def _venv(name: str, requirements: str) -> Path:
+    venv = VENVS / name
+    req = (CLIENTS / requirements).read_bytes()
+    stamp = venv / "requirements.sha256"
     digest = hashlib.sha256(req).hexdigest()
     if stamp.exists() and stamp.read_text() == digest:
-        return VENV / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
-    r = subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", "-r",
-                        str(CLIENTS / "requirements-py.txt")], capture_output=True, text=True,
+        return venv / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    r = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r",
+                        str(CLIENTS / requirements)], capture_output=True, text=True,
                        timeout=900)
     if r.returncode != 0:
         msg = f"client libraries could not be installed: {r.stderr[-800:]}"
@@ -76,7 +78,7 @@ def _venv() -> Path:
             pytest.fail(msg)
         pytest.skip(msg)
     stamp.write_text(digest)
-    return VENV / "bin" / "python"
+    return venv / "bin" / "python"
 
 
 def _node_modules() -> None:
@@ -96,9 +98,11 @@ def _node_modules() -> None:
 
 
 @pytest.fixture(scope="module")
-def client_python() -> Path:
+def client_python() -> dict[str, Path]:
+    """The interpreter each Python run uses (the Node runs use tests/clients/node)."""
     _node_modules()
-    return _venv()
+    return {"py": _venv("py", "requirements-py.txt"),
+            "langfuse3": _venv("py-langfuse3", "requirements-py-langfuse3.txt")}
 
 
 def _price(model: str, i: int, o: int, cached: int = 0) -> float:
@@ -108,13 +112,15 @@ def _price(model: str, i: int, o: int, cached: int = 0) -> float:
     return float(p.total_price)
 
 
-def _run(python: Path, which: str, tmp: Path) -> dict[str, Any]:
+def _run(pythons: dict[str, Path], which: str, tmp: Path) -> dict[str, Any]:
+    python = pythons.get(which, pythons["py"])
+    script = "langfuse" if which == "langfuse3" else which
     settings = Settings(database_url=f"sqlite:///{tmp / (which + '.db')}", settle_seconds=3600,
                         alert_interval_seconds=0)
     with serve(settings) as url, fake_provider() as (fake, _):
         cmd = (["node", str(NODE / "vercel_ai.mjs"), which.split("-", 1)[1]]
                if which.startswith("vercel") else [str(python), str(CLIENTS / "py_clients.py"),
-                                                   which])
+                                                   script])
         r = subprocess.run(cmd, timeout=300,
                            env={**os.environ, "FAKE_BASE": fake, "TRACESTORE_URL": url},
                            capture_output=True, text=True)
@@ -168,7 +174,7 @@ def _table(results: dict[str, dict[str, str]]) -> str:
 
 
 @pytest.fixture(scope="module")
-def results(client_python: Path, tmp_path_factory: pytest.TempPathFactory
+def results(client_python: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[dict[str, dict[str, str]]]:
     tmp = tmp_path_factory.mktemp("clients")
     out: dict[str, dict[str, str]] = {}
