@@ -340,3 +340,52 @@ def test_vercel_anthropic_raw_usage_decides_the_input_count() -> None:
     assert (n.kind, n.input_tokens, n.cache_read_tokens, n.cache_write_tokens) == (
         "llm", 18495, 16399, 2089)
     assert _cost(n) is not None
+
+
+_PRODUCER_KEYS = ["ai.operationId", "operation.name", "ai.toolCall.args", "ai.response.toolCalls",
+                  "ai.response.providerMetadata", "ai.usage.cachedInputTokens", "ai.ranking",
+                  "ai.documents", "genkit:type", "genkit:metadata:subtype", "genkit:output",
+                  "genkit:name", "gcp.vertex.agent.llm_response", "lk.llm_metrics",
+                  "lk.function_tool.name", "db.system", "db.operation", "traceloop.entity.output",
+                  "traceloop.span.kind", "langfuse.trace.metadata.team",
+                  "langfuse.observation.usage_details", "langfuse.observation.output",
+                  "langfuse.observation.type", "gen_ai.operation.name", "tool_arguments",
+                  "gen_ai.tool.name"]
+_EVENT_NAMES = ["gen_ai.user.message", "gen_ai.choice", "gen_ai.tool.message",
+                "gen_ai.client.inference.operation.details", "gen_ai.content.prompt",
+                "db.query.result"]
+
+
+def _json_values() -> Any:
+    from hypothesis import strategies as st
+
+    leaves = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(
+        allow_nan=False) | st.text(max_size=8) | st.sampled_from(
+        ["ai.toolCall", "ai.rerank.doRerank", "model", "tool", "task", "chroma", "query",
+         "retriever", '{"documents": [1, {"page_content": 2}]}', '"quoted"', "[1, {}]"])
+    return st.recursive(leaves, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["content", "role", "tool_calls", "message", "usage", "anthropic",
+                         "index", "documents", "usage_metadata", "parts", "id"]), inner,
+                        max_size=3), max_leaves=8)
+
+
+def test_hostile_producer_attributes_and_events_never_escape() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    attrs = st.dictionaries(st.sampled_from(_PRODUCER_KEYS), _json_values(), max_size=8)
+    events = st.lists(st.tuples(st.sampled_from(_EVENT_NAMES), st.dictionaries(
+        st.sampled_from(["content", "message", "gen_ai.prompt", "gen_ai.input.messages",
+                         "finish_reason", "tool_calls", "id", "role"]), _json_values(),
+        max_size=4)), max_size=3)
+
+    @settings(max_examples=300, deadline=None)
+    @given(attrs, events, st.sampled_from(["llm_request", "function_tool", "span"]))
+    def run(a: dict[str, Any], evs: list[tuple[str, dict[str, Any]]], name: str) -> None:
+        a = {k: v for k, v in a.items() if v is not None}
+        sp = Span(TRACE, "0000000000000001", None, name, 1, T0, T0 + 1, a,
+                  events=tuple((n, T0, x) for n, x in evs))
+        traces, rejected = spans_to_traces([sp])
+        assert len(traces) + len(rejected) >= 1
+
+    run()
