@@ -95,6 +95,8 @@ def test_pages_in_a_real_browser(demo_url: str, tmp_path: Path) -> None:
         # overview → workflow → its paths → a path's traces → a trace
         page.click("table[data-table=workflows] a >> nth=0")
         assert page.locator("h1").inner_text().startswith("Workflow ")
+        _check_fix_saving(page, demo_url, week)
+        assert page.locator("table[data-table=latency] tr").count() > 1
         page.screenshot(path=str(tmp_path / "workflow.png"), full_page=True)
         page.click("table[data-table=paths] a >> nth=0")
         assert page.locator("table[data-table=path-traces] a").count() > 0
@@ -146,6 +148,20 @@ def _check_overview_numbers(page: Any, base: str, week: str) -> None:
     assert _money(page.inner_text("[data-kpi=waste]")) == pytest.approx(waste, abs=0.006)
     shown = {c.get_attribute("data-cpo") for c in page.locator("td[data-cpo]").all()}
     assert shown == {str(g["cost_per_outcome_usd"]) for g in report["groups"]}
+
+
+def _check_fix_saving(page: Any, base: str, week: str) -> None:
+    """The workflow page's "what the fixes would have saved" equals the simulator's answer and
+    the workflow's waste in /findings for the week (fixing every code removes its waste)."""
+    from analyzers.digest import week_bounds
+
+    _, _, since, until = week_bounds(week)
+    name = page.locator("h1").inner_text().removeprefix("Workflow ")
+    shown = _money(page.inner_text("[data-kpi=fix-saving]"))
+    findings = _api(base, "/api/v1/findings", workflow=name, since=since, until=until,
+                    limit=1000)["items"]
+    waste = sum(f["wasted_cost_usd"] for f in findings)
+    assert shown == pytest.approx(waste, abs=0.006), (shown, waste)
 
 
 @pytest.fixture

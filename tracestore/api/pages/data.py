@@ -10,10 +10,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from analyzers.findings import CODES
 from tracestore.analysis.queries import FindingFilters, list_findings
 from tracestore.api.pages.charts import WaterfallRow, day_chart, waterfall
 from tracestore.api.pages.window import PageWindow
+from tracestore.pricing.pricer import Pricer
+from tracestore.reports.latency import latency_report
 from tracestore.reports.paths import attribution_report, paths_report
+from tracestore.reports.simulate import ScenarioIn, SimulateIn, SimulationPublic, simulate
 from tracestore.schemas import FindingPublic, TraceDetail
 from tracestore.store.tables import SETTING_T, SUMMARY_T, TRACE_T
 
@@ -73,7 +77,7 @@ def overview(session: Session, project_id: int, w: PageWindow) -> dict[str, Any]
     }
 
 
-def workflow_view(session: Session, project_id: int, name: str, w: PageWindow,
+def workflow_view(session: Session, project_id: int, name: str, w: PageWindow, pricer: Pricer,
                   weeks: int = 8) -> dict[str, Any]:
     """Cost per outcome over the last ``weeks`` weeks with the three levers, the workflow's
     paths and findings, and its baseline and outcome value."""
@@ -90,8 +94,21 @@ def workflow_view(session: Session, project_id: int, name: str, w: PageWindow,
     findings, _ = findings_page(session, project_id, scoped)
     paths = paths_report(session, project_id=project_id, workflow=name, since=w.since,
                          until=w.until, order="waste", limit=TOP).paths
+    fixes = _all_fixes(session, project_id, scoped, pricer)
+    steps = latency_report(session, project_id=project_id, group_by="step", since=w.since,
+                           until=w.until, workflow=name).groups
     return {"name": name, "history": history, "setting": setting, "paths": paths,
-            "findings": findings}
+            "findings": findings, "fixes": fixes, "latency": steps}
+
+
+def _all_fixes(session: Session, project_id: int, w: PageWindow,
+               pricer: Pricer) -> SimulationPublic | None:
+    """The savings simulator with every finding code of the week fixed: what the fixes would
+    have saved (the same numbers as POST /api/v1/simulate)."""
+    q = SimulateIn(since=w.since, until=w.until, workflow=w.workflow,
+                   scenario=ScenarioIn(fix_codes=sorted(CODES)))
+    result = simulate(session, project_id=project_id, q=q, pricer=pricer)
+    return result if result.saving_usd > 0 else None
 
 
 def traces_on_path(session: Session, project_id: int, w: PageWindow, signature: str,

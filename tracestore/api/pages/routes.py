@@ -118,7 +118,8 @@ def workflow_page(request: Request, name: str, project: PageProject, session: Se
     def build(p: ProjectCtx) -> HTMLResponse:
         w = _window(session, p, week, workflow=name, team=team, feature=feature)
         return _page(request, "workflow.html", w=w, nav="overview", project=p,
-                     can_edit="admin" in p.scopes, **data.workflow_view(session, p.id, name, w))
+                     can_edit="admin" in p.scopes,
+                     **data.workflow_view(session, p.id, name, w, request.app.state.writer.pricer))
     return _guard(request, project, build)
 
 
