@@ -39,7 +39,7 @@ def findings_for(traces: list[dict[str, Any]], db: Path) -> list[dict[str, Any]]
     from tracestore.config import Settings
 
     out: list[dict[str, Any]] = []
-    settings = Settings(database_url=f"sqlite:///{db}", settle_seconds=0)
+    settings = Settings(database_url=f"sqlite:///{db}", settle_seconds=0, ingest_workers=0)
     with TestClient(create_app(settings)) as client:
         for i in range(0, len(traces), 100):
             r = client.post("/api/v1/traces", json=traces[i:i + 100])
@@ -106,7 +106,7 @@ def score(labels: list[dict[str, Any]], found: list[dict[str, Any]]) -> dict[str
             k["recalled"] += 1
         else:
             misses.append(f"missed {lab['pattern']} {lab['trace_id']} {lab['node_ids'][:4]}")
-    return {"category": cat, "code": code, "misses": misses}
+    return {"category": cat, "code": code, "misses": misses, "neg_hit": neg_hit}
 
 
 def metrics(c: dict[str, float]) -> dict[str, float]:
@@ -135,6 +135,13 @@ def report(s: dict[str, Any]) -> str:
         lines.append(f"| {name} | {k['found']:.0f} | {k['tp']:.0f} | {k['positives']:.0f} | "
                      f"{k['recalled']:.0f} | {k['expected_usd']:.6f} | {k['booked_usd']:.6f} | "
                      f"{k['matched_usd']:.6f} |")
+    kinds: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for lab in s["labels"]:
+        if lab["negative"]:
+            kinds[lab["pattern"]][0] += 1
+            kinds[lab["pattern"]][1] += id(lab) in s["neg_hit"]
+    lines += ["", "hard negatives (pattern: FP/n): " + ", ".join(
+        f"{k} {fp}/{n}" for k, (n, fp) in sorted(kinds.items()))]
     return "\n".join(lines)
 
 
