@@ -112,12 +112,12 @@ def node_row(project_id: int, trace_id: str, node: NodeIn, cap: int,
              redactor: Redactor | None = None) -> dict[str, Any]:
     """Normalise one validated node into a ``nodes`` row: content redacted (when a
     ``redactor`` is given, before anything is hashed), capped and hashed."""
-    # A copy of the validated field values: ``model_dump`` per node cost more than all the
-    # rest of this function (bench/RESULTS.md); NodeIn has only flat fields besides these.
-    row = dict(node.__dict__)
+    # The field values, shallow (iterating a model yields its fields): ``model_dump`` would
+    # also convert the nested documents, made into dicts here.
+    row = dict(node)
     docs_in: list[dict[str, Any]] | None = None
     if node.documents is not None:
-        docs_in = [dict(d.__dict__) for d in node.documents]
+        docs_in = [dict(d) for d in node.documents]
     if redactor:
         redactor.row(row, docs_in)
     cut: dict[str, int] = {}

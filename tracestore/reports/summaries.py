@@ -39,7 +39,7 @@ from tracestore.store.tables import (
 )
 
 __all__ = [
-    "StoredFinding", "iso_week", "json_text", "refresh_tasks", "summarize_loaded",
+    "StoredFinding", "iso_week", "refresh_tasks", "summarize_loaded",
     "summarize_traces", "summary_row",
 ]
 
