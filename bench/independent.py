@@ -1,6 +1,6 @@
 """Accuracy and dollars on the independent labelled set (issue 16 item 4; bench/RESULTS.md).
 
-    python -m bench.independent [--seed 11] [--n 25]
+    python -m bench.independent [--seed 11] [--n 25] [--ab-every 4]
 
 Generates ``fixtures/independent/generate.py``'s set, ingests it through the real app
 (``POST /api/v1/traces``) into a fresh SQLite store, runs ``POST /api/v1/analyze``, reads
@@ -145,8 +145,9 @@ def report(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(seed: int = 11, n: int = 25, n_background: int = 40) -> dict[str, Any]:
-    traces, labels = generate(seed, n, n_background)
+def run(seed: int = 11, n: int = 25, n_background: int = 40, ab_every: int = 4
+        ) -> dict[str, Any]:
+    traces, labels = generate(seed, n, n_background, ab_every)
     with tempfile.TemporaryDirectory() as d:
         found = findings_for(traces, Path(d) / "independent.db")
     s = score(labels, found)
@@ -155,7 +156,7 @@ def run(seed: int = 11, n: int = 25, n_background: int = 40) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
-    seed, n = 11, 25
+    seed, n, ab_every = 11, 25, 4
     args = list(argv)
     while args:
         a = args.pop(0)
@@ -163,7 +164,9 @@ def main(argv: list[str]) -> None:
             seed = int(args.pop(0))
         elif a == "--n":
             n = int(args.pop(0))
-    s = run(seed, n)
+        elif a == "--ab-every":
+            ab_every = int(args.pop(0))
+    s = run(seed, n, ab_every=ab_every)
     neg = sum(lab["negative"] for lab in s["labels"])
     print(f"seed {seed}: {s['traces']} traces, {len(s['labels'])} patterns, "
           f"{neg} hard negatives ({neg / len(s['labels']):.0%})")
