@@ -134,6 +134,9 @@ def _ingest(client: TestClient) -> None:
         _native("nat-2", [_node("r", None, 0), _node("c", "r", 1)], workflow="triage")]))
     ok(client.post("/api/v1/traces", json=_native("nat-1", [_node("r", None, 0)],
                                                   task_id="T-1")))
+    # enough rows for PostgreSQL's bulk path (COPY into a staging table, one merge)
+    ok(client.post("/api/v1/traces", json=_native("nat-big", [_node("r", None, 0)] + [
+        _node(f"c{i}", "r", i) for i in range(1, 80)])))
     root, child = "a" * 16, "b" * 16
     otlp = ["1" * 32, "2" * 32]
     ok(client.post("/v1/traces", json=_otlp(otlp[0], [(child, root)], workflow=False)))
@@ -184,6 +187,10 @@ def _plan(engine: Engine, sql: str, params: Any) -> list[str]:
             return [r[3] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)]
         # The planner's choice with sequential scans priced out: the index it would use.
         conn.exec_driver_sql("SET enable_seqscan = off")
+        # The bulk path's merge reads a per-connection temporary staging table: make it here.
+        for table in set(re.findall(r"\b_stage_(\w+)", sql)):
+            conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS _stage_{table} (LIKE {table}, "
+                                 "_n bigint GENERATED ALWAYS AS IDENTITY)")
         return [r[0] for r in conn.exec_driver_sql("EXPLAIN " + sql, params)]
 
 
@@ -235,6 +242,8 @@ def test_ingest_and_analysis_read_one_trace_through_its_key(db_url: str) -> None
     for needle in ("INTO nodes", "UPDATE traces SET workflow", "INTO outcomes",
                    "FROM nodes", "DELETE FROM findings"):
         assert needle in joined, needle
+    if engine.dialect.name == "postgresql":  # the bulk path's merge was planned too
+        assert "FROM _stage_nodes" in joined
     reads, offences = _checked(engine, ingest_sql + analysis_sql)
     engine.dispose()
     assert reads >= 10
