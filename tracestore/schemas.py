@@ -221,7 +221,8 @@ def _whole(value: Any) -> Any:
 
 
 # strict: a JSON boolean is not a count (``true`` was stored as 1), nor is 1.5 or "7".
-Count = Annotated[int, BeforeValidator(_whole), Field(ge=0, le=MAX_TOKENS, strict=True)]
+# (Field before the validator, or the JSON Schema gets "ge"/"le" instead of minimum/maximum.)
+Count = Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True), BeforeValidator(_whole)]
 Usd = Annotated[float, Field(ge=-MAX_VALUE_USD, le=MAX_VALUE_USD)]
 
 

@@ -80,19 +80,20 @@ def test_loader_reads_awkward_values_as_stored(db_url: str) -> None:
     try:
         create_schema(engine)
         pid = project_id_for(engine, "default")
+        t0 = 1_794_819_600.0  # stored times lie in 2000-2099 (docs/limits.md)
         nodes: list[dict[str, Any]] = [{"node_id": "root", "kind": "agent", "name": "root",
-                                        "start": 1.0}]
+                                        "start": t0 + 1.0}]
         for i, txt in enumerate(_AWKWARD):
             nodes.append({
                 "node_id": f"n{i} {txt}", "parent_id": "root", "kind": "llm", "name": txt,
                 "step": txt, "model": txt or "m", "provider": "openai", "prompt": txt,
-                "output": txt, "finish_reason": txt, "input_tokens": 2**31 - 1 - i,
-                "output_tokens": i, "reasoning_tokens": 0, "start": 2.0 + i / 3,
-                "end": 2.1 + i / 7, "attributes": {"k": txt},
+                "output": txt, "finish_reason": txt, "input_tokens": 10**8 - i,
+                "output_tokens": i, "reasoning_tokens": 0, "start": t0 + 2.0 + i / 3,
+                "end": t0 + 2.1 + i / 2, "attributes": {"k": txt},
             })
             nodes.append({"node_id": f"t{i}", "parent_id": "root", "kind": "tool",
                           "name": "tool", "tool_name": txt, "args": {"q": txt},
-                          "result": txt, "tool_call_id": txt, "start": 3.0 + i / 9})
+                          "result": txt, "tool_call_id": txt, "start": t0 + 3.0 + i / 9})
         trace = {"trace_id": "awkward", "workflow": "w", "nodes": nodes}
         Writer(engine, Settings(database_url=db_url)).ingest_native(pid, [trace]) \
             .raise_if_rejected()

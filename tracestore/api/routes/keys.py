@@ -71,8 +71,10 @@ async def post_key(body: KeyIn, project: AdminProjectDep, engine: EngineDep) -> 
     return await run_in_threadpool(create)
 
 
+# Key ids are INTEGER (32-bit on PostgreSQL): a larger one cannot exist, and querying it was a
+# 500 ("integer out of range") there.
 @router.delete("/keys/{key_id}", response_model=KeyPublic, summary="Revoke an API key")
-def delete_key(key_id: Annotated[int, Path(ge=1, le=2**62)], project: AdminProjectDep,
+def delete_key(key_id: Annotated[int, Path(ge=1, le=2**31 - 1)], project: AdminProjectDep,
                engine: EngineDep) -> KeyPublic:
     """Revoke a key of the caller's project; it stops working on the next request. Another
     project's key id is a 404, as a missing one is."""
