@@ -67,7 +67,12 @@ def _rollup_statements() -> tuple[Any, Any]:
     values: dict[str, Any] = {c.name: c for c in agg.c if c.name not in ("tid", "rname")}
     values["workflow"] = func.coalesce(t.workflow, agg.c.rname)
     values["task_id"] = func.coalesce(t.task_id, t.trace_id)
-    rollup = update(TRACE_T).where(t.project_id == pid, t.trace_id == agg.c.tid).values(values)
+    # ``trace_id IN tids`` beside the join: without it PostgreSQL estimated the aggregate's
+    # groups as its node rows and hash-joined it to a sequential scan of the project's traces
+    # once a request touched ~50 traces (bench/growth.py --ingest at 10M nodes).
+    rollup = (update(TRACE_T)
+              .where(t.project_id == pid, t.trace_id.in_(tids), t.trace_id == agg.c.tid)
+              .values(values))
     # A trace with no node yet (only edges or fields so far) still gets its default task_id.
     task = (update(TRACE_T).where(t.project_id == pid, t.trace_id.in_(tids), t.task_id.is_(None))
             .values(task_id=t.trace_id))
