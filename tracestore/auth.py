@@ -292,7 +292,8 @@ def check_open_mode(engine: Engine, settings: Settings) -> bool:
             f"refusing to serve on {settings.host}: no API keys exist. Create one with "
             "`tracestore keys create --project P --scope admin`, or bind to 127.0.0.1"
         )
-    log.warning("no API keys: running OPEN (no auth) on project %r because the bind address "
-                "%s is loopback; create a key with `tracestore keys create` to require keys",
-                settings.project, settings.host)
+    log.warning("no API keys: running OPEN (no auth) on project %r while the server listens "
+                "on loopback only (host setting %s; a request arriving on any other listening "
+                "address is refused); create a key with `tracestore keys create` to require "
+                "keys", settings.project, settings.host)
     return True
