@@ -143,6 +143,12 @@ def _ingest(client: TestClient) -> None:
     ok(client.post("/v1/traces", json=_otlp(otlp[0], [(root, None)], workflow=False)))
     ok(client.post("/v1/traces", json=_otlp(otlp[1], [(child, root), (root, None)],
                                             workflow=True)))
+    # one request touching many traces: the planner's row estimates change with the count
+    many = _otlp(f"{3:032x}", [(child, root), (root, None)], workflow=False)
+    spans = many["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    for k in range(4, 80):
+        spans += [dict(sp, traceId=f"{k:032x}") for sp in spans[:2]]
+    ok(client.post("/v1/traces", json=many))
     ok(client.post("/api/v1/outcomes", json=[{"task_id": "T-1", "status": "success"},
                                              {"trace_id": "nat-2", "status": "failure"}]))
 
