@@ -1,6 +1,7 @@
 """Accuracy and dollars on the independent labelled set (issue 16 item 4; bench/RESULTS.md).
 
     python -m bench.independent [--seed 11] [--n 25] [--ab-every 4]
+    python -m bench.independent --vendor-tie [--ab-every 1]   # the cross-vendor R2 case
 
 Generates ``fixtures/independent/generate.py``'s set, ingests it through the real app
 (``POST /api/v1/traces``) into a fresh SQLite store, runs ``POST /api/v1/analyze``, reads
@@ -24,7 +25,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from fixtures.independent.generate import generate
+from fixtures.independent.generate import generate, vendor_tie
 
 CATEGORIES = ("churn", "bloat", "routing")
 TARGETS = {"precision": 0.95, "recall": 0.90, "dollar_error": 0.05, "hn_fp_rate": 0.02}
@@ -156,7 +157,7 @@ def run(seed: int = 11, n: int = 25, n_background: int = 40, ab_every: int = 4
 
 
 def main(argv: list[str]) -> None:
-    seed, n, ab_every = 11, 25, 4
+    seed, n, ab_every, tie = 11, 25, 4, False
     args = list(argv)
     while args:
         a = args.pop(0)
@@ -166,6 +167,18 @@ def main(argv: list[str]) -> None:
             n = int(args.pop(0))
         elif a == "--ab-every":
             ab_every = int(args.pop(0))
+        elif a == "--vendor-tie":
+            tie = True
+    if tie:
+        traces, labels = vendor_tie(ab_every=ab_every)
+        with tempfile.TemporaryDirectory() as d:
+            found = findings_for(traces, Path(d) / "tie.db")
+        for f in found:
+            lab = next(x for x in labels if x["trace_id"] == f["trace_id"])
+            print(f"{f['code']} {f['trace_id']}: {f['evidence'].get('model')} -> "
+                  f"{f['evidence'].get('alternative_model')} ${f['wasted_cost_usd']:.6f}, "
+                  f"same-vendor counterfactual ${lab['expected_usd']:.6f}")
+        return
     s = run(seed, n, ab_every=ab_every)
     neg = sum(lab["negative"] for lab in s["labels"])
     print(f"seed {seed}: {s['traces']} traces, {len(s['labels'])} patterns, "
