@@ -231,9 +231,16 @@ def test_cli_outcomes_import_and_reports(loaded: TestClient, tmp_path: Any) -> N
     assert r.exit_code == 0, r.output
     (g,) = orjson.loads(r.output)["groups"]
     assert g["outcomes"] == {"success": 3} and g["cost_per_outcome_usd"] == pytest.approx(0.02)
-    r = runner.invoke(cli, ["report", "paths", "--week", "2026-W47", "--database-url", url])
+    # Tables take the terminal's width (COLUMNS when piped): wide, a signature is one line;
+    # at 80 columns every line fits and the signature wraps.
+    r = runner.invoke(cli, ["report", "paths", "--week", "2026-W47", "--database-url", url],
+                      env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
     assert "retrieval:kb_search > llm:answer[frontier]" in r.output and "b1 a3" in r.output
+    r = runner.invoke(cli, ["report", "paths", "--week", "2026-W47", "--database-url", url],
+                      env={"COLUMNS": "80"})
+    assert r.exit_code == 0 and max(len(line) for line in r.output.splitlines()) <= 80
+    assert "b1" in r.output and "a3" in r.output  # every column kept, folded not cut
     r = runner.invoke(cli, ["report", "attribution", "--since", "2026-11-16", "--compare",
                             "previous", "--database-url", url])
     assert r.exit_code != 0  # compare=previous needs an until

@@ -145,8 +145,9 @@ def paths_table(rep: PathsReport) -> Table:
     table = Table(title="Wasteful paths")
     for col in ("workflow", "signature", "traces", "success", "mean cost", "cost/outcome",
                 "waste", "top codes", "examples"):
-        table.add_column(col, justify="right" if col in ("traces", "success", "mean cost",
-                                                         "cost/outcome", "waste") else "left")
+        # fold: a narrow terminal wraps a long signature instead of cutting it to "…"
+        table.add_column(col, overflow="fold", justify="right" if col in (
+            "traces", "success", "mean cost", "cost/outcome", "waste") else "left")
     for p in rep.paths:
         # Text, not a str: signatures hold "[tier]", which rich would read as markup.
         table.add_row(Text(str(p.workflow)), Text(p.signature), str(p.traces), _num(p.success_rate),
