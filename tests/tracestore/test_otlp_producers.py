@@ -171,6 +171,41 @@ def test_vercel_embed_and_rerank() -> None:
         ("1", 0.9, "pears"), ("0", 0.2, "apples")]
 
 
+
+def test_vercel_session_and_user_from_metadata_and_runtime_context() -> None:
+    # ai 4-6: experimental_telemetry.metadata → ai.telemetry.metadata.* (packages/ai
+    # core/telemetry/get-base-telemetry-attributes.ts); ai 7: runtimeContext let through by
+    # includeRuntimeContext → ai.settings.context.* (@ai-sdk/otel getRuntimeContextAttributes,
+    # on legacy ai.* spans and, with runtimeContext: true, on the GenAI-semconv spans)
+    for prefix, attrs in (("ai.telemetry.metadata.", {"ai.operationId": "ai.generateText"}),
+                          ("ai.settings.context.", {"ai.operationId": "ai.generateText"}),
+                          ("ai.settings.context.", {"gen_ai.operation.name": "invoke_agent"})):
+        (t,) = _traces(_span({**attrs, prefix + "sessionId": "s-1", prefix + "userId": "u-9"}))
+        assert (t.session_id, t.user_id) == ("s-1", "u-9"), prefix
+
+
+def test_model_operation_wrapper_of_the_same_kind_is_a_step() -> None:
+    # @ai-sdk/otel OpenTelemetry: embed's operation span and its provider call are both
+    # "embeddings <model>" with gen_ai.operation.name embeddings; only the inner one has usage
+    # (onEmbedEnd sets gen_ai.usage.input_tokens; onEmbedOperationEnd sets none).
+    op = {"gen_ai.operation.name": "embeddings", "gen_ai.provider.name": "openai",
+          "gen_ai.request.model": "text-embedding-3-small"}
+    (t,) = _traces(_span({}, sid="00000000000000aa", name="agent"),
+                   _span(op, sid="00000000000000bb", parent="00000000000000aa"),
+                   _span({**op, "gen_ai.usage.input_tokens": 8}, sid="00000000000000cc",
+                         parent="00000000000000bb"))
+    kinds = {n.node_id: (n.kind, n.input_tokens) for n in t.nodes}
+    assert kinds["00000000000000bb"] == ("chain", 0)
+    assert kinds["00000000000000cc"] == ("embedding", 8)
+    # a usage-less model span with no model-call descendant stays a model call, and a
+    # descendant of another kind does not make a wrapper
+    (t,) = _traces(_span(op, sid="00000000000000bb"),
+                   _span({"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+                          "gen_ai.usage.input_tokens": 5}, sid="00000000000000cc",
+                         parent="00000000000000bb"))
+    assert sorted(n.kind for n in t.nodes) == ["embedding", "llm"]
+
+
 # --- OpenLLMetry (traceloop/openllmetry packages/*) ---------------------------------------
 
 def test_openllmetry_langchain_retriever_task_documents() -> None:

@@ -26,7 +26,7 @@ from tracestore.ingest.otlp.decode import Rejected, Span
 from tracestore.ingest.otlp.fields import node_fields
 from tracestore.ingest.otlp.nodes import first, str_list
 from tracestore.ingest.otlp.producers import canonical_attributes
-from tracestore.schemas import EdgeIn, NodeIn, OutcomeIn, TraceIn
+from tracestore.schemas import MODEL_KINDS, EdgeIn, NodeIn, OutcomeIn, TraceIn
 
 __all__ = ["Mapped", "ToolCallJoiner", "map_spans", "spans_to_traces"]
 
@@ -88,9 +88,14 @@ _SPAN_TRACE_KEYS: dict[str, tuple[str, ...]] = {
     "feature": ("tracestore.feature",),
     # An id set explicitly through the Langfuse SDK wins over what an instrumentation
     # derived (gen_ai.conversation.id); OpenLLMetry's association properties come last.
-    "user_id": ("langfuse.user.id", "user.id", "traceloop.association.properties.user_id"),
+    # The Vercel AI SDK has no session/user fields: ai 4-6 send telemetry.metadata as
+    # ai.telemetry.metadata.* (the sessionId/userId keys Langfuse's Vercel guide names), ai 7
+    # the call's runtimeContext as ai.settings.context.* (@ai-sdk/otel getRuntimeContextAttributes).
+    "user_id": ("langfuse.user.id", "user.id", "traceloop.association.properties.user_id",
+                "ai.telemetry.metadata.userId", "ai.settings.context.userId"),
     "session_id": ("langfuse.session.id", "session.id", "gen_ai.conversation.id",
-                   "traceloop.association.properties.session_id"),
+                   "traceloop.association.properties.session_id",
+                   "ai.telemetry.metadata.sessionId", "ai.settings.context.sessionId"),
     "environment": ("langfuse.environment",),
 }
 _ANY_TRACE_KEY = frozenset(k for keys in _SPAN_TRACE_KEYS.values() for k in keys)
@@ -239,9 +244,36 @@ def map_spans(spans: Iterable[Span], *, max_nodes_per_trace: int | None = None) 
                 if lt == trace_id:
                     tedges.append(EdgeIn(src=ls, dst=sp.span_id, kind="link"))
         if nodes:
+            _wrappers_to_steps(nodes)
             traces.append(_trace(trace_id, nodes, tedges, fields, res_fields, meta, tags,
                                  outcome))
     return Mapped(traces, rejected, decided, executed)
+
+
+def _wrappers_to_steps(nodes: list[NodeIn]) -> None:
+    """A model-call node with no usage and no reported cost that has a model-call descendant of
+    the same kind (among this request's spans of the trace) is that call's wrapper, not a
+    second call: it becomes a ``chain`` step (docs/ingest.md, "Wrapper spans"). @ai-sdk/otel's
+    OpenTelemetry names the ``embed`` operation span and its provider call alike
+    (``gen_ai.operation.name`` ``embeddings``) and sets usage only on the inner one."""
+    bare = {n.node_id: i for i, n in enumerate(nodes) if n.kind in MODEL_KINDS
+            and not (n.input_tokens or n.output_tokens or n.reported_cost_usd)}
+    if not bare:
+        return
+    parent = {n.node_id: n.parent_id for n in nodes}
+    wrappers: set[int] = set()
+    for n in nodes:
+        if n.kind not in MODEL_KINDS:
+            continue
+        p, seen = n.parent_id, {n.node_id}
+        while p is not None and p not in seen:
+            seen.add(p)
+            i = bare.get(p)
+            if i is not None and nodes[i].kind == n.kind:
+                wrappers.add(i)
+            p = parent.get(p)
+    for i in wrappers:
+        nodes[i] = nodes[i].model_copy(update={"kind": "chain"})
 
 
 def _span_nodes(sp: Span, rejected: list[Rejected]
