@@ -195,3 +195,39 @@ def test_readme_is_a_short_front_door_linking_every_doc() -> None:
     unlinked = [p.name for p in sorted((ROOT / "docs").glob("*.md"))
                 if f"(docs/{p.name}" not in README]
     assert unlinked == [], f"docs/ pages without a link from README.md: {unlinked}"
+
+
+MAX_FUNCTION_LINES = 60  # house rule (STYLE.md): functions <= 60 lines in both packages
+# Functions still over the limit while their owners split them (remove an entry once split).
+# Any other function over the limit fails the test.
+PENDING_SPLIT = {"analyzers/digest.py build_digest"}
+
+
+def long_functions(root: Path, *packages: str) -> list[str]:
+    """``path name`` of every function of ``packages`` (under ``root``) longer than
+    :data:`MAX_FUNCTION_LINES`, counted from ``def`` (decorators excluded) to the body's end."""
+    import ast
+
+    out = []
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and (
+                        (node.end_lineno or node.lineno) - node.lineno + 1 > MAX_FUNCTION_LINES):
+                    out.append(f"{path.relative_to(root).as_posix()} {node.name}")
+    return out
+
+
+def test_no_function_is_longer_than_60_lines() -> None:
+    found = set(long_functions(ROOT, "tracestore", "analyzers"))
+    assert found <= PENDING_SPLIT, (f"over {MAX_FUNCTION_LINES} lines: "
+                                    f"{sorted(found - PENDING_SPLIT)}")
+
+
+def test_the_function_length_check_can_fail(tmp_path: Path) -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "m.py").write_text(
+        f"def short():\n    pass\n\n\ndef long():\n{body}\n\n\nasync def edge():\n"
+        + "\n".join(f"    y{i} = {i}" for i in range(MAX_FUNCTION_LINES - 1)) + "\n")
+    assert long_functions(tmp_path, "pkg") == ["pkg/m.py long"]
