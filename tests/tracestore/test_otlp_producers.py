@@ -85,6 +85,37 @@ def test_langfuse_retriever_input_and_output_become_query_and_documents() -> Non
     assert [d.content for d in n.documents or []] == ["Refunds take 5 days.", "Ship in 2 days."]
 
 
+
+def test_langfuse_tool_without_call_id_is_joined_by_name_under_the_same_parent() -> None:
+    # langfuse/openai.py records the generation's output as the OpenAI message (tool_calls with
+    # id and function.name); a tool observation (start_as_current_observation(as_type="tool"))
+    # carries no call id. Two calls of the same tool: each tool takes the next unclaimed call.
+    out = json.dumps({"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_a", "type": "function",
+         "function": {"name": "get_weather", "arguments": "{}"}},
+        {"id": "call_b", "type": "function",
+         "function": {"name": "get_weather", "arguments": "{}"}}]})
+    gen = {"langfuse.observation.type": "generation", "langfuse.observation.model.name": "gpt-4o",
+           "langfuse.observation.output": out}
+    tool = {"langfuse.observation.type": "tool", "langfuse.observation.input": "{}"}
+    root = "00000000000000aa"
+    spans = [_span({"langfuse.observation.type": "agent"}, sid=root, name="agent"),
+             _span(gen, sid="00000000000000bb", parent=root),
+             Span(TRACE, "00000000000000cc", root, "get_weather", 1, T0 + 2, T0 + 3, tool),
+             Span(TRACE, "00000000000000dd", root, "get_weather", 1, T0 + 4, T0 + 5, tool),
+             # another parent's tool of that name is not joined
+             Span(TRACE, "00000000000000ee", "00000000000000cc", "get_weather", 1, T0 + 6,
+                  T0 + 7, tool)]
+    (t,) = _traces(*spans)
+    tools = {n.node_id: n for n in t.nodes if n.kind == "tool"}
+    assert tools["00000000000000cc"].tool_call_id == "call_a"
+    assert tools["00000000000000dd"].tool_call_id == "call_b"
+    assert (tools["00000000000000cc"].attributes or {})["tracestore.tool_call.inferred"] is True
+    assert tools["00000000000000ee"].tool_call_id is None
+    assert {(e.src, e.dst) for e in t.edges if e.kind == "tool_call"} == {
+        ("00000000000000bb", "00000000000000cc"), ("00000000000000bb", "00000000000000dd")}
+
+
 def test_langfuse_v5_quoted_metadata_and_streamed_finish_reason() -> None:
     t = _traces(_span({"langfuse.observation.type": "generation",
                        "langfuse.observation.model.name": "gpt-4o",

@@ -99,8 +99,9 @@ def _messages(a: dict[str, Any], flat: dict[str, list[dict[str, Any]]],
 
 
 def _model_fields(a: dict[str, Any], flat: dict[str, list[dict[str, Any]]],
-                  n: dict[str, Any]) -> list[str]:
-    """Tokens, content, finish reason of an llm/embedding span; returns decided tool calls.
+                  n: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """Tokens, content, finish reason of an llm/embedding span; returns decided tool calls
+    (id, tool name).
     Like :func:`node_fields`, sets only the fields that are not ``None``."""
     details = maybe_json(a.get("langfuse.observation.usage_details"))
     n.update(usage(a, details if isinstance(details, dict) else None))
@@ -119,15 +120,33 @@ def _model_fields(a: dict[str, Any], flat: dict[str, list[dict[str, Any]]],
     if isinstance(fr, list):
         fr = fr[0] if fr else None
     fr = fr or first(a, ("llm.finish_reason", "llm.response.finish_reason"))
-    calls: list[str] = []
+    calls: list[tuple[str, str | None]] = []
     for m in outs:
         if fr is None and m.get("finish_reason"):
             fr = m["finish_reason"]
         for c in m.get("tool_calls", ()):
             if c.get("id"):
-                calls.append(c["id"])
+                name = c.get("name")
+                calls.append((c["id"], name if isinstance(name, str) else None))
+    if not outs:
+        calls = _chat_message_calls(maybe_json(a.get("langfuse.observation.output")))
     if fr is not None:
         n["finish_reason"] = str(fr)
+    return calls
+
+
+def _chat_message_calls(out: Any) -> list[tuple[str, str | None]]:
+    """Tool calls of an OpenAI chat message (or a list of them) as Langfuse's OpenAI
+    integration records a generation's output (``{"role": "assistant", "tool_calls": [{"id",
+    "function": {"name", "arguments"}}]}``): (id, tool name)."""
+    calls: list[tuple[str, str | None]] = []
+    for m in out if isinstance(out, list) else (out,):
+        tcs = m.get("tool_calls") if isinstance(m, dict) else None
+        for c in tcs if isinstance(tcs, list) else ():
+            if isinstance(c, dict) and isinstance(c.get("id"), str) and c["id"]:
+                fn = c.get("function")
+                name = fn.get("name") if isinstance(fn, dict) else c.get("name")
+                calls.append((c["id"], name if isinstance(name, str) else None))
     return calls
 
 
@@ -359,8 +378,8 @@ def _rest(sp: Span, a: dict[str, Any], anns: list[dict[str, Any]],
 
 
 def node_fields(sp: Span, a: dict[str, Any], flat: dict[str, list[dict[str, Any]]]
-                ) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
-    """(NodeIn fields, extra human nodes, decided tool-call ids) of one span.
+                ) -> tuple[dict[str, Any], list[dict[str, Any]], list[tuple[str, str | None]]]:
+    """(NodeIn fields, extra human nodes, decided tool calls as (id, tool name)) of one span.
 
     The fields dict holds only the fields that are not ``None`` (all of them default to
     ``None``): a key fewer is less for pydantic to validate, ~0.7 µs a node (bench/RESULTS.md).
@@ -370,7 +389,7 @@ def node_fields(sp: Span, a: dict[str, Any], flat: dict[str, list[dict[str, Any]
     kind, source = classify(a, human=bool(human))
     n = _base_fields(sp, a, kind, source)
     _error(sp, a, n)
-    calls: list[str] = []
+    calls: list[tuple[str, str | None]] = []
     if kind in _MODEL_KINDS:
         calls = _model_fields(a, flat, n)
     elif kind in ("retrieval", "rerank"):

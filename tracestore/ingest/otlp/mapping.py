@@ -214,6 +214,7 @@ def map_spans(spans: Iterable[Span], *, max_nodes_per_trace: int | None = None) 
         res_fields: list[dict[str, str]] = []
         nodes: list[NodeIn] = []
         tedges: list[EdgeIn] = []
+        named: dict[str, list[tuple[str, str | None]]] = {}  # llm span → its (call id, name)
         for sp in group:
             got = _span_nodes(sp, rejected)
             if got is None:
@@ -236,8 +237,10 @@ def map_spans(spans: Iterable[Span], *, max_nodes_per_trace: int | None = None) 
             _trace_extras(a, meta, tags, keys)
             if outcome is None and node.kind != "outcome" and "tracestore.outcome.status" in a:
                 outcome = _outcome(a)
-            for call in calls:
+            for call, _name in calls:
                 decided[(trace_id, call)] = sp.span_id
+            if calls:
+                named[sp.span_id] = calls
             if node.kind == "tool" and node.tool_call_id:
                 executed[(trace_id, node.tool_call_id)] = sp.span_id
             for lt, ls, _ in sp.links:
@@ -245,6 +248,8 @@ def map_spans(spans: Iterable[Span], *, max_nodes_per_trace: int | None = None) 
                     tedges.append(EdgeIn(src=ls, dst=sp.span_id, kind="link"))
         if nodes:
             _wrappers_to_steps(nodes)
+            if named:
+                nodes = _infer_tool_calls(trace_id, nodes, named, executed)
             traces.append(_trace(trace_id, nodes, tedges, fields, res_fields, meta, tags,
                                  outcome))
     return Mapped(traces, rejected, decided, executed)
@@ -276,8 +281,45 @@ def _wrappers_to_steps(nodes: list[NodeIn]) -> None:
         nodes[i] = nodes[i].model_copy(update={"kind": "chain"})
 
 
+def _infer_tool_calls(trace_id: str, nodes: list[NodeIn],
+                      named: dict[str, list[tuple[str, str | None]]],
+                      executed: dict[tuple[str, str], str]) -> list[NodeIn]:
+    """Join a tool node that carries no tool-call id (Langfuse tool observations have none)
+    to the call that asked for it: the latest model call under the same parent, started
+    before the tool, that decided a call of the tool's name not yet run by another tool node
+    (tools taken in start order). The tool node gets that id as ``tool_call_id`` and
+    ``tracestore.tool_call.inferred`` in its attributes, and joins as executed (a ``tool_call``
+    edge; docs/ingest.md, "Inferred tool-call joins"). Only among this request's spans of the
+    trace."""
+    taken = {call for (t, call) in executed if t == trace_id}
+    deciders: dict[str | None, list[NodeIn]] = {}
+    for m in nodes:
+        if m.node_id in named:
+            deciders.setdefault(m.parent_id, []).append(m)
+    idless = sorted((i for i, n in enumerate(nodes) if n.kind == "tool" and not n.tool_call_id
+                     and n.tool_name and n.parent_id in deciders),
+                    key=lambda i: (nodes[i].start or 0.0, nodes[i].node_id))
+    for i in idless:
+        n = nodes[i]
+        best: tuple[float, str, str] | None = None  # (start, llm node, call id)
+        for m in deciders[n.parent_id]:
+            if (m.start or 0.0) > (n.start or 0.0):
+                continue
+            call = next((c for c, nm in named[m.node_id]
+                         if nm == n.tool_name and c not in taken), None)
+            if call is not None and (best is None or (m.start or 0.0, m.node_id) > best[:2]):
+                best = (m.start or 0.0, m.node_id, call)
+        if best is not None:
+            taken.add(best[2])
+            attrs = {**(n.attributes or {}), "tracestore.tool_call.inferred": True}
+            nodes[i] = n.model_copy(update={"tool_call_id": best[2], "attributes": attrs})
+            executed[(trace_id, best[2])] = n.node_id
+    return nodes
+
+
 def _span_nodes(sp: Span, rejected: list[Rejected]
-                ) -> tuple[dict[str, Any], str, NodeIn, list[NodeIn], list[str]] | None:
+                ) -> tuple[dict[str, Any], str, NodeIn, list[NodeIn],
+                           list[tuple[str, str | None]]] | None:
     """(canonical attributes, their keys joined, node, extra human nodes, decided tool-call
     ids) of one span, or None (and a reason in ``rejected``) when it fails validation."""
     keys = "\n".join(sp.attributes)
