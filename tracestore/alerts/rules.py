@@ -30,7 +30,8 @@ class AlertRuleIn(BaseModel):
     increase, a share (0–1) for the unpriced share; unused by ``…_above_baseline`` (the
     workflow's stored baseline is the threshold)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: a threshold sent as the string "1" is refused, as the schema says (a number)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: Name
     kind: Kind

@@ -9,7 +9,6 @@ from fastapi.responses import StreamingResponse
 
 from tracestore.api.deps import EngineDep, ReadProjectDep
 from tracestore.api.problems import PROBLEM_RESPONSES
-from tracestore.errors import ValidationFailed
 from tracestore.reports.focus import (
     ALLOCATION_METHOD_ID,
     FOCUS_VERSION,
@@ -44,8 +43,6 @@ def export_focus(
 ) -> StreamingResponse:
     """One row per trace and model, FOCUS 1.3 column names plus ``x_`` columns for waste and
     outcome; the waste allocation method is named on every row (docs/export.md)."""
-    if since is not None and until is not None and since >= until:
-        raise ValidationFailed("since must be before until")
     rows = focus_rows(engine, FocusQuery(project.id, since, until, workflow, team, feature))
     body = write_csv(rows) if format == "csv" else write_jsonl(rows)
     return StreamingResponse(body, media_type=MEDIA[format], headers={
