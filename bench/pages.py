@@ -1,0 +1,94 @@
+"""Server time of every analyst page on a large store (issue 17: p50 <= 300 ms at 1M nodes).
+
+    python -m bench.pages --nodes 1000000 [--db FILE] [--repeat 20] [--append]
+
+Builds (or reuses) a SQLite store the way :mod:`bench.queries` does (the seeded demo
+generator through ``Writer.ingest_native``, summaries in start-time order), analyses the
+pages' week (2026-W47: findings and summaries as the server would have them), then requests each
+page in-process through the real app (``TestClient``: routing, auth, queries, Jinja2) — 5 warm-up
+requests, then ``--repeat`` measured — and prints wall p50/p95 and CPU p50 per page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bench.queries import build_store, measure
+from tracestore.analysis import Window, analyze_window, default_suite
+from tracestore.api import create_app
+from tracestore.config import Settings
+from tracestore.demo import W47_START
+from tracestore.store.engine import make_engine
+from tracestore.store.tables import FINDING_T, NODE_T, TRACE_T
+
+WEEK = 7 * 86400.0
+
+
+def _analyse_week(url: str) -> float:
+    engine = make_engine(url)
+    t0 = time.perf_counter()
+    analyze_window(engine, project_id=1, window=Window(since=W47_START, until=W47_START + WEEK),
+                   suite=default_suite(), baseline_days=28.0, now=W47_START + 8 * 86400)
+    engine.dispose()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--nodes", type=int, default=1_000_000)
+    ap.add_argument("--db", type=Path, default=None, help="SQLite file to build or reuse.")
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--append", action="store_true", help="Append to bench/RESULTS.md.")
+    args = ap.parse_args()
+    db = args.db or Path(tempfile.mkdtemp()) / "bench_pages.db"
+    url = f"sqlite:///{db}"
+    lines = []
+    if not db.exists():
+        print(f"building {db} …", flush=True)
+        built = build_store(url, args.nodes)
+        lines.append(f"built: ingest {built['ingest_s']:.0f} s, summaries "
+                     f"{built['summaries_s']:.0f} s; analysis of 2026-W47 "
+                     f"{_analyse_week(url):.0f} s")
+    engine = make_engine(url)
+    with Session(engine) as s:
+        nodes = s.execute(select(func.count()).select_from(NODE_T)).scalar_one()
+        traces = s.execute(select(func.count()).select_from(TRACE_T)).scalar_one()
+        findings = s.execute(select(func.count()).select_from(FINDING_T)).scalar_one()
+        trace_id = s.execute(select(FINDING_T.c.trace_id).order_by(
+            FINDING_T.c.wasted_cost_usd.desc()).limit(1)).scalar() or "none"
+    engine.dispose()
+    lines.insert(0, f"store: {nodes:,} nodes, {traces:,} traces, {findings:,} findings "
+                    "(SQLite); pages for 2026-W47")
+    week = {"week": "2026-W47"}
+    pages = [("/", week), ("/", {**week, "workflow": "support_triage"}),
+             ("/workflows/support_triage", week), ("/paths", week),
+             ("/paths", {**week, "workflow": "support_triage"}), ("/findings", week),
+             (f"/traces/{trace_id}", {}), ("/prices", week), ("/digest", week)]
+    with TestClient(create_app(Settings(database_url=url, settle_seconds=0,
+                                        alert_interval_seconds=0))) as client:
+        for path, params in pages:
+            p50, p95, cpu, size = measure(client, path, params, args.repeat)
+            shown = path if not path.startswith("/traces/") else "/traces/{id}"
+            lines.append(f"GET {shown} {params or ''}: p50 {p50:.1f} ms, p95 {p95:.1f} ms wall; "
+                         f"p50 {cpu:.1f} ms CPU ({size:,} bytes)")
+    lines.append(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
+                 "cores")
+    text = "\n".join(lines)
+    print(text)
+    if args.append:
+        with open(os.path.join(os.path.dirname(__file__), "RESULTS.md"), "a") as f:
+            f.write(f"\n## pages (issue 17): server time per page\n\n`python -m bench.pages "
+                    f"--nodes {args.nodes}` on {time.strftime('%Y-%m-%d')}; target p50 <= "
+                    f"300 ms at 1M nodes.\n\n```\n{text}\n```\n")
+
+
+if __name__ == "__main__":
+    main()
