@@ -1,6 +1,7 @@
 """One agent run instrumented by a real client library, sending its spans to tracestore.
 
-    python py_clients.py openinference|otel-genai-off|otel-genai-event|langfuse
+    python py_clients.py openinference|otel-genai-off|otel-genai-event|langfuse|langchain|
+                         traceloop|pydantic-ai
 
 Environment: ``FAKE_BASE`` (the fake provider's ``…/v1``), ``TRACESTORE_URL`` (the server).
 The run: a chat call, a tool round (the model asks for ``get_weather``, the tool answers, the
@@ -125,6 +126,114 @@ def run_langfuse() -> None:
     lf.shutdown()
 
 
+def run_langchain() -> None:
+    """LangChain (langchain-openai ChatOpenAI) traced by openinference-instrumentation-langchain:
+    the same calls through LangChain, a tool bound with bind_tools, and a retriever. LangChain's
+    callbacks have no embedding event, so no embedding is traced (the test expects none)."""
+    from langchain_core.callbacks import CallbackManagerForRetrieverRun
+    from langchain_core.documents import Document
+    from langchain_core.messages import HumanMessage, SystemMessage
+    from langchain_core.retrievers import BaseRetriever
+    from langchain_core.tools import tool
+    from langchain_openai import ChatOpenAI
+    from openinference.instrumentation import using_attributes
+    from openinference.instrumentation.langchain import LangChainInstrumentor
+    from opentelemetry import trace
+
+    provider = otel_provider("langchain-agent")
+    LangChainInstrumentor().instrument(tracer_provider=provider)
+
+    @tool
+    def get_weather(city: str) -> str:
+        """Weather of a city"""
+        return '{"temp_c": 18}'
+
+    class KB(BaseRetriever):
+        def _get_relevant_documents(self, query: str, *,
+                                    run_manager: CallbackManagerForRetrieverRun
+                                    ) -> list[Document]:
+            return [Document(page_content="Paris is the capital.", id="doc-1")]
+
+    llm = ChatOpenAI(model="gpt-4o-mini", api_key="sk-fake", base_url=FAKE,  # type: ignore[arg-type]
+                     stream_usage=True)
+    msgs = [SystemMessage("You answer briefly."), HumanMessage("What is the capital of France?")]
+    with (using_attributes(session_id="session-7", user_id="user-42"),
+          trace.get_tracer("agent").start_as_current_span("qa_agent")):
+        llm.invoke(msgs)
+        bound = llm.bind_tools([get_weather])
+        first = bound.invoke(msgs)
+        result = get_weather.invoke(first.tool_calls[0])  # a ToolMessage with the call's id
+        bound.invoke([*msgs, first, result])
+        for _ in llm.stream(msgs):
+            pass
+        KB().invoke("capital of France")
+    provider.shutdown()
+
+
+def run_traceloop() -> None:
+    """traceloop-sdk (OpenLLMetry): Traceloop.init pointed at the server, the OpenAI calls in a
+    workflow, the tool as a @tool, session and user as association properties."""
+    os.environ["TRACELOOP_TELEMETRY"] = "false"
+    from openai import OpenAI
+    from traceloop.sdk import Traceloop
+    from traceloop.sdk.decorators import tool, workflow
+
+    Traceloop.init(app_name="traceloop-agent", api_endpoint=SERVER, disable_batch=True)
+
+    @tool(name="get_weather")
+    def get_weather(call: Any) -> str:
+        return '{"temp_c": 18}'
+
+    @workflow(name="qa_agent")
+    def agent() -> None:
+        Traceloop.set_association_properties({"session_id": "session-7", "user_id": "user-42"})
+        workload(OpenAI(api_key="sk-fake", base_url=FAKE), get_weather)
+
+    agent()
+    Traceloop.flush() if hasattr(Traceloop, "flush") else None
+
+
+def run_pydantic_ai() -> None:
+    """pydantic-ai: an Agent on an OpenAI-compatible model at the fake provider, instrumented
+    (pydantic-ai 2 dropped Agent(instrument=True) for Agent.instrument_all(True)) with the OTel
+    SDK exporter; a plain run, a tool run, a streamed run and an embedding."""
+    import asyncio
+
+    from opentelemetry import trace
+    from pydantic_ai import Agent
+    from pydantic_ai.embeddings import Embedder
+    from pydantic_ai.embeddings.openai import OpenAIEmbeddingModel
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    provider = otel_provider("pydantic-ai-agent")
+    oai = OpenAIProvider(base_url=FAKE, api_key="sk-fake")
+    model = OpenAIChatModel("gpt-4o-mini", provider=oai)
+    Agent.instrument_all(True)
+    plain = Agent(model, instructions="You answer briefly.")
+    tooled = Agent(model, instructions="You answer briefly.")
+
+    @tooled.tool_plain
+    def get_weather(city: str) -> str:
+        """Weather of a city"""
+        return '{"temp_c": 18}'
+
+    embedder = Embedder(OpenAIEmbeddingModel("text-embedding-3-small", provider=oai),
+                        instrument=True)
+
+    async def run() -> None:
+        await plain.run("What is the capital of France?")
+        await tooled.run("What is the capital of France?")
+        async with plain.run_stream("What is the capital of France?") as r:
+            async for _ in r.stream_text():
+                pass
+        await embedder.embed_query("capital of France")
+
+    with trace.get_tracer("agent").start_as_current_span("qa_agent"):
+        asyncio.run(run())
+    provider.shutdown()
+
+
 if __name__ == "__main__":
     which = sys.argv[1]
     if which == "openinference":
@@ -133,5 +242,11 @@ if __name__ == "__main__":
         run_otel_genai(which.removeprefix("otel-genai-"))
     elif which == "langfuse":
         run_langfuse()
+    elif which == "langchain":
+        run_langchain()
+    elif which == "traceloop":
+        run_traceloop()
+    elif which == "pydantic-ai":
+        run_pydantic_ai()
     else:
         raise SystemExit(f"unknown client {which!r}")

@@ -3,8 +3,9 @@
 against the provider's truth, and the conformance table in docs/conformance.md generated from
 what these runs store, kept in README.md (TRACESTORE_WRITE_CONFORMANCE=1 rewrites it).
 
-The libraries live in their own virtualenv, ``.venv-clients/py`` (tests/clients/
-requirements-py.txt), created here on first use: their pins must not move ours."""
+The libraries live in their own virtualenvs, ``.venv-clients/py*`` (tests/clients/
+requirements-py*.txt), created here on first use and kept while their requirements file is
+unchanged: their pins must not move ours."""
 
 from __future__ import annotations
 
@@ -39,7 +40,15 @@ RUNS = {  # client → what the run exercises beyond chat, tools, streaming and 
     "langfuse 3.15.0 (langfuse.openai, observations)": "langfuse3",
     "Vercel AI SDK: ai 7.0.185 + @ai-sdk/otel OpenTelemetry (GenAI semconv)": "vercel-semconv",
     "Vercel AI SDK: ai 7.0.185 + @ai-sdk/otel LegacyOpenTelemetry (ai.* spans)": "vercel-legacy",
+    "LangChain 1.8 (langchain-openai) + openinference-instrumentation-langchain 0.1.80":
+        "langchain",
+    "pydantic-ai 2.78.0 (Agent.instrument_all, OTel SDK exporter)": "pydantic-ai",
 }
+# Each Python run's virtualenv and requirements file (default: "py").
+VENV_OF = {"langfuse3": "langfuse3", "langchain": "langchain", "pydantic-ai": "pydantic-ai"}
+# LangChain's callbacks have no embedding event: no embedding span to expect (langchain-core
+# Embeddings.embed_query runs no callback manager).
+NO_EMBED_SPAN = {"langchain"}
 # @ai-sdk/otel's OpenTelemetry integration sends cache counts but no reasoning tokens
 # (dist/index.js sets only gen_ai.usage.{input,output,cache_read.input,cache_creation.input}).
 NO_REASONING = {"vercel-semconv"}
@@ -58,6 +67,8 @@ NOT_SENT = {
     ("otel-genai-event", "tool joins"), ("openinference", "documents"),
     ("otel-genai-off", "documents"), ("otel-genai-event", "documents"),
     ("vercel-semconv", "documents"), ("vercel-legacy", "documents"),
+    # pydantic-ai has no retriever and no trace-level session/user API
+    ("pydantic-ai", "documents"), ("pydantic-ai", "session/user"),
 }
 
 
@@ -102,7 +113,7 @@ def client_python() -> dict[str, Path]:
     """The interpreter each Python run uses (the Node runs use tests/clients/node)."""
     _node_modules()
     return {"py": _venv("py", "requirements-py.txt"),
-            "langfuse3": _venv("py-langfuse3", "requirements-py-langfuse3.txt")}
+            **{v: _venv(f"py-{v}", f"requirements-py-{v}.txt") for v in set(VENV_OF.values())}}
 
 
 def _price(model: str, i: int, o: int, cached: int = 0) -> float:
@@ -113,7 +124,7 @@ def _price(model: str, i: int, o: int, cached: int = 0) -> float:
 
 
 def _run(pythons: dict[str, Path], which: str, tmp: Path) -> dict[str, Any]:
-    python = pythons.get(which, pythons["py"])
+    python = pythons[VENV_OF.get(which, "py")]
     script = "langfuse" if which == "langfuse3" else which
     settings = Settings(database_url=f"sqlite:///{tmp / (which + '.db')}", settle_seconds=3600,
                         alert_interval_seconds=0)
@@ -145,17 +156,18 @@ def _checks(which: str, t: dict[str, Any]) -> dict[str, bool]:
     tools = [n for n in nodes if n["kind"] == "tool"]
     links = {(e["source"], e["target"]) for e in t["graph"]["links"] if "tool_call" in e["kinds"]}
     retrievals = [n for n in nodes if n["kind"] == "retrieval"]
+    n_embed = 0 if which in NO_EMBED_SPAN else 1
     return {
-        "kind": len(chats) == 4 and len(embeds) == 1,
+        "kind": len(chats) == 4 and len(embeds) == n_embed,
         "model": all(n["model"] in (CHAT_MODEL, "gpt-4o-mini") for n in chats)
         and all(n["model"] == EMBED_MODEL for n in embeds),
         "provider": bool(model_nodes) and all(n["provider"] == "openai" for n in model_nodes),
-        "tokens": len(used) == 5
+        "tokens": len(used) == 4 + n_embed
         and all((n["input_tokens"], n["output_tokens"]) == ((8, 0) if n["kind"] == "embedding"
                                                             else (120, 30)) for n in used),
         "cache/reasoning": all((n["cache_read_tokens"], n["reasoning_tokens"]) == (
             40, 0 if which in NO_REASONING else 10) for n in chats),
-        "cost": len(used) == 5 and all(n["cost_usd"] is not None and abs(n["cost_usd"] - (
+        "cost": len(used) == 4 + n_embed and all(n["cost_usd"] is not None and abs(n["cost_usd"] - (
             _price(EMBED_MODEL, 8, 0) if n["kind"] == "embedding"
             else _price(CHAT_MODEL, 120, 30, 40 if cache else 0))) < 1e-9 for n in used),
         "content": bool(chats) and "capital of France" in (chats[0]["prompt"] or "")
