@@ -47,10 +47,12 @@ def otel_provider(service: str) -> Any:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    # the batch processor, as the OTel SDK's setup guides use (shutdown flushes it): a tool and
+    # the model call that asked for it arrive together, which an inferred join needs
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(
         endpoint=f"{SERVER}/v1/traces")))
     trace.set_tracer_provider(provider)
     return provider
