@@ -513,6 +513,9 @@ class FindingPublic(BaseModel):
     message: str = Field(description="One sentence a person can act on.")
     trace_started_at: str | None
     created_at: str | None = Field(description="When the analysis that found it ran.")
+    wasted_seconds: float | None = Field(
+        None, description="Time spent in the waste: the summed durations (end - start) of the "
+        "finding's nodes that have both times; null when none has.")
 
 
 class TraceDetail(TracePublic):

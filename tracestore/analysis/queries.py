@@ -15,7 +15,12 @@ from sqlalchemy.orm import Session
 
 from tracestore.errors import BadRequest
 from tracestore.schemas import FindingPublic
-from tracestore.store.read import decode_cursor, encode_cursor, finding_public
+from tracestore.store.read import (
+    add_wasted_seconds,
+    decode_cursor,
+    encode_cursor,
+    finding_public,
+)
 from tracestore.store.tables import FINDING_T, TRACE_T
 
 __all__ = ["ORDERS", "FindingFilters", "list_findings"]
@@ -86,6 +91,7 @@ def list_findings(
         select(FINDING_T).where(*conds).order_by(sort_col.desc(), c.id).limit(limit + 1)
     ).mappings().all()
     items = [finding_public(r) for r in rows[:limit]]
+    add_wasted_seconds(session, project_id=project_id, findings=items)
     nxt = None
     if len(rows) > limit:
         last = rows[limit - 1]

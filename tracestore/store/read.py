@@ -7,7 +7,7 @@ and id, so pages stay stable and cheap however deep they go.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,7 @@ from tracestore.store.tables import (
 
 __all__ = [
     "TraceFilters",
+    "add_wasted_seconds",
     "decode_cursor",
     "encode_cursor",
     "finding_public",
@@ -253,6 +254,26 @@ def finding_public(m: Any) -> FindingPublic:
     )
 
 
+def _seconds(durations: dict[tuple[str, str], float], f: FindingPublic) -> float | None:
+    spans = [durations[(f.trace_id, n)] for n in f.node_ids if (f.trace_id, n) in durations]
+    return round(sum(spans), 6) if spans else None
+
+
+def add_wasted_seconds(session: Session, *, project_id: int,
+                       findings: Sequence[FindingPublic]) -> None:
+    """Set each finding's ``wasted_seconds`` from its nodes' stored start and end (one read of
+    the findings' traces' node times, by the primary key)."""
+    if not findings:
+        return
+    n = NODE_T.c
+    rows = session.execute(select(n.trace_id, n.node_id, n.start, n.end).where(
+        n.project_id == project_id, n.trace_id.in_({f.trace_id for f in findings}),
+        n.start.is_not(None), n.end.is_not(None)))
+    durations = {(t, nid): max(float(e) - float(s), 0.0) for t, nid, s, e in rows}
+    for f in findings:
+        f.wasted_seconds = _seconds(durations, f)
+
+
 def get_trace(session: Session, *, project_id: int, trace_id: str) -> TraceDetail:
     """One trace with nodes, stored edges, outcomes of its task and findings."""
     trow, nodes, edges = load_trace_rows(session, project_id=project_id, trace_id=trace_id)
@@ -285,6 +306,10 @@ def get_trace(session: Session, *, project_id: int, trace_id: str) -> TraceDetai
             .order_by(FINDING_T.c.wasted_cost_usd.desc(), FINDING_T.c.id)
         )
     ]
+    durations = {(trace_id, nd["node_id"]): max(float(nd["end"]) - float(nd["start"]), 0.0)
+                 for nd in nodes if nd.get("start") is not None and nd.get("end") is not None}
+    for f in findings:
+        f.wasted_seconds = _seconds(durations, f)
     return TraceDetail(
         **pub.model_dump(),
         nodes=[_node_public(n) for n in nodes],
