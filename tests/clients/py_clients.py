@@ -1,7 +1,7 @@
 """One agent run instrumented by a real client library, sending its spans to tracestore.
 
     python py_clients.py openinference|otel-genai-off|otel-genai-event|langfuse|langchain|
-                         traceloop|pydantic-ai
+                         pydantic-ai
 
 Environment: ``FAKE_BASE`` (the fake provider's ``…/v1``), ``TRACESTORE_URL`` (the server).
 The run: a chat call, a tool round (the model asks for ``get_weather``, the tool answers, the
@@ -172,29 +172,6 @@ def run_langchain() -> None:
     provider.shutdown()
 
 
-def run_traceloop() -> None:
-    """traceloop-sdk (OpenLLMetry): Traceloop.init pointed at the server, the OpenAI calls in a
-    workflow, the tool as a @tool, session and user as association properties."""
-    os.environ["TRACELOOP_TELEMETRY"] = "false"
-    from openai import OpenAI
-    from traceloop.sdk import Traceloop
-    from traceloop.sdk.decorators import tool, workflow
-
-    Traceloop.init(app_name="traceloop-agent", api_endpoint=SERVER, disable_batch=True)
-
-    @tool(name="get_weather")
-    def get_weather(call: Any) -> str:
-        return '{"temp_c": 18}'
-
-    @workflow(name="qa_agent")
-    def agent() -> None:
-        Traceloop.set_association_properties({"session_id": "session-7", "user_id": "user-42"})
-        workload(OpenAI(api_key="sk-fake", base_url=FAKE), get_weather)
-
-    agent()
-    Traceloop.flush() if hasattr(Traceloop, "flush") else None
-
-
 def run_pydantic_ai() -> None:
     """pydantic-ai: an Agent on an OpenAI-compatible model at the fake provider, instrumented
     (pydantic-ai 2 dropped Agent(instrument=True) for Agent.instrument_all(True)) with the OTel
@@ -246,8 +223,6 @@ if __name__ == "__main__":
         run_langfuse()
     elif which == "langchain":
         run_langchain()
-    elif which == "traceloop":
-        run_traceloop()
     elif which == "pydantic-ai":
         run_pydantic_ai()
     else:
