@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -112,8 +113,12 @@ def _node_modules() -> None:
 def client_python() -> dict[str, Path]:
     """The interpreter each Python run uses (the Node runs use tests/clients/node)."""
     _node_modules()
-    return {"py": _venv("py", "requirements-py.txt"),
-            **{v: _venv(f"py-{v}", f"requirements-py-{v}.txt") for v in set(VENV_OF.values())}}
+    wanted = {"py": ("py", "requirements-py.txt"),
+              **{v: (f"py-{v}", f"requirements-py-{v}.txt") for v in set(VENV_OF.values())}}
+    # Built side by side: each is mostly waiting on the package registry (4 x ~1 min apart).
+    with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+        futures = {k: pool.submit(_venv, *args) for k, args in wanted.items()}
+        return {k: f.result() for k, f in futures.items()}
 
 
 def _price(model: str, i: int, o: int, cached: int = 0) -> float:
