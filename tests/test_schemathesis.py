@@ -53,6 +53,7 @@ CHECKS = [*CONFORMANCE, positive_data_acceptance, negative_data_rejection]
 # conformance only. Remove an entry once its route answers schema-valid requests and refuses
 # schema-violating ones.
 NOT_YET_BOTH_WAYS = {
+    ("PUT", "/api/v1/alerts"),  # a rule kind's own needs (a budget needs a threshold)
     ("POST", "/v1/metrics"),  # any JSON accepted
     ("POST", "/api/v1/simulate"),  # valid_to <= valid_from of a scenario price is a 422
     # Rules no JSON Schema can state: two entries with the same node_kind, provider,
