@@ -12,7 +12,6 @@ requests, then ``--repeat`` measured — and prints wall p50/p95 and CPU p50 per
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bench.queries import build_store, measure
+from bench.queries import build_store, measure, report
 from tracestore.analysis import Window, analyze_window, default_suite
 from tracestore.api import create_app
 from tracestore.config import Settings
@@ -79,15 +78,9 @@ def main() -> None:
             shown = path if not path.startswith("/traces/") else "/traces/{id}"
             lines.append(f"GET {shown} {params or ''}: p50 {p50:.1f} ms, p95 {p95:.1f} ms wall; "
                          f"p50 {cpu:.1f} ms CPU ({size:,} bytes)")
-    lines.append(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
-                 "cores")
-    text = "\n".join(lines)
-    print(text)
-    if args.append:
-        with open(os.path.join(os.path.dirname(__file__), "RESULTS.md"), "a") as f:
-            f.write(f"\n## pages (issue 17): server time per page\n\n`python -m bench.pages "
-                    f"--nodes {args.nodes}` on {time.strftime('%Y-%m-%d')}; target p50 <= "
-                    f"300 ms at 1M nodes.\n\n```\n{text}\n```\n")
+    report(lines, append=args.append, heading="pages (issue 17): server time per page",
+           command=f"python -m bench.pages --nodes {args.nodes}",
+           target="p50 <= 300 ms at 1M nodes")
 
 
 if __name__ == "__main__":

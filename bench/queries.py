@@ -140,15 +140,21 @@ def main() -> None:
             extra = {k: v for k, v in params.items() if k not in ("since", "until", "workflow")}
             lines.append(f"GET {path} {extra or ''}: p50 {p50:.1f} ms, p95 {p95:.1f} ms wall; "
                          f"p50 {cpu:.1f} ms CPU ({size:,} bytes)")
-    lines.append(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
-                 "cores")
+    report(lines, append=args.append,
+           heading="queries (issue 6): /paths and /attribution, one workflow-week",
+           command=f"python -m bench.queries --nodes {args.nodes}", target="p50 ≤ 200 ms")
+
+
+def report(lines: list[str], *, append: bool, heading: str, command: str, target: str) -> None:
+    """Print the figures with the machine load, and with ``append`` add them to RESULTS.md."""
+    lines = [*lines, f"load average during the run: {os.getloadavg()[0]:.1f} on "
+                     f"{os.cpu_count()} cores"]
     text = "\n".join(lines)
     print(text)
-    if args.append:
+    if append:
         with open(os.path.join(os.path.dirname(__file__), "RESULTS.md"), "a") as f:
-            f.write(f"\n## queries (issue 6): /paths and /attribution, one workflow-week\n\n"
-                    f"`python -m bench.queries --nodes {args.nodes}` on {time.strftime('%Y-%m-%d')}"
-                    f"; target p50 ≤ 200 ms.\n\n```\n{text}\n```\n")
+            f.write(f"\n## {heading}\n\n`{command}` on {time.strftime('%Y-%m-%d')}; target "
+                    f"{target}.\n\n```\n{text}\n```\n")
 
 
 if __name__ == "__main__":

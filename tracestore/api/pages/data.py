@@ -156,10 +156,9 @@ def trace_view(detail: TraceDetail) -> dict[str, Any]:
         rows.append(WaterfallRow(n.model_dump(), depth[n.node_id], start, max(end, start),
                                  tuple(dict.fromkeys(codes.get(n.node_id, ())))))
     index = {n.node_id: i for i, n in enumerate(nodes)}
-    extra = [(index[a], index[b], kind) for a, b, kind in _extra_edges(detail)
-             if a in index and b in index]
-    return {"svg": waterfall(rows, extra), "rows": rows, "codes": codes,
-            "edges": _extra_edges(detail)}
+    edges = _extra_edges(detail)
+    extra = [(index[a], index[b], kind) for a, b, kind in edges if a in index and b in index]
+    return {"svg": waterfall(rows, extra), "rows": rows, "codes": codes, "edges": edges}
 
 
 def _extra_edges(detail: TraceDetail) -> list[tuple[str, str, str]]:

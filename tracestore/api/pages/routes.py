@@ -69,7 +69,7 @@ def page_project(request: Request) -> ProjectCtx | None:
     when a key is needed and missing (the page then asks for one)."""
     request.state.page = True
     try:
-        return require("read")(request)
+        return _read(request)
     except Unauthorized:
         return None
 
