@@ -26,6 +26,7 @@ import orjson
 from sqlalchemy import Engine, and_, case, func, select
 from sqlalchemy.orm import Session
 
+from tracestore.reports.queries import trace_conds
 from tracestore.schemas import MODEL_KINDS
 from tracestore.store.tables import NODE_T, SUMMARY_T, TRACE_T
 
@@ -71,13 +72,8 @@ def _iso(ts: float | None) -> str | None:
 
 def _statement(q: FocusQuery) -> Any:
     t, n, s = TRACE_T.c, NODE_T.c, SUMMARY_T.c
-    conds = [t.project_id == q.project_id]
-    if q.since is not None:
-        conds.append(t.started_at >= q.since)
-    if q.until is not None:
-        conds.append(t.started_at < q.until)
-    conds += [t[k] == v for k, v in
-              (("workflow", q.workflow), ("team", q.team), ("feature", q.feature)) if v]
+    conds = trace_conds(q.project_id, q.since, q.until, {
+        "workflow": q.workflow or None, "team": q.team or None, "feature": q.feature or None})
     return (
         select(t.trace_id, t.workflow, t.team, t.feature, t.task_id, t.started_at, t.ended_at,
                t.cost_usd.label("trace_cost"), s.waste_usd, s.outcome_status, n.kind,

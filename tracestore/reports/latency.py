@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
+from tracestore.reports.queries import trace_conds
 from tracestore.store.tables import NODE_T, TRACE_T
 
 __all__ = ["GROUPS", "LatencyGroup", "LatencyReport", "latency_report"]
@@ -54,13 +55,7 @@ def _rows(session: Session, project_id: int, group_by: Group, since: float | Non
           until: float | None, workflow: str | None) -> Iterable[tuple[tuple[str | None, ...],
                                                                    float | None, float | None]]:
     t, n = TRACE_T.c, NODE_T.c
-    conds = [t.project_id == project_id]
-    if since is not None:
-        conds.append(t.started_at >= since)
-    if until is not None:
-        conds.append(t.started_at < until)
-    if workflow:
-        conds.append(t.workflow == workflow)
+    conds = trace_conds(project_id, since, until, {"workflow": workflow or None})
     if group_by == "workflow":
         for wf, start, end in session.execute(select(t.workflow, t.started_at, t.ended_at)
                                               .where(*conds)):

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Float, case, cast, func, select, true
 from sqlalchemy.orm import Session
 
-from tracestore.store.tables import SUMMARY_T
+from tracestore.store.tables import SUMMARY_T, TRACE_T
 
 __all__ = [
     "OUTCOME_STATUSES",
@@ -55,6 +55,20 @@ def summary_conds(project_id: int, since: float | None, until: float | None,
     if until is not None:
         conds.append(s.started_at < until)
     conds += [s[col] == v for col, v in equals.items() if v is not None]
+    return conds
+
+
+def trace_conds(project_id: int, since: float | None, until: float | None,
+                equals: dict[str, str | None]) -> list[Any]:
+    """The same window and filters on ``traces`` (reads that need the raw roll-ups or a join
+    to nodes): the project, ``since <= started_at < until`` and ``column == value``."""
+    t = TRACE_T.c
+    conds: list[Any] = [t.project_id == project_id]
+    if since is not None:
+        conds.append(t.started_at >= since)
+    if until is not None:
+        conds.append(t.started_at < until)
+    conds += [t[col] == v for col, v in equals.items() if v is not None]
     return conds
 
 

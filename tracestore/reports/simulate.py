@@ -35,6 +35,7 @@ from analyzers.unit_economics import levers, lmdi
 from tracestore.errors import ValidationFailed
 from tracestore.pricing.book import Book, Override, PriceOverrideIn, load_book
 from tracestore.pricing.pricer import Pricer, genai_provider
+from tracestore.reports.queries import trace_conds
 from tracestore.schemas import MODEL_KINDS, Timestamp
 from tracestore.store.tables import FINDING_T, NODE_T, SUMMARY_T, TRACE_T
 
@@ -137,15 +138,7 @@ _NODE_COLS = ("node_id", "kind", "name", "step", "provider", "model", "input_tok
 
 
 def _trace_conds(project_id: int, q: SimulateIn) -> list[Any]:
-    t = TRACE_T.c
-    conds: list[Any] = [t.project_id == project_id]
-    if q.since is not None:
-        conds.append(t.started_at >= q.since)
-    if q.until is not None:
-        conds.append(t.started_at < q.until)
-    if q.workflow:
-        conds.append(t.workflow == q.workflow)
-    return conds
+    return trace_conds(project_id, q.since, q.until, {"workflow": q.workflow or None})
 
 
 def _load_calls(session: Session, project_id: int, q: SimulateIn) -> list[_Call]:

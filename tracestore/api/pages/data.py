@@ -17,6 +17,7 @@ from tracestore.api.pages.window import PageWindow
 from tracestore.pricing.pricer import Pricer
 from tracestore.reports.latency import latency_report
 from tracestore.reports.paths import attribution_report, paths_report
+from tracestore.reports.queries import trace_conds
 from tracestore.reports.simulate import ScenarioIn, SimulateIn, SimulationPublic, simulate
 from tracestore.schemas import FindingPublic, TraceDetail
 from tracestore.store.tables import SETTING_T, SUMMARY_T, TRACE_T
@@ -38,11 +39,8 @@ def findings_page(session: Session, project_id: int, w: PageWindow, *, code: str
 
 def spend_by_day(session: Session, project_id: int, w: PageWindow) -> list[tuple[str, float]]:
     t = TRACE_T.c
-    conds = [t.project_id == project_id, t.started_at >= w.since, t.started_at < w.until]
-    for name in ("workflow", "team", "feature"):
-        value = getattr(w, name)
-        if value is not None:
-            conds.append(t[name] == value)
+    conds = trace_conds(project_id, w.since, w.until,
+                        {"workflow": w.workflow, "team": w.team, "feature": w.feature})
     days: dict[str, float] = defaultdict(float)
     for started, cost in session.execute(select(t.started_at, t.cost_usd).where(*conds)):
         days[datetime.fromtimestamp(started, UTC).date().isoformat()] += float(cost or 0.0)
