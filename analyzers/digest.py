@@ -32,6 +32,7 @@ from analyzers.digest_types import (
     FindingGroup,
     Headline,
     LeverSplit,
+    Maturity,
     PathDigest,
     PathStat,
     WeekAggregates,
@@ -192,6 +193,68 @@ def _by_code(current: WeekAggregates, previous: WeekAggregates,
     return tuple(sorted(rows, key=lambda r: (-r.wasted_usd, -r.previous_wasted_usd, r.code)))
 
 
+def _headline(current: WeekAggregates, previous: WeekAggregates) -> Headline:
+    outcomes = sum(w.outcomes for w in current.workflows)
+    waste = sum(usd for _, usd in current.waste_by_code)
+    spend = current.spend_usd
+    return Headline(
+        spend_usd=_m(spend), previous_spend_usd=_m(previous.spend_usd),
+        change_usd=_m(spend - previous.spend_usd),
+        change_pct=(round((spend - previous.spend_usd) / previous.spend_usd * 100, 1)
+                    if previous.spend_usd else None),
+        traces=current.traces, outcomes=outcomes,
+        cost_per_outcome_usd=_m(spend / outcomes) if outcomes else None,
+        waste_usd=_m(waste), waste_pct=round(waste / spend * 100, 1) if spend else None,
+    )
+
+
+def _coverage(current: WeekAggregates) -> Coverage:
+    spend = current.spend_usd
+    return Coverage(
+        unpriced_calls=current.unpriced_calls, priced_kind_calls=current.priced_kind_calls,
+        unpriced_share=_share(current.unpriced_calls, current.priced_kind_calls),
+        untagged_spend_usd=_m(current.untagged_spend_usd),
+        untagged_share=_share(current.untagged_spend_usd, spend),
+        outcome_spend_share=_share(current.spend_with_outcome_usd, spend),
+    )
+
+
+def _maturity(current: WeekAggregates, coverage: Coverage,
+              workflows: Sequence[WorkflowDigest]) -> Maturity:
+    waste = sum(usd for _, usd in current.waste_by_code)
+    with_baseline = [w for w in workflows if w.baseline_cost_per_outcome_usd is not None]
+    return assess(
+        traces=current.traces, priced_kind_calls=current.priced_kind_calls,
+        unpriced_share=coverage.unpriced_share, untagged_share=coverage.untagged_share,
+        outcome_spend_share=coverage.outcome_spend_share,
+        workflows_with_outcomes=sum(1 for w in workflows if w.outcomes),
+        waste_share=_share(waste, current.spend_usd), baselines_set=len(with_baseline),
+        over_baseline=[w.workflow for w in with_baseline
+                       if w.cost_per_outcome_usd is None
+                       or w.cost_per_outcome_usd > (w.baseline_cost_per_outcome_usd or 0.0)],
+    )
+
+
+def _notes(week: str, current: WeekAggregates, outcomes: int) -> tuple[str, ...]:
+    notes: list[str] = []
+    if current.traces == 0:
+        notes.append(f"No traces were recorded in {week}.")
+    elif outcomes == 0:
+        notes.append("No successful outcomes were recorded: cost per outcome is undefined.")
+    if current.unpriced_calls:
+        notes.append(f"{current.unpriced_calls} of {current.priced_kind_calls} model calls have "
+                     "no known price; spend excludes them (never counted as $0).")
+    return tuple(notes)
+
+
+def _workflows(current: WeekAggregates, previous: WeekAggregates,
+               settings: Iterable[WorkflowSettingIn]) -> tuple[WorkflowDigest, ...]:
+    by_name = {s.name: s for s in settings}
+    prev_wf = {w.workflow: w for w in previous.workflows}
+    return tuple(_workflow(w, prev_wf.get(w.workflow), by_name.get(w.workflow))
+                 for w in sorted(current.workflows, key=lambda w: (-w.cost_usd, w.workflow)))
+
+
 def build_digest(
     *,
     project: str,
@@ -213,48 +276,9 @@ def build_digest(
     ('Blind', 'No traces were recorded in 2026-W47.')
     """
     first, last, _, _ = week_bounds(week)
-    by_name = {s.name: s for s in settings}
-    prev_wf = {w.workflow: w for w in previous.workflows}
-    workflows = tuple(_workflow(w, prev_wf.get(w.workflow), by_name.get(w.workflow))
-                      for w in sorted(current.workflows, key=lambda w: (-w.cost_usd, w.workflow)))
-    outcomes = sum(w.outcomes for w in current.workflows)
-    waste = sum(usd for _, usd in current.waste_by_code)
-    spend = current.spend_usd
-    headline = Headline(
-        spend_usd=_m(spend), previous_spend_usd=_m(previous.spend_usd),
-        change_usd=_m(spend - previous.spend_usd),
-        change_pct=(round((spend - previous.spend_usd) / previous.spend_usd * 100, 1)
-                    if previous.spend_usd else None),
-        traces=current.traces, outcomes=outcomes,
-        cost_per_outcome_usd=_m(spend / outcomes) if outcomes else None,
-        waste_usd=_m(waste), waste_pct=round(waste / spend * 100, 1) if spend else None,
-    )
-    unpriced_share = _share(current.unpriced_calls, current.priced_kind_calls)
-    coverage = Coverage(
-        unpriced_calls=current.unpriced_calls, priced_kind_calls=current.priced_kind_calls,
-        unpriced_share=unpriced_share, untagged_spend_usd=_m(current.untagged_spend_usd),
-        untagged_share=_share(current.untagged_spend_usd, spend),
-        outcome_spend_share=_share(current.spend_with_outcome_usd, spend),
-    )
-    with_baseline = [w for w in workflows if w.baseline_cost_per_outcome_usd is not None]
-    maturity = assess(
-        traces=current.traces, priced_kind_calls=current.priced_kind_calls,
-        unpriced_share=unpriced_share, untagged_share=coverage.untagged_share,
-        outcome_spend_share=coverage.outcome_spend_share,
-        workflows_with_outcomes=sum(1 for w in workflows if w.outcomes),
-        waste_share=_share(waste, spend), baselines_set=len(with_baseline),
-        over_baseline=[w.workflow for w in with_baseline
-                       if w.cost_per_outcome_usd is None
-                       or w.cost_per_outcome_usd > (w.baseline_cost_per_outcome_usd or 0.0)],
-    )
-    notes: list[str] = []
-    if current.traces == 0:
-        notes.append(f"No traces were recorded in {week}.")
-    elif outcomes == 0:
-        notes.append("No successful outcomes were recorded: cost per outcome is undefined.")
-    if current.unpriced_calls:
-        notes.append(f"{current.unpriced_calls} of {current.priced_kind_calls} model calls have "
-                     "no known price; spend excludes them (never counted as $0).")
+    workflows = _workflows(current, previous, settings)
+    headline = _headline(current, previous)
+    coverage = _coverage(current)
     return Digest(
         project=project, week=week, week_start=first, week_end=last,
         previous_week=previous_week(week), headline=headline,
@@ -262,5 +286,6 @@ def build_digest(
         workflows=workflows, paths=_paths(paths), findings=_finding_groups(findings),
         waste_by_code=_by_code(current, previous, findings),
         overrides=current.overrides, override_cost_usd=_m(current.override_cost_usd),
-        coverage=coverage, maturity=maturity, notes=tuple(notes),
+        coverage=coverage, maturity=_maturity(current, coverage, workflows),
+        notes=_notes(week, current, headline.outcomes),
     )
