@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from tests.tracestore.otlp_server import serve
 from tracestore.analysis import Window, analyze_window, default_suite
 from tracestore.api import create_app
+from tracestore.api.pages.routes import DOCS_CSP
 from tracestore.config import Settings
 from tracestore.demo.run import run_demo
 from tracestore.store.engine import make_engine
@@ -224,4 +225,7 @@ def test_default_week_is_the_latest_complete_week_with_data(db_url: str) -> None
         assert page.status_code == 200
         assert 'name="week" value="2026-W47"' in page.text
         assert c.get("/?week=9999-W99").status_code == 422
-        assert c.get("/docs").status_code == 200 and "cdn" not in c.get("/docs").text.lower()
+        docs = c.get("/docs")
+        assert docs.status_code == 200 and "cdn" not in docs.text.lower()
+        assert docs.headers["content-security-policy"] == DOCS_CSP  # set by HtmlCsp
+        assert "content-security-policy" not in c.get("/healthz").headers  # HTML only

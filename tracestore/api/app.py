@@ -16,7 +16,7 @@ from tracestore.analysis.background import AnalysisWorker
 from tracestore.api import pages
 from tracestore.api.apischema import document_ingest_bodies
 from tracestore.api.deps import document_auth
-from tracestore.api.metrics import Metrics, count_requests
+from tracestore.api.metrics import CountRequests, Metrics
 from tracestore.api.metrics import router as metrics_router
 from tracestore.api.middleware import AdmissionMiddleware
 from tracestore.api.params import strict_params
@@ -127,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    export, simulate, latency, alerts):
         app.include_router(module.router, dependencies=checked)
     app.include_router(pages.router, dependencies=checked)  # analyst pages (docs/pages.md)
-    app.middleware("http")(pages.html_csp)
+    app.add_middleware(pages.HtmlCsp)
     app.include_router(metrics_router)
-    app.middleware("http")(count_requests)
+    app.add_middleware(CountRequests)
     return app

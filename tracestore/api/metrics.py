@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -29,10 +29,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracestore.store.tables import DELIVERY_T, FINDING_T, PROJECT_T, TRACE_T
 
-__all__ = ["Metrics", "count_requests", "router"]
+__all__ = ["CountRequests", "Metrics", "router"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LAG_WINDOW_S = 7 * 86400  # analysis lag looks at traces changed in the last week
@@ -124,18 +125,33 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-async def count_requests(request: Request,
-                         call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """HTTP middleware: count each answer by route template (not the raw path, which would
-    make a series per trace id), method and status class."""
-    response = await call_next(request)
-    metrics: Metrics | None = getattr(request.app.state, "metrics", None)
-    if metrics is not None:
-        route = request.scope.get("route")
-        path = getattr(route, "path", None) or "unmatched"
-        metrics.requests.labels(path, request.method,
-                                f"{response.status_code // 100}xx").inc()
-    return response
+class CountRequests:
+    """ASGI middleware: count each answer by route template (not the raw path, which would
+    make a series per trace id), method and status class. Pure ASGI: it only watches the
+    response's start message, so bodies stream through untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500  # no response started: the server error handler answers 500
+
+        async def send_watched(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_watched)
+        finally:
+            metrics: Metrics | None = getattr(scope["app"].state, "metrics", None)
+            if metrics is not None:
+                path = getattr(scope.get("route"), "path", None) or "unmatched"
+                metrics.requests.labels(path, scope["method"], f"{status // 100}xx").inc()
 
 
 router = APIRouter(include_in_schema=False)

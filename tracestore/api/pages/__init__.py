@@ -1,5 +1,5 @@
 """Server-rendered pages for analysts (docs/pages.md)."""
 
-from tracestore.api.pages.routes import html_csp, router
+from tracestore.api.pages.routes import HtmlCsp, router
 
-__all__ = ["html_csp", "router"]
+__all__ = ["HtmlCsp", "router"]

@@ -9,7 +9,7 @@ SameSite=Strict cookie). Another project's trace is a 404 page.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs
@@ -18,6 +18,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracestore.api.deps import PAGE_COOKIE, ProjectCtx, get_session, require
 from tracestore.api.pages import data
@@ -30,7 +32,7 @@ from tracestore.store.engine import upsert
 from tracestore.store.read import get_trace
 from tracestore.store.tables import SETTING_T
 
-__all__ = ["CSP", "DOCS_CSP", "html_csp", "router"]
+__all__ = ["CSP", "DOCS_CSP", "HtmlCsp", "router"]
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -258,15 +260,28 @@ def stylesheet() -> Response:
 
 
 
-async def html_csp(request: Request, call_next: Callable[[Request], Awaitable[Response]]
-                   ) -> Response:
-    """Every HTML answer gets a Content-Security-Policy with no external origin (the pages set
-    their own stricter one; /docs, /redoc and the digest page get DOCS_CSP)."""
-    response = await call_next(request)
-    if (response.headers.get("content-type", "").startswith("text/html")
-            and "content-security-policy" not in response.headers):
-        response.headers["content-security-policy"] = DOCS_CSP
-    return response
+class HtmlCsp:
+    """ASGI middleware: every HTML answer gets a Content-Security-Policy with no external origin
+    (the pages set their own stricter one; /docs, /redoc and the digest page get DOCS_CSP).
+    Pure ASGI, so the body streams through untouched (no response buffering)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_csp(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(raw=message["headers"])
+                if (headers.get("content-type", "").startswith("text/html")
+                        and "content-security-policy" not in headers):
+                    headers["content-security-policy"] = DOCS_CSP
+            await send(message)
+
+        await self.app(scope, receive, send_with_csp)
 
 
 @router.get("/favicon.ico")
