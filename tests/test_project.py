@@ -162,6 +162,17 @@ def test_analyzers_are_pure() -> None:
     assert wrong == []
 
 
+def test_the_store_has_one_json_encoder() -> None:
+    """Every JSON column value is encoded by store/jsontext.py's json_text (orjson; a
+    non-finite float as null). Another stdlib encoder in tracestore/ would write NaN as the
+    NaN token, which PostgreSQL's json type rejects (issue 14: one JSON encoder)."""
+    pattern = re.compile(r"\bjson\.(dumps|dump|JSONEncoder)\b")
+    others = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "tracestore").rglob("*.py"))
+              if pattern.search(p.read_text()) and p.name != "jsontext.py"]
+    assert others == []
+    assert pattern.search((ROOT / "tracestore" / "store" / "jsontext.py").read_text())
+
+
 def _source_files(top: Path) -> list[Path]:
     """The .py and .md files under ``top``, skipping generated and installed trees."""
     import os

@@ -18,7 +18,6 @@ Merging rules (a trace may arrive in many requests, in any order):
 from __future__ import annotations
 
 import hashlib
-import json
 import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -208,7 +207,7 @@ def _trace_upsert(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def _json_or_null(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
+    return None if value is None else json_text(value)
 
 
 def write_outcomes(

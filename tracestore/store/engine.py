@@ -12,7 +12,6 @@ README, "Schema and migrations").
 
 from __future__ import annotations
 
-import json
 import logging
 import operator
 import threading
@@ -40,6 +39,7 @@ from sqlalchemy.pool import NullPool, QueuePool
 from sqlmodel import SQLModel
 
 from tracestore.store import tables  # (also registers the tables on SQLModel.metadata)
+from tracestore.store.jsontext import json_text
 
 log = logging.getLogger("tracestore")
 
@@ -274,7 +274,7 @@ def upsert(
     columns: Sequence[str] | None = None,
     update: bool | Collection[str] = True,
     merge: Collection[str] = (),
-    encode_json: Callable[[Any], str | None] | None = json.dumps,
+    encode_json: Callable[[Any], str | None] | None = json_text,
     nulls: Collection[str] = (),
     batch_size: int = 1000,
 ) -> None:
@@ -291,8 +291,9 @@ def upsert(
     an empty collection) does nothing on a conflict, a collection sets only those columns.
     ``merge``: columns set to ``COALESCE(new, old)`` instead (a part that leaves a field
     null keeps the stored value).
-    ``encode_json``: encodes the values of JSON columns (default ``json.dumps``, the text
-    SQLAlchemy's JSON type stores); ``None``: they are encoded already.
+    ``encode_json``: encodes the values of JSON columns (default
+    :func:`~tracestore.store.jsontext.json_text`, the store's one encoder: the text SQLAlchemy's
+    JSON type stores); ``None``: they are encoded already.
     ``nulls``: columns NULL in every row, written as a literal ``NULL`` and left out of the
     tuples (which then hold the other columns, in order): a bound ``None`` costs sqlite3 an
     adapter lookup, ~1 µs, and a node row has a dozen columns that no row of a typical
