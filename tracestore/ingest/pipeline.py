@@ -186,24 +186,18 @@ def listed_errors(errors: Sequence[ItemError | dict[str, Any]]) -> dict[str, Any
     return out
 
 
-_project_cache: dict[tuple[str, str], int] = {}
-_project_lock = threading.Lock()
-
-
 def project_id_for(engine: Engine, name: str) -> int:
-    """The integer id of project ``name``, creating the project on first use."""
-    key = (str(engine.url), name)
-    pid = _project_cache.get(key)
-    if pid is not None:
-        return pid
-    with _project_lock, session_scope(engine) as s:
-        upsert(s, PROJECT_T, [{"name": name, "created_at": time.time()}],
-               keys=["name"], update=[])
-        pid = int(s.execute(
-            select(PROJECT_T.c.id).where(PROJECT_T.c.name == name)
-        ).scalar_one())
-    _project_cache[key] = pid
-    return pid
+    """The integer id of project ``name``, creating the project on first use (one indexed
+    read when it exists; no cache, so a dropped or recreated store is never answered from
+    memory)."""
+    find = select(PROJECT_T.c.id).where(PROJECT_T.c.name == name)
+    with session_scope(engine) as s:
+        pid = s.execute(find).scalar_one_or_none()
+        if pid is None:
+            upsert(s, PROJECT_T, [{"name": name, "created_at": time.time()}],
+                   keys=["name"], update=[])
+            pid = s.execute(find).scalar_one()
+    return int(pid)
 
 
 class Writer:
