@@ -35,6 +35,9 @@ from analyzers.digest_types import (
     Maturity,
     PathDigest,
     PathStat,
+    Savings,
+    SavingsWorkflow,
+    SimulationIn,
     WeekAggregates,
     WorkflowDigest,
     WorkflowSettingIn,
@@ -44,12 +47,15 @@ from analyzers.findings import Finding
 from analyzers.maturity import assess
 from analyzers.unit_economics import Levers, levers, lmdi
 
-__all__ = ["TOP_N", "build_digest", "lever_split", "previous_week", "week_bounds", "week_of"]
+__all__ = ["SAVINGS_CODES", "TOP_N", "build_digest", "lever_split", "previous_week",
+           "top_fix_codes", "week_bounds", "week_of"]
 
 # The issue asks for the top 10 wasteful paths and findings: what fits one chat message.
 TOP_N = 10
 # Example trace ids per path or finding group: enough to click through, short enough to read.
 EXAMPLES = 3
+# "What the top fixes would have saved": the fixes of the week's 3 costliest finding codes.
+SAVINGS_CODES = 3
 _WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
 
 
@@ -193,6 +199,42 @@ def _by_code(current: WeekAggregates, previous: WeekAggregates,
     return tuple(sorted(rows, key=lambda r: (-r.wasted_usd, -r.previous_wasted_usd, r.code)))
 
 
+def top_fix_codes(waste_by_code: Iterable[tuple[str, float]],
+                  n: int = SAVINGS_CODES) -> tuple[str, ...]:
+    """The ``n`` finding codes with the most booked waste this week (ties by code name),
+    leaving out codes with none: the fixes the digest's savings section simulates.
+
+    >>> top_fix_codes([("a", 1.0), ("b", 5.0), ("c", 0.0), ("d", 5.0), ("e", 2.0)])
+    ('b', 'd', 'e')
+    """
+    ranked = sorted(((c, usd) for c, usd in waste_by_code if usd > 0),
+                    key=lambda r: (-r[1], r[0]))
+    return tuple(c for c, _ in ranked[:n])
+
+
+def _savings(sim: SimulationIn | None) -> Savings | None:
+    """The savings section from the simulator's answer, rounded like the rest of the digest;
+    workflows by saving, largest first."""
+    if sim is None or not sim.fix_codes:
+        return None
+    rows = sorted(sim.workflows, key=lambda w: (-w.saving_usd, w.workflow))
+    return Savings(
+        fix_codes=sim.fix_codes, spend_usd=_m(sim.spend_usd),
+        after_spend_usd=_m(sim.after_spend_usd), saving_usd=_m(sim.saving_usd),
+        saving_pct=(round(sim.saving_usd / sim.spend_usd * 100, 1) if sim.spend_usd
+                    else None),
+        workflows=tuple(SavingsWorkflow(
+            workflow=w.workflow, spend_usd=_m(w.spend_usd), after_spend_usd=_m(w.after_spend_usd),
+            saving_usd=_m(w.saving_usd),
+            cost_per_outcome_usd=(_m(w.cost_per_outcome_usd)
+                                  if w.cost_per_outcome_usd is not None else None),
+            after_cost_per_outcome_usd=(_m(w.after_cost_per_outcome_usd)
+                                        if w.after_cost_per_outcome_usd is not None else None))
+            for w in rows),
+        risks=sim.risks,
+    )
+
+
 def _headline(current: WeekAggregates, previous: WeekAggregates) -> Headline:
     outcomes = sum(w.outcomes for w in current.workflows)
     waste = sum(usd for _, usd in current.waste_by_code)
@@ -264,11 +306,13 @@ def build_digest(
     findings: Sequence[Finding],
     paths: Iterable[PathStat] = (),
     settings: Iterable[WorkflowSettingIn] = (),
+    simulation: SimulationIn | None = None,
 ) -> Digest:
     """Assemble the digest of ``week`` (``"2026-W47"``) for ``project``.
 
     Waste totals come from the aggregates (attribution's booked waste per code); ``findings``
-    (the week's stored findings) give the top-findings section and the count per code.
+    (the week's stored findings) give the top-findings section and the count per code;
+    ``simulation`` (the simulator run with the fixes of :func:`top_fix_codes`) the savings.
 
     >>> d = build_digest(project="p", week="2026-W47", current=WeekAggregates(),
     ...                  previous=WeekAggregates(), findings=())
@@ -287,5 +331,5 @@ def build_digest(
         waste_by_code=_by_code(current, previous, findings),
         overrides=current.overrides, override_cost_usd=_m(current.override_cost_usd),
         coverage=coverage, maturity=_maturity(current, coverage, workflows),
-        notes=_notes(week, current, headline.outcomes),
+        notes=_notes(week, current, headline.outcomes), savings=_savings(simulation),
     )

@@ -25,6 +25,11 @@ __all__ = [
     "Maturity",
     "PathDigest",
     "PathStat",
+    "Savings",
+    "SavingsRisk",
+    "SavingsWorkflow",
+    "SimulatedWorkflow",
+    "SimulationIn",
     "WeekAggregates",
     "WorkflowDigest",
     "WorkflowSettingIn",
@@ -103,6 +108,41 @@ class WorkflowSettingIn:
     name: str
     baseline_cost_per_outcome_usd: float | None = None
     outcome_value_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class SimulatedWorkflow:
+    """One workflow's spend and cost per successful outcome before and after a simulated
+    scenario (``POST /api/v1/simulate``'s per-workflow blocks)."""
+
+    workflow: str
+    spend_usd: float
+    after_spend_usd: float
+    saving_usd: float
+    cost_per_outcome_usd: float | None
+    after_cost_per_outcome_usd: float | None
+
+
+@dataclass(frozen=True)
+class SavingsRisk:
+    """An outcome the scenario might change (the simulator's ``risks``)."""
+
+    workflow: str | None
+    step: str | None
+    to_model: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SimulationIn:
+    """The simulator's answer for the week with the fixes of ``fix_codes`` applied."""
+
+    fix_codes: tuple[str, ...]
+    spend_usd: float
+    after_spend_usd: float
+    saving_usd: float
+    workflows: tuple[SimulatedWorkflow, ...] = ()
+    risks: tuple[SavingsRisk, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -200,6 +240,29 @@ class Maturity:
 
 
 @dataclass(frozen=True)
+class SavingsWorkflow:
+    workflow: str
+    spend_usd: float
+    after_spend_usd: float
+    saving_usd: float
+    cost_per_outcome_usd: float | None
+    after_cost_per_outcome_usd: float | None
+
+
+@dataclass(frozen=True)
+class Savings:
+    """What the fixes of the week's top finding codes would have saved (docs/digest.md)."""
+
+    fix_codes: tuple[str, ...]
+    spend_usd: float
+    after_spend_usd: float
+    saving_usd: float
+    saving_pct: float | None
+    workflows: tuple[SavingsWorkflow, ...]
+    risks: tuple[SavingsRisk, ...]
+
+
+@dataclass(frozen=True)
 class Digest:
     """The weekly churn digest of one project (docs/digest.md)."""
 
@@ -219,3 +282,6 @@ class Digest:
     coverage: Coverage
     maturity: Maturity
     notes: tuple[str, ...]
+    # The fixes of the week's top codes, re-priced by the savings simulator; None when the
+    # week booked no waste (nothing to save) or the simulation was not run.
+    savings: Savings | None = None

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analyzers.digest import build_digest
+from analyzers.digest import build_digest, top_fix_codes
 from analyzers.digest_types import (
     Digest,
     PathStat,
+    SimulatedWorkflow,
+    SimulationIn,
     WeekAggregates,
     WorkflowSettingIn,
     WorkflowWeek,
@@ -67,11 +69,20 @@ def fixture_digest() -> Digest:
         PathStat("support_triage", "agent:triage > llm:answer[small]", 400, 320, 100.0, 0.0,
                  ("5b2e00000000000000000000000000b9",)),
     ]
+    # The simulator's answer with the top 3 codes fixed (retry storm, unused context,
+    # overpowered model: 30 + 9.5 + 2.25 dollars), as gather.week_simulation passes it.
+    simulation = SimulationIn(
+        fix_codes=top_fix_codes(current.waste_by_code), spend_usd=412.5,
+        after_spend_usd=370.75, saving_usd=41.75,
+        workflows=(SimulatedWorkflow("claims_processing", 162.5, 132.5, 30.0, 1.625, 1.325),
+                   SimulatedWorkflow("support_triage", 250.0, 238.25, 11.75, 0.3125,
+                                     0.2978125)))
     return build_digest(
         project="acme", week="2026-W47", current=current, previous=previous,
         findings=findings, paths=paths,
         settings=[WorkflowSettingIn("support_triage", 0.5, 4.0),
                   WorkflowSettingIn("claims_processing", 2.0)],
+        simulation=simulation,
     )
 
 

@@ -11,6 +11,8 @@ import orjson
 from fastapi.testclient import TestClient
 from markdown_it import MarkdownIt
 
+from analyzers.digest import build_digest
+from analyzers.digest_types import Digest, Savings, SavingsRisk, WeekAggregates
 from tests.tracestore.digest_fixture import BASE_URL, fixture_digest
 from tracestore.digest import render_html, render_markdown
 from tracestore.digest.webhook import webhook_body
@@ -20,8 +22,22 @@ EVIL = ("<!channel> <@U123> *bold* _it_ ~gone~ `tick` <https://evil.example|clic
 EVIL_ID = "ev/il|<x>) [y](z"
 
 
+def hostile_savings() -> Savings:
+    s = fixture_digest().savings
+    assert s is not None
+    return replace(s, fix_codes=(EVIL,),
+                   workflows=tuple(replace(w, workflow=EVIL) for w in s.workflows),
+                   risks=(SavingsRisk(EVIL, EVIL, EVIL, EVIL),))
+
+
+def plain_digest() -> Digest:
+    """The fixture without its savings section (tested on its own below: with it, the
+    hostile message passes the chat limit and the section shrinks to its total)."""
+    return replace(fixture_digest(), savings=None)
+
+
 def hostile_digest():  # type: ignore[no-untyped-def]
-    d = fixture_digest()
+    d = plain_digest()
     return replace(
         d, project=EVIL,
         workflows=tuple(replace(w, workflow=EVIL, note=EVIL, levers=None) for w in d.workflows),
@@ -43,7 +59,24 @@ def test_markdown_renders_producer_strings_as_inert_text() -> None:
         assert tag not in html, tag
     # only our own bullet lists: one per section, no list opened by the producer's "- item"
     assert html.count("<ul>") == 1 and "<li>item" not in html
-    assert md.count("\n") == render_markdown(fixture_digest(), base_url=BASE_URL).count("\n")
+    assert md.count("\n") == render_markdown(plain_digest(), base_url=BASE_URL).count("\n")
+
+
+def test_savings_section_renders_producer_strings_as_inert_text() -> None:
+    empty = build_digest(project="p", week="2026-W47", current=WeekAggregates(),
+                         previous=WeekAggregates(), findings=())
+    d = replace(empty, savings=hostile_savings())
+    md = render_markdown(d, base_url=BASE_URL)
+    assert "Outcomes at risk: `" in md  # the full section, risks included
+    html = MarkdownIt("commonmark").render(md)
+    assert "href=" not in html
+    for tag in ("<h1", "<h2", "<blockquote", "<b>", "<em>bold", "<strong>bold", "<del"):
+        assert tag not in html, tag
+    assert html.count("<ul>") == 2 and "<li>item" not in html  # workflows, savings
+    slack = render_markdown(d, base_url=BASE_URL, flavor="slack")
+    assert "<" not in slack and "&lt;!channel&gt;" in slack
+    page = render_html(d, base_url=BASE_URL)
+    assert "<!channel>" not in page and "<b>html</b>" not in page and "&lt;!channel&gt;" in page
 
 
 def test_slack_text_escapes_mentions_links_and_markers() -> None:
@@ -61,7 +94,7 @@ def test_slack_text_escapes_mentions_links_and_markers() -> None:
     prose = re.sub(r"`[^`]*`", "", text)
     assert "*bold*" not in prose and "_it_" not in prose and "~gone~" not in prose
     assert "`tick`" not in text and "ˋtickˋ" in text
-    assert text.count("\n") == render_markdown(fixture_digest(), base_url=BASE_URL).count("\n")
+    assert text.count("\n") == render_markdown(plain_digest(), base_url=BASE_URL).count("\n")
     assert body["digest"]["project"] == EVIL  # the JSON keeps the raw value
 
 

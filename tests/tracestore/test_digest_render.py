@@ -139,3 +139,5 @@ def test_a_busy_week_still_fits_one_chat_message() -> None:
     assert len(text) < CHAT_LIMIT
     assert text.count("_…and 5 more in the JSON and HTML digest._") == 2
     assert "`…agent:x > llm:step9`" not in text and "llm:step4`" in text
+    # The savings section shrank to its total to keep the message under the limit.
+    assert "*What the top fixes would have saved*: spend $412.50 → $370.75" in text

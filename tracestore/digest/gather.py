@@ -18,10 +18,13 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from analyzers.digest import TOP_N, build_digest, previous_week, week_bounds
+from analyzers.digest import TOP_N, build_digest, previous_week, top_fix_codes, week_bounds
 from analyzers.digest_types import (
     Digest,
     PathStat,
+    SavingsRisk,
+    SimulatedWorkflow,
+    SimulationIn,
     WeekAggregates,
     WorkflowSettingIn,
     WorkflowWeek,
@@ -29,6 +32,7 @@ from analyzers.digest_types import (
 from analyzers.findings import Finding
 from tracestore.analysis.queries import FindingFilters, list_findings
 from tracestore.errors import ValidationFailed
+from tracestore.pricing.pricer import Pricer
 from tracestore.reports.economics import (
     GroupEconomics,
     unit_economics,
@@ -36,9 +40,11 @@ from tracestore.reports.economics import (
     workflow_settings,
 )
 from tracestore.reports.queries import usd_sum
+from tracestore.reports.simulate import ScenarioIn, SimulateIn, simulate
 from tracestore.store.tables import TraceSummary
 
-__all__ = ["OVERRIDE_CODE", "load_digest", "parse_week", "week_aggregates", "week_findings"]
+__all__ = ["OVERRIDE_CODE", "load_digest", "parse_week", "savings_request", "week_aggregates",
+           "week_findings", "week_simulation"]
 
 OVERRIDE_CODE = "churn.overridden"
 DAY = 86_400.0
@@ -120,6 +126,33 @@ def week_findings(session: Session, *, project_id: int, start: float) -> list[Fi
             return out
 
 
+def savings_request(start: float, codes: tuple[str, ...]) -> SimulateIn:
+    """The ``POST /api/v1/simulate`` body the savings section answers: the week, every
+    workflow, the fixes of ``codes``."""
+    return SimulateIn(since=start, until=start + 7 * DAY,
+                      scenario=ScenarioIn(fix_codes=list(codes)))
+
+
+def week_simulation(session: Session, *, project_id: int, start: float,
+                    codes: tuple[str, ...]) -> SimulationIn | None:
+    """The savings simulator's answer for the week with the fixes of ``codes`` applied
+    (None when there is no code to fix). A fix-only scenario re-prices nothing, so the pricer
+    is never consulted."""
+    if not codes:
+        return None
+    sim = simulate(session, project_id=project_id, q=savings_request(start, codes),
+                   pricer=Pricer())
+    return SimulationIn(
+        fix_codes=codes, spend_usd=sim.before.spend_usd, after_spend_usd=sim.after.spend_usd,
+        saving_usd=sim.saving_usd,
+        workflows=tuple(SimulatedWorkflow(
+            workflow=g.workflow or "(none)", spend_usd=g.before.spend_usd,
+            after_spend_usd=g.after.spend_usd, saving_usd=g.saving_usd,
+            cost_per_outcome_usd=g.before.cost_per_outcome_usd,
+            after_cost_per_outcome_usd=g.after.cost_per_outcome_usd) for g in sim.workflows),
+        risks=tuple(SavingsRisk(r.workflow, r.step, r.to_model, r.reason) for r in sim.risks))
+
+
 def load_digest(session: Session, *, project_id: int, project: str, week: str) -> Digest:
     """The digest of ``week`` for one project, read from the store."""
     start, end = parse_week(week)
@@ -137,5 +170,8 @@ def load_digest(session: Session, *, project_id: int, project: str, week: str) -
     settings = [WorkflowSettingIn(name, row.get("baseline_cost_per_outcome_usd"),
                                   row.get("outcome_value_usd"))
                 for name, row in workflow_settings(session, project_id=project_id).items()]
+    simulation = week_simulation(session, project_id=project_id, start=start,
+                                 codes=top_fix_codes(current.waste_by_code))
     return build_digest(project=project, week=week, current=current, previous=previous,
-                        findings=findings, paths=paths, settings=settings)
+                        findings=findings, paths=paths, settings=settings,
+                        simulation=simulation)

@@ -81,6 +81,29 @@ def _workflows(d: Digest) -> str:
                    "baseline", "saved vs baseline"], rows, {1, 2, 3, 4, 6, 7})
 
 
+def _savings(d: Digest) -> str:
+    """The savings section: spend before and after the week's top fixes, cost per outcome
+    per workflow before and after, and the outcomes the simulator flags as at risk."""
+    s = d.savings
+    if s is None:
+        return "<p>No waste was booked this week: nothing to save.</p>"
+    codes = ", ".join(f"<code>{_e(c)}</code>" for c in s.fix_codes)
+    pct_text = f" ({s.saving_pct:.1f}%)" if finite(s.saving_pct) else ""
+    rows = [[f"<code>{_e(w.workflow)}</code>", _e(usd(w.spend_usd)), _e(usd(w.after_spend_usd)),
+             _e(usd(w.saving_usd)), _e(usd(w.cost_per_outcome_usd)),
+             _e(usd(w.after_cost_per_outcome_usd))] for w in s.workflows]
+    risks = ("<p>Outcomes at risk: none flagged (the fixes drop waste, not steps).</p>"
+             if not s.risks else "<p>Outcomes at risk:</p><ul>" + "".join(
+                 f"<li><code>{_e(r.workflow or '-')}</code> <code>{_e(r.step or '-')}</code> "
+                 f"on <code>{_e(r.to_model)}</code>: {_e(r.reason)}</li>" for r in s.risks)
+             + "</ul>")
+    return (f'<p data-savings="{_e(s.saving_usd)}">Fixing {codes}: spend '
+            f"{_e(usd(s.spend_usd))} → {_e(usd(s.after_spend_usd))}, "
+            f"<b>{_e(usd(s.saving_usd))} saved{_e(pct_text)}</b>.</p>"
+            + _table(["workflow", "spend", "after fixes", "saved", "$/outcome",
+                      "$/outcome after"], rows, {1, 2, 3, 4, 5}) + risks)
+
+
 def render_html(d: Digest, *, base_url: str) -> str:
     """The whole page as a string."""
     monday = date.fromisoformat(d.week_start)
@@ -106,6 +129,7 @@ def render_html(d: Digest, *, base_url: str) -> str:
         "<h2>Spend by day</h2>", day_bars(days, d.daily_spend_usd),
         "<h2>Cost per successful outcome</h2>", _workflows(d),
         "<h2>What moved cost per outcome</h2>", lever_bars(levers),
+        "<h2>What the top fixes would have saved</h2>", _savings(d),
         "<h2>Top wasteful paths</h2>",
         _table(["workflow", "path", "traces", "success", "waste", "$/outcome", "examples"],
                paths, {2, 3, 4, 5}) if paths else "<p>No wasteful path this week.</p>",

@@ -174,12 +174,49 @@ def _workflows(d: Digest, flavor: Flavor) -> list[str]:
     return lines + _more(MD_WORKFLOWS, len(d.workflows))
 
 
+def _savings(d: Digest, flavor: Flavor, *, short: bool = False) -> list[str]:
+    """What the fixes of the week's top codes would have saved (the simulator's figures);
+    ``short``: the total only, when the whole message would not fit one chat message."""
+    s = d.savings
+    if s is None:
+        return []
+    pct_text = f" ({s.saving_pct:.1f}%)" if finite(s.saving_pct) else ""
+    total = (f"spend {usd(s.spend_usd)} → {usd(s.after_spend_usd)}, "
+             f"**{usd(s.saving_usd)} saved{pct_text}**")
+    if short:
+        return ["", f"*What the top fixes would have saved*: {total} — codes and workflows "
+                "in the JSON and HTML digest."]
+    codes = ", ".join(code(c, flavor) for c in s.fix_codes)
+    lines = ["", f"*What the top fixes would have saved* (fixing {codes}): {total}"]
+    for w in s.workflows[:MD_WORKFLOWS]:
+        lines.append(f"- {code(w.workflow, flavor)}: {usd(w.cost_per_outcome_usd)} → "
+                     f"{usd(w.after_cost_per_outcome_usd)} per outcome "
+                     f"({usd(w.saving_usd)} saved)")
+    lines += _more(MD_WORKFLOWS, len(s.workflows))
+    if s.risks:
+        lines.append("Outcomes at risk: " + "; ".join(
+            f"{code(r.workflow or '-', flavor)} {code(r.step or '-', flavor)} on "
+            f"{code(r.to_model, flavor)}: {text(r.reason, flavor)}" for r in s.risks))
+    else:
+        lines.append("Outcomes at risk: none flagged (the fixes drop waste, not steps).")
+    return lines
+
+
 def render_markdown(d: Digest, *, base_url: str, flavor: Flavor = "markdown") -> str:
-    """The digest as Markdown (chat/email), or as Slack ``mrkdwn`` (``flavor="slack"``)."""
+    """The digest as Markdown (chat/email), or as Slack ``mrkdwn`` (``flavor="slack"``). The
+    savings section shrinks to its total when the full one would pass :data:`CHAT_LIMIT`."""
+    full = _render(d, base_url, flavor, short_savings=False)
+    if len(full) < CHAT_LIMIT or d.savings is None:
+        return full
+    return _render(d, base_url, flavor, short_savings=True)
+
+
+def _render(d: Digest, base_url: str, flavor: Flavor, *, short_savings: bool) -> str:
     f = flavor
     out = [f"*tracestore weekly digest — {code(d.project, f)}, {d.week} "
            f"({d.week_start} to {d.week_end})*", "", _headline(d)]
     out += _workflows(d, f)
+    out += _savings(d, f, short=short_savings)
     if d.paths:
         out += ["", "*Top wasteful paths*"]
         for i, p in enumerate(d.paths[:MD_TOP], 1):
