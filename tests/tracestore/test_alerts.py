@@ -14,19 +14,23 @@ from typing import Any
 
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine
 
+from tracestore.alerts.service import evaluate_project
 from tracestore.api import create_app
 from tracestore.cli.main import cli
 from tracestore.config import Settings
+from tracestore.ingest.pipeline import project_id_for
 
 
 @contextmanager
-def _hook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+def _hook(delay: float = 0.0) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     got: list[dict[str, Any]] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             got.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            time.sleep(delay)
             self.send_response(200)
             self.send_header("content-length", "0")
             self.end_headers()
@@ -108,3 +112,36 @@ def test_cli_sets_lists_and_evaluates(db_url: str, tmp_path: Path) -> None:
     assert res.exit_code == 0 and "fired: budget" in res.output and "not_sent" in res.output
     res = runner.invoke(cli, ["alerts", "list", "--database-url", db_url])
     assert json.loads(res.output)[0]["firing"] is True
+
+
+def test_concurrent_evaluations_post_a_firing_once(db_url: str) -> None:
+    """Each server's scheduler and the evaluation after an analysis can run at the same moment
+    (three engines of one store here, as three servers): a newly true rule fires, is recorded
+    and is posted once. The hook answers after 0.5 s, so without the store-wide lock every
+    evaluation would have read "not firing" before the first one recorded it."""
+    settings = Settings(database_url=db_url, settle_seconds=0, alert_interval_seconds=0)
+    with _hook(delay=0.5) as (url, got):
+        with TestClient(create_app(settings)) as c:
+            rules = {"rules": [{"name": "budget", "kind": "spend_over_budget",
+                                "threshold": 0.0, "webhook_url": url}]}
+            assert c.put("/api/v1/alerts", json=rules).status_code == 200
+            assert c.post("/api/v1/traces", json=_trace("t", "w", 1000, "success", 60)
+                          ).status_code == 200
+        engines = [create_engine(db_url) for _ in range(3)]
+        pid = project_id_for(engines[0], settings.project)
+        start = threading.Barrier(len(engines))
+        events: list[list[dict[str, Any]]] = []
+
+        def evaluate(engine: Any) -> None:
+            start.wait()
+            events.append(evaluate_project(engine, pid, now=time.time()))
+
+        threads = [threading.Thread(target=evaluate, args=(e,)) for e in engines]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        for e in engines:
+            e.dispose()
+    assert sorted(len(e) for e in events) == [0, 0, 1]
+    assert len(got) == 1 and "budget" in got[0]["text"]

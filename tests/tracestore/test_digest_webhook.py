@@ -31,8 +31,9 @@ MON_0900_W48 = 1795424400.0  # Monday 2026-11-23 09:00 UTC
 class Receiver:
     """A loopback HTTP server answering each POST with the next scripted status."""
 
-    def __init__(self, statuses: list[int]) -> None:
+    def __init__(self, statuses: list[int], delay: float = 0.0) -> None:
         self.statuses = statuses
+        self.delay = delay  # seconds before each answer
         self.bodies: list[dict[str, Any]] = []
         self.times: list[float] = []
         outer = self
@@ -42,6 +43,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 outer.bodies.append(orjson.loads(body))
                 outer.times.append(time.monotonic())
+                time.sleep(outer.delay)
                 status = outer.statuses.pop(0) if outer.statuses else 200
                 self.send_response(status)
                 self.send_header("content-length", "2")
@@ -175,3 +177,34 @@ def test_a_failed_week_is_retried_an_hour_later(db_url: str, receiver: Receiver)
                                  "ORDER BY id")).all()
     engine.dispose()
     assert [tuple(r) for r in rows] == [("failed", 2), ("failed", 2), ("ok", 1)]
+
+
+def test_several_servers_send_a_due_digest_once(db_url: str, receiver: Receiver) -> None:
+    """Every server process runs the schedule; three ticks at the same moment on three engines
+    of one store (as three servers) post the due week once and record one delivery. The
+    receiver answers after 0.5 s, so without the store-wide lock all three would have read
+    "not sent" before the first delivery was recorded."""
+    receiver.delay = 0.5
+    settings = Settings(database_url=db_url, settle_seconds=0, digest_schedule="MON 09:00",
+                        digest_webhook_url=receiver.url)
+    engines = [create_engine(db_url) for _ in range(3)]
+    create_schema(engines[0])
+    start = threading.Barrier(len(engines))
+    results: list[Any] = []
+
+    def tick(engine: Any) -> None:
+        start.wait()
+        results.append(scheduled_tick(engine, settings, now=MON_0900_W48, attempts=1))
+
+    threads = [threading.Thread(target=tick, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    with engines[0].connect() as conn:
+        rows = conn.execute(text("SELECT week, status FROM digest_deliveries")).all()
+    for e in engines:
+        e.dispose()
+    assert len(results) == 3 and sum(r is not None and r.ok for r in results) == 1
+    assert [b["digest"]["week"] for b in receiver.bodies] == ["2026-W47"]
+    assert [tuple(r) for r in rows] == [("2026-W47", "ok")]

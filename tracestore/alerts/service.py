@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from tracestore.alerts.rules import AlertRuleIn, decide, describe
 from tracestore.digest.webhook import post_with_retry
 from tracestore.reports.economics import unit_economics, workflow_settings
+from tracestore.store.locks import exclusive
 from tracestore.store.tables import ALERT_EVENT_T, ALERT_RULE_T, TRACE_T
 
 __all__ = ["AlertScheduler", "evaluate_project", "list_events", "load_rules", "replace_rules",
@@ -123,7 +124,15 @@ def _deliver(url: str | None, text: str, **retry: Any) -> dict[str, Any]:
 def evaluate_project(engine: Engine, project_id: int, *, now: float,
                      default_url: str = "", **retry: Any) -> list[dict[str, Any]]:
     """Evaluate every rule of the project; record and post what fires, record what clears.
-    Returns the events written."""
+    Returns the events written. One evaluation of a project at a time across every server
+    process (:func:`~tracestore.store.locks.exclusive`): the scheduler of each server and
+    the evaluation after an analysis would otherwise all see a rule newly true and post it."""
+    with exclusive(engine, f"alerts:{project_id}"):
+        return _evaluate(engine, project_id, now=now, default_url=default_url, **retry)
+
+
+def _evaluate(engine: Engine, project_id: int, *, now: float, default_url: str,
+              **retry: Any) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     with Session(engine) as session:
         rows = load_rules(session, project_id)

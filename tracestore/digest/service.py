@@ -22,6 +22,7 @@ from tracestore.digest.gather import load_digest
 from tracestore.digest.schedule import DigestScheduler, due_week, parse_schedule
 from tracestore.digest.webhook import DeliveryResult, deliver_digest, last_failure, sent_weeks
 from tracestore.ingest.pipeline import project_id_for
+from tracestore.store.locks import exclusive
 
 __all__ = [
     "base_url_of",
@@ -75,6 +76,14 @@ def scheduled_tick(engine: Engine, settings: Settings, *, now: float,
     if not (settings.digest_schedule and url):
         return None
     pid = project_id_for(engine, settings.project)
+    # One sender at a time across server processes (store/locks.py): a server that finds the
+    # lock taken skips this tick; the holder is sending, and records it before letting go.
+    with exclusive(engine, f"digest:{pid}:{url}", wait=False) as held:
+        return _send_due(engine, settings, pid, url, now=now, **retry) if held else None
+
+
+def _send_due(engine: Engine, settings: Settings, pid: int, url: str, *, now: float,
+              **retry: Any) -> DeliveryResult | None:
     with Session(engine) as session:
         done = sent_weeks(session, project_id=pid, url=url)
         week = due_week(settings.digest_schedule, now=now, sent_weeks=done)
