@@ -107,7 +107,8 @@ class StepNorm:
 class TierStats:
     n: int
     successes: int
-    top_model: str
+    top_model: str  # the tier's most used model on the step (the first by name on a tie)
+    top_tied: tuple[str, ...] = ()  # every model tied for most used, when more than one
 
     @property
     def rate(self) -> float:
@@ -147,7 +148,8 @@ class WorkflowBaseline:
         return cls(
             workflow=d["workflow"],
             steps={k: StepNorm(**v) for k, v in d.get("steps", {}).items()},
-            tier_success={s: {t: TierStats(**v) for t, v in m.items()}
+            tier_success={s: {t: TierStats(**{**v, "top_tied": tuple(v.get("top_tied", ()))})
+                              for t, v in m.items()}
                           for s, m in d.get("tier_success", {}).items()},
             reasoning={s: {t: ReasoningStats(**v) for t, v in m.items()}
                        for s, m in d.get("reasoning", {}).items()},
@@ -299,6 +301,19 @@ def _fit_rates(rows: list[tuple[int, int, float]]) -> Rates | None:
     return Rates(input=a, output=OUTPUT_INPUT_RATIO * a) if a > 0 else None
 
 
+def _most_used(counts: Mapping[str, int]) -> tuple[str, tuple[str, ...]]:
+    """(the most used model, first by name on a tie; every model tied with it when several).
+
+    >>> _most_used({"gpt-4o-mini": 40, "claude-haiku-4-5": 40, "x": 3})
+    ('claude-haiku-4-5', ('claude-haiku-4-5', 'gpt-4o-mini'))
+    >>> _most_used({"gpt-4o-mini": 40, "claude-haiku-4-5": 10})
+    ('gpt-4o-mini', ())
+    """
+    top = max(counts.values())
+    tied = tuple(sorted(m for m, k in counts.items() if k == top))
+    return tied[0], (tied if len(tied) > 1 else ())
+
+
 def compute_baselines(samples: Iterable[StepSample]) -> dict[str, WorkflowBaseline]:
     """Fold samples into one :class:`WorkflowBaseline` per workflow (numpy medians/MADs)."""
     inputs: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
@@ -338,8 +353,7 @@ def compute_baselines(samples: Iterable[StepSample]) -> dict[str, WorkflowBaseli
             steps[step] = StepNorm(len(xs), med, float(np.median(np.abs(x - med))))
         ts = {
             step: {
-                t: TierStats(c[0], c[1], max(sorted(tier_models[(wf, step, t)].items()),
-                                            key=lambda kv: kv[1])[0])
+                t: TierStats(c[0], c[1], *_most_used(tier_models[(wf, step, t)]))
                 for t, c in sorted(by_tier.items())
             }
             for step, by_tier in tiers[wf].items()

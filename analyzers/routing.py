@@ -13,8 +13,9 @@ Heuristics and sources (docs/methods.md, "Routing"); one routing finding per cal
   the same step ran ≥ 20 times on a cheaper tier, and this tier (≥ 3 samples) does not succeed
   significantly more often: the cheaper tier's rate is at most 2 points below, or the gap is
   not significant (one-sided two-proportion z-test, z < 1.645). Waste: cost minus the same
-  usage on the dearer of that tier's most used model and the vendor's cheaper model (when two
-  counterfactuals are possible, the smaller saving is booked). Confidence 0.6 + 0.3 × the
+  usage on the dearer of that tier's most used model (on a tie, the call's own vendor's) and
+  the vendor's cheaper model (when two counterfactuals are possible, the smaller saving is
+  booked). Confidence 0.6 + 0.3 × the
   evidence (both tiers' sample sizes).
 - ``routing.overpowered_model`` (R1): a frontier model on a step whose *shape* is simple —
   status ok, no tool calls, output ≤ 256 tokens, no reasoning that was used, and either a
@@ -252,12 +253,15 @@ def _cheaper_sufficient(c: _Ctx, n: str, tier: str) -> Finding | None:
     if own is None or own.n < MIN_OWN_TIER_SAMPLES:
         return None
     cfg, model, step = c.config, c.v.A[n].get("model"), c.v.steps[n]
+    same_vendor = cheaper_models(model)
     for t, s in _cheaper_tiers(c, n, tier):
         if s.n < cfg.routing_min_samples or _fails(s, own, cfg):
             continue
+        # On a tie for the tier's most used model, the call's own vendor's model is "the" one.
+        top = next((m for m in s.top_tied if m in same_vendor), s.top_model)
         weight = min(1.0, s.n / 100) * min(1.0, own.n / 20)
         f = _counterfactual(
-            c, n, "routing.cheaper_model_sufficient", (s.top_model, *cheaper_models(model)),
+            c, n, "routing.cheaper_model_sufficient", (top, *same_vendor),
             drop_reasoning=False, conf=0.6 + 0.3 * weight,
             evidence={"step": step, "tier": tier, "tier_success": [own.successes, own.n],
                       "cheaper_tier": t, "cheaper_success": [s.successes, s.n],
@@ -265,7 +269,7 @@ def _cheaper_sufficient(c: _Ctx, n: str, tier: str) -> Finding | None:
                       "thresholds": [cfg.routing_min_samples, cfg.routing_margin,
                                      cfg.routing_z]},
             message=f"`{step}` succeeds {s.rate:.0%} of {s.n} times on {t}-tier "
-            f"{s.top_model} vs {own.rate:.0%} of {own.n} on {model}: {{usd}} wasted; route "
+            f"{top} vs {own.rate:.0%} of {own.n} on {model}: {{usd}} wasted; route "
             "this step to the cheaper model.")
         if f is not None:
             return f

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bench.independent import CATEGORIES, findings_for, metrics, score
-from fixtures.independent.generate import TOOL_USD, generate, usd
+from fixtures.independent.generate import TOOL_USD, generate, usd, vendor_tie
 
 SEED, N, BACKGROUND = 5, 4, 40
 MIN_PRECISION, MIN_RECALL, MAX_DOLLAR_ERROR, MAX_HN_FP = 0.95, 0.95, 0.01, 0.0
@@ -95,3 +95,17 @@ def test_metrics_on_the_independent_set(
         assert m["recall"] >= MIN_RECALL, (cat, m)
         assert m["dollar_error"] <= MAX_DOLLAR_ERROR, (cat, m)
         assert m["hn_fp_rate"] <= MAX_HN_FP, (cat, m)
+
+
+def test_a_tie_for_most_used_prices_against_the_calls_own_vendor(tmp_path: Path) -> None:
+    """classify_ticket runs 40 times on gpt-4o-mini and 40 on claude-haiku-4-5 (a two-vendor
+    A/B, so the small tier's most used model is a tie) and 3 times on gpt-4o: each gpt-4o call
+    is priced against gpt-4o-mini, the same vendor's cheaper model, to the labelled dollar
+    (before, the tie went to claude-haiku-4-5 by name: 36% under)."""
+    traces, labels = vendor_tie(ab_every=1)
+    found = [f for f in findings_for(traces, tmp_path / "tie.db") if f["analyzer"] == "routing"]
+    expected = {lab["trace_id"]: lab["expected_usd"] for lab in labels}
+    assert {f["trace_id"] for f in found} == set(expected)
+    for f in found:
+        assert f["evidence"]["alternative_model"] == "gpt-4o-mini"
+        assert f["wasted_cost_usd"] == pytest.approx(expected[f["trace_id"]], rel=1e-6)
