@@ -16,11 +16,14 @@ figure, robust to other load on the machine) and per wall second.
   replace findings and stamp ``analyzed_at`` (with the commit), write the per-trace
   summaries (attribution, path signatures, task columns) — baselines precomputed, as in a
   run. It is split by stage (CPU µs per trace; :func:`stage_clock` wraps the steps
-  ``analyze_traces`` calls, so the production code carries no timers): ``read``, ``graph``,
-  ``analyzers``, ``summaries``, and ``findings`` (delete + insert + ``analyzed_at``, the
-  commit and freeing the batch: the rest of the pass). Each of the 3 timed passes
-  re-analyses the same traces from the store (a re-run replaces their findings and
-  summaries); nothing is kept between passes;
+  ``analyze_traces`` calls, so the production code carries no timers): ``read`` (the
+  driver's rows), ``graph`` (node rows to attribute dicts and the graph, one trace at a
+  time), ``analyzers``, ``summaries`` (the row per trace and the batch's write), and
+  ``findings`` (delete + insert + ``analyzed_at``, the commit and freeing the batch: the
+  rest of the pass). Each of the 3 timed passes re-analyses the same traces from the store
+  (a re-run replaces their findings and summaries); nothing is kept between passes. Each
+  round also runs the pass once with the cyclic collector off (``gc.disable()`` in the
+  bench process only): the on/off ratio is what the collector costs the pass;
 * ``issue-5 scope`` — the same passes without their ``summaries`` stage (``read`` + ``graph``
   + ``analyzers`` + ``findings``): what the 2,000 traces/s per core target names
   (graph building from the store, the analyzers, their findings stored). The summaries are
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import os
 import statistics
 import time
@@ -98,24 +102,38 @@ def agent_trace(i: int, turns: int) -> dict[str, Any]:
 @contextmanager
 def stage_clock(into: dict[str, float], suite: Any) -> Iterator[Any]:
     """Inside the block, ``analyze_traces`` adds the CPU seconds of its steps to ``into``:
-    ``read`` (read_batch), ``graph`` (build_batch), ``analyzers`` (the suite's analyze_trace,
-    on the suite this yields) and ``summaries`` (summarize_loaded); the caller counts the
-    rest as ``findings``. The wrappers replace names in ``tracestore.analysis.run`` for the
-    block only."""
+    ``read`` (read_batch), ``graph`` (each graph build_batch yields), ``analyzers`` (the
+    suite's analyze_trace, on the suite this yields) and ``summaries`` (summary_row per
+    trace, write_summaries per batch); the caller counts the rest as ``findings``. The
+    wrappers replace names in ``tracestore.analysis.run`` for the block only."""
 
-    def timed(stage: str, fn: Callable[..., Any], listed: bool = False) -> Callable[..., Any]:
+    def add(stage: str, c0: float) -> None:
+        into[stage] = into.get(stage, 0.0) + time.process_time() - c0
+
+    def timed(stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kw: Any) -> Any:
             c0 = time.process_time()
             out = fn(*args, **kw)
-            if listed:
-                out = list(out)
-            into[stage] = into.get(stage, 0.0) + time.process_time() - c0
+            add(stage, c0)
             return out
         return wrapper
 
+    def timed_items(stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kw: Any) -> Iterator[Any]:
+            it = iter(fn(*args, **kw))
+            while True:
+                c0 = time.process_time()
+                item = next(it, None)
+                add(stage, c0)
+                if item is None:
+                    return
+                yield item
+        return wrapper
+
     names = {"read_batch": timed("read", run_mod.read_batch),
-             "build_batch": timed("graph", run_mod.build_batch, listed=True),
-             "summarize_loaded": timed("summaries", run_mod.summarize_loaded)}
+             "build_batch": timed_items("graph", run_mod.build_batch),
+             "summary_row": timed("summaries", run_mod.summary_row),
+             "write_summaries": timed("summaries", run_mod.write_summaries)}
     saved = {name: getattr(run_mod, name) for name in names}
     for name, fn in names.items():
         setattr(run_mod, name, fn)
@@ -152,7 +170,7 @@ def bench_backend(backend: str, n: int) -> list[str]:
         baselines, suite = compute_corpus_baselines(engine, project_id=pid, window=Window(),
                                                     suite=suite)
         base_s, base_cpu = time.perf_counter() - t0, time.process_time() - c0
-        rates, cpu_rates, found = [], [], 0
+        rates, cpu_rates, gc_off, found = [], [], [], 0
         stages: list[dict[str, float]] = []
         for _ in range(3):
             timings: dict[str, float] = {}
@@ -168,6 +186,17 @@ def bench_backend(backend: str, n: int) -> list[str]:
             cpu_rates.append(n / (time.process_time() - c0))
             stages.append(timings)
             found = counts.findings
+            # the same pass with the cyclic collector off (in this bench process only):
+            # what the collector costs the pass, alternating with the runs above
+            gc.collect()
+            gc.disable()
+            try:
+                c0 = time.process_time()
+                analyze_traces(engine, project_id=pid, trace_ids=ids, baselines=baselines,
+                               suite=suite, now=time.time())
+                gc_off.append(n / (time.process_time() - c0))
+            finally:
+                gc.enable()
         load_before = os.getloadavg()[0]
         t0 = time.perf_counter()
         par = run_parallel(url, project_id=pid, window=Window(), suite=suite, baseline_days=28,
@@ -193,6 +222,9 @@ def bench_backend(backend: str, n: int) -> list[str]:
                f"{med(cpu_rates):,.0f} traces/s CPU** ({med(rates):,.0f} wall; read + graph + "
                f"analyzers + replace {found:,} findings + summaries); CPU µs per trace by "
                f"stage: {split} (sum {total_us:,.0f})")
+    out.append(f"- {backend}, the same pass with the cyclic collector off (alternating): "
+               f"{med(gc_off):,.0f} traces/s CPU; collector on / off CPU "
+               f"{med(gc_off) / med(cpu_rates):.3f}")
     scope = ("read", "graph", "analyzers", "findings")
     scope_us = med(sum(st.get(k, 0.0) for k in scope) for st in stages) / n * 1e6
     out.append(f"- {backend}, issue-5 scope (the same passes without their summaries "

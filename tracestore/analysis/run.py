@@ -27,7 +27,7 @@ from analyzers.findings import Finding
 from tracestore.analysis.prices import corpus_models, price_table, with_price_table
 from tracestore.analysis.suite import AnalyzerSuite
 from tracestore.pricing.book import Book, load_book
-from tracestore.reports.summaries import StoredFinding, summarize_loaded
+from tracestore.reports.summaries import StoredFinding, summary_row, write_summaries
 from tracestore.store.engine import param_mark, session_scope, upsert
 from tracestore.store.jsontext import json_text
 from tracestore.store.load import (
@@ -147,6 +147,72 @@ if _FINDING_COLS != (
 _COST = _FINDING_COLS.index("wasted_cost_usd")
 
 
+class _BatchOut:
+    """What a batch's analysis leaves for its write: plain rows, no graphs. Each trace's
+    findings rows and summary row are made as soon as its findings are (:meth:`add`), so
+    its graph and views are freed before the next trace is built; the batch then writes
+    them in bulk (:meth:`write`)."""
+
+    def __init__(self, project_id: int, now: float) -> None:
+        self.project_id = project_id
+        self.now = now
+        # finding id -> findings row (the driver's tuple); the first of a repeated id wins
+        self.findings: dict[str, tuple[Any, ...]] = {}
+        # trace id -> its summary row (the first analysis of a trace asked for twice)
+        self.summaries: dict[str, dict[str, Any]] = {}
+        self.analysed: list[tuple[str, float]] = []  # (trace id, updated_at read)
+
+    def add(self, lt: LoadedTrace, findings: list[Finding]) -> None:
+        """Rows of one analysed trace. Its summary reads its findings as stored: one row
+        per id, in id order, the booked cost as written."""
+        self.analysed.append((lt.trace_id, lt.updated_at))
+        stored: list[tuple[str, StoredFinding]] = []
+        for f in findings:
+            if f.id not in self.findings:
+                v = _finding_values(self.project_id, lt, f, self.now)
+                self.findings[f.id] = v
+                stored.append((f.id, StoredFinding(f.code, tuple(f.node_ids), v[_COST],
+                                                   f.evidence or {})))
+        if lt.trace_id not in self.summaries:
+            stored.sort(key=operator.itemgetter(0))
+            G = lt.graph
+            self.summaries[lt.trace_id] = summary_row(
+                self.project_id, G, {**G.graph, "user_id": lt.user_id},
+                [sf for _, sf in stored], self.now)
+
+    def write(self, session: Session) -> AnalysisCounts:
+        """Replace the findings of the analysed traces, stamp ``analyzed_at``, write their
+        summaries. Does not commit."""
+        counts = AnalysisCounts(traces=len(self.analysed))
+        if not self.analysed:
+            return counts
+        pid, now, mark = self.project_id, self.now, param_mark(session)
+        trace_ids = [tid for tid, _ in self.analysed]
+        conn = session.connection()
+        for i in range(0, len(trace_ids), BATCH_SIZE):
+            chunk = trace_ids[i : i + BATCH_SIZE]
+            conn.exec_driver_sql(
+                f"DELETE FROM {FINDING_T.name} WHERE project_id = {mark} "
+                f"AND trace_id IN ({', '.join([mark] * len(chunk))})", (pid, *chunk))
+        rows = list(self.findings.values())
+        upsert(session, FINDING_T, rows, columns=_FINDING_COLS,
+               keys=("project_id", "trace_id", "id"), encode_json=None)
+        # ``updated_at + 0``: compared bare, PostgreSQL may pick ix_traces_project_updated
+        # and read every trace written by the same request (they share updated_at) instead
+        # of the one row of the primary key (tests/tracestore/test_query_plans.py).
+        conn.exec_driver_sql(
+            f"UPDATE {TRACE_T.name} SET analyzed_at = {mark} WHERE project_id = {mark} "
+            f"AND trace_id = {mark} AND updated_at + 0 = {mark}",
+            [(now, pid, tid, updated) for tid, updated in self.analysed])
+        done(session, project_id=pid, analysed=self.analysed)
+        write_summaries(session, project_id=pid, rows=list(self.summaries.values()))
+        for hook in POST_ANALYSIS_HOOKS:
+            hook(session, pid, trace_ids)
+        counts.findings = len(rows)
+        counts.wasted_cost_usd = sum(v[_COST] for v in rows)
+        return counts
+
+
 def store_findings(
     session: Session,
     *,
@@ -156,49 +222,10 @@ def store_findings(
 ) -> AnalysisCounts:
     """Replace the findings of the analysed traces, stamp ``analyzed_at`` and write their
     summaries. Does not commit. Returns the counts of what was stored."""
-    counts = AnalysisCounts(traces=len(results))
-    if not results:
-        return counts
-    trace_ids = [lt.trace_id for lt, _ in results]
-    # finding id -> (row values, the finding, its trace): the first of a repeated id wins
-    rows: dict[str, tuple[tuple[Any, ...], Finding, str]] = {}
+    out = _BatchOut(project_id, now)
     for lt, findings in results:
-        for f in findings:
-            if f.id not in rows:
-                rows[f.id] = (_finding_values(project_id, lt, f, now), f, lt.trace_id)
-    conn = session.connection()
-    mark = param_mark(session)
-    for i in range(0, len(trace_ids), BATCH_SIZE):
-        chunk = trace_ids[i : i + BATCH_SIZE]
-        conn.exec_driver_sql(
-            f"DELETE FROM {FINDING_T.name} WHERE project_id = {mark} "
-            f"AND trace_id IN ({', '.join([mark] * len(chunk))})", (project_id, *chunk))
-    upsert(session, FINDING_T, [v for v, _, _ in rows.values()], columns=_FINDING_COLS,
-           keys=("project_id", "trace_id", "id"), encode_json=None)
-    # ``updated_at + 0``: compared bare, PostgreSQL may pick ix_traces_project_updated and
-    # read every trace written by the same request (they share updated_at) instead of the
-    # one row of the primary key (tests/tracestore/test_query_plans.py).
-    conn.exec_driver_sql(
-        f"UPDATE {TRACE_T.name} SET analyzed_at = {mark} WHERE project_id = {mark} "
-        f"AND trace_id = {mark} AND updated_at + 0 = {mark}",
-        [(now, project_id, lt.trace_id, lt.updated_at) for lt, _ in results])
-    done(session, project_id=project_id,
-         analysed=[(lt.trace_id, lt.updated_at) for lt, _ in results])
-    # The summaries read the findings as stored: one row per id, in id order per trace.
-    stored: dict[str, list[tuple[str, StoredFinding]]] = {}
-    for fid, (v, f, trace_id) in rows.items():
-        stored.setdefault(trace_id, []).append((fid, StoredFinding(
-            f.code, tuple(f.node_ids), v[_COST], f.evidence or {})))
-    items = {lt.trace_id: (lt.trace_id, lt.graph, lt.user_id,
-                           [sf for _, sf in sorted(stored.get(lt.trace_id, ()),
-                                                   key=operator.itemgetter(0))])
-             for lt, _ in results}
-    summarize_loaded(session, project_id=project_id, items=list(items.values()), now=now)
-    for hook in POST_ANALYSIS_HOOKS:
-        hook(session, project_id, trace_ids)
-    counts.findings = len(rows)
-    counts.wasted_cost_usd = sum(v[_COST] for v, _, _ in rows.values())
-    return counts
+        out.add(lt, findings)
+    return out.write(session)
 
 
 def analyze_traces(
@@ -212,8 +239,9 @@ def analyze_traces(
     progress: Callable[[int], Any] | None = None,
 ) -> AnalysisCounts:
     """Analyse ``trace_ids`` in batches: read a batch (one read transaction), analyse it in
-    memory, then store its findings (one short write transaction, so SQLite's write lock is
-    held only while writing)."""
+    memory one trace at a time (each graph freed once its rows are made), then store its
+    findings and summaries (one short write transaction, so SQLite's write lock is held
+    only while writing)."""
     total = AnalysisCounts()
     # One connection for the whole run, each batch's read and write in their own
     # transaction on it (no lock is held between them). SQLite's engine opens a connection
@@ -225,11 +253,16 @@ def analyze_traces(
             with Session(conn) as session:
                 batch = read_batch(session, project_id=project_id,
                                    chunk=list(dict.fromkeys(chunk)))
-            loaded = list(build_batch(batch, chunk))
-            results = [(lt, suite.analyze(lt.graph, baselines)) for lt in loaded]
-            with session_scope(conn) as session, preloaded(project_id, loaded):
-                total.add(store_findings(session, project_id=project_id, results=results,
-                                         now=now))
+            out = _BatchOut(project_id, now)
+            # graphs are kept for the batch only when a post-analysis hook may ask for them
+            kept: list[LoadedTrace] | None = [] if POST_ANALYSIS_HOOKS else None
+            for lt in build_batch(batch, chunk):
+                out.add(lt, suite.analyze(lt.graph, baselines))
+                if kept is not None:
+                    kept.append(lt)
+            del batch
+            with session_scope(conn) as session, preloaded(project_id, kept or ()):
+                total.add(out.write(session))
             if progress is not None:
                 progress(len(chunk))
     return total

@@ -40,7 +40,7 @@ from tracestore.store.tables import (
 
 __all__ = [
     "StoredFinding", "iso_week", "refresh_tasks", "summarize_loaded",
-    "summarize_traces", "summary_row",
+    "summarize_traces", "summary_row", "write_summaries",
 ]
 
 
@@ -170,10 +170,15 @@ def summarize_loaded(
     task-level columns of the other summarised traces of their tasks (what
     :func:`refresh_tasks` does, without writing the batch's own rows twice). Returns the
     number of rows written."""
-    rows = []
-    for _tid, G, user_id, findings in items:
-        trace = {**G.graph, "user_id": user_id}
-        rows.append(summary_row(project_id, G, trace, findings, now))
+    rows = [summary_row(project_id, G, {**G.graph, "user_id": user_id}, findings, now)
+            for _tid, G, user_id, findings in items]
+    return write_summaries(session, project_id=project_id, rows=rows)
+
+
+def write_summaries(session: Session, *, project_id: int, rows: list[dict[str, Any]]) -> int:
+    """Upsert :func:`summary_row` rows with their task-level columns filled in, and refresh
+    the task-level columns of the other summarised traces of their tasks. Returns the number
+    of rows written."""
     tasks = _task_columns(session, project_id, {r["task_id"] for r in rows})
     by_trace = {p["b_trace_id"]: p for p in tasks}
     for r in rows:

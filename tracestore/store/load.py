@@ -191,8 +191,9 @@ def _reader(session: Session, table: Table, names: Sequence[str], keep: int,
             pack: bool = False) -> _Reader:
     """The read of ``names`` from ``table``; ``to_dict`` maps the first ``keep`` of them.
     With ``pack`` (the wide node read), ``to_dict`` returns ``(*values of the columns past
-    keep, dict)``, and on SQLite the :func:`_packable` columns among all of ``names`` come in
-    one JSON array ahead of the others (the columns past ``keep`` included)."""
+    keep, dict)``, and on SQLite the :func:`_packable` columns among all of ``names`` but the
+    last come in one JSON array ahead of the others (the columns past ``keep`` included): the
+    last column stays the row's last value, so rows can be grouped by it unconverted."""
     dialect = session.get_bind().dialect
     key = (dialect.name, table.name, tuple(names), keep, pack)
     r = _READERS.get(key)
@@ -201,7 +202,7 @@ def _reader(session: Session, table: Table, names: Sequence[str], keep: int,
     quote = dialect.identifier_preparer.quote
     packed: list[str] = []
     if pack and dialect.name == "sqlite":
-        packed = [n for n in names if _packable(table.c[n])]
+        packed = [n for n in names[:-1] if _packable(table.c[n])]
     exprs: list[str] = []
     if packed:
         exprs.append(f"json_array({', '.join(quote(n) for n in packed)})")
@@ -256,26 +257,30 @@ _TRACE_COLS = ("trace_id", "workflow", "task_id", "team", "feature", "user_id", 
 
 @dataclass
 class Batch:
-    """The stored rows of a batch of traces, grouped by trace."""
+    """The stored rows of a batch of traces, grouped by trace. Node rows stay the driver's
+    tuples until :func:`build_batch` makes one trace's graph of them (``node_item`` turns a
+    row into ``(node_id, trace_id, attributes without None)``): a tuple of plain values is
+    left alone by the cyclic collector, while a batch of attribute dicts (~40 containers a
+    trace) lived long enough to be promoted and rescanned by full collections
+    (bench/RESULTS.md, "analysis pass with the collector on")."""
 
     traces: dict[str, dict[str, Any]]
-    nodes: dict[str, list[tuple[str, dict[str, Any]]]]
+    nodes: dict[str, list[Sequence[Any]]]
     edges: dict[str, list[tuple[str, str, str, Any]]]
     task_status: dict[str, str]
+    node_item: Callable[[Sequence[Any]], Any]
 
 
 def read_batch(session: Session, *, project_id: int, chunk: Sequence[str]) -> Batch:
-    """Four queries: trace rows, node rows (as ``(node_id, attributes without None)``),
-    stored edges, and the outcome status of the batch's tasks."""
+    """Four queries: trace rows, node rows (the driver's tuples, by trace), stored edges,
+    and the outcome status of the batch's tasks."""
     rd = _reader(session, TRACE_T, _TRACE_COLS, len(_TRACE_COLS))
     to_dict = rd.to_dict
     traces = {row[0]: to_dict(row) for row in fetch_in(session, rd.sql, project_id, chunk)}
-    nodes: dict[str, list[tuple[str, dict[str, Any]]]] = {tid: [] for tid in traces}
+    nodes: dict[str, list[Sequence[Any]]] = {tid: [] for tid in traces}
     rd = _reader(session, NODE_T, _NODE_COLS, len(_NODE_ATTRS), pack=True)
-    to_item = rd.to_dict
     for row in fetch_in(session, rd.sql, project_id, chunk):
-        node_id, trace_id, attrs = to_item(row)
-        nodes.setdefault(trace_id, []).append((node_id, attrs))
+        nodes.setdefault(row[-1], []).append(row)  # trace_id: the read's last column
     edges: dict[str, list[tuple[str, str, str, Any]]] = {tid: [] for tid in traces}
     for row in fetch_in(session, _reader(session, EDGE_T, _EDGE_COLS, 0).sql, project_id,
                         chunk):
@@ -283,21 +288,22 @@ def read_batch(session: Session, *, project_id: int, chunk: Sequence[str]) -> Ba
         edges.setdefault(row[0], []).append((row[1], row[2], row[3], row[4]))
     # Outcomes recorded per task (inside a trace's `outcome` or posted later over REST)
     # reach the analyzers as G.graph["outcome_status"]; an outcome node wins over it.
-    return Batch(traces, nodes, edges, _task_outcomes(session, project_id, traces.values()))
+    return Batch(traces, nodes, edges, _task_outcomes(session, project_id, traces.values()),
+                 rd.to_dict)
 
 
 def build_batch(batch: Batch, chunk: Sequence[str]) -> Iterator[LoadedTrace]:
     """The graphs of a batch read by :func:`read_batch`, in ``chunk`` order (missing ids
-    skipped)."""
-    built: set[str] = set()
+    skipped), each made when it is asked for (a trace asked for twice gets two graphs)."""
+    node_item = batch.node_item
     for tid in chunk:
         trow = batch.traces.get(tid)
         if trow is None:
             continue
-        parts = batch.nodes[tid]
-        if tid in built:  # asked for twice: each graph owns its node dicts
-            parts = [(n, dict(a)) for n, a in parts]
-        built.add(tid)
+        parts = []
+        for row in batch.nodes[tid]:
+            node_id, _, attrs = node_item(row)
+            parts.append((node_id, attrs))
         graph = graph_from_parts(trow, parts, batch.edges[tid])
         status = batch.task_status.get(trow.get("task_id") or tid)
         if status is not None:
