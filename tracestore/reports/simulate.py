@@ -170,12 +170,17 @@ def _fixed(session: Session, project_id: int, q: SimulateIn, codes: Sequence[str
     if not codes:
         return {}
     f, t = FINDING_T.c, TRACE_T.c
-    stmt = (select(f.trace_id, f.node_ids, f.wasted_cost_usd, f.wasted_tokens)
+    # The codes are picked here, not in SQL: with ``code IN (…)`` SQLite walks
+    # ix_findings_project_code once per trace of the window instead of the trace's key.
+    stmt = (select(f.trace_id, f.node_ids, f.wasted_cost_usd, f.wasted_tokens, f.code)
             .join(TRACE_T, and_(t.project_id == f.project_id, t.trace_id == f.trace_id))
-            .where(*_trace_conds(project_id, q), f.code.in_(list(codes))))
+            .where(*_trace_conds(project_id, q)))
     by_node = {(c.trace_id, c.row["node_id"]): c for c in calls}
+    wanted = set(codes)
     out: dict[tuple[str, str], tuple[float, float]] = defaultdict(lambda: (0.0, 0.0))
-    for trace_id, node_ids, waste, wasted_tokens in session.execute(stmt):
+    for trace_id, node_ids, waste, wasted_tokens, code in session.execute(stmt):
+        if code not in wanted:
+            continue
         members = [by_node[(trace_id, nid)] for nid in node_ids or ()
                    if (trace_id, nid) in by_node]
         total = sum(c.cost for c in members)
