@@ -16,6 +16,7 @@ import orjson
 from pydantic import ValidationError
 
 from tracestore.cli.options import _settings, database_option, project_option
+from tracestore.digest.cache import forget_digests
 from tracestore.ingest.pipeline import project_id_for
 from tracestore.pricing.book import PriceBookIn, replace_book
 from tracestore.pricing.pricer import Pricer, genai_provider
@@ -91,6 +92,8 @@ def reprice_command(since: float | None, until: float | None, dry_run: bool,
     with session_scope(engine) as session:
         report = reprice(session, project_id=pid, pricer=pricer, since=since, until=until,
                          dry_run=dry_run)
+        if report.changed_nodes and not dry_run:
+            forget_digests(session, project_id=pid)
     engine.dispose()
     Console(width=None if sys.stdout.isatty() else 120).print(report_table(report))
     click.echo(

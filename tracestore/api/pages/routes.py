@@ -25,7 +25,7 @@ from tracestore.api.deps import PAGE_COOKIE, ProjectCtx, get_session, require
 from tracestore.api.pages import data
 from tracestore.api.pages.window import PageWindow, page_window
 from tracestore.digest import render
-from tracestore.digest.service import project_digest
+from tracestore.digest.cache import cached_digest
 from tracestore.errors import TracestoreError, Unauthorized
 from tracestore.pricing.book import load_book, override_public, unpriced_models
 from tracestore.store.engine import upsert
@@ -217,8 +217,8 @@ def digest_page(request: Request, project: PageProject, session: SessionPage,
     def build(p: ProjectCtx) -> HTMLResponse:
         w = _window(session, p, week)
         settings = request.app.state.settings
-        _, digest = project_digest(request.app.state.engine, project=p.name, project_id=p.id,
-                                   week=w.week)
+        digest = cached_digest(request.app.state.engine, project_id=p.id, project=p.name,
+                               week=w.week, now=time.time())
         base = settings.digest_base_url or f"http://{settings.host}:{settings.port}"
         body, _ = render(digest, "html", base_url=base)
         resp = HTMLResponse(body)

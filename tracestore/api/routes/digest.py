@@ -12,8 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from tracestore.api.deps import EngineDep, ReadProjectDep, SettingsDep
 from tracestore.api.problems import PROBLEM_RESPONSES
 from tracestore.digest import render
+from tracestore.digest.cache import cached_digest
 from tracestore.digest.jsonout import SCHEMA_ID
-from tracestore.digest.service import base_url_of, last_complete_week, project_digest
+from tracestore.digest.service import base_url_of, last_complete_week
 
 router = APIRouter(prefix="/api/v1", tags=["digest"], responses=PROBLEM_RESPONSES)
 
@@ -48,9 +49,11 @@ async def get_weekly_digest(
     explanation, the top wasteful paths and findings in dollars, waste by code, coverage and
     the maturity rung (docs/digest.md). Trace links point at ``digest_base_url`` (or this
     server)."""
-    week = week or last_complete_week(time.time())
-    _, digest = await run_in_threadpool(lambda: project_digest(
-        engine, project=project.name, project_id=project.id, week=week))
+    now = time.time()
+    week = week or last_complete_week(now)
+    # A complete week's digest is stored and rebuilt only when its inputs change.
+    digest = await run_in_threadpool(lambda: cached_digest(
+        engine, project_id=project.id, project=project.name, week=week, now=now))
     # Links follow the configuration only, never the request's Host header (a client could
     # otherwise make a digest it forwards point wherever it likes).
     base = base_url_of(settings)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from tracestore.api.deps import EngineDep, ProjectDep, SessionDep, WriterDep
 from tracestore.api.problems import PROBLEM_RESPONSES
+from tracestore.digest.cache import forget_digests
 from tracestore.pricing.book import (
     PriceBookIn,
     PriceOverridePublic,
@@ -136,6 +137,8 @@ def post_reprice(
     with session_scope(engine) as tx:
         r = reprice(tx, project_id=project.id, pricer=writer.pricer, since=since, until=until,
                     dry_run=dry_run)
+        if r.changed_nodes and not dry_run:
+            forget_digests(tx, project_id=project.id)  # stored digests read node costs
     return RepricePublic(
         since=iso(r.since), until=iso(r.until), dry_run=r.dry_run, traces=r.traces,
         nodes=r.nodes, changed_nodes=r.changed_nodes, old_total_usd=r.old_total_usd,

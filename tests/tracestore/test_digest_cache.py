@@ -1,0 +1,107 @@
+"""A complete week's digest is stored once and served until one of its inputs changes: a late
+trace, its analysis, a late outcome, a workflow setting, a re-pricing. After each change the
+page and the API answer exactly what a digest built from scratch says (both backends)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from analyzers.digest import week_of
+from tests.tracestore.test_digest_api import W47, _analyse, _load, _trace
+from tracestore.digest import render_html, render_json
+from tracestore.digest.cache import DIGEST_CACHE_T
+from tracestore.digest.gather import load_digest
+
+WEEK = "2026-W47"
+BASE = "http://127.0.0.1:8000"
+
+
+def _stored(client: TestClient) -> dict[str, float]:
+    """week -> built_at of the stored digests."""
+    c = DIGEST_CACHE_T.c
+    with Session(client.app.state.engine) as s:  # type: ignore[attr-defined]
+        return {w: b for w, b in s.execute(select(c.week, c.built_at))}
+
+
+def _fresh(client: TestClient) -> Any:
+    """The digest built now from the store, bypassing what is stored."""
+    with Session(client.app.state.engine) as s:  # type: ignore[attr-defined]
+        return load_digest(s, project_id=1, project="default", week=WEEK)
+
+
+def _check_exact(client: TestClient) -> str:
+    """The page and the JSON equal a digest built from scratch; returns the page."""
+    fresh = _fresh(client)
+    r = client.get("/api/v1/digest/weekly", params={"week": WEEK, "format": "json"})
+    assert r.status_code == 200
+    assert r.content == render_json(fresh)
+    page = client.get("/digest", params={"week": WEEK})
+    assert page.status_code == 200
+    assert page.text == render_html(fresh, base_url=BASE)
+    return page.text
+
+
+def test_a_complete_week_is_stored_and_rebuilt_when_an_input_changes(
+        client: TestClient) -> None:
+    _load(client)
+    first = _check_exact(client)
+    built = _stored(client)[WEEK]
+    # Nothing changed: served from the store (not rebuilt), byte-identical.
+    assert client.get("/digest", params={"week": WEEK}).text == first
+    assert _stored(client)[WEEK] == built
+    traces = client.get("/api/v1/digest/weekly", params={"week": WEEK}).json()
+    assert traces["headline"]["traces"] == 18
+
+    # A late trace of the week, then its analysis.
+    late = _trace("late01", "support_triage", "S47-late", W47 + 3 * 86400, 9000)
+    assert client.post("/api/v1/traces", json=[late]).status_code == 200
+    _check_exact(client)
+    assert _stored(client)[WEEK] > built
+    _analyse(client)
+    after = _check_exact(client)
+    assert after != first
+    d = client.get("/api/v1/digest/weekly", params={"week": WEEK}).json()
+    assert d["headline"]["traces"] == 19
+    assert d["headline"]["spend_usd"] > traces["headline"]["spend_usd"]
+
+    # A late outcome: a task that succeeded now failed.
+    built = _stored(client)[WEEK]
+    r = client.post("/api/v1/outcomes", json=[{"task_id": "S47-0", "status": "failure",
+                                               "occurred_at": W47 + 7200}])
+    assert r.status_code == 200
+    _check_exact(client)
+    assert _stored(client)[WEEK] > built
+    assert client.get("/api/v1/digest/weekly", params={"week": WEEK}).json()[
+        "headline"]["outcomes"] == d["headline"]["outcomes"] - 1
+
+    # A workflow's baseline.
+    built = _stored(client)[WEEK]
+    r = client.put("/api/v1/workflows/support_triage",
+                   json={"baseline_cost_per_outcome_usd": 0.01})
+    assert r.status_code == 200, r.text
+    _check_exact(client)
+    assert _stored(client)[WEEK] > built
+
+    # A contracted rate, applied to the stored traces by a re-pricing.
+    built = _stored(client)[WEEK]
+    r = client.put("/api/v1/prices", json={"overrides": [
+        {"provider": "openai", "model_pattern": "gpt-4o", "input_mtok": 1.0,
+         "output_mtok": 4.0, "basis": "contracted"}]})
+    assert r.status_code == 200, r.text
+    assert client.post("/api/v1/reprice").json()["changed_nodes"] > 0
+    _check_exact(client)
+    assert _stored(client)[WEEK] > built
+
+
+def test_an_incomplete_week_is_not_stored(client: TestClient) -> None:
+    week = week_of(time.time())
+    r = client.get("/api/v1/digest/weekly", params={"week": week})
+    assert r.status_code == 200
+    assert week not in _stored(client)
+    assert orjson.loads(r.content)["week"] == week

@@ -1,0 +1,135 @@
+"""A built digest stored per (project, week) once the week is complete, so the digest page and
+``GET /api/v1/digest/weekly`` do not re-gather a finished week on every request.
+
+Exactness comes from checking, not from hooks: the stored digest carries a fingerprint of
+everything it was built from, and a request recomputes the fingerprint (a few aggregate reads
+on indexed columns) and rebuilds when it differs. The fingerprint covers the digest's two weeks
+(the week and the one before, by trace start):
+
+- ``traces``: count, latest ``updated_at`` (every write of a trace, its nodes or its
+  outcome node stamps it), latest ``analyzed_at`` (every analysis or re-analysis), and the sums
+  of the cost roll-ups (``tracestore reprice`` rewrites costs without touching ``updated_at``);
+- ``trace_summaries``: count, latest ``summarized_at``, and the task-level columns a late trace
+  or outcome of the same task refreshes from outside the weeks (attempt index, attempts, the
+  attempt an outcome is counted on);
+- ``outcomes`` of the weeks' tasks: count and latest ``updated_at`` (a late or changed outcome);
+- the project's workflow settings (baselines, outcome values).
+
+Re-pricing (``tracestore reprice``, ``POST /api/v1/reprice``) rewrites node costs without
+stamping the traces, so both call :func:`forget_digests` in the same transaction; the cost sums
+above would almost always notice it anyway, but "almost" is not exact.
+
+A week that is not complete yet (its end is after ``now``) is built on every request and not
+stored. ``DIGEST_FORMAT`` is part of the fingerprint, so a release that changes the digest's
+content does not serve digests built by the previous one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from functools import cache
+
+import orjson
+from pydantic import TypeAdapter
+from sqlalchemy import Engine, Table, Text, and_, case, delete, func, select
+from sqlalchemy.orm import Session
+from sqlmodel import Column, Field, SQLModel
+
+from analyzers.digest import previous_week, week_bounds
+from analyzers.digest_types import Digest
+from tracestore.digest.gather import load_digest, parse_week
+from tracestore.store.engine import upsert
+from tracestore.store.tables import OUTCOME_T, SETTING_T, SUMMARY_T, TRACE_T
+
+__all__ = ["DIGEST_CACHE_T", "DIGEST_FORMAT", "DigestCache", "cached_digest", "fingerprint",
+           "forget_digests"]
+
+# Bumped whenever what a digest contains changes (a new section, a new rule).
+DIGEST_FORMAT = "2026-12-06.savings"
+
+
+class DigestCache(SQLModel, table=True):
+    """One built digest of a complete week, with the fingerprint of its inputs."""
+
+    __tablename__ = "digest_cache"
+
+    project_id: int = Field(primary_key=True)
+    week: str = Field(primary_key=True, max_length=10)
+    fingerprint: str = Field(max_length=64)
+    body: str = Field(sa_column=Column(Text, nullable=False))  # the Digest as JSON
+    built_at: float
+
+
+DIGEST_CACHE_T: Table = DigestCache.__table__  # type: ignore[attr-defined]
+
+
+@cache
+def _adapter() -> TypeAdapter[Digest]:
+    return TypeAdapter(Digest)
+
+
+def fingerprint(session: Session, *, project_id: int, week: str) -> str:
+    """SHA-256 of the aggregates :mod:`tracestore.digest.cache` names, over ``week`` and the
+    week before."""
+    since, until = week_bounds(previous_week(week))[2], week_bounds(week)[3]
+    t, s, o = TRACE_T.c, SUMMARY_T.c, OUTCOME_T.c
+    traces = session.execute(select(
+        func.count(), func.max(t.updated_at), func.max(t.analyzed_at), func.sum(t.cost_usd),
+        func.sum(t.unpriced_count), func.sum(t.llm_calls), func.sum(t.node_count),
+    ).where(t.project_id == project_id, t.started_at >= since, t.started_at < until)).one()
+    in_weeks = (s.project_id == project_id, s.started_at >= since, s.started_at < until)
+    summaries = session.execute(select(
+        func.count(), func.max(s.summarized_at), func.sum(s.attempt_index),
+        func.sum(s.task_attempts), func.sum(case((s.outcome_here.is_(True), 1), else_=0)),
+        func.count(s.outcome_status),
+    ).where(*in_weeks)).one()
+    outcomes = session.execute(
+        select(func.count(), func.max(o.updated_at))
+        .select_from(SUMMARY_T)
+        .join(OUTCOME_T, and_(o.project_id == s.project_id, o.task_id == s.task_id))
+        .where(*in_weeks)).one()
+    w = SETTING_T.c
+    settings = session.execute(
+        select(w.name, w.baseline_cost_per_outcome_usd, w.outcome_value_usd)
+        .where(w.project_id == project_id).order_by(w.name)).all()
+    key = [DIGEST_FORMAT, week, list(traces), list(summaries), list(outcomes),
+           [list(r) for r in settings]]
+    return hashlib.sha256(orjson.dumps(key, default=str)).hexdigest()
+
+
+def cached_digest(engine: Engine, *, project_id: int, project: str, week: str,
+                  now: float) -> Digest:
+    """The digest of ``week`` for one project (:func:`tracestore.digest.gather.load_digest`),
+    served from the store when the week is complete and nothing it was built from changed."""
+    return _cached(engine, project_id=project_id, week=week, now=now,
+                   build=lambda session: load_digest(session, project_id=project_id,
+                                                     project=project, week=week))
+
+
+def _cached(engine: Engine, *, project_id: int, week: str, now: float,
+            build: Callable[[Session], Digest]) -> Digest:
+    """The stored digest of ``week`` when the week is complete and its fingerprint still
+    matches, else ``build(session)``, stored when the week is complete."""
+    complete = parse_week(week)[1] <= now
+    with Session(engine) as session:
+        if not complete:
+            return build(session)
+        key = fingerprint(session, project_id=project_id, week=week)
+        c = DIGEST_CACHE_T.c
+        stored = session.execute(select(c.fingerprint, c.body).where(
+            c.project_id == project_id, c.week == week)).first()
+        if stored is not None and stored[0] == key:
+            return _adapter().validate_json(stored[1])
+        digest = build(session)
+        body = _adapter().dump_json(digest).decode()
+        upsert(session, DIGEST_CACHE_T, [{"project_id": project_id, "week": week,
+                                          "fingerprint": key, "body": body, "built_at": now}],
+               keys=("project_id", "week"))
+        session.commit()
+        return digest
+
+
+def forget_digests(session: Session, *, project_id: int) -> None:
+    """Drop every stored digest of the project (after a re-pricing). Does not commit."""
+    session.execute(delete(DIGEST_CACHE_T).where(DIGEST_CACHE_T.c.project_id == project_id))
