@@ -223,6 +223,8 @@ def wasteful_paths(
     until: float | None = None,
     order: str = "waste",
     limit: int = 50,
+    team: str | None = None,
+    feature: str | None = None,
 ) -> list[PathGroup]:
     """Path signatures of the traces in ``[since, until)``, most wasteful first
     (``order="waste"``) or most expensive per successful outcome first
@@ -231,7 +233,8 @@ def wasteful_paths(
     if order not in ("waste", "cost_per_outcome"):
         raise BadRequest(f"order must be 'waste' or 'cost_per_outcome', not {order!r}")
     cols = ["workflow", "path_signature"]
-    conds = summary_conds(project_id, since, until, {"workflow": workflow})
+    conds = summary_conds(project_id, since, until,
+                          {"workflow": workflow, "team": team, "feature": feature})
     totals = sq.path_totals(session, conds)
     codes = sq.waste_by_code(session, conds, cols)
     groups = [

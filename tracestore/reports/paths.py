@@ -103,6 +103,8 @@ class PathPublic(BaseModel):
 
 class PathsReport(BaseModel):
     workflow: str | None
+    team: str | None = None
+    feature: str | None = None
     since: str | None
     until: str | None
     order: str
@@ -199,10 +201,10 @@ def path_public(p: PathGroup) -> PathPublic:
 def paths_report(
     session: Session, *, project_id: int, workflow: str | None = None,
     since: float | None = None, until: float | None = None, order: str = "waste",
-    limit: int = 50,
+    limit: int = 50, team: str | None = None, feature: str | None = None,
 ) -> PathsReport:
-    """Wasteful paths (``GET /api/v1/paths``)."""
+    """Wasteful paths (``GET /api/v1/paths``), for one workflow, team or feature if given."""
     groups = _paths(session, project_id=project_id, workflow=workflow, since=since, until=until,
-                    order=order, limit=limit)
-    return PathsReport(workflow=workflow, since=iso(since), until=iso(until), order=order,
-                       paths=[path_public(p) for p in groups])
+                    order=order, limit=limit, team=team, feature=feature)
+    return PathsReport(workflow=workflow, team=team, feature=feature, since=iso(since),
+                       until=iso(until), order=order, paths=[path_public(p) for p in groups])

@@ -84,11 +84,14 @@ def get_paths(
     until: TimeQ = None,
     order: Literal["waste", "cost_per_outcome"] = "waste",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    team: str | None = None,
+    feature: str | None = None,
 ) -> PathsReport:
     """Each productive path signature with its traces, success rate, mean cost, cost per
-    outcome, waste, top finding codes and example trace ids."""
+    outcome, waste, top finding codes and example trace ids; the traces of one workflow,
+    team or feature when given (the same filters as ``/attribution``)."""
     return paths_report(session, project_id=project.id, workflow=workflow, since=since,
-                        until=until, order=order, limit=limit)
+                        until=until, order=order, limit=limit, team=team, feature=feature)
 
 
 class WorkflowIn(NulFree):
