@@ -76,6 +76,7 @@ from tracestore.ingest.pipeline import Writer, project_id_for
 from tracestore.reports.summaries import summarize_traces
 from tracestore.schemas import OutcomeIn
 from tracestore.store.engine import create_schema, make_engine, session_scope
+from tracestore.store.partitions import ensure_partitions, month_of, next_month
 from tracestore.store.tables import FindingRow, Node, Trace
 
 WEEK = 7 * 86400.0
@@ -241,11 +242,12 @@ FILL_T0 = 1_792_000_000.0  # 2026-10-16: a month of pre-filled traffic before th
 _FILL_NODE_COLS = ("project_id", "trace_id", "node_id", "parent_id", "kind", "name", "start",
                    "end", "status", "provider", "model", "input_tokens", "output_tokens",
                    "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "prompt",
-                   "prompt_hash", "output", "output_hash", "cost_usd", "price_source", "priced")
+                   "prompt_hash", "output", "output_hash", "cost_usd", "price_source", "priced",
+                   "trace_month")
 _FILL_TRACE_COLS = ("project_id", "trace_id", "workflow", "task_id", "service_name",
                     "started_at", "ended_at", "node_count", "llm_calls", "input_tokens",
                     "output_tokens", "cost_usd", "unpriced_count", "error_count", "updated_at",
-                    "analyzed_at")
+                    "analyzed_at", "trace_month")
 
 
 def _fill_rows(pid: int, first: int, count: int) -> tuple[list[tuple[Any, ...]],
@@ -259,6 +261,7 @@ def _fill_rows(pid: int, first: int, count: int) -> tuple[list[tuple[Any, ...]],
     for i in range(first, first + count):
         tid = f"f{i:031x}"
         t = FILL_T0 + i * 0.25
+        month = month_of(t)
         for j in range(FILL_NODES_PER_TRACE):
             llm = j % 3 == 1
             nodes.append((pid, tid, f"{j:016x}", None if j == 0 else f"{0:016x}",
@@ -268,9 +271,9 @@ def _fill_rows(pid: int, first: int, count: int) -> tuple[list[tuple[Any, ...]],
                           "gpt-4o" if llm else None, 1200 if llm else 0, 150 if llm else 0, 0,
                           0, 0, prompt if llm else None, f"{i:032x}" if llm else None,
                           prompt[:200] if llm else None, f"{j:032x}" if llm else None,
-                          0.0045 if llm else None, "genai-prices" if llm else None, llm))
+                          0.0045 if llm else None, "genai-prices" if llm else None, llm, month))
         traces.append((pid, tid, "support_triage" if i % 2 else None, tid, "support-bot", t,
-                       t + 1.0, FILL_NODES_PER_TRACE, 3, 3600, 450, 0.0135, 0, 0, t, t))
+                       t + 1.0, FILL_NODES_PER_TRACE, 3, 3600, 450, 0.0135, 0, 0, t, t, month))
     return traces, nodes
 
 
@@ -282,6 +285,11 @@ def prefill(url: str, nodes: int) -> float:
     engine = make_engine(url)
     create_schema(engine)
     pid = project_id_for(engine, Settings(database_url=url).project)
+    months, last = [month_of(FILL_T0)], month_of(FILL_T0 + nodes / FILL_NODES_PER_TRACE * 0.25)
+    while months[-1] < last:
+        months.append(next_month(months[-1]))
+    with engine.begin() as conn:  # PostgreSQL: the monthly partitions the rows go to
+        ensure_partitions(conn, months)
     t0 = time.perf_counter()
     step = 10_000  # traces per chunk
     raw = engine.raw_connection()

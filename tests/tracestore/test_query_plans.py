@@ -5,7 +5,10 @@ are meant, the statement reads them through an index on ``(project_id, trace_id,
 ingest slow down as the store grows (docs/performance.md; bench/growth.py measures it).
 
 The store is pre-filled (bulk inserts, ANALYZEd on PostgreSQL) so the planner sees a project
-with many traces, as it would in production; SQLite is left un-analysed, as stores are.
+with many traces over several months, as it would in production; SQLite is left un-analysed,
+as stores are. On PostgreSQL, where ``nodes`` and ``edges`` are partitioned by the trace's
+month, a statement reading them must also name the month: it may read at most as many
+partitions as the months its traces span (two here), never all of them.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from tracestore.api import create_app
 from tracestore.config import Settings
 from tracestore.ingest.pipeline import project_id_for
 from tracestore.store.engine import create_schema, make_engine
+from tracestore.store.partitions import ensure_partitions, month_of, month_partitions
 from tracestore.store.tables import EDGE_T, FINDING_T, NODE_T, SUMMARY_T, TRACE_T
 
 # Tables that grow with the store; a read of them must name the trace (or task) it wants.
@@ -34,6 +38,11 @@ BIG = ("nodes", "traces", "edges", "findings", "trace_summaries", "outcomes", "a
 KEYED = re.compile(r"\b(trace_id|task_id|id)\b")
 PREFILL_TRACES = 3000
 PREFILL_NODES = 5  # per trace
+PREFILL_STEP = 3600.0  # seconds between pre-fill traces: 3,000 hours, five months
+# The most partitions of one table a statement here may read: the analysis batch holds
+# traces of two months; every ingest request's traces lie in one.
+MAX_PARTITIONS = 2
+PARTITION = re.compile(r"\b(nodes|edges)_p(\d{6})(?!\d)")
 
 
 def _prefill(engine: Engine, project_id: int) -> None:
@@ -42,27 +51,30 @@ def _prefill(engine: Engine, project_id: int) -> None:
     t0 = 1_790_000_000.0
     for i in range(PREFILL_TRACES):
         tid = f"fill-{i:06d}"
-        start = t0 + i * 60
+        start = t0 + i * PREFILL_STEP
+        month = month_of(start)
         # Traces written by one request share updated_at, as the writer stamps them.
         written = t0 + i // 500
         traces.append({"project_id": project_id, "trace_id": tid, "workflow": None,
                        "task_id": tid, "started_at": start, "ended_at": start + 5,
                        "node_count": PREFILL_NODES, "updated_at": written,
-                       "analyzed_at": written})
+                       "analyzed_at": written, "trace_month": month})
         for j in range(PREFILL_NODES):
             nodes.append({"project_id": project_id, "trace_id": tid, "node_id": f"n{j}",
                           "parent_id": None if j == 0 else "n0",
                           "kind": "agent" if j == 0 else "llm", "name": f"step{j}",
                           "start": start + j, "end": start + j + 0.5, "provider": "openai",
-                          "model": "gpt-4o", "input_tokens": 100, "output_tokens": 10})
+                          "model": "gpt-4o", "input_tokens": 100, "output_tokens": 10,
+                          "trace_month": month})
         edges.append({"project_id": project_id, "trace_id": tid, "src": "n1", "dst": "n2",
-                      "kind": "tool_call", "inferred": False})
+                      "kind": "tool_call", "inferred": False, "trace_month": month})
         summaries.append({"project_id": project_id, "trace_id": tid, "task_id": tid,
                           "started_at": start, "summarized_at": start})
         findings.append({"project_id": project_id, "id": f"f-{tid}", "trace_id": tid,
                          "analyzer": "churn", "code": "retry_loop", "node_ids": ["n1"],
                          "evidence": {}, "trace_started_at": start, "created_at": start})
     with engine.begin() as conn:
+        ensure_partitions(conn, {t["trace_month"] for t in traces})
         for table, rows in ((TRACE_T, traces), (NODE_T, nodes), (EDGE_T, edges),
                             (SUMMARY_T, summaries), (FINDING_T, findings)):
             conn.execute(insert(table), rows)
@@ -165,7 +177,15 @@ def _offences_sqlite(plan: list[str]) -> list[str]:
 
 
 def _offences_postgres(plan: list[str], big_indexes: set[str]) -> list[str]:
-    bad = []
+    """Scans of a big table (a partition counts as its table) not keyed by trace or task,
+    and reads of more than :data:`MAX_PARTITIONS` partitions of one table."""
+    read: dict[str, set[str]] = {}
+    for line in plan:
+        for table, month in PARTITION.findall(line):
+            read.setdefault(table, set()).add(month)
+    bad = [f"{table}: {len(months)} partitions read" for table, months in read.items()
+           if len(months) > MAX_PARTITIONS]
+    plan = [PARTITION.sub(r"\1", line) for line in plan]
     for i, line in enumerate(plan):
         seq = re.search(r"Seq Scan on (\w+)", line)
         if seq and seq.group(1) in BIG:
@@ -202,9 +222,11 @@ def _plan(engine: Engine, sql: str, params: Any) -> list[str]:
 
 def _big_indexes(engine: Engine) -> set[str]:
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = ANY(:t) "
-                                 "AND schemaname = current_schema()"), {"t": list(BIG)})
-        return {r[0] for r in rows}
+        rows = conn.execute(text(
+            "SELECT indexname FROM pg_indexes WHERE (tablename = ANY(:t) OR tablename ~ "
+            "'^(nodes|edges)_p[0-9]{6}$') AND schemaname = current_schema()"), {"t": list(BIG)})
+        # a partition's index is its table's (the partition names are mapped to the table)
+        return {PARTITION.sub(r"\1", r[0]) for r in rows}
 
 
 def _checked(engine: Engine, statements: list[tuple[str, Any]]) -> tuple[int, list[str]]:
@@ -251,6 +273,13 @@ def test_ingest_and_analysis_read_one_trace_through_its_key(db_url: str) -> None
     if engine.dialect.name == "postgresql":  # the bulk path's merge was planned too
         assert "FROM _stage_nodes" in joined
     reads, offences = _checked(engine, ingest_sql + analysis_sql)
+    if engine.dialect.name == "postgresql":  # the roll-up reads the one month of its traces
+        with engine.connect() as conn:
+            assert len(month_partitions(conn)) >= 5
+        sql, params = next((q, p) for q, p in ingest_sql if "UPDATE traces SET workflow" in q)
+        plan = _plan(engine, sql, params)
+        assert {m for _, m in PARTITION.findall("\n".join(plan))} == {
+            str(month_of(1_794_819_600))}
     engine.dispose()
     assert reads >= 10
     assert not offences, "statements scanning a project's rows:\n" + "\n".join(offences)
@@ -278,3 +307,12 @@ def test_the_postgres_rule_catches_a_project_walk() -> None:
     assert _offences_postgres(keyed, set()) == []
     assert len(_offences_postgres(bitmap, {"ix_traces_project_start"})) == 1
     assert _offences_postgres(["Seq Scan on nodes"], set()) == ["Seq Scan on nodes"]
+    # a partition is its table; a read of every partition is an offence
+    assert _offences_postgres(["Seq Scan on nodes_p202611 nodes_1"], set()) == [
+        "Seq Scan on nodes nodes_1"]
+    three = ["Append", *[f"  ->  Index Scan using nodes_p20261{m}_pkey on nodes_p20261{m} n"
+                         f"\n        Index Cond: ((project_id = 1) AND (trace_id = 'x'))"
+                         for m in (0, 1, 2)]]
+    lines = [part for line in three for part in line.split("\n")]
+    assert _offences_postgres(lines, set()) == ["nodes: 3 partitions read"]
+    assert _offences_postgres(lines[:5], set()) == []

@@ -7,7 +7,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tracestore.store.engine import create_schema, make_engine, session_scope, upsert
+from tracestore.store.partitions import ensure_partitions
 from tracestore.store.tables import EDGE_T, TRACE_T
+
+EDGE_KEYS = ("project_id", "trace_id", "src", "dst", "kind", "trace_month")
 
 
 def test_upsert_dicts_tuples_merge_and_nothing(db_url: str) -> None:
@@ -26,12 +29,13 @@ def test_upsert_dicts_tuples_merge_and_nothing(db_url: str) -> None:
         upsert(s, TRACE_T, [(1, "b", 3.0)], columns=("project_id", "trace_id", "team",
                                                       "updated_at"),
                keys=("project_id", "trace_id"), nulls=("team",))
+        ensure_partitions(s.connection(), [202611])
         upsert(s, EDGE_T, [{"project_id": 1, "trace_id": "a", "src": "n1", "dst": "n2",
-                            "kind": "k", "inferred": False}] * 2,
-               keys=("project_id", "trace_id", "src", "dst", "kind"), update=False)
+                            "kind": "k", "inferred": False, "trace_month": 202611}] * 2,
+               keys=EDGE_KEYS, update=False)
         upsert(s, EDGE_T, [{"project_id": 1, "trace_id": "a", "src": "n1", "dst": "n2",
-                            "kind": "k", "inferred": True}],
-               keys=("project_id", "trace_id", "src", "dst", "kind"), update=False)
+                            "kind": "k", "inferred": True, "trace_month": 202611}],
+               keys=EDGE_KEYS, update=False)
     with engine.connect() as conn:
         rows = conn.execute(select(t.trace_id, t.workflow, t.team, t.tags, t.updated_at,
                                    t.node_count, t.cost_usd).order_by(t.trace_id)).all()
@@ -52,14 +56,16 @@ def test_bulk_upsert_matches_row_by_row(db_url: str) -> None:
     engine = make_engine(db_url)
     create_schema(engine)
     n = NODE_T.c
-    cols = ("project_id", "trace_id", "node_id", "kind", "attributes", "model", "input_tokens")
+    cols = ("project_id", "trace_id", "node_id", "kind", "attributes", "model", "input_tokens",
+            "trace_month")
 
     def rows(k: int, tag: str) -> list[tuple[object, ...]]:
-        return [(1, "t", f"n{i % k}", "llm", f'{{"i": {i}, "tag": "{tag}"}}', i)
+        return [(1, "t", f"n{i % k}", "llm", f'{{"i": {i}, "tag": "{tag}"}}', i, 202611)
                 for i in range(COPY_MIN_ROWS * 2)]
 
-    keys = ("project_id", "trace_id", "node_id")
+    keys = ("project_id", "trace_id", "node_id", "trace_month")
     with session_scope(engine) as s:  # 2 x COPY_MIN_ROWS rows, every key twice
+        ensure_partitions(s.connection(), [202611])
         upsert(s, NODE_T, rows(COPY_MIN_ROWS, "a"), columns=cols, keys=keys,
                encode_json=None, nulls=("model",))
     with session_scope(engine) as s:  # update the first half, add nothing twice

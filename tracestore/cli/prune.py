@@ -23,8 +23,8 @@ DAY = 86_400.0
 @database_option
 def prune_command(before: str | None, project: str | None, database_url: str | None) -> None:
     """Delete traces that started before a time, with their nodes, edges, findings and
-    summaries (on partitioned PostgreSQL, whole months at once where they are entirely
-    older), and print what was removed."""
+    summaries (on PostgreSQL, without --project, whole months at once where every trace of
+    the month is older), and print what was removed."""
     from tracestore.ingest.delete import prune
     from tracestore.ingest.pipeline import project_id_for
     from tracestore.store.engine import create_schema, make_engine
@@ -47,6 +47,7 @@ def prune_command(before: str | None, project: str | None, database_url: str | N
         d = prune(engine, before=cutoff, project_id=pid)
     finally:
         engine.dispose()
+    months = f", {d.months} month partitions dropped" if d.months else ""
     click.echo(f"deleted {d.traces} traces started before {iso(cutoff)} ({d.nodes} nodes, "
-               f"{d.edges} edges, {d.findings} findings, {d.summaries} summaries) in "
+               f"{d.edges} edges, {d.findings} findings, {d.summaries} summaries{months}) in "
                f"{time.perf_counter() - t0:.2f}s")

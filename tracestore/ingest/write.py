@@ -32,6 +32,7 @@ from tracestore.reports.summaries import refresh_tasks
 from tracestore.schemas import NodeIn, OutcomeIn, TraceIn
 from tracestore.store.engine import upsert
 from tracestore.store.jsontext import json_text
+from tracestore.store.partitions import ensure_partitions, hold_for_write, month_of, trace_months
 from tracestore.store.queue import enqueue
 from tracestore.store.rollups import recompute_rollups
 from tracestore.store.tables import EDGE_T, NODE_T, OUTCOME_T, TRACE_T
@@ -159,8 +160,8 @@ def node_row(project_id: int, trace_id: str, node: NodeIn, cap: int,
 
 
 _NODE_JSON = frozenset(c.name for c in NODE_T.columns if isinstance(c.type, JSON))
-_NODE_KEYS = ("project_id", "trace_id", "node_id")
-_EDGE_KEYS = ("project_id", "trace_id", "src", "dst", "kind")
+_NODE_KEYS = ("project_id", "trace_id", "node_id", "trace_month")
+_EDGE_KEYS = ("project_id", "trace_id", "src", "dst", "kind", "trace_month")
 
 
 @dataclass(slots=True)
@@ -351,20 +352,52 @@ def write_rows(
     queue the traces for analysis, record outcomes, recompute the touched traces' roll-ups.
     Returns the nodes written."""
     nodes = _priced_node_tuples(session, project_id, rows, pricer)
+    hold_for_write(session)
     # Trace rows first and in trace-id order: the row lock each takes serialises every other
     # write of the same trace (its nodes, edges, queue row, roll-ups) behind this one, so
     # concurrent writers in other processes wait instead of deadlocking (docs/operations.md).
+    # A new trace's month is fixed here (kept by every later part): tracestore.store.partitions.
     tids = sorted(rows.traces)
+    first = _first_months(nodes, tids, now)
     _trace_upsert(session, [{"project_id": project_id, "trace_id": tid, "updated_at": now,
-                             **rows.traces[tid]} for tid in tids])
+                             **rows.traces[tid], "trace_month": first[tid]} for tid in tids])
+    months = trace_months(session, project_id=project_id, trace_ids=tids)
+    ensure_partitions(session.connection(), months.values())
     enqueue(session, project_id=project_id, trace_ids=tids, updated_at=now)
+    nodes = _with_months(nodes, months)
     upsert(session, NODE_T, nodes.values, columns=nodes.columns, keys=_NODE_KEYS,
            encode_json=None, nulls=nodes.nulls, batch_size=batch_size)
-    upsert(session, EDGE_T, rows.edges, keys=_EDGE_KEYS, update=False, batch_size=batch_size)
+    edges = [{**e, "trace_month": months[e["trace_id"]]} for e in rows.edges]
+    upsert(session, EDGE_T, edges, keys=_EDGE_KEYS, update=False, batch_size=batch_size)
     if rows.outcomes:
         write_outcomes(session, project_id=project_id, outcomes=rows.outcomes, now=now)
-    recompute_rollups(session, project_id=project_id, trace_ids=tids)
+    recompute_rollups(session, project_id=project_id, trace_ids=tids,
+                      months=sorted(set(months.values())))
     return len(nodes.values)
+
+
+def _first_months(nodes: NodeTuples, tids: Sequence[str], now: float) -> dict[str, int]:
+    """The month of each trace's earliest node start in ``nodes`` (else of ``now``): the
+    month a trace new to the store gets."""
+    bound = [c for c in nodes.columns if c not in nodes.nulls]
+    earliest: dict[str, float] = {}
+    if "start" in bound and nodes.values:
+        at, st = bound.index("trace_id"), bound.index("start")
+        for v in nodes.values:
+            s, tid = v[st], v[at]
+            if s is not None and (tid not in earliest or s < earliest[tid]):
+                earliest[tid] = s
+    default = month_of(now)
+    return {tid: month_of(earliest[tid]) if tid in earliest else default for tid in tids}
+
+
+def _with_months(nodes: NodeTuples, months: dict[str, int]) -> NodeTuples:
+    """``nodes`` with each row's ``trace_month`` (its trace's, as stored) appended."""
+    if not nodes.values:
+        return nodes
+    at = [c for c in nodes.columns if c not in nodes.nulls].index("trace_id")
+    return NodeTuples((*nodes.columns, "trace_month"), nodes.nulls,
+                      [(*v, months[v[at]]) for v in nodes.values])
 
 
 def _priced_node_tuples(session: Session, project_id: int, rows: TraceRows,

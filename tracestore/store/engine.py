@@ -40,6 +40,7 @@ from sqlmodel import SQLModel
 
 from tracestore.store import tables  # (also registers the tables on SQLModel.metadata)
 from tracestore.store.jsontext import json_text
+from tracestore.store.partitions import migrate_per_span_tables
 
 log = logging.getLogger("tracestore")
 
@@ -192,9 +193,11 @@ def create_schema(engine: Engine) -> None:
     PostgreSQL widen INTEGER columns the models now declare BIGINT (token counts were 32-bit
     there; widening is lossless, SQLite's INTEGER is 64-bit already). A store made before the
     analysis queue existed gets it filled with its traces not analysed since their last
-    change, and a table whose primary key changed is re-keyed (:func:`_rekey`). One
-    transaction; on PostgreSQL under an advisory lock, so server and worker
-    processes starting together do not race to create the same tables."""
+    change, a store made before ``trace_month`` gets it (and on PostgreSQL its per-span
+    tables partitioned: :func:`~tracestore.store.partitions.migrate_per_span_tables`), and a
+    table whose primary key changed is re-keyed (:func:`_rekey`). One transaction; on
+    PostgreSQL under an advisory lock, so server and worker processes starting together do
+    not race to create the same tables."""
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
@@ -202,6 +205,7 @@ def create_schema(engine: Engine) -> None:
         SQLModel.metadata.create_all(conn)
         if new_queue:
             _backfill_queue(conn)
+        migrate_per_span_tables(conn)
         _rekey(conn)
         _add_columns(conn)
 

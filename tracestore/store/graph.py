@@ -9,7 +9,8 @@ import networkx as nx
 
 __all__ = ["build_trace_graph", "graph_from_parts", "graph_to_json"]
 
-_SKIP = frozenset({"project_id", "trace_id", "node_id"})
+# Row columns that are keys or storage layout (the partition month), not node attributes.
+_SKIP = frozenset({"project_id", "trace_id", "node_id", "trace_month"})
 
 Adjacency = dict[str, dict[str, dict[str, Any]]]
 # Edges in the order they were first made: (u, v, attributes), the attributes merged in place

@@ -247,12 +247,13 @@ def _names(table: Table, skip: Iterable[str] = ()) -> tuple[str, ...]:
 NODE_BOOKKEEPING = ("source_kind", "reported_cost_usd", "price_source", "cost_mismatch")
 # Node attribute columns: every column of the contract plus the stored extras, in table order
 # (the order of a node's attribute dict); node_id and trace_id are selected after them.
-_NODE_ATTRS = _names(NODE_T, ("project_id", "trace_id", "node_id", *NODE_BOOKKEEPING))
+_NODE_ATTRS = _names(NODE_T, ("project_id", "trace_id", "node_id", "trace_month",
+                              *NODE_BOOKKEEPING))
 _NODE_COLS = (*_NODE_ATTRS, "node_id", "trace_id")
 _EDGE_COLS = ("trace_id", "src", "dst", "kind", "inferred")
 # The trace columns the graph, LoadedTrace and the summaries read.
 _TRACE_COLS = ("trace_id", "workflow", "task_id", "team", "feature", "user_id", "started_at",
-               "cost_usd", "updated_at")
+               "cost_usd", "updated_at", "trace_month")
 
 
 @dataclass
@@ -278,18 +279,28 @@ def read_batch(session: Session, *, project_id: int, chunk: Sequence[str]) -> Ba
     to_dict = rd.to_dict
     traces = {row[0]: to_dict(row) for row in fetch_in(session, rd.sql, project_id, chunk)}
     nodes: dict[str, list[Sequence[Any]]] = {tid: [] for tid in traces}
+    # The traces' months beside their ids: PostgreSQL then reads only those partitions.
+    months = _in_months({int(t["trace_month"]) for t in traces.values() if "trace_month" in t})
     rd = _reader(session, NODE_T, _NODE_COLS, len(_NODE_ATTRS), pack=True)
-    for row in fetch_in(session, rd.sql, project_id, chunk):
+    for row in fetch_in(session, rd.sql + months, project_id, chunk):
         nodes.setdefault(row[-1], []).append(row)  # trace_id: the read's last column
     edges: dict[str, list[tuple[str, str, str, Any]]] = {tid: [] for tid in traces}
-    for row in fetch_in(session, _reader(session, EDGE_T, _EDGE_COLS, 0).sql, project_id,
-                        chunk):
+    for row in fetch_in(session, _reader(session, EDGE_T, _EDGE_COLS, 0).sql + months,
+                        project_id, chunk):
         # inferred as the driver gives it (0/1 on SQLite): the graph takes its truth value
         edges.setdefault(row[0], []).append((row[1], row[2], row[3], row[4]))
     # Outcomes recorded per task (inside a trace's `outcome` or posted later over REST)
     # reach the analyzers as G.graph["outcome_status"]; an outcome node wins over it.
     return Batch(traces, nodes, edges, _task_outcomes(session, project_id, traces.values()),
                  rd.to_dict)
+
+
+def _in_months(months: set[int]) -> str:
+    """`` AND trace_month IN (…)`` for these months (integers from the database, written
+    as literals), or nothing when there are none."""
+    if not months:
+        return ""
+    return f" AND trace_month IN ({', '.join(str(m) for m in sorted(months))})"
 
 
 def build_batch(batch: Batch, chunk: Sequence[str]) -> Iterator[LoadedTrace]:

@@ -205,18 +205,23 @@ def load_trace_rows(
     ).first()
     if trow is None:
         raise NotFound(f"trace {trace_id!r} not found")
+    # The trace's month beside its id: PostgreSQL reads one partition of nodes and of edges.
+    month = trow._mapping["trace_month"]
+    n, e = NODE_T.c, EDGE_T.c
     nodes = [
         dict(r._mapping)
         for r in session.execute(
             select(NODE_T)
-            .where(NODE_T.c.project_id == project_id, NODE_T.c.trace_id == trace_id)
-            .order_by(NODE_T.c.start, NODE_T.c.node_id)
+            .where(n.project_id == project_id, n.trace_id == trace_id,
+                   *(() if month is None else (n.trace_month == month,)))
+            .order_by(n.start, n.node_id)
         )
     ]
     edges = [
         dict(r._mapping)
         for r in session.execute(
-            select(EDGE_T).where(EDGE_T.c.project_id == project_id, EDGE_T.c.trace_id == trace_id)
+            select(EDGE_T).where(e.project_id == project_id, e.trace_id == trace_id,
+                                 *(() if month is None else (e.trace_month == month,)))
         )
     ]
     return dict(trow._mapping), nodes, edges

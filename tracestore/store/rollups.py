@@ -11,34 +11,44 @@ from sqlalchemy import BindParameter, bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
 from tracestore.schemas import MODEL_KINDS
+from tracestore.store.partitions import trace_months
 from tracestore.store.tables import NODE_T, TRACE_T
 
 __all__ = ["recompute_rollups"]
 
 
+def _root_names(pid: BindParameter[int], tids: BindParameter[list[str]],
+                months: BindParameter[list[int]]) -> Any:
+    """The root node's name: the first parentless node of each touched trace by (start,
+    node_id). Ordered by ``start + 0``, not ``start``: ordered by the bare column, SQLite read
+    the nodes through ix_nodes_project_start (project_id, start) to save the sort, walking
+    every node of the project once per trace (ingest slowed as the store grew;
+    tests/tracestore/test_query_plans.py checks every ingest statement's plan). The
+    expression sorts the same (NULL stays NULL) and leaves the primary key the only index."""
+    n = NODE_T.c
+    return (
+        select(n.trace_id.label("rtid"), n.name.label("rname"),
+               func.row_number().over(partition_by=n.trace_id,
+                                      order_by=(n.start + 0, n.node_id)).label("rn"))
+        .where(n.project_id == pid, n.trace_id.in_(tids), n.trace_month.in_(months),
+               n.parent_id.is_(None))
+        .subquery("ranked")
+    )
+
+
 @lru_cache(maxsize=1)
 def _rollup_statements() -> tuple[Any, Any]:
     """The two roll-up statements, built once (building them cost more than running them);
-    parameters ``pid`` and ``tids`` (expanding)."""
+    parameters ``pid``, ``tids`` and ``months`` (expanding; the traces' months, so PostgreSQL
+    reads only their node partitions)."""
     n = NODE_T.c
     t = TRACE_T.c
     pid: BindParameter[int] = bindparam("pid")
     tids: BindParameter[list[str]] = bindparam("tids", expanding=True)
+    months: BindParameter[list[int]] = bindparam("months", expanding=True)
     is_model = n.kind.in_(MODEL_KINDS)
     unpriced = is_model & (n.priced == False)  # noqa: E712
-    # The root node's name: the first parentless node of each touched trace by (start,
-    # node_id). Ordered by ``start + 0``, not ``start``: ordered by the bare column, SQLite
-    # read the nodes through ix_nodes_project_start (project_id, start) to save the sort,
-    # walking every node of the project once per trace (ingest slowed as the store grew;
-    # tests/tracestore/test_query_plans.py checks every ingest statement's plan). The
-    # expression sorts the same (NULL stays NULL) and leaves the primary key the only index.
-    ranked = (
-        select(n.trace_id.label("rtid"), n.name.label("rname"),
-               func.row_number().over(partition_by=n.trace_id,
-                                      order_by=(n.start + 0, n.node_id)).label("rn"))
-        .where(n.project_id == pid, n.trace_id.in_(tids), n.parent_id.is_(None))
-        .subquery("ranked")
-    )
+    ranked = _root_names(pid, tids, months)
     sums = (
         select(
             n.trace_id.label("tid"),
@@ -57,7 +67,7 @@ def _rollup_statements() -> tuple[Any, Any]:
             func.sum(case((n.cost_mismatch == True, 1), else_=0)).label(  # noqa: E712
                 "cost_mismatch_count"),
         )
-        .where(n.project_id == pid, n.trace_id.in_(tids))
+        .where(n.project_id == pid, n.trace_id.in_(tids), n.trace_month.in_(months))
         .group_by(n.trace_id)
         .subquery("sums")
     )
@@ -79,8 +89,10 @@ def _rollup_statements() -> tuple[Any, Any]:
     return rollup, task
 
 
-def recompute_rollups(session: Session, *, project_id: int, trace_ids: Sequence[str]) -> None:
-    """Recompute the roll-up columns of ``trace_ids`` from their node rows.
+def recompute_rollups(session: Session, *, project_id: int, trace_ids: Sequence[str],
+                      months: Sequence[int] | None = None) -> None:
+    """Recompute the roll-up columns of ``trace_ids`` from their node rows. ``months``: the
+    traces' ``trace_month`` values (read from their rows when not given).
 
     One ``UPDATE traces … FROM (SELECT … GROUP BY trace_id)`` per 500 traces (SQLite ≥ 3.33,
     PostgreSQL; Python 3.11's bundled SQLite is newer): the aggregate never leaves the
@@ -89,7 +101,11 @@ def recompute_rollups(session: Session, *, project_id: int, trace_ids: Sequence[
     node's name; ``task_id`` defaults to the trace id.
     """
     opts = {"synchronize_session": False}
+    if months is None:
+        months = sorted(set(trace_months(session, project_id=project_id,
+                                         trace_ids=trace_ids).values()))
     for i in range(0, len(trace_ids), 500):
-        params = {"pid": project_id, "tids": list(trace_ids[i : i + 500])}
+        params = {"pid": project_id, "tids": list(trace_ids[i : i + 500]),
+                  "months": list(months)}
         for stmt in _rollup_statements():
             session.execute(stmt, params, execution_options=opts)

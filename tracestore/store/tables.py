@@ -1,8 +1,12 @@
 """Table rows (``table=True``). Wire schemas live in :mod:`tracestore.schemas`, analysis
 types in :mod:`analyzers`; these classes never leave the storage layer.
 
-Every table is keyed by ``(project_id, trace_id, …)`` so the node table can later be
-partitioned by time and distributed by ``trace_id`` (Citus) without a schema change.
+Every per-trace table is keyed by ``(project_id, trace_id, …)`` so the schema can be
+distributed by ``trace_id`` (Citus). On PostgreSQL the per-span tables (``nodes``, ``edges``)
+are partitioned by ``trace_month``, the month (``yyyymm``, UTC) fixed on ``traces`` when a
+trace's first part is written and carried on every row of the trace; their primary keys end
+with it (:mod:`tracestore.store.partitions`). SQLite has the same columns and keys in plain
+tables.
 Times are UTC epoch seconds as ``float`` (microsecond precision; cheap to compare and index on
 both SQLite and PostgreSQL); the API renders them as ISO 8601.
 """
@@ -11,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, PrimaryKeyConstraint, Table
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, PrimaryKeyConstraint, Table
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -32,6 +36,17 @@ __all__ = [
 
 def _json(nullable: bool = True) -> Any:
     return Field(default=None, sa_column=Column(JSON, nullable=nullable))
+
+
+# PostgreSQL: the per-span tables are range-partitioned by this column, one partition a month
+# (tracestore.store.partitions creates them as rows arrive).
+PARTITION_BY = {"postgresql_partition_by": "RANGE (trace_month)"}
+
+
+def _month() -> Any:
+    """The trace's month, ``yyyymm`` (UTC), on a per-span row: part of the key (a partition
+    key must be in every unique key of a partitioned table)."""
+    return Field(sa_column=Column("trace_month", Integer, nullable=False, primary_key=True))
 
 
 def _count() -> Any:
@@ -56,6 +71,7 @@ class Trace(SQLModel, table=True):
         Index("ix_traces_project_cost", "project_id", "cost_usd"),
         Index("ix_traces_project_task", "project_id", "task_id"),
         Index("ix_traces_project_updated", "project_id", "updated_at"),
+        Index("ix_traces_project_month", "project_id", "trace_month"),
     )
 
     project_id: int = Field(primary_key=True)
@@ -88,6 +104,10 @@ class Trace(SQLModel, table=True):
     error_count: int = 0
     updated_at: float = 0.0
     analyzed_at: float | None = None
+    # The month (yyyymm, UTC) of the trace's partitions, fixed by its first part: the earliest
+    # node start of that part, else the time it was written (tracestore.store.partitions).
+    # Nullable only so create_schema can add it to an older store, which it then fills.
+    trace_month: int | None = None
 
 
 class Node(SQLModel, table=True):
@@ -95,6 +115,8 @@ class Node(SQLModel, table=True):
     __table_args__ = (
         Index("ix_nodes_project_model", "project_id", "provider", "model"),
         Index("ix_nodes_project_start", "project_id", "start"),
+        PrimaryKeyConstraint("project_id", "trace_id", "node_id", "trace_month"),
+        PARTITION_BY,
     )
 
     project_id: int = Field(primary_key=True)
@@ -153,6 +175,7 @@ class Node(SQLModel, table=True):
     cost_mismatch: bool | None = None
     # anything else the producer sent, plus what was cut from content fields
     attributes: dict[str, Any] | None = _json()
+    trace_month: int = _month()
 
 
 class Edge(SQLModel, table=True):
@@ -160,6 +183,10 @@ class Edge(SQLModel, table=True):
     tool-call joins. ``parent``/``retry_of``/``uses``/``reviews`` come from node columns."""
 
     __tablename__ = "edges"
+    __table_args__ = (
+        PrimaryKeyConstraint("project_id", "trace_id", "src", "dst", "kind", "trace_month"),
+        PARTITION_BY,
+    )
 
     project_id: int = Field(primary_key=True)
     trace_id: str = Field(primary_key=True, max_length=128)
@@ -167,6 +194,7 @@ class Edge(SQLModel, table=True):
     dst: str = Field(primary_key=True, max_length=128)
     kind: str = Field(primary_key=True, max_length=32)
     inferred: bool = False
+    trace_month: int = _month()
 
 
 class Outcome(SQLModel, table=True):
