@@ -49,6 +49,7 @@ from bench.common import free_port, percentile, pg_schema, start_tracestore, sto
 from bench.queries import report
 from tracestore.demo import W47_START
 from tracestore.store.engine import create_schema, make_engine
+from tracestore.store.partitions import ensure_partitions
 
 WEEK = 7 * 86400.0
 WINDOW: dict[str, str | float] = {"since": W47_START, "until": W47_START + WEEK}
@@ -76,8 +77,14 @@ def copy_from_sqlite(db: Path, url: str) -> float:
     """Every table of ``db`` into the (fresh) schema of ``url`` by COPY; returns seconds."""
     engine = make_engine(url)
     create_schema(engine)
+    old = make_engine(f"sqlite:///{db}")
+    create_schema(old)  # a store of an earlier release gets trace_month first
+    old.dispose()
     t0 = time.perf_counter()
     src = sqlite3.connect(db)
+    with engine.begin() as conn:  # the monthly partitions of nodes and edges the rows go to
+        ensure_partitions(conn, [m for (m,) in src.execute(
+            "SELECT DISTINCT trace_month FROM traces WHERE trace_month IS NOT NULL")])
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
@@ -113,11 +120,26 @@ def vacuum(url: str) -> None:
     engine.dispose()
 
 
+def _month(start: str, shift: float) -> str:
+    """The month (yyyymm) of the epoch seconds ``start`` moved ``shift`` earlier."""
+    return (f"CAST(to_char(to_timestamp({start} - {shift}) AT TIME ZONE 'UTC', 'YYYYMM') "
+            "AS INTEGER)")
+
+
 def _select_copy(table: str, cols: list[str], k: int) -> str:
+    """The select list copying ``table``'s rows (``FROM table AS x``) ``k`` times 2 weeks
+    earlier: times shifted, ids suffixed, a trace's month (and its nodes' and edges') that of
+    its shifted start."""
     shift = 2 * k * WEEK
     out = []
     for c in cols:
-        if c in TIME_COLS[table]:
+        if c == "trace_month" and table == "traces":
+            out.append(_month("COALESCE(started_at, updated_at)", shift))
+        elif c == "trace_month":
+            out.append(f"(SELECT {_month('COALESCE(t.started_at, t.updated_at)', shift)} "
+                       "FROM traces t WHERE t.project_id = x.project_id "
+                       "AND t.trace_id = x.trace_id)")
+        elif c in TIME_COLS[table]:
             out.append(f'"{c}" - {shift}')
         elif c in ID_COLS[table]:
             out.append(f"\"{c}\" || '~{k}'")
@@ -135,6 +157,9 @@ def grow(url: str, copies: int) -> float:
     t0 = time.perf_counter()
     with engine.connect() as conn:
         for k in range(1, copies):
+            ensure_partitions(conn, [m for (m,) in conn.execute(text(
+                f"SELECT DISTINCT {_month('COALESCE(started_at, updated_at)', 2 * k * WEEK)} "
+                "FROM traces WHERE strpos(trace_id, '~') = 0"))])
             for table in TIME_COLS:
                 cols = [r[0] for r in conn.execute(text(
                     "SELECT column_name FROM information_schema.columns WHERE table_schema = "
@@ -144,7 +169,7 @@ def grow(url: str, copies: int) -> float:
                 key = "task_id" if table == "outcomes" else "trace_id"
                 conn.execute(text(
                     f'INSERT INTO "{table}" ({names}) SELECT {_select_copy(table, cols, k)} '
-                    f"FROM \"{table}\" WHERE strpos({key}, '~') = 0"))
+                    f"FROM \"{table}\" AS x WHERE strpos({key}, '~') = 0"))
             conn.commit()
             print(f"  copy {k} of {copies - 1} written ({time.perf_counter() - t0:.0f} s)",
                   flush=True)
