@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from bench.common import machine, pg_schema, spread, write_json
 from tracestore.demo.run import generate_demo_traces
-from tracestore.ingest.write import NodeTuples, build_rows
+from tracestore.ingest.write import NodeTuples, _first_months, _with_months, build_rows
 from tracestore.pricing.pricer import Pricer
 from tracestore.schemas import TraceIn
 from tracestore.store.engine import (
@@ -33,9 +33,10 @@ from tracestore.store.engine import (
     make_engine,
     upsert,
 )
+from tracestore.store.partitions import ensure_partitions
 from tracestore.store.tables import NODE_T
 
-KEYS = ("project_id", "trace_id", "node_id")
+KEYS = ("project_id", "trace_id", "node_id", "trace_month")
 
 
 def batches(n_traces: int, per_batch: int) -> list[NodeTuples]:
@@ -47,7 +48,9 @@ def batches(n_traces: int, per_batch: int) -> list[NodeTuples]:
         rows = build_rows(1, traces, max_content_chars=16384)
         rows.encode_nodes(Pricer())
         assert rows.encoded is not None
-        out.append(rows.encoded)
+        # each row with its trace's month, as the writer gives a new trace
+        months = _first_months(rows.encoded, sorted(rows.traces), 0.0)
+        out.append(_with_months(rows.encoded, months))
     return out
 
 
@@ -72,6 +75,8 @@ def run(url: str, data: Sequence[NodeTuples], write: Any) -> tuple[float, float,
     """(insert seconds, update seconds, a digest of the table) for one fresh schema."""
     engine = make_engine(url)
     create_schema(engine)
+    with engine.begin() as conn:
+        ensure_partitions(conn, {v[-1] for nodes in data for v in nodes.values})
     times = []
     for _ in range(2):  # inserts, then the same rows again (every one an update)
         t0 = time.perf_counter()
