@@ -70,7 +70,21 @@ def test_a_complete_week_is_stored_and_rebuilt_when_an_input_changes(
     assert d["headline"]["traces"] == 19
     assert d["headline"]["spend_usd"] > traces["headline"]["spend_usd"]
 
+    # A later attempt of a W47 task, started the week after: the task's success is now
+    # counted on it, outside the digest's weeks (no trace of W46-W47 was written).
+    built = _stored(client)[WEEK]
+    again = _trace("c4700again", "claims_processing", "C47-0", W47 + 8 * 86400, 1500)
+    assert client.post("/api/v1/traces", json=[again]).status_code == 200
+    r = client.post("/api/v1/analyze", json={"since": W47 + 7 * 86400,
+                                             "until": W47 + 14 * 86400})
+    assert r.status_code == 200, r.text
+    _check_exact(client)
+    assert _stored(client)[WEEK] > built
+    d2 = client.get("/api/v1/digest/weekly", params={"week": WEEK}).json()
+    assert d2["headline"]["outcomes"] == d["headline"]["outcomes"] - 1
+
     # A late outcome: a task that succeeded now failed.
+    d = d2
     built = _stored(client)[WEEK]
     r = client.post("/api/v1/outcomes", json=[{"task_id": "S47-0", "status": "failure",
                                                "occurred_at": W47 + 7200}])

@@ -9,10 +9,12 @@ on indexed columns) and rebuilds when it differs. The fingerprint covers the dig
 - ``traces``: count, latest ``updated_at`` (every write of a trace, its nodes or its
   outcome node stamps it), latest ``analyzed_at`` (every analysis or re-analysis), and the sums
   of the cost roll-ups (``tracestore reprice`` rewrites costs without touching ``updated_at``);
-- ``trace_summaries``: count, latest ``summarized_at``, and the task-level columns a late trace
-  or outcome of the same task refreshes from outside the weeks (attempt index, attempts, the
-  attempt an outcome is counted on);
-- ``outcomes`` of the weeks' tasks: count and latest ``updated_at`` (a late or changed outcome);
+- ``trace_summaries``: count, latest ``summarized_at`` (every analysis), and the task-level
+  columns that a late outcome, or a trace of the same task outside the weeks, refreshes without
+  a timestamp (``tracestore.reports.summaries.refresh_tasks``): attempt index, attempts, the
+  attempt an outcome is counted on, the task's outcome status and value. Each is summed
+  weighted by the attempt's start time, so it is the set of attempts that changes the sum, not
+  only its size: a success that moves from one attempt to another changes it;
 - the project's workflow settings (baselines, outcome values).
 
 Re-pricing (``tracestore reprice``, ``POST /api/v1/reprice``) rewrites node costs without
@@ -32,7 +34,7 @@ from functools import cache
 
 import orjson
 from pydantic import TypeAdapter
-from sqlalchemy import Engine, Table, Text, and_, case, delete, func, select
+from sqlalchemy import Engine, Table, Text, case, delete, func, select
 from sqlalchemy.orm import Session
 from sqlmodel import Column, Field, SQLModel
 
@@ -40,7 +42,7 @@ from analyzers.digest import previous_week, week_bounds
 from analyzers.digest_types import Digest
 from tracestore.digest.gather import load_digest, parse_week
 from tracestore.store.engine import upsert
-from tracestore.store.tables import OUTCOME_T, SETTING_T, SUMMARY_T, TRACE_T
+from tracestore.store.tables import SETTING_T, SUMMARY_T, TRACE_T
 
 __all__ = ["DIGEST_CACHE_T", "DIGEST_FORMAT", "DigestCache", "cached_digest", "fingerprint",
            "forget_digests"]
@@ -71,30 +73,28 @@ def _adapter() -> TypeAdapter[Digest]:
 
 def fingerprint(session: Session, *, project_id: int, week: str) -> str:
     """SHA-256 of the aggregates :mod:`tracestore.digest.cache` names, over ``week`` and the
-    week before."""
+    week before: two range reads on the start-time indexes and the settings."""
     since, until = week_bounds(previous_week(week))[2], week_bounds(week)[3]
-    t, s, o = TRACE_T.c, SUMMARY_T.c, OUTCOME_T.c
+    t, s = TRACE_T.c, SUMMARY_T.c
     traces = session.execute(select(
         func.count(), func.max(t.updated_at), func.max(t.analyzed_at), func.sum(t.cost_usd),
         func.sum(t.unpriced_count), func.sum(t.llm_calls), func.sum(t.node_count),
     ).where(t.project_id == project_id, t.started_at >= since, t.started_at < until)).one()
-    in_weeks = (s.project_id == project_id, s.started_at >= since, s.started_at < until)
+    # Task-level columns, each summed weighted by the attempt's start time: a late outcome or
+    # a task's trace outside the weeks changes which attempts count, not only how many.
+    at = s.started_at
     summaries = session.execute(select(
-        func.count(), func.max(s.summarized_at), func.sum(s.attempt_index),
-        func.sum(s.task_attempts), func.sum(case((s.outcome_here.is_(True), 1), else_=0)),
-        func.count(s.outcome_status),
-    ).where(*in_weeks)).one()
-    outcomes = session.execute(
-        select(func.count(), func.max(o.updated_at))
-        .select_from(SUMMARY_T)
-        .join(OUTCOME_T, and_(o.project_id == s.project_id, o.task_id == s.task_id))
-        .where(*in_weeks)).one()
+        func.count(), func.max(s.summarized_at), func.sum(s.attempt_index * at),
+        func.sum(s.task_attempts * at), func.sum(case((s.outcome_here.is_(True), at))),
+        func.sum(case((s.outcome_status == "success", at))),
+        func.sum(case((s.outcome_status.is_not(None), at))),
+        func.sum(s.outcome_value_usd * at),
+    ).where(s.project_id == project_id, s.started_at >= since, s.started_at < until)).one()
     w = SETTING_T.c
     settings = session.execute(
         select(w.name, w.baseline_cost_per_outcome_usd, w.outcome_value_usd)
         .where(w.project_id == project_id).order_by(w.name)).all()
-    key = [DIGEST_FORMAT, week, list(traces), list(summaries), list(outcomes),
-           [list(r) for r in settings]]
+    key = [DIGEST_FORMAT, week, list(traces), list(summaries), [list(r) for r in settings]]
     return hashlib.sha256(orjson.dumps(key, default=str)).hexdigest()
 
 
