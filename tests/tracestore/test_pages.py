@@ -229,3 +229,44 @@ def test_default_week_is_the_latest_complete_week_with_data(db_url: str) -> None
         assert docs.status_code == 200 and "cdn" not in docs.text.lower()
         assert docs.headers["content-security-policy"] == DOCS_CSP  # set by HtmlCsp
         assert "content-security-policy" not in c.get("/healthz").headers  # HTML only
+
+
+def test_overview_reads_agree_with_the_reports(db_url: str) -> None:
+    """The overview's own aggregates equal the API's: untagged spend is the ``team: null`` group
+    of /attribution?group_by=team, spend by day sums to the traces' spend of the week."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from tracestore.api.pages import data
+    from tracestore.api.pages.window import page_window
+    from tracestore.reports.paths import attribution_report
+    from tracestore.store.tables import TRACE_T
+
+    _demo_store(db_url, n=120)
+    engine = make_engine(db_url)
+    try:
+        with Session(engine) as s:
+            w = page_window(s, 1, time.time(), week=None)
+        start = w.since + 3600  # one trace without a team (every demo trace has one)
+        with TestClient(create_app(Settings(database_url=db_url, settle_seconds=0))) as c:
+            r = c.post("/api/v1/traces", json={"trace_id": "no-team", "workflow": "w", "nodes": [
+                {"node_id": "a", "kind": "llm", "model": "gpt-4o", "provider": "openai",
+                 "input_tokens": 1000, "output_tokens": 100, "start": start,
+                 "end": start + 2}]})
+            assert r.status_code == 200, r.text
+        analyze_window(engine, project_id=1, window=Window(), suite=default_suite(),
+                       baseline_days=28.0, now=time.time())
+        with Session(engine) as s:
+            groups = attribution_report(s, project_id=1, group_by="team", since=w.since,
+                                        until=w.until).groups
+            untagged = [g.spend_usd for g in groups if g.key["team"] is None]
+            assert untagged and untagged[0] > 0  # the demo has traffic without a team
+            assert data.untagged_spend(s, 1, w) == pytest.approx(untagged[0], rel=1e-12)
+            t = TRACE_T.c
+            spend = s.execute(select(func.sum(t.cost_usd)).where(
+                t.project_id == 1, t.started_at >= w.since, t.started_at < w.until)).scalar()
+            days = data.spend_by_day(s, 1, w)
+            assert len(days) == 7 and sum(v for _, v in days) == pytest.approx(spend, abs=1e-5)
+            assert sum(v > 0 for _, v in days) >= 5  # the demo spreads over the week
+    finally:
+        engine.dispose()

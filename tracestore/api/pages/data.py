@@ -17,13 +17,13 @@ from tracestore.api.pages.window import PageWindow
 from tracestore.pricing.pricer import Pricer
 from tracestore.reports.latency import latency_report
 from tracestore.reports.paths import attribution_report, paths_report
-from tracestore.reports.queries import trace_conds, usd_sum
+from tracestore.reports.queries import summary_conds, trace_conds, usd_sum
 from tracestore.reports.simulate import ScenarioIn, SimulateIn, SimulationPublic, simulate
 from tracestore.schemas import FindingPublic, TraceDetail
 from tracestore.store.tables import SETTING_T, SUMMARY_T, TRACE_T
 
 __all__ = ["findings_page", "overview", "spend_by_day", "trace_view", "traces_on_path",
-           "workflow_view"]
+           "untagged_spend", "workflow_view"]
 
 TOP = 10
 
@@ -51,6 +51,17 @@ def spend_by_day(session: Session, project_id: int, w: PageWindow) -> list[tuple
             for i in range(7)]
 
 
+def untagged_spend(session: Session, project_id: int, w: PageWindow) -> float:
+    """Spend of the window's traces without a team: the ``team: null`` group of
+    ``/attribution?group_by=team`` (the same clamped sum over the same summary rows), in one
+    aggregate instead of the whole report."""
+    s = SUMMARY_T.c
+    conds = summary_conds(project_id, w.since, w.until,
+                          {"workflow": w.workflow, "team": w.team, "feature": w.feature})
+    total = session.execute(select(usd_sum(s.cost_usd)).where(*conds, s.team.is_(None))).scalar()
+    return float(total or 0.0)
+
+
 def overview(session: Session, project_id: int, w: PageWindow) -> dict[str, Any]:
     """Spend, waste and its share, cost per successful outcome per workflow with its change and
     lever, spend by day, top paths and findings, unpriced and untagged shares."""
@@ -61,10 +72,7 @@ def overview(session: Session, project_id: int, w: PageWindow) -> dict[str, Any]
     spend = sum(g.spend_usd for g in groups)
     waste = sum(sum(g.waste_usd.values()) for g in groups)
     calls = sum(g.unpriced_calls for g in groups)
-    by_team = attribution_report(session, project_id=project_id, group_by="team",
-                                 since=w.since, until=w.until, workflow=w.workflow,
-                                 team=w.team, feature=w.feature).groups
-    untagged = sum(g.spend_usd for g in by_team if g.key.get("team") is None)
+    untagged = untagged_spend(session, project_id, w)
     findings, _ = findings_page(session, project_id, w)
     paths = paths_report(session, project_id=project_id, workflow=w.workflow, since=w.since,
                          until=w.until, order="waste", limit=TOP).paths
