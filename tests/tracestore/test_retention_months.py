@@ -125,3 +125,35 @@ def test_prune_of_one_project_deletes_rows(client: TestClient, db_url: str) -> N
     assert sorted(state) == ["dec-a", "moved", "nov-a"]
     if "postgresql" in db_url:  # rows went; every partition stays
         assert parts == [202609, 202610, 202611, 202612]
+
+
+def test_writers_in_parallel_make_a_new_month_once(db_url: str) -> None:
+    """Several writers (own connections, as several server processes) storing traces of a
+    month with no partition yet at the same moment: every write succeeds, and the month gets
+    one partition of each per-span table."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tracestore.config import Settings
+    from tracestore.ingest.pipeline import Writer, project_id_for
+    from tracestore.store.engine import create_schema
+
+    engine = make_engine(db_url)
+    create_schema(engine)
+    pid = project_id_for(engine, "default")
+    settings = Settings(database_url=db_url, ingest_workers=0)
+    writers = [Writer(make_engine(db_url), settings) for _ in range(4)]
+
+    def write(k: int) -> int:
+        return writers[k].ingest_native(pid, [_trace(f"w{k}-{i}", _node(
+            "r", None, f"2027-03-0{1 + i}T10:00:00Z")) for i in range(3)]).accepted_nodes
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(write, range(4))) == [3, 3, 3, 3]
+    for w in writers:
+        w.close()
+        w.engine.dispose()
+    state, parts = _state(db_url)
+    engine.dispose()
+    assert len(state) == 12 and {m for m, _ in state.values()} == {202703}
+    if "postgresql" in db_url:
+        assert parts == [202703]
