@@ -22,7 +22,9 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 
 from analyzers.digest_types import (
     MONEY_DP,
@@ -43,12 +45,12 @@ from analyzers.digest_types import (
     WorkflowSettingIn,
     WorkflowWeek,
 )
-from analyzers.findings import Finding
 from analyzers.maturity import assess
 from analyzers.unit_economics import Levers, levers, lmdi
 
-__all__ = ["SAVINGS_CODES", "TOP_N", "build_digest", "lever_split", "previous_week",
-           "top_fix_codes", "week_bounds", "week_of"]
+__all__ = ["EXAMPLES", "SAVINGS_CODES", "TOP_N", "FindingLike", "build_digest", "group_findings",
+           "lever_split",
+           "previous_week", "rank_finding_groups", "top_fix_codes", "week_bounds", "week_of"]
 
 # The issue asks for the top 10 wasteful paths and findings: what fits one chat message.
 TOP_N = 10
@@ -170,8 +172,31 @@ def _paths(paths: Iterable[PathStat]) -> tuple[PathDigest, ...]:
     )
 
 
-def _finding_groups(findings: Sequence[Finding]) -> tuple[FindingGroup, ...]:
-    groups: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+class FindingLike(Protocol):
+    """What the grouping reads of a finding (:class:`analyzers.findings.Finding` has it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def trace_id(self) -> str: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def workflow(self) -> str | None: ...
+    @property
+    def wasted_cost_usd(self) -> float: ...
+    @property
+    def savings_usd(self) -> float: ...
+    @property
+    def message(self) -> str: ...
+
+
+def group_findings(findings: Iterable[FindingLike]) -> tuple[FindingGroup, ...]:
+    """Findings grouped by code and workflow (no workflow and ``""`` are one group), sums not
+    rounded (added costliest first), in no particular order: ``fix`` is the message of the
+    group's costliest finding (ties by trace id, then id), the examples its first
+    :data:`EXAMPLES` distinct traces in that order."""
+    groups: dict[tuple[str, str], list[FindingLike]] = defaultdict(list)
     for f in findings:
         groups[(f.code, f.workflow or "")].append(f)
     out = []
@@ -179,20 +204,27 @@ def _finding_groups(findings: Sequence[Finding]) -> tuple[FindingGroup, ...]:
         fs.sort(key=lambda f: (-f.wasted_cost_usd, f.trace_id, f.id))
         out.append(FindingGroup(
             code=code, workflow=workflow or None, count=len(fs),
-            wasted_usd=_m(sum(f.wasted_cost_usd for f in fs)),
-            savings_usd=_m(sum(f.savings_usd for f in fs)), fix=fs[0].message,
+            wasted_usd=sum(f.wasted_cost_usd for f in fs),
+            savings_usd=sum(f.savings_usd for f in fs), fix=fs[0].message,
             example_trace_ids=tuple(dict.fromkeys(f.trace_id for f in fs))[:EXAMPLES],
         ))
+    return tuple(out)
+
+
+def rank_finding_groups(groups: Iterable[FindingGroup]) -> list[FindingGroup]:
+    """Groups with their dollars rounded, costliest first (ties by code, then workflow)."""
+    out = [replace(g, wasted_usd=_m(g.wasted_usd), savings_usd=_m(g.savings_usd))
+           for g in groups]
     out.sort(key=lambda g: (-g.wasted_usd, g.code, g.workflow or ""))
-    return tuple(out[:TOP_N])
+    return out
 
 
 def _by_code(current: WeekAggregates, previous: WeekAggregates,
-             findings: Sequence[Finding]) -> tuple[CodeWaste, ...]:
+             groups: Sequence[FindingGroup]) -> tuple[CodeWaste, ...]:
     now, before = dict(current.waste_by_code), dict(previous.waste_by_code)
     count: dict[str, int] = defaultdict(int)
-    for f in findings:
-        count[f.code] += 1
+    for g in groups:
+        count[g.code] += g.count
     rows = [CodeWaste(c, _m(now.get(c, 0.0)), _m(before.get(c, 0.0)),
                       _m(now.get(c, 0.0) - before.get(c, 0.0)), count[c])
             for c in set(now) | set(before)]
@@ -303,7 +335,8 @@ def build_digest(
     week: str,
     current: WeekAggregates,
     previous: WeekAggregates,
-    findings: Sequence[Finding],
+    findings: Iterable[FindingLike] = (),
+    finding_groups: Sequence[FindingGroup] | None = None,
     paths: Iterable[PathStat] = (),
     settings: Iterable[WorkflowSettingIn] = (),
     simulation: SimulationIn | None = None,
@@ -311,7 +344,8 @@ def build_digest(
     """Assemble the digest of ``week`` (``"2026-W47"``) for ``project``.
 
     Waste totals come from the aggregates (attribution's booked waste per code); ``findings``
-    (the week's stored findings) give the top-findings section and the count per code;
+    (the week's stored findings), or their ``finding_groups`` (:func:`group_findings`) when
+    given, the top-findings section and the count per code;
     ``simulation`` (the simulator run with the fixes of :func:`top_fix_codes`) the savings.
 
     >>> d = build_digest(project="p", week="2026-W47", current=WeekAggregates(),
@@ -320,6 +354,7 @@ def build_digest(
     ('Blind', 'No traces were recorded in 2026-W47.')
     """
     first, last, _, _ = week_bounds(week)
+    groups = group_findings(findings) if finding_groups is None else tuple(finding_groups)
     workflows = _workflows(current, previous, settings)
     headline = _headline(current, previous)
     coverage = _coverage(current)
@@ -327,8 +362,9 @@ def build_digest(
         project=project, week=week, week_start=first, week_end=last,
         previous_week=previous_week(week), headline=headline,
         daily_spend_usd=tuple(_m(x) for x in current.daily_spend_usd),
-        workflows=workflows, paths=_paths(paths), findings=_finding_groups(findings),
-        waste_by_code=_by_code(current, previous, findings),
+        workflows=workflows, paths=_paths(paths),
+        findings=tuple(rank_finding_groups(groups)[:TOP_N]),
+        waste_by_code=_by_code(current, previous, groups),
         overrides=current.overrides, override_cost_usd=_m(current.override_cost_usd),
         coverage=coverage, maturity=_maturity(current, coverage, workflows),
         notes=_notes(week, current, headline.outcomes), savings=_savings(simulation),

@@ -105,3 +105,21 @@ def test_an_empty_week_has_no_savings_section(client: TestClient) -> None:
     page = client.get("/digest", params={"week": WEEK})
     assert page.status_code == 200
     assert "nothing to save" in page.text
+
+
+def test_findings_read_as_plain_rows_group_like_the_findings(
+        demo_client: TestClient) -> None:
+    """week_finding_groups (seven plain columns) == group_findings over the week's findings
+    as list_findings returns them: every group, every field, before and after rounding."""
+    from sqlalchemy.orm import Session
+
+    from analyzers.digest import TOP_N, group_findings, rank_finding_groups
+    from tracestore.digest import gather
+
+    with Session(demo_client.app.state.engine) as s:  # type: ignore[attr-defined]
+        rows = gather.week_finding_groups(s, project_id=1, start=START)
+        findings = gather.week_findings(s, project_id=1, start=START)
+    py = group_findings(findings)
+    assert len(findings) > 50 and len(py) > TOP_N
+    assert sorted(rows, key=repr) == sorted(py, key=repr)
+    assert rank_finding_groups(rows) == rank_finding_groups(py)

@@ -2,9 +2,11 @@
 
 Aggregation is not re-derived here: spend, levers, waste by code and unpriced calls come from
 :func:`tracestore.reports.economics.unit_economics` over the per-trace summaries, paths from
-:func:`tracestore.reports.economics.wasteful_paths`, findings from
-:func:`tracestore.analysis.queries.list_findings`, baselines from
-:func:`tracestore.reports.economics.workflow_settings`. What those do not expose is read here:
+:func:`tracestore.reports.economics.wasteful_paths`, baselines from
+:func:`tracestore.reports.economics.workflow_settings`, the savings from the simulator
+(:func:`tracestore.reports.simulate.simulate`). Findings are read here as plain rows (code,
+workflow, dollars, ids, message: no evidence or node lists) and grouped by the pure
+:func:`analyzers.digest.group_findings`. What the reports do not expose is read here too:
 the spend of traces whose task has an outcome, and the human-override count (the findings of
 code ``churn.overridden``: model output a human rejected or replaced; their cost is the waste
 attribution booked under that code, the same figure "waste by code" shows).
@@ -15,12 +17,22 @@ summaries and findings are filtered on.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from analyzers.digest import TOP_N, build_digest, previous_week, top_fix_codes, week_bounds
+from analyzers.digest import (
+    TOP_N,
+    build_digest,
+    group_findings,
+    previous_week,
+    top_fix_codes,
+    week_bounds,
+)
 from analyzers.digest_types import (
     Digest,
+    FindingGroup,
     PathStat,
     SavingsRisk,
     SimulatedWorkflow,
@@ -41,10 +53,10 @@ from tracestore.reports.economics import (
 )
 from tracestore.reports.queries import usd_sum
 from tracestore.reports.simulate import ScenarioIn, SimulateIn, simulate
-from tracestore.store.tables import TraceSummary
+from tracestore.store.tables import FINDING_T, TraceSummary
 
 __all__ = ["OVERRIDE_CODE", "load_digest", "parse_week", "savings_request", "week_aggregates",
-           "week_findings", "week_simulation"]
+           "week_finding_groups", "week_findings", "week_simulation"]
 
 OVERRIDE_CODE = "churn.overridden"
 DAY = 86_400.0
@@ -71,7 +83,7 @@ def _total(session: Session, pid: int, since: float, until: float) -> GroupEcono
 
 
 def week_aggregates(session: Session, *, project_id: int, start: float,
-                    findings: list[Finding], daily: bool = True) -> WeekAggregates:
+                    overrides: int = 0, daily: bool = True) -> WeekAggregates:
     """The :class:`WeekAggregates` of the week starting at ``start``."""
     end = start + 7 * DAY
     total = _total(session, project_id, start, end)
@@ -92,7 +104,6 @@ def week_aggregates(session: Session, *, project_id: int, start: float,
             s.project_id == project_id, s.started_at >= start, s.started_at < end,
             s.outcome_status.is_not(None))
     ).scalar_one()
-    overrides = [f for f in findings if f.code == OVERRIDE_CODE]
     return WeekAggregates(
         spend_usd=total.spend_usd, traces=total.attempts, daily_spend_usd=days,
         workflows=tuple(
@@ -103,7 +114,7 @@ def week_aggregates(session: Session, *, project_id: int, start: float,
         priced_kind_calls=total.model_calls, unpriced_calls=total.unpriced_calls,
         untagged_spend_usd=sum(g.spend_usd for g in teams if not g.key["team"]),
         spend_with_outcome_usd=float(with_outcome),
-        overrides=len(overrides),
+        overrides=overrides,
         override_cost_usd=total.waste_by_code.get(OVERRIDE_CODE, 0.0),
         waste_by_code=tuple(total.waste_by_code.items()),
     )
@@ -124,6 +135,32 @@ def week_findings(session: Session, *, project_id: int, start: float) -> list[Fi
                 for f in page]
         if cursor is None:
             return out
+
+
+class _FindingRow(NamedTuple):
+    code: str
+    workflow: str | None
+    wasted_cost_usd: float
+    savings_usd: float
+    trace_id: str
+    id: str
+    message: str
+
+
+def week_finding_groups(session: Session, *, project_id: int,
+                        start: float) -> tuple[FindingGroup, ...]:
+    """The findings on traces started in the week, grouped by
+    :func:`analyzers.digest.group_findings`: one read of the seven plain columns the grouping
+    uses (no evidence, node list or durations, which :func:`week_findings` decodes)."""
+    f = FINDING_T.c
+    rows = session.execute(
+        select(f.code, f.workflow, f.wasted_cost_usd, f.savings_usd, f.trace_id, f.id,
+               f.message)
+        .where(f.project_id == project_id, f.trace_started_at >= start,
+               f.trace_started_at < start + 7 * DAY))
+    return group_findings(_FindingRow(code, wf, float(wasted or 0.0), float(saved or 0.0),
+                                      tid, fid, message or "")
+                          for code, wf, wasted, saved, tid, fid, message in rows)
 
 
 def savings_request(start: float, codes: tuple[str, ...]) -> SimulateIn:
@@ -157,11 +194,10 @@ def load_digest(session: Session, *, project_id: int, project: str, week: str) -
     """The digest of ``week`` for one project, read from the store."""
     start, end = parse_week(week)
     prev_start = week_bounds(previous_week(week))[2]
-    findings = week_findings(session, project_id=project_id, start=start)
-    prev_findings = week_findings(session, project_id=project_id, start=prev_start)
-    current = week_aggregates(session, project_id=project_id, start=start, findings=findings)
-    previous = week_aggregates(session, project_id=project_id, start=prev_start,
-                               findings=prev_findings, daily=False)
+    groups = week_finding_groups(session, project_id=project_id, start=start)
+    overrides = sum(g.count for g in groups if g.code == OVERRIDE_CODE)
+    current = week_aggregates(session, project_id=project_id, start=start, overrides=overrides)
+    previous = week_aggregates(session, project_id=project_id, start=prev_start, daily=False)
     paths = [PathStat(workflow=p.workflow or "(none)", signature=p.signature, traces=p.traces,
                       successes=p.successes, decided=p.decided, cost_usd=p.cost_usd,
                       waste_usd=p.waste_usd, example_trace_ids=p.example_trace_ids)
@@ -173,5 +209,5 @@ def load_digest(session: Session, *, project_id: int, project: str, week: str) -
     simulation = week_simulation(session, project_id=project_id, start=start,
                                  codes=top_fix_codes(current.waste_by_code))
     return build_digest(project=project, week=week, current=current, previous=previous,
-                        findings=findings, paths=paths, settings=settings,
+                        finding_groups=groups, paths=paths, settings=settings,
                         simulation=simulation)
