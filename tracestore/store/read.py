@@ -214,7 +214,10 @@ def load_trace_rows(
             select(NODE_T)
             .where(n.project_id == project_id, n.trace_id == trace_id,
                    *(() if month is None else (n.trace_month == month,)))
-            .order_by(n.start, n.node_id)
+            # ``start + 0``: ordered after the trace's rows are found by the primary key; a
+            # bare ``start`` let SQLite walk ix_nodes_project_start over every node of the
+            # project to return them in order (0.65 s a trace page at 1M nodes).
+            .order_by(n.start + 0, n.node_id)
         )
     ]
     edges = [
