@@ -28,6 +28,7 @@ from tracestore.store.engine import param_mark, session_scope
 from tracestore.store.partitions import (
     PARTITIONED,
     WRITE_LOCK_KEY,
+    by_partition,
     is_partitioned,
     month_of,
     month_partitions,
@@ -87,29 +88,28 @@ def delete_traces(session: Session, *, project_id: int, trace_ids: Sequence[str]
     if not trace_ids:
         return out
     t = TRACE_T.c
-    tasks, months = set(), set()
-    for task, month in session.execute(select(t.task_id, t.trace_month).where(
+    tasks: set[str] = set()
+    months: dict[str, int] = {}
+    for tid, task, month in session.execute(select(t.trace_id, t.task_id, t.trace_month).where(
             t.project_id == project_id, t.trace_id.in_(trace_ids))):
-        tasks.add(task)
-        months.add(month)
-    tasks.discard(None)
-    months.discard(None)
-    # per-span tables: the traces' months beside their ids, so PostgreSQL reads only those
-    # partitions (integers from the database, written as literals)
-    in_months = (f" AND trace_month IN ({', '.join(str(int(m)) for m in sorted(months))})"
-                 if months else "")
+        if task is not None:
+            tasks.add(task)
+        if month is not None:
+            months[tid] = month
     m = param_mark(session)
     conn = session.connection()
     counts: dict[str, int] = {}
     for i in range(0, len(trace_ids), BATCH):
         chunk = list(trace_ids[i : i + BATCH])
-        marks = ", ".join([m] * len(chunk))
         for table in tables:
-            extra = in_months if table in PARTITIONED else ""
-            r = conn.exec_driver_sql(
-                f"DELETE FROM {table.name} WHERE project_id = {m} AND trace_id IN ({marks})"
-                + extra, (project_id, *chunk))
-            counts[table.name] = counts.get(table.name, 0) + max(r.rowcount, 0)
+            # per-span tables on PostgreSQL: each month's rows in that month's partition
+            parts = (by_partition(conn, table, months, chunk) if table in PARTITIONED
+                     else [(table.name, chunk)])
+            for name, ids in parts:
+                r = conn.exec_driver_sql(
+                    f"DELETE FROM {name} WHERE project_id = {m} AND trace_id IN "
+                    f"({', '.join([m] * len(ids))})", (project_id, *ids))
+                counts[table.name] = counts.get(table.name, 0) + max(r.rowcount, 0)
     out.traces = counts.get(TRACE_T.name, 0)
     out.nodes = counts.get(NODE_T.name, 0)
     out.edges = counts.get(EDGE_T.name, 0)

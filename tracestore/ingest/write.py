@@ -371,8 +371,7 @@ def write_rows(
     upsert(session, EDGE_T, edges, keys=_EDGE_KEYS, update=False, batch_size=batch_size)
     if rows.outcomes:
         write_outcomes(session, project_id=project_id, outcomes=rows.outcomes, now=now)
-    recompute_rollups(session, project_id=project_id, trace_ids=tids,
-                      months=sorted(set(months.values())))
+    recompute_rollups(session, project_id=project_id, trace_ids=tids, months=months)
     return len(nodes.values)
 
 

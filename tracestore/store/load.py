@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from tracestore.store.engine import fetch_in
 from tracestore.store.graph import graph_from_parts
+from tracestore.store.partitions import by_partition
 from tracestore.store.tables import EDGE_T, NODE_T, OUTCOME_T, TRACE_T
 
 __all__ = [
@@ -279,28 +280,28 @@ def read_batch(session: Session, *, project_id: int, chunk: Sequence[str]) -> Ba
     to_dict = rd.to_dict
     traces = {row[0]: to_dict(row) for row in fetch_in(session, rd.sql, project_id, chunk)}
     nodes: dict[str, list[Sequence[Any]]] = {tid: [] for tid in traces}
-    # The traces' months beside their ids: PostgreSQL then reads only those partitions.
-    months = _in_months({int(t["trace_month"]) for t in traces.values() if "trace_month" in t})
+    # PostgreSQL: each month's traces from that month's partitions (by_partition)
+    conn, ids = session.connection(), list(traces)
+    months = {tid: t["trace_month"] for tid, t in traces.items() if "trace_month" in t}
     rd = _reader(session, NODE_T, _NODE_COLS, len(_NODE_ATTRS), pack=True)
-    for row in fetch_in(session, rd.sql + months, project_id, chunk):
-        nodes.setdefault(row[-1], []).append(row)  # trace_id: the read's last column
+    for part, part_ids in by_partition(conn, NODE_T, months, ids):
+        for row in fetch_in(session, _from(rd.sql, NODE_T, part), project_id, part_ids):
+            nodes.setdefault(row[-1], []).append(row)  # trace_id: the read's last column
     edges: dict[str, list[tuple[str, str, str, Any]]] = {tid: [] for tid in traces}
-    for row in fetch_in(session, _reader(session, EDGE_T, _EDGE_COLS, 0).sql + months,
-                        project_id, chunk):
-        # inferred as the driver gives it (0/1 on SQLite): the graph takes its truth value
-        edges.setdefault(row[0], []).append((row[1], row[2], row[3], row[4]))
+    edge_sql = _reader(session, EDGE_T, _EDGE_COLS, 0).sql
+    for part, part_ids in by_partition(conn, EDGE_T, months, ids):
+        for row in fetch_in(session, _from(edge_sql, EDGE_T, part), project_id, part_ids):
+            # inferred as the driver gives it (0/1 on SQLite): the graph takes its truth value
+            edges.setdefault(row[0], []).append((row[1], row[2], row[3], row[4]))
     # Outcomes recorded per task (inside a trace's `outcome` or posted later over REST)
     # reach the analyzers as G.graph["outcome_status"]; an outcome node wins over it.
     return Batch(traces, nodes, edges, _task_outcomes(session, project_id, traces.values()),
                  rd.to_dict)
 
 
-def _in_months(months: set[int]) -> str:
-    """`` AND trace_month IN (…)`` for these months (integers from the database, written
-    as literals), or nothing when there are none."""
-    if not months:
-        return ""
-    return f" AND trace_month IN ({', '.join(str(m) for m in sorted(months))})"
+def _from(sql: str, table: Table, name: str) -> str:
+    """A reader's ``sql`` reading from ``name`` (a partition of ``table``) instead."""
+    return sql.replace(f" FROM {table.name} WHERE ", f" FROM {name} WHERE ", 1)
 
 
 def build_batch(batch: Batch, chunk: Sequence[str]) -> Iterator[LoadedTrace]:

@@ -13,15 +13,17 @@ serialised across processes by an advisory lock) and dropped whole by retention
 (:func:`tracestore.ingest.delete.prune`) once every trace of their month is older than the
 cutoff. The writer holds :data:`WRITE_LOCK_KEY` shared for its transaction
 (:func:`hold_for_write`) and retention takes it exclusively before dropping a month, so a
-partition is never dropped under a write in flight. SQLite has the same columns and keys in
-plain tables; every function here is a no-op there. docs/performance.md explains the choices.
+partition is never dropped under a write in flight. Statements over many traces read, update
+or delete each month's rows in that month's partition, named (:func:`by_partition`). SQLite
+has the same columns and keys in plain tables: there nothing is made or dropped, and every
+statement names the table. docs/performance.md explains the choices.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import Connection, Table, inspect, text
 from sqlalchemy.engine.reflection import Inspector
@@ -32,6 +34,7 @@ from tracestore.store.tables import EDGE_T, NODE_T, TRACE_T
 __all__ = [
     "PARTITIONED",
     "WRITE_LOCK_KEY",
+    "by_partition",
     "ensure_partitions",
     "hold_for_write",
     "is_partitioned",
@@ -129,6 +132,33 @@ def month_partitions(conn: Connection, table: Table = NODE_T) -> list[int]:
     prefix = f"{table.name}_p"
     return sorted(int(r[0][len(prefix):]) for r in rows
                   if r[0].startswith(prefix) and r[0][len(prefix):].isdigit())
+
+
+def by_partition(conn: Connection, table: Table, months: Mapping[str, int],
+                 trace_ids: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """Where the rows of ``trace_ids`` in ``table`` are read, updated or deleted: ``(table or
+    partition name, the ids whose rows it holds)``, ids in the order given. SQLite: the table,
+    every id. PostgreSQL: each month's partition with its traces (``months``: trace id ->
+    ``trace_month``), by name, so a statement reads one partition with only the
+    ``(project_id, trace_id)`` conditions it had before partitioning; ids of no known month go
+    to the parent table (every partition). Naming the partition instead of adding
+    ``trace_month = …`` keeps the planner off a plan that walks the month's rows of the
+    project through the primary key's trailing column, which it chose for the roll-up on a
+    partition not yet analysed (estimated at a row)."""
+    if not trace_ids:
+        return []
+    if not is_partitioned(conn):
+        return [(table.name, list(trace_ids))]
+    groups: dict[int, list[str]] = {}
+    rest = []
+    for tid in trace_ids:
+        month = months.get(tid)
+        if month is None:
+            rest.append(tid)
+        else:
+            groups.setdefault(month, []).append(tid)
+    out = [(partition_name(table, m), ids) for m, ids in sorted(groups.items())]
+    return [*out, (table.name, rest)] if rest else out
 
 
 def trace_months(session: Session, *, project_id: int,

@@ -3,52 +3,72 @@ cost, unpriced and error counts, start/end, the workflow fallback to the root no
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BindParameter, bindparam, case, func, select, update
+from sqlalchemy import (
+    BindParameter,
+    TableClause,
+    bindparam,
+    case,
+    column,
+    func,
+    select,
+    table,
+    update,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from tracestore.schemas import MODEL_KINDS
-from tracestore.store.partitions import trace_months
+from tracestore.store.partitions import by_partition, trace_months
 from tracestore.store.tables import NODE_T, TRACE_T
 
 __all__ = ["recompute_rollups"]
 
 
-def _root_names(pid: BindParameter[int], tids: BindParameter[list[str]],
-                months: BindParameter[list[int]]) -> Any:
+def _root_names(nodes: TableClause, pid: BindParameter[int],
+                tids: BindParameter[list[str]]) -> Any:
     """The root node's name: the first parentless node of each touched trace by (start,
     node_id). Ordered by ``start + 0``, not ``start``: ordered by the bare column, SQLite read
     the nodes through ix_nodes_project_start (project_id, start) to save the sort, walking
     every node of the project once per trace (ingest slowed as the store grew;
     tests/tracestore/test_query_plans.py checks every ingest statement's plan). The
     expression sorts the same (NULL stays NULL) and leaves the primary key the only index."""
-    n = NODE_T.c
+    n = nodes.c
     return (
         select(n.trace_id.label("rtid"), n.name.label("rname"),
                func.row_number().over(partition_by=n.trace_id,
                                       order_by=(n.start + 0, n.node_id)).label("rn"))
-        .where(n.project_id == pid, n.trace_id.in_(tids), n.trace_month.in_(months),
-               n.parent_id.is_(None))
+        .where(n.project_id == pid, n.trace_id.in_(tids), n.parent_id.is_(None))
         .subquery("ranked")
     )
 
 
-@lru_cache(maxsize=1)
-def _rollup_statements() -> tuple[Any, Any]:
-    """The two roll-up statements, built once (building them cost more than running them);
-    parameters ``pid``, ``tids`` and ``months`` (expanding; the traces' months, so PostgreSQL
-    reads only their node partitions)."""
-    n = NODE_T.c
+def _fsum(value: Any, order: Any, dialect: str) -> Any:
+    """``sum(value)``, adding in ``order`` on PostgreSQL."""
+    if dialect == "postgresql":
+        return func.sum(aggregate_order_by(value, order))
+    return func.sum(value)
+
+
+@lru_cache(maxsize=64)
+def _rollup_statements(nodes_from: str, dialect: str) -> tuple[Any, Any]:
+    """The two roll-up statements reading the node rows from ``nodes_from`` (``nodes``, or
+    on PostgreSQL one month's partition), built once each (building them cost more than
+    running them); parameters ``pid`` and ``tids`` (expanding). Dollar sums add in node-id
+    order on both backends (floats: the order sets the last bit): SQLite reads a trace's
+    rows in key order, and PostgreSQL is told to (``sum(… ORDER BY node_id)``), where its
+    order otherwise followed the plan."""
+    nodes = table(nodes_from, *(column(c.name, c.type) for c in NODE_T.columns))
+    n = nodes.c
     t = TRACE_T.c
     pid: BindParameter[int] = bindparam("pid")
     tids: BindParameter[list[str]] = bindparam("tids", expanding=True)
-    months: BindParameter[list[int]] = bindparam("months", expanding=True)
     is_model = n.kind.in_(MODEL_KINDS)
     unpriced = is_model & (n.priced == False)  # noqa: E712
-    ranked = _root_names(pid, tids, months)
+    ranked = _root_names(nodes, pid, tids)
     sums = (
         select(
             n.trace_id.label("tid"),
@@ -56,8 +76,8 @@ def _rollup_statements() -> tuple[Any, Any]:
             func.sum(case((is_model, 1), else_=0)).label("llm_calls"),
             func.coalesce(func.sum(n.input_tokens), 0).label("input_tokens"),
             func.coalesce(func.sum(n.output_tokens), 0).label("output_tokens"),
-            func.sum(func.coalesce(n.cost_usd, 0.0)).label("cost_usd"),
-            func.sum(n.reported_cost_usd).label("reported_cost_usd"),
+            _fsum(func.coalesce(n.cost_usd, 0.0), n.node_id, dialect).label("cost_usd"),
+            _fsum(n.reported_cost_usd, n.node_id, dialect).label("reported_cost_usd"),
             func.sum(case((unpriced, 1), else_=0)).label("unpriced_count"),
             func.sum(case((n.status == "error", 1), else_=0)).label("error_count"),
             func.min(n.start).label("started_at"),
@@ -67,7 +87,7 @@ def _rollup_statements() -> tuple[Any, Any]:
             func.sum(case((n.cost_mismatch == True, 1), else_=0)).label(  # noqa: E712
                 "cost_mismatch_count"),
         )
-        .where(n.project_id == pid, n.trace_id.in_(tids), n.trace_month.in_(months))
+        .where(n.project_id == pid, n.trace_id.in_(tids))
         .group_by(n.trace_id)
         .subquery("sums")
     )
@@ -90,9 +110,10 @@ def _rollup_statements() -> tuple[Any, Any]:
 
 
 def recompute_rollups(session: Session, *, project_id: int, trace_ids: Sequence[str],
-                      months: Sequence[int] | None = None) -> None:
-    """Recompute the roll-up columns of ``trace_ids`` from their node rows. ``months``: the
-    traces' ``trace_month`` values (read from their rows when not given).
+                      months: Mapping[str, int] | None = None) -> None:
+    """Recompute the roll-up columns of ``trace_ids`` from their node rows. ``months``: trace
+    id -> ``trace_month`` (read from the trace rows when not given); on PostgreSQL each
+    month's traces are rolled up from that month's partition (:func:`by_partition`).
 
     One ``UPDATE traces … FROM (SELECT … GROUP BY trace_id)`` per 500 traces (SQLite ≥ 3.33,
     PostgreSQL; Python 3.11's bundled SQLite is newer): the aggregate never leaves the
@@ -102,10 +123,9 @@ def recompute_rollups(session: Session, *, project_id: int, trace_ids: Sequence[
     """
     opts = {"synchronize_session": False}
     if months is None:
-        months = sorted(set(trace_months(session, project_id=project_id,
-                                         trace_ids=trace_ids).values()))
-    for i in range(0, len(trace_ids), 500):
-        params = {"pid": project_id, "tids": list(trace_ids[i : i + 500]),
-                  "months": list(months)}
-        for stmt in _rollup_statements():
-            session.execute(stmt, params, execution_options=opts)
+        months = trace_months(session, project_id=project_id, trace_ids=trace_ids)
+    for nodes_from, ids in by_partition(session.connection(), NODE_T, months, trace_ids):
+        for i in range(0, len(ids), 500):
+            params = {"pid": project_id, "tids": ids[i : i + 500]}
+            for stmt in _rollup_statements(nodes_from, session.get_bind().dialect.name):
+                session.execute(stmt, params, execution_options=opts)
