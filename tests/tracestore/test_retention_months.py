@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -157,3 +158,30 @@ def test_writers_in_parallel_make_a_new_month_once(db_url: str) -> None:
     assert len(state) == 12 and {m for m, _ in state.values()} == {202703}
     if "postgresql" in db_url:
         assert parts == [202703]
+
+
+def test_a_month_whose_locks_wait_is_deleted_by_rows(client: TestClient, db_url: str,
+                                                    monkeypatch: Any) -> None:
+    """A write in flight (the shared advisory lock held) past the drop's lock timeout: the
+    month is not dropped, its traces are deleted row by row in the same prune, and the next
+    prune (no write in flight) drops the emptied partitions."""
+    if "postgresql" not in db_url:
+        pytest.skip("partitions exist on PostgreSQL only")
+    import tracestore.ingest.delete as delete
+    from tracestore.store.partitions import WRITE_LOCK_KEY
+
+    _load(client)
+    monkeypatch.setattr(delete, "DROP_LOCK_TIMEOUT", "200ms")
+    engine = make_engine(db_url)
+    with engine.connect() as writer:
+        writer.execute(text(f"SELECT pg_advisory_xact_lock_shared({WRITE_LOCK_KEY})"))
+        deleted = prune(engine, before=to_epoch(CUTOFF))
+        writer.rollback()
+    state, parts = _state(db_url)
+    assert (deleted.months, deleted.traces, deleted.nodes) == (0, 4, 9)
+    assert sorted(state) == ["dec-a", "moved", "nov-a"]
+    assert parts == [202609, 202610, 202611, 202612]
+    deleted = prune(engine, before=to_epoch(CUTOFF))
+    engine.dispose()
+    assert (deleted.months, deleted.traces) == (1, 0)  # October, now empty
+    assert _state(db_url)[1] == [202609, 202611, 202612]
