@@ -4,6 +4,11 @@ processes, bytes per node and server RSS. Alternating runs (1, 2, 1, 2, ...) in 
 minutes, each on a fresh schema; the machine load is recorded with every figure.
 
     python -m bench.scale_out --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+``--prefill N`` runs every measurement on one schema bulk-loaded first with N nodes
+(:func:`bench.growth.prefill`: COPY, partitions, VACUUM ANALYZE) instead of a fresh schema per
+run; each run then posts fresh demo traces (its own seed), so ingest and analysis meet a store
+of that size (the workers' baselines read the pre-filled month too).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -121,24 +127,38 @@ def main() -> None:
     ap.add_argument("--per-request", type=int, default=50)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--prefill", type=int, default=0,
+                    help="bulk-load one schema with this many nodes first and run there")
     args = ap.parse_args()
     if not args.postgres:
         raise SystemExit("--postgres URL is required")
     LOGS.mkdir(parents=True, exist_ok=True)
-    data = generate_demo_traces(seed=5, n=args.traces)
-    bodies = [orjson.dumps(data.traces[i : i + args.per_request])
-              for i in range(0, len(data.traces), args.per_request)]
     runs: dict[str, list[dict[str, Any]]] = {"ingest_1": [], "ingest_2": [], "analyse_1": [],
                                              "analyse_2": []}
     sizes = []
-    for _ in range(args.rounds):
-        for n in (1, 2):
-            with pg_schema(args.postgres) as url:
-                runs[f"ingest_{n}"].append(ingest(url, n, bodies, args.clients))
-                runs[f"analyse_{n}"].append(analyse(url, n))
-                sizes.append(size(url))
-            print(n, runs[f"ingest_{n}"][-1], runs[f"analyse_{n}"][-1], flush=True)
-    out = {"machine": machine(), "traces": args.traces, "requests": len(bodies),
+    with ExitStack() as stack:
+        shared = None
+        if args.prefill:
+            from bench.growth import prefill
+
+            shared = stack.enter_context(pg_schema(args.postgres))
+            print(f"pre-filled {args.prefill:,} nodes in {prefill(shared, args.prefill):.0f} s",
+                  flush=True)
+        seed = 5
+        for _ in range(args.rounds):
+            for n in (1, 2):
+                data = generate_demo_traces(seed=seed, n=args.traces)
+                seed += 1
+                bodies = [orjson.dumps(data.traces[i : i + args.per_request])
+                          for i in range(0, len(data.traces), args.per_request)]
+                with ExitStack() as run:
+                    url = shared or run.enter_context(pg_schema(args.postgres))
+                    runs[f"ingest_{n}"].append(ingest(url, n, bodies, args.clients))
+                    runs[f"analyse_{n}"].append(analyse(url, n))
+                    sizes.append(size(url))
+                print(n, runs[f"ingest_{n}"][-1], runs[f"analyse_{n}"][-1], flush=True)
+    out = {"machine": machine(), "traces": args.traces, "prefill": args.prefill,
+           "requests": -(-args.traces // args.per_request),
            "clients": args.clients, "size": sizes[-1], "runs": runs,
            **{f"{k}_median": spread([r.get("nodes_per_s", r.get("traces_per_s", 0))
                                      for r in v])["median"] for k, v in runs.items()}}
