@@ -3,6 +3,7 @@ store, and over HTTP for keys, isolation and escaping on both backends."""
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -21,6 +22,7 @@ from tracestore.api import create_app
 from tracestore.api.pages.routes import DOCS_CSP
 from tracestore.config import Settings
 from tracestore.demo.run import run_demo
+from tracestore.reports.paths import week_window
 from tracestore.store.engine import make_engine
 
 EVIL = "<script>alert('x')</script>"
@@ -270,3 +272,41 @@ def test_overview_reads_agree_with_the_reports(db_url: str) -> None:
             assert sum(v > 0 for _, v in days) >= 5  # the demo spreads over the week
     finally:
         engine.dispose()
+
+
+def test_every_windowed_page_takes_the_filters_the_api_takes(db_url: str) -> None:
+    """workflow, team, feature and model (a trace's primary model) on the overview, paths,
+    findings and workflow pages: the overview's spend and waste under a model filter equal
+    /attribution's with the same filter, the paths page lists /paths' signatures, and none of
+    the filters is refused (the pages' query parameters are checked like the API's)."""
+    _demo_store(db_url, n=120)
+    with TestClient(create_app(Settings(database_url=db_url, settle_seconds=0))) as c:
+        week = re.search(r'name="week" value="([^"]+)"', c.get("/").text)[1]  # type: ignore[index]
+        since, until = week_window(week)
+        window = {"since": since, "until": until}
+        groups = c.get("/api/v1/attribution",
+                       params={**window, "group_by": "model"}).json()["groups"]
+        model = max((g for g in groups if g["key"]["model"]), key=lambda g: g["spend_usd"])
+        model_name = model["key"]["model"]
+        one = c.get("/api/v1/attribution", params={**window, "model": model_name}).json()
+        spend = sum(g["spend_usd"] for g in one["groups"])
+        waste = sum(sum(g["waste_usd"].values()) for g in one["groups"])
+        assert spend == pytest.approx(model["spend_usd"], rel=1e-9)
+        page = c.get("/", params={"week": week, "model": model_name})
+        assert page.status_code == 200
+        kpi = dict(re.findall(r'data-kpi="(spend|waste)">([^<]+)<', page.text))
+        assert _money(kpi["spend"]) == pytest.approx(spend, abs=0.006)
+        assert _money(kpi["waste"]) == pytest.approx(waste, abs=0.006)
+        assert f'name="model" value="{model_name}"' in page.text
+        api_paths = c.get("/api/v1/paths", params={**window, "model": model_name,
+                                                   "limit": 100}).json()["paths"]
+        paths_page = c.get("/paths", params={"week": week, "model": model_name}).text
+        shown = html.unescape(paths_page)  # the page shows a signature's first 120 characters
+        assert api_paths and all(p["signature"][:120] in shown for p in api_paths)
+        assert paths_page.count("data-waste=") == len(api_paths)
+        for path in ("/", "/paths", "/findings", "/workflows/support_triage"):
+            r = c.get(path, params={"week": week, "team": "nobody", "feature": "none",
+                                    "model": model_name})
+            assert r.status_code == 200, (path, r.text[:300])
+        r = c.get("/workflows/support_triage", params={"week": week, "model": model_name})
+        assert "do not take the team, feature or model filter" in r.text

@@ -105,10 +105,10 @@ def _cli_json(db_url: str, *args: str) -> Any:
 
 def check_window(client: TestClient, db_url: str, *, since: float | None = None,
                  until: float | None = None, workflow: str | None = None,
-                 team: str | None = None) -> float:
+                 team: str | None = None, model: str | None = None) -> float:
     """Assert every route and report agrees on the waste of one window and filter."""
     window = {k: v for k, v in (("since", since), ("until", until), ("workflow", workflow),
-                                ("team", team)) if v is not None}
+                                ("team", team), ("model", model)) if v is not None}
     found, found_codes = _findings(client, **window)
     for group_by in ("workflow", "team", "model,week"):
         att, att_codes = _attribution(client, group_by=group_by, **window)
@@ -241,6 +241,12 @@ def test_random_store_waste_reconciles(client: TestClient, db_url: str, seed: in
     blue = check_window(client, db_url, team="blue", since=W46)
     assert 0 < red < total and 0 < blue < total
     check_window(client, db_url, team="red", workflow="alpha", since=W47)
+    # the model filter is the trace's primary model on every route, so the split adds up
+    by_model = [check_window(client, db_url, model=m) for m in MODELS]
+    assert sum(1 for x in by_model if x > 0) >= 2
+    groups = client.get("/api/v1/attribution", params={"group_by": "model"}).json()["groups"]
+    no_model = sum(sum(g["waste_usd"].values()) for g in groups if g["key"]["model"] is None)
+    assert abs(sum(by_model) + no_model - total) <= TOL * len(MODELS)  # (no LLM call: null)
     # a late outcome refreshes summaries without re-analysis: waste stays the findings'
     r = client.post("/api/v1/outcomes", json={"task_id": "task3", "status": "success"})
     assert r.status_code == 200, r.text

@@ -21,7 +21,7 @@ from tracestore.store.read import (
     encode_cursor,
     finding_public,
 )
-from tracestore.store.tables import FINDING_T, TRACE_T
+from tracestore.store.tables import FINDING_T, SUMMARY_T, TRACE_T
 
 __all__ = ["ORDERS", "FindingFilters", "list_findings"]
 
@@ -43,6 +43,7 @@ class FindingFilters:
     until: float | None = None
     team: str | None = None
     feature: str | None = None
+    model: str | None = None  # the trace's primary model (the key of group_by=model)
 
 
 def _conds(project_id: int, f: FindingFilters) -> list[Any]:
@@ -64,6 +65,10 @@ def _conds(project_id: int, f: FindingFilters) -> list[Any]:
         # the trace's dimensions, as /attribution filters them (its summaries copy the trace's)
         conds.append(c.trace_id.in_(select(TRACE_T.c.trace_id).where(
             TRACE_T.c.project_id == project_id, *(col == v for col, v in dims))))
+    if f.model is not None:
+        s = SUMMARY_T.c
+        conds.append(c.trace_id.in_(select(s.trace_id).where(
+            s.project_id == project_id, s.primary_model == f.model)))
     return conds
 
 

@@ -11,13 +11,18 @@ added later are covered.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Query, Request
 
 from tracestore.errors import ValidationFailed
 
-__all__ = ["declared_query_params", "strict_params"]
+__all__ = ["ModelQuery", "declared_query_params", "strict_params"]
+
+# The ``model`` filter of the report routes: the key of ``/attribution?group_by=model``.
+ModelQuery = Annotated[str | None, Query(
+    description="The trace's primary model (the one with the largest share of its cost; the "
+    "key of /attribution?group_by=model)")]
 
 
 def declared_query_params(dependant: Any) -> frozenset[str]:

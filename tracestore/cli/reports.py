@@ -125,18 +125,19 @@ def attribution_table(rep: AttributionReport) -> Table:
 @click.option("--workflow", default=None, help="Only this workflow.")
 @click.option("--team", default=None, help="Only this team's traces.")
 @click.option("--feature", default=None, help="Only this feature's traces.")
+@click.option("--model", default=None, help="Only traces whose primary model this is.")
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead.")
 @database_option
 @project_option
 def report_attribution(since: str | None, until: str | None, week: str | None, group_by: str,
                        period: str | None, compare: str | None, workflow: str | None,
-                       team: str | None, feature: str | None, as_json: bool,
-                       database_url: str | None, project: str | None) -> None:
+                       team: str | None, feature: str | None, model: str | None,
+                       as_json: bool, database_url: str | None, project: str | None) -> None:
     """Cost per successful outcome per group, its three levers, p, T/p and waste."""
     start, end = _window(since, until, week)
     rep = _run(database_url, project, lambda s, pid: attribution_report(
         s, project_id=pid, group_by=group_by, since=start, until=end, period=period,
-        compare=compare, workflow=workflow, team=team, feature=feature))
+        compare=compare, workflow=workflow, team=team, feature=feature, model=model))
     assert isinstance(rep, AttributionReport)
     if as_json:
         click.echo(rep.model_dump_json(indent=2))
@@ -164,6 +165,7 @@ def paths_table(rep: PathsReport) -> Table:
 @click.option("--workflow", default=None, help="Only this workflow.")
 @click.option("--team", default=None, help="Only this team's traces.")
 @click.option("--feature", default=None, help="Only this feature's traces.")
+@click.option("--model", default=None, help="Only traces whose primary model this is.")
 @click.option("--order", type=click.Choice(["waste", "cost_per_outcome"]), default="waste",
               show_default=True, help="Most wasteful first, or most expensive per outcome.")
 @click.option("--limit", default=20, show_default=True, help="Paths to show.")
@@ -171,13 +173,14 @@ def paths_table(rep: PathsReport) -> Table:
 @database_option
 @project_option
 def report_paths(since: str | None, until: str | None, week: str | None, workflow: str | None,
-                 team: str | None, feature: str | None, order: str, limit: int,
-                 as_json: bool, database_url: str | None, project: str | None) -> None:
+                 team: str | None, feature: str | None, model: str | None, order: str,
+                 limit: int, as_json: bool, database_url: str | None,
+                 project: str | None) -> None:
     """Path signatures with traces, success rate, cost per outcome, waste and example ids."""
     start, end = _window(since, until, week)
     rep = _run(database_url, project, lambda s, pid: paths_report(
         s, project_id=pid, workflow=workflow, since=start, until=end, order=order, limit=limit,
-        team=team, feature=feature))
+        team=team, feature=feature, model=model))
     assert isinstance(rep, PathsReport)
     if as_json:
         click.echo(rep.model_dump_json(indent=2))

@@ -173,15 +173,17 @@ def unit_economics(
     workflow: str | None = None,
     team: str | None = None,
     feature: str | None = None,
+    model: str | None = None,
 ) -> list[GroupEconomics]:
     """Unit economics of traces started in ``[since, until)``, one entry per group, sorted by
     spend (largest first). ``group_by`` names come from :data:`GROUP_COLUMNS`; ``model`` is a
     trace's primary model (the one with the largest share of its cost). ``group_by=()`` gives
-    one group over everything (none when there are no traces)."""
+    one group over everything (none when there are no traces). The ``model`` filter is the
+    same key: traces whose primary model it is."""
     group_by = parse_group_by(group_by)
     cols = [GROUP_COLUMNS[g] for g in group_by]
-    conds = summary_conds(project_id, since, until,
-                          {"workflow": workflow, "team": team, "feature": feature})
+    conds = summary_conds(project_id, since, until, {"workflow": workflow, "team": team,
+                                                     "feature": feature, "primary_model": model})
     settings = workflow_settings(session, project_id=project_id)
     values = {wf: float(v["outcome_value_usd"]) for wf, v in settings.items()
               if v.get("outcome_value_usd") is not None}
@@ -225,6 +227,7 @@ def wasteful_paths(
     limit: int = 50,
     team: str | None = None,
     feature: str | None = None,
+    model: str | None = None,
 ) -> list[PathGroup]:
     """Path signatures of the traces in ``[since, until)``, most wasteful first
     (``order="waste"``) or most expensive per successful outcome first
@@ -233,8 +236,8 @@ def wasteful_paths(
     if order not in ("waste", "cost_per_outcome"):
         raise BadRequest(f"order must be 'waste' or 'cost_per_outcome', not {order!r}")
     cols = ["workflow", "path_signature"]
-    conds = summary_conds(project_id, since, until,
-                          {"workflow": workflow, "team": team, "feature": feature})
+    conds = summary_conds(project_id, since, until, {"workflow": workflow, "team": team,
+                                                     "feature": feature, "primary_model": model})
     totals = sq.path_totals(session, conds)
     codes = sq.waste_by_code(session, conds, cols)
     groups = [

@@ -105,6 +105,7 @@ class PathsReport(BaseModel):
     workflow: str | None
     team: str | None = None
     feature: str | None = None
+    model: str | None = None
     since: str | None
     until: str | None
     order: str
@@ -160,6 +161,7 @@ def attribution_report(
     session: Session, *, project_id: int, group_by: str = "workflow", since: float | None = None,
     until: float | None = None, period: str | None = None, compare: str | None = None,
     workflow: str | None = None, team: str | None = None, feature: str | None = None,
+    model: str | None = None,
 ) -> AttributionReport:
     """The cost-per-outcome table (``GET /api/v1/attribution``)."""
     names = parse_group_by(group_by)
@@ -167,7 +169,7 @@ def attribution_report(
         raise BadRequest(f"period must be 'week', not {period!r}")
     if period == "week" and "week" not in names:
         names = (*names, "week")
-    filters = {"workflow": workflow, "team": team, "feature": feature}
+    filters = {"workflow": workflow, "team": team, "feature": feature, "model": model}
     groups = unit_economics(session, project_id=project_id, since=since, until=until,
                             group_by=names, **filters)
     if compare is not None:
@@ -202,9 +204,12 @@ def paths_report(
     session: Session, *, project_id: int, workflow: str | None = None,
     since: float | None = None, until: float | None = None, order: str = "waste",
     limit: int = 50, team: str | None = None, feature: str | None = None,
+    model: str | None = None,
 ) -> PathsReport:
-    """Wasteful paths (``GET /api/v1/paths``), for one workflow, team or feature if given."""
+    """Wasteful paths (``GET /api/v1/paths``), for one workflow, team, feature or primary
+    model if given."""
     groups = _paths(session, project_id=project_id, workflow=workflow, since=since, until=until,
-                    order=order, limit=limit, team=team, feature=feature)
-    return PathsReport(workflow=workflow, team=team, feature=feature, since=iso(since),
-                       until=iso(until), order=order, paths=[path_public(p) for p in groups])
+                    order=order, limit=limit, team=team, feature=feature, model=model)
+    return PathsReport(workflow=workflow, team=team, feature=feature, model=model,
+                       since=iso(since), until=iso(until), order=order,
+                       paths=[path_public(p) for p in groups])

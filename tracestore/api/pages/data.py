@@ -31,8 +31,8 @@ TOP = 10
 def findings_page(session: Session, project_id: int, w: PageWindow, *, code: str | None = None,
               analyzer: str | None = None, limit: int = TOP,
               cursor: str | None = None) -> tuple[list[FindingPublic], str | None]:
-    filters = FindingFilters(workflow=w.workflow, code=code, analyzer=analyzer,
-                             since=w.since, until=w.until)
+    filters = FindingFilters(workflow=w.workflow, code=code, analyzer=analyzer, since=w.since,
+                             until=w.until, team=w.team, feature=w.feature, model=w.model)
     return list_findings(session, project_id=project_id, filters=filters, order="wasted_cost",
                          limit=limit, cursor=cursor)
 
@@ -40,9 +40,12 @@ def findings_page(session: Session, project_id: int, w: PageWindow, *, code: str
 def spend_by_day(session: Session, project_id: int, w: PageWindow) -> list[tuple[str, float]]:
     """Spend of the window's traces per UTC day, summed in SQL (one row a day reaches Python;
     the window starts at midnight UTC)."""
-    t = TRACE_T.c
+    t, s = TRACE_T.c, SUMMARY_T.c
     conds = trace_conds(project_id, w.since, w.until,
                         {"workflow": w.workflow, "team": w.team, "feature": w.feature})
+    if w.model is not None:  # the primary model is a summary column
+        conds.append(t.trace_id.in_(select(s.trace_id).where(
+            s.project_id == project_id, s.primary_model == w.model)))
     day = case(*((t.started_at < w.since + (i + 1) * 86400, i) for i in range(6)), else_=6)
     stmt = select(day.label("day"), usd_sum(t.cost_usd)).where(*conds).group_by(day)
     days = {int(d): float(cost or 0.0) for d, cost in session.execute(stmt)}
@@ -56,8 +59,7 @@ def untagged_spend(session: Session, project_id: int, w: PageWindow) -> float:
     ``/attribution?group_by=team`` (the same clamped sum over the same summary rows), in one
     aggregate instead of the whole report."""
     s = SUMMARY_T.c
-    conds = summary_conds(project_id, w.since, w.until,
-                          {"workflow": w.workflow, "team": w.team, "feature": w.feature})
+    conds = summary_conds(project_id, w.since, w.until, w.summary_dims)
     total = session.execute(select(usd_sum(s.cost_usd)).where(*conds, s.team.is_(None))).scalar()
     return float(total or 0.0)
 
@@ -66,16 +68,15 @@ def overview(session: Session, project_id: int, w: PageWindow) -> dict[str, Any]
     """Spend, waste and its share, cost per successful outcome per workflow with its change and
     lever, spend by day, top paths and findings, unpriced and untagged shares."""
     report = attribution_report(session, project_id=project_id, group_by="workflow",
-                                since=w.since, until=w.until, compare="previous",
-                                workflow=w.workflow, team=w.team, feature=w.feature)
+                                since=w.since, until=w.until, compare="previous", **w.dims)
     groups = report.groups
     spend = sum(g.spend_usd for g in groups)
     waste = sum(sum(g.waste_usd.values()) for g in groups)
     calls = sum(g.unpriced_calls for g in groups)
     untagged = untagged_spend(session, project_id, w)
     findings, _ = findings_page(session, project_id, w)
-    paths = paths_report(session, project_id=project_id, workflow=w.workflow, since=w.since,
-                         until=w.until, order="waste", limit=TOP).paths
+    paths = paths_report(session, project_id=project_id, since=w.since, until=w.until,
+                         order="waste", limit=TOP, **w.dims).paths
     return {
         "spend": spend, "waste": waste, "waste_share": waste / spend if spend else None,
         "unpriced_calls": calls,
@@ -89,19 +90,18 @@ def workflow_view(session: Session, project_id: int, name: str, w: PageWindow, p
                   weeks: int = 8) -> dict[str, Any]:
     """Cost per outcome over the last ``weeks`` weeks with the three levers, the workflow's
     paths and findings, and its baseline and outcome value."""
+    scoped = PageWindow(w.week, w.since, w.until, name, w.team, w.feature, w.model)
     history = attribution_report(session, project_id=project_id, group_by="workflow",
                                  since=w.until - weeks * 7 * 86400, until=w.until,
-                                 period="week", compare="previous", workflow=name,
-                                 team=w.team, feature=w.feature).groups
+                                 period="week", compare="previous", **scoped.dims).groups
     history.sort(key=lambda g: g.key.get("week") or "")
     s = SETTING_T.c
     setting = session.execute(select(s.baseline_cost_per_outcome_usd, s.outcome_value_usd,
                                      s.description)
                               .where(s.project_id == project_id, s.name == name)).first()
-    scoped = PageWindow(w.week, w.since, w.until, name, w.team, w.feature, w.model)
     findings, _ = findings_page(session, project_id, scoped)
-    paths = paths_report(session, project_id=project_id, workflow=name, since=w.since,
-                         until=w.until, order="waste", limit=TOP).paths
+    paths = paths_report(session, project_id=project_id, since=w.since, until=w.until,
+                         order="waste", limit=TOP, **scoped.dims).paths
     fixes = _all_fixes(session, project_id, scoped, pricer)
     steps = latency_report(session, project_id=project_id, group_by="step", since=w.since,
                            until=w.until, workflow=name).groups
@@ -123,10 +123,8 @@ def traces_on_path(session: Session, project_id: int, w: PageWindow, signature: 
                    limit: int = 100) -> list[dict[str, Any]]:
     """The traces in the window whose productive path has ``signature``."""
     s = SUMMARY_T.c
-    conds = [s.project_id == project_id, s.started_at >= w.since, s.started_at < w.until,
+    conds = [*summary_conds(project_id, w.since, w.until, w.summary_dims),
              s.path_signature == signature]
-    if w.workflow:
-        conds.append(s.workflow == w.workflow)
     rows = session.execute(select(s.trace_id, s.workflow, s.started_at, s.cost_usd)
                            .where(*conds).order_by(s.cost_usd.desc()).limit(limit))
     return [dict(r._mapping) for r in rows]

@@ -106,9 +106,10 @@ def _window(session: Session, project: ProjectCtx, week: str | None, **f: str | 
 @router.get("/", response_class=HTMLResponse)
 def overview_page(request: Request, project: PageProject, session: SessionPage,
                   week: Opt = None, workflow: Opt = None, team: Opt = None,
-                  feature: Opt = None) -> Response:
+                  feature: Opt = None, model: Opt = None) -> Response:
     def build(p: ProjectCtx) -> HTMLResponse:
-        w = _window(session, p, week, workflow=workflow, team=team, feature=feature)
+        w = _window(session, p, week, workflow=workflow, team=team, feature=feature,
+                    model=model)
         return _page(request, "overview.html", w=w, nav="overview", project=p,
                      **data.overview(session, p.id, w))
     return _guard(request, project, build)
@@ -116,9 +117,10 @@ def overview_page(request: Request, project: PageProject, session: SessionPage,
 
 @router.get("/workflows/{name}", response_class=HTMLResponse)
 def workflow_page(request: Request, name: str, project: PageProject, session: SessionPage,
-                  week: Opt = None, team: Opt = None, feature: Opt = None) -> Response:
+                  week: Opt = None, team: Opt = None, feature: Opt = None,
+                  model: Opt = None) -> Response:
     def build(p: ProjectCtx) -> HTMLResponse:
-        w = _window(session, p, week, workflow=name, team=team, feature=feature)
+        w = _window(session, p, week, workflow=name, team=team, feature=feature, model=model)
         return _page(request, "workflow.html", w=w, nav="overview", project=p,
                      can_edit="admin" in p.scopes,
                      **data.workflow_view(session, p.id, name, w, request.app.state.writer.pricer))
@@ -160,13 +162,15 @@ async def workflow_settings(request: Request, name: str, project: PageProject,
 
 @router.get("/paths", response_class=HTMLResponse)
 def paths_page(request: Request, project: PageProject, session: SessionPage,
-               week: Opt = None, workflow: Opt = None, signature: Opt = None) -> Response:
+               week: Opt = None, workflow: Opt = None, team: Opt = None,
+               feature: Opt = None, model: Opt = None, signature: Opt = None) -> Response:
     from tracestore.reports.paths import paths_report
 
     def build(p: ProjectCtx) -> HTMLResponse:
-        w = _window(session, p, week, workflow=workflow)
-        paths = paths_report(session, project_id=p.id, workflow=w.workflow, since=w.since,
-                             until=w.until, order="waste", limit=100).paths
+        w = _window(session, p, week, workflow=workflow, team=team, feature=feature,
+                    model=model)
+        paths = paths_report(session, project_id=p.id, since=w.since, until=w.until,
+                             order="waste", limit=100, **w.dims).paths
         traces = (data.traces_on_path(session, p.id, w, signature) if signature else None)
         return _page(request, "paths.html", w=w, nav="paths", project=p, paths=paths,
                      signature=signature, traces=traces)
@@ -175,11 +179,13 @@ def paths_page(request: Request, project: PageProject, session: SessionPage,
 
 @router.get("/findings", response_class=HTMLResponse)
 def findings_page(request: Request, project: PageProject, session: SessionPage,
-                  week: Opt = None, workflow: Opt = None, code: Opt = None,
+                  week: Opt = None, workflow: Opt = None, team: Opt = None,
+                  feature: Opt = None, model: Opt = None, code: Opt = None,
                   analyzer: Opt = None, cursor: Annotated[str | None, Query(max_length=400)] = None
                   ) -> Response:
     def build(p: ProjectCtx) -> HTMLResponse:
-        w = _window(session, p, week, workflow=workflow)
+        w = _window(session, p, week, workflow=workflow, team=team, feature=feature,
+                    model=model)
         items, nxt = data.findings_page(session, p.id, w, code=code, analyzer=analyzer,
                                         limit=50, cursor=cursor)
         return _page(request, "findings.html", w=w, nav="findings", project=p, findings=items,

@@ -29,6 +29,18 @@ class PageWindow:
     model: str | None = None
 
     @property
+    def dims(self) -> dict[str, str | None]:
+        """The filters as the report functions take them (``model``: the primary model)."""
+        return {"workflow": self.workflow, "team": self.team, "feature": self.feature,
+                "model": self.model}
+
+    @property
+    def summary_dims(self) -> dict[str, str | None]:
+        """The filters as ``trace_summaries`` columns (for :func:`summary_conds`)."""
+        return {"workflow": self.workflow, "team": self.team, "feature": self.feature,
+                "primary_model": self.model}
+
+    @property
     def previous(self) -> str:
         return previous_week(self.week)
 

@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field
 from sqlalchemy import select
 
 from tracestore.api.deps import ProjectDep, SessionDep
+from tracestore.api.params import ModelQuery
 from tracestore.api.problems import PROBLEM_RESPONSES
 from tracestore.digest.service import last_complete_week
 from tracestore.errors import NotFound
@@ -56,6 +57,7 @@ def get_attribution(
     workflow: str | None = None,
     team: str | None = None,
     feature: str | None = None,
+    model: ModelQuery = None,
 ) -> AttributionReport:
     """Per group: spend, unpriced share, attempts, outcomes by status, cost per successful
     outcome = cost/token × tokens/attempt × attempts/outcome, first-attempt success rate
@@ -72,7 +74,7 @@ def get_attribution(
             since, until = week_window(last_complete_week(time.time()))
     return attribution_report(session, project_id=project.id, group_by=group_by, since=since,
                               until=until, period=period, compare=compare, workflow=workflow,
-                              team=team, feature=feature)
+                              team=team, feature=feature, model=model)
 
 
 @router.get("/paths", response_model=PathsReport, summary="Wasteful paths by signature")
@@ -86,12 +88,14 @@ def get_paths(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     team: str | None = None,
     feature: str | None = None,
+    model: ModelQuery = None,
 ) -> PathsReport:
     """Each productive path signature with its traces, success rate, mean cost, cost per
     outcome, waste, top finding codes and example trace ids; the traces of one workflow,
-    team or feature when given (the same filters as ``/attribution``)."""
+    team, feature or primary model when given (the same filters as ``/attribution``)."""
     return paths_report(session, project_id=project.id, workflow=workflow, since=since,
-                        until=until, order=order, limit=limit, team=team, feature=feature)
+                        until=until, order=order, limit=limit, team=team, feature=feature,
+                        model=model)
 
 
 class WorkflowIn(NulFree):

@@ -12,6 +12,7 @@ from tracestore.alerts.service import evaluate_project
 from tracestore.analysis import AnalyzerSuite, Window, analyze_window, default_suite
 from tracestore.analysis.queries import FindingFilters, list_findings
 from tracestore.api.deps import EngineDep, ProjectDep, SessionDep, SettingsDep
+from tracestore.api.params import ModelQuery
 from tracestore.api.problems import PROBLEM_RESPONSES
 from tracestore.schemas import FindingPublic, NulFree, Page, Timestamp, iso
 
@@ -101,6 +102,7 @@ def get_findings(
     until: TimeQuery = None,
     team: Annotated[str | None, Query(description="The trace's team")] = None,
     feature: Annotated[str | None, Query(description="The trace's feature")] = None,
+    model: ModelQuery = None,
     order: Literal["wasted_cost", "created"] = "wasted_cost",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: str | None = None,
@@ -112,7 +114,7 @@ def get_findings(
         session,
         project_id=project.id,
         filters=FindingFilters(trace_id, workflow, analyzer, code, min_cost, since, until,
-                               team, feature),
+                               team, feature, model),
         order=order,
         limit=limit,
         cursor=cursor,
