@@ -28,13 +28,11 @@ content does not serve digests built by the previous one.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from functools import cache
 
-import orjson
 from pydantic import TypeAdapter
-from sqlalchemy import Engine, Table, Text, case, delete, func, select
+from sqlalchemy import Engine, Table, Text, delete, select
 from sqlalchemy.orm import Session
 from sqlmodel import Column, Field, SQLModel
 
@@ -42,7 +40,7 @@ from analyzers.digest import previous_week, week_bounds
 from analyzers.digest_types import Digest
 from tracestore.digest.gather import load_digest, parse_week
 from tracestore.store.engine import upsert
-from tracestore.store.tables import SETTING_T, SUMMARY_T, TRACE_T
+from tracestore.store.stored import digest_of, forget_stored, settings_part, window_part
 
 __all__ = ["DIGEST_CACHE_T", "DIGEST_FORMAT", "DigestCache", "cached_digest", "fingerprint",
            "forget_digests"]
@@ -72,30 +70,11 @@ def _adapter() -> TypeAdapter[Digest]:
 
 
 def fingerprint(session: Session, *, project_id: int, week: str) -> str:
-    """SHA-256 of the aggregates :mod:`tracestore.digest.cache` names, over ``week`` and the
+    """SHA-256 of the aggregates :mod:`tracestore.store.stored` names, over ``week`` and the
     week before: two range reads on the start-time indexes and the settings."""
     since, until = week_bounds(previous_week(week))[2], week_bounds(week)[3]
-    t, s = TRACE_T.c, SUMMARY_T.c
-    traces = session.execute(select(
-        func.count(), func.max(t.updated_at), func.max(t.analyzed_at), func.sum(t.cost_usd),
-        func.sum(t.unpriced_count), func.sum(t.llm_calls), func.sum(t.node_count),
-    ).where(t.project_id == project_id, t.started_at >= since, t.started_at < until)).one()
-    # Task-level columns, each summed weighted by the attempt's start time: a late outcome or
-    # a task's trace outside the weeks changes which attempts count, not only how many.
-    at = s.started_at
-    summaries = session.execute(select(
-        func.count(), func.max(s.summarized_at), func.sum(s.attempt_index * at),
-        func.sum(s.task_attempts * at), func.sum(case((s.outcome_here.is_(True), at))),
-        func.sum(case((s.outcome_status == "success", at))),
-        func.sum(case((s.outcome_status.is_not(None), at))),
-        func.sum(s.outcome_value_usd * at),
-    ).where(s.project_id == project_id, s.started_at >= since, s.started_at < until)).one()
-    w = SETTING_T.c
-    settings = session.execute(
-        select(w.name, w.baseline_cost_per_outcome_usd, w.outcome_value_usd)
-        .where(w.project_id == project_id).order_by(w.name)).all()
-    key = [DIGEST_FORMAT, week, list(traces), list(summaries), [list(r) for r in settings]]
-    return hashlib.sha256(orjson.dumps(key, default=str)).hexdigest()
+    window = window_part(session, project_id=project_id, since=since, until=until)
+    return digest_of([DIGEST_FORMAT, week, *window, settings_part(session, project_id=project_id)])
 
 
 def cached_digest(engine: Engine, *, project_id: int, project: str, week: str,
@@ -131,5 +110,7 @@ def _cached(engine: Engine, *, project_id: int, week: str, now: float,
 
 
 def forget_digests(session: Session, *, project_id: int) -> None:
-    """Drop every stored digest of the project (after a re-pricing). Does not commit."""
+    """Drop every stored digest and page result of the project (after a re-pricing). Does not
+    commit."""
     session.execute(delete(DIGEST_CACHE_T).where(DIGEST_CACHE_T.c.project_id == project_id))
+    forget_stored(session, project_id=project_id)

@@ -15,7 +15,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, PrimaryKeyConstraint, Table
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+)
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -28,6 +37,7 @@ __all__ = [
     "Outcome",
     "PriceOverride",
     "Project",
+    "StoredResult",
     "Trace",
     "TraceSummary",
     "WorkflowSetting",
@@ -355,6 +365,21 @@ class DigestDelivery(SQLModel, table=True):
     delivered_at: float | None = None
 
 
+class StoredResult(SQLModel, table=True):
+    """What a page showed for a complete week, kept with the fingerprint of its inputs
+    (``tracestore.store.stored``): keyed by page and its normalised parameters."""
+
+    __tablename__ = "stored_results"
+
+    project_id: int = Field(primary_key=True)
+    page: str = Field(primary_key=True, max_length=32)
+    key: str = Field(primary_key=True, max_length=64)  # SHA-256 of the parameters
+    params: str = Field(sa_column=Column(Text, nullable=False))  # the parameters as JSON
+    fingerprint: str = Field(max_length=64)
+    body: str = Field(sa_column=Column(Text, nullable=False))  # the page's data as JSON
+    built_at: float
+
+
 class AnalysisClaim(SQLModel, table=True):
     """The analysis queue (``tracestore.store.queue``): one row per trace whose analysis is
     due, written in the transaction that changed the trace (``updated_at`` equals the trace's),
@@ -421,5 +446,6 @@ OUTCOME_T: Table = Outcome.__table__  # type: ignore[attr-defined]
 PRICE_T: Table = PriceOverride.__table__  # type: ignore[attr-defined]
 PROJECT_T: Table = Project.__table__  # type: ignore[attr-defined]
 SETTING_T: Table = WorkflowSetting.__table__  # type: ignore[attr-defined]
+STORED_T: Table = StoredResult.__table__  # type: ignore[attr-defined]
 SUMMARY_T: Table = TraceSummary.__table__  # type: ignore[attr-defined]
 TRACE_T: Table = Trace.__table__  # type: ignore[attr-defined]

@@ -22,12 +22,12 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracestore.api.deps import PAGE_COOKIE, ProjectCtx, get_session, require
-from tracestore.api.pages import data
+from tracestore.api.pages import data, stored
 from tracestore.api.pages.window import PageWindow, page_window
 from tracestore.digest import render
 from tracestore.digest.cache import cached_digest
 from tracestore.errors import TracestoreError, Unauthorized
-from tracestore.pricing.book import load_book, override_public, unpriced_models
+from tracestore.pricing.book import load_book, override_public
 from tracestore.store.engine import upsert
 from tracestore.store.read import get_trace
 from tracestore.store.tables import SETTING_T
@@ -111,7 +111,7 @@ def overview_page(request: Request, project: PageProject, session: SessionPage,
         w = _window(session, p, week, workflow=workflow, team=team, feature=feature,
                     model=model)
         return _page(request, "overview.html", w=w, nav="overview", project=p,
-                     **data.overview(session, p.id, w))
+                     **stored.overview(session, p.id, w))
     return _guard(request, project, build)
 
 
@@ -123,7 +123,7 @@ def workflow_page(request: Request, name: str, project: PageProject, session: Se
         w = _window(session, p, week, workflow=name, team=team, feature=feature, model=model)
         return _page(request, "workflow.html", w=w, nav="overview", project=p,
                      can_edit="admin" in p.scopes,
-                     **data.workflow_view(session, p.id, name, w, request.app.state.writer.pricer))
+                     **stored.workflow(session, p.id, name, w, request.app.state.writer.pricer))
     return _guard(request, project, build)
 
 
@@ -164,16 +164,12 @@ async def workflow_settings(request: Request, name: str, project: PageProject,
 def paths_page(request: Request, project: PageProject, session: SessionPage,
                week: Opt = None, workflow: Opt = None, team: Opt = None,
                feature: Opt = None, model: Opt = None, signature: Opt = None) -> Response:
-    from tracestore.reports.paths import paths_report
-
     def build(p: ProjectCtx) -> HTMLResponse:
         w = _window(session, p, week, workflow=workflow, team=team, feature=feature,
                     model=model)
-        paths = paths_report(session, project_id=p.id, since=w.since, until=w.until,
-                             order="waste", limit=100, **w.dims).paths
-        traces = (data.traces_on_path(session, p.id, w, signature) if signature else None)
-        return _page(request, "paths.html", w=w, nav="paths", project=p, paths=paths,
-                     signature=signature, traces=traces)
+        shown = stored.paths(session, p.id, w, signature)  # stored for a complete week
+        return _page(request, "paths.html", w=w, nav="paths", project=p,
+                     signature=signature, **shown)
     return _guard(request, project, build)
 
 
@@ -210,7 +206,7 @@ def prices_page(request: Request, project: PageProject, session: SessionPage,
         w = _window(session, p, week)
         now = time.time()
         book = [override_public(o, at=now) for o in load_book(session, project_id=p.id)]
-        unpriced = unpriced_models(session, project_id=p.id, since=w.since, until=w.until)
+        unpriced = stored.prices(session, p.id, w)  # stored for a complete week
         return _page(request, "prices.html", w=w, nav="prices", project=p, book=book,
                      unpriced=unpriced)
     return _guard(request, project, build)
