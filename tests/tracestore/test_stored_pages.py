@@ -21,11 +21,15 @@ from tracestore.store.tables import STORED_T
 
 WEEK = "2026-W47"
 W45 = W47 - 14 * 86400
-PAGES = {
-    "overview": "/",
-    "workflow": "/workflows/support_triage",
-    "paths": "/paths",
-    "prices": "/prices",
+WF = {"workflow": "support_triage"}
+# name (the stored page before any "_") -> path and filters
+PAGES: dict[str, tuple[str, dict[str, str]]] = {
+    "overview": ("/", {}),
+    "overview_wf": ("/", WF),
+    "workflow": ("/workflows/support_triage", {}),
+    "paths": ("/paths", {}),
+    "paths_wf": ("/paths", WF),
+    "prices": ("/prices", {}),
 }
 
 
@@ -36,19 +40,19 @@ def _stored(client: TestClient, page: str) -> list[float]:
         return sorted(b for (b,) in s.execute(select(c.built_at).where(c.page == page)))
 
 
-def _get(client: TestClient, path: str, **params: Any) -> str:
+def _get(client: TestClient, path: str, params: dict[str, str]) -> str:
     r = client.get(path, params={"week": WEEK, **params})
     assert r.status_code == 200, r.text
     return r.text
 
 
-def _exact(client: TestClient, path: str) -> str:
+def _exact(client: TestClient, path: str, params: dict[str, str]) -> str:
     """The served page (stored when unchanged) equals the page built from scratch."""
-    served = _get(client, path)
+    served = _get(client, path, params)
     with Session(client.app.state.engine) as s:  # type: ignore[attr-defined]
         s.execute(delete(STORED_T))
         s.commit()
-    assert _get(client, path) == served
+    assert _get(client, path, params) == served
     return served
 
 
@@ -59,24 +63,28 @@ def _late(tid: str, t0: float, model: str = "gpt-4o") -> dict[str, Any]:
 # Which changes show on which page (each asserted to change it).
 CHANGES = {
     "overview": {"trace", "analysis", "outcome", "reprice"},
+    "overview_wf": {"trace", "analysis", "outcome", "reprice"},
     "workflow": {"trace", "analysis", "outcome", "setting", "reanalysis"},
     "paths": {"analysis", "reanalysis"},
+    "paths_wf": {"analysis", "reanalysis"},
     "prices": {"trace", "reprice", "older"},
 }
 
 
 @pytest.mark.parametrize("page", list(PAGES))
 def test_a_stored_page_follows_every_input(client: TestClient, page: str) -> None:
-    path = PAGES[page]
+    path, params = PAGES[page]
+    stored = page.split("_")[0]
     _load(client)
-    before = _exact(client, path)
-    built = _stored(client, page)
+    before = _exact(client, path, params)
+    built = _stored(client, stored)
     assert len(built) == 1
-    assert _get(client, path) == before and _stored(client, page) == built  # not rebuilt
+    assert _get(client, path, params) == before
+    assert _stored(client, stored) == built  # served, not rebuilt
 
     def step(name: str) -> None:
         nonlocal before
-        now = _exact(client, path)
+        now = _exact(client, path, params)
         if name in CHANGES[page]:
             assert now != before, name
         before = now
@@ -118,9 +126,10 @@ def test_a_stored_page_follows_every_input(client: TestClient, page: str) -> Non
 def test_a_week_in_progress_is_not_stored(client: TestClient) -> None:
     _load(client)
     week = week_of(time.time())
-    for page, path in PAGES.items():
-        assert client.get(path, params={"week": week}).status_code == 200
-        assert _stored(client, page) == []
+    for path, params in PAGES.values():
+        assert client.get(path, params={"week": week, **params}).status_code == 200
+    assert _stored(client, "overview") == _stored(client, "paths") == []
+    assert _stored(client, "workflow") == _stored(client, "prices") == []
 
 
 def test_stored_rows_are_bounded(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:

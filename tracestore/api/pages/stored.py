@@ -8,10 +8,11 @@ week not over yet (its end after ``now``) is built on every request and never st
 fingerprint of each page covers the trace-start range its reports read:
 
 - overview: the week and the one before (``compare=previous``), the workflow settings;
+  with ``workflow=`` only that workflow's traces (every section of the page is filtered by it);
 - workflow: the nine weeks of its history (eight, each compared with the week before) of that
   workflow's traces, the settings and the price book (the savings simulator prices with it);
   its baseline and description are read on every request, not stored;
-- paths: the week and the one before;
+- paths: the week and the one before (with ``workflow=``, that workflow's traces);
 - prices: unpriced models by *node* start in the week; a node of the week may belong to a trace
   started earlier, so besides the week and the one before it covers the count of the older
   traces and their latest ``updated_at``. The price book itself is read on every request.
@@ -124,7 +125,8 @@ def overview(session: Session, project_id: int, w: PageWindow,
     """:func:`tracestore.api.pages.data.overview`, stored for a complete week."""
     def parts() -> list[Any]:
         return [*window_part(session, project_id=project_id, since=w.since - WEEK,
-                             until=w.until), settings_part(session, project_id=project_id)]
+                             until=w.until, workflow=w.workflow),
+                settings_part(session, project_id=project_id)]
     return _fields(_stored(session, project_id=project_id, page="overview", w=w, extra={},
                            model=OverviewData, parts=parts, now=now,
                            build=lambda: OverviewData(**data.overview(session, project_id, w))))
@@ -158,7 +160,7 @@ def paths(session: Session, project_id: int, w: PageWindow, signature: str | Non
     """The paths page's top 100 paths by waste and the traces on ``signature``."""
     def parts() -> list[Any]:
         return window_part(session, project_id=project_id, since=w.since - WEEK,
-                           until=w.until)
+                           until=w.until, workflow=w.workflow)
 
     def build() -> PathsData:
         top = paths_report(session, project_id=project_id, since=w.since, until=w.until,
