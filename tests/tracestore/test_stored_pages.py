@@ -1,8 +1,8 @@
 """The overview, workflow, paths and prices pages of a complete week are stored once and served
 until one of their inputs changes: a late trace, its analysis, a late outcome, a workflow
-setting, a re-pricing, a write to an older trace with a node in the week. After each change
-the served page equals the page built from scratch (the stored rows dropped), on both
-backends; an unchanged week is served without rebuilding."""
+setting, a re-pricing, a write to an older trace with a node in the week, a deletion. After
+each change the served page equals the page built from scratch (the stored rows dropped), on
+both backends; an unchanged week is served without rebuilding."""
 
 from __future__ import annotations
 
@@ -62,12 +62,12 @@ def _late(tid: str, t0: float, model: str = "gpt-4o") -> dict[str, Any]:
 
 # Which changes show on which page (each asserted to change it).
 CHANGES = {
-    "overview": {"trace", "analysis", "outcome", "reprice"},
-    "overview_wf": {"trace", "analysis", "outcome", "reprice"},
-    "workflow": {"trace", "analysis", "outcome", "setting", "reanalysis"},
-    "paths": {"analysis", "reanalysis"},
-    "paths_wf": {"analysis", "reanalysis"},
-    "prices": {"trace", "reprice", "older"},
+    "overview": {"trace", "analysis", "outcome", "reprice", "delete"},
+    "overview_wf": {"trace", "analysis", "outcome", "reprice", "delete"},
+    "workflow": {"trace", "analysis", "outcome", "setting", "reanalysis", "delete"},
+    "paths": {"analysis", "reanalysis", "delete"},
+    "paths_wf": {"analysis", "reanalysis", "delete"},
+    "prices": {"trace", "reprice", "older", "delete_older"},
 }
 
 
@@ -121,6 +121,11 @@ def test_a_stored_page_follows_every_input(client: TestClient, page: str) -> Non
     old["nodes"][1]["start"], old["nodes"][1]["end"] = W47 + 7200, W47 + 7300
     assert client.post("/api/v1/traces", json=[old]).status_code == 200
     step("older")
+    # Deletions: a trace of the week, and the older trace with its node in the week.
+    assert client.delete("/api/v1/traces/late01").status_code == 204
+    step("delete")
+    assert client.delete("/api/v1/traces/old01").status_code == 204
+    step("delete_older")
 
 
 def test_a_week_in_progress_is_not_stored(client: TestClient) -> None:
