@@ -13,11 +13,11 @@ How the stores are made (the build is timed and printed, not part of the figures
    grew over time): **the 1M store**, the same rows as the SQLite one;
 2. measured (below);
 3. grown to ``--copies`` times its size by ``INSERT … SELECT`` of every trace's rows (traces,
-   nodes, edges, outcomes, findings, summaries), copy *k* shifted 2·*k* weeks earlier (the demo
-   spans two weeks) with ``~k`` appended to its trace and task ids, so the measured
-   workflow-week (support_triage, 2026-W47) holds the same traces in both stores and the store
-   around it is ten times larger, as months of history make it; ``VACUUM ANALYZE``; **the 10M
-   store**; measured again; the schema is dropped at the end.
+   nodes, edges, outcomes, findings, summaries, waste by code), copy *k* shifted 2·*k* weeks
+   earlier (the demo spans two weeks) with ``~k`` appended to its trace and task ids, so the
+   measured workflow-week (support_triage, 2026-W47) holds the same traces in both stores and
+   the store around it is ten times larger, as months of history make it; ``VACUUM
+   ANALYZE``; **the 10M store**; measured again; the schema is dropped at the end.
 
 Measured on each store: ``tracestore serve`` as a separate process (its ingest workers
 started), over one keep-alive loopback connection each query 3 times to warm up and
@@ -62,15 +62,15 @@ QUERIES: list[tuple[str, str, dict[str, Any]]] = [
 ]
 # Tables copied from SQLite, in an order that satisfies nothing but readability (no FKs).
 TABLES = ("projects", "workflow_settings", "price_overrides", "traces", "nodes", "edges",
-          "outcomes", "findings", "trace_summaries")
+          "outcomes", "findings", "trace_summaries", "trace_waste")
 # Per table of per-trace rows: the time columns shifted and the id columns suffixed by a copy.
 TIME_COLS = {"traces": ("started_at", "ended_at", "updated_at", "analyzed_at"),
              "nodes": ("start", "end"), "edges": (), "outcomes": ("occurred_at", "updated_at"),
              "findings": ("trace_started_at", "created_at"),
-             "trace_summaries": ("started_at", "summarized_at")}
+             "trace_summaries": ("started_at", "summarized_at"), "trace_waste": ("started_at",)}
 ID_COLS = {"traces": ("trace_id", "task_id"), "nodes": ("trace_id",), "edges": ("trace_id",),
            "outcomes": ("task_id", "trace_id"), "findings": ("id", "trace_id"),
-           "trace_summaries": ("trace_id", "task_id")}
+           "trace_summaries": ("trace_id", "task_id"), "trace_waste": ("trace_id",)}
 
 
 def copy_from_sqlite(db: Path, url: str) -> float:
@@ -143,7 +143,7 @@ def _select_copy(table: str, cols: list[str], k: int) -> str:
             out.append(f'"{c}" - {shift}')
         elif c in ID_COLS[table]:
             out.append(f"\"{c}\" || '~{k}'")
-        elif table == "trace_summaries" and c == "week":  # the ISO week of the new start
+        elif table in ("trace_summaries", "trace_waste") and c == "week":  # of the new start
             out.append(f"to_char(to_timestamp(started_at - {shift}) AT TIME ZONE 'UTC', "
                        "'IYYY-\"W\"IW')")
         else:

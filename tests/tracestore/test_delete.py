@@ -20,7 +20,8 @@ from tracestore.demo.run import generate_demo_traces
 from tracestore.schemas import iso
 from tracestore.store.engine import create_schema, make_engine
 
-PER_TRACE = ("nodes", "edges", "findings", "trace_summaries", "analysis_queue", "traces")
+PER_TRACE = ("nodes", "edges", "findings", "trace_summaries", "trace_waste", "analysis_queue",
+             "traces")
 
 
 def _load(client: TestClient) -> list[dict[str, Any]]:
@@ -63,6 +64,7 @@ def test_delete_a_trace_and_every_report_reflects_it(client: TestClient, db_url:
     victim = client.get("/api/v1/findings", params={"limit": 1}).json()["items"][0]["trace_id"]
     detail = client.get(f"/api/v1/traces/{victim}").json()
     assert _rows(db_url, [victim])["findings"] >= 1
+    assert _rows(db_url, [victim])["trace_waste"] >= 1
     spend, attempts, on_paths, listed = _reports(client)
 
     r = client.delete(f"/api/v1/traces/{victim}")

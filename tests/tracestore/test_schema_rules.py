@@ -41,7 +41,8 @@ from tracestore.store.tables import TRACE_T
 
 # Tables holding rows of one trace: every key leads with (project_id, trace_id), so rows of a
 # trace can live on one shard (distribution column trace_id) and joins stay shard-local.
-PER_TRACE = {"traces", "nodes", "edges", "findings", "trace_summaries", "analysis_queue"}
+PER_TRACE = {"traces", "nodes", "edges", "findings", "trace_summaries", "trace_waste",
+             "analysis_queue"}
 # Project-level tables (small; reference tables on Citus): every key leads with project_id
 # or is the table's own surrogate id. outcomes are per task, keyed (project_id, task_id).
 PER_PROJECT = {"outcomes", "workflow_settings"}
@@ -223,6 +224,15 @@ def test_a_store_of_the_previous_release_is_migrated(db_url: str) -> None:
         assert got[name] == _sorted(table["rows"]), name
     insp = inspect(engine)
     assert [p for t in sorted(PER_TRACE | PER_PROJECT) for p in _key_problems(insp, t)] == []
+    # waste by code: a row per code of every wasteful summary, with its summary's columns
+    s = data["trace_summaries"]
+    want = sorted((r["trace_id"], code, usd, r["workflow"], r["started_at"])
+                  for r in (dict(zip(s["columns"], row, strict=True)) for row in s["rows"])
+                  if r["waste_usd"] > 0 for code, usd in r["waste_by_code"].items())
+    assert len(want) >= 5
+    with engine.connect() as conn:
+        assert sorted(tuple(r) for r in conn.execute(text(
+            "SELECT trace_id, code, wasted_usd, workflow, started_at FROM trace_waste"))) == want
     with engine.connect() as conn:
         # a trace's month: of its start; every node and edge carries its trace's
         months = dict(conn.execute(text("SELECT trace_id, trace_month FROM traces")).all())

@@ -43,6 +43,7 @@ from tracestore.store.tables import (
     PROJECT_T,
     SUMMARY_T,
     TRACE_T,
+    WASTE_T,
 )
 
 log = logging.getLogger("tracestore")
@@ -53,7 +54,7 @@ __all__ = ["BATCH", "Deleted", "delete_traces", "drop_expired_months", "prune"]
 BATCH = 500
 # The trace row first: its row lock is what every write of the trace takes first
 # (tracestore.ingest.write), so a concurrent write waits instead of deadlocking.
-_PER_TRACE = (TRACE_T, NODE_T, EDGE_T, FINDING_T, SUMMARY_T, CLAIM_T)
+_PER_TRACE = (TRACE_T, NODE_T, EDGE_T, FINDING_T, SUMMARY_T, WASTE_T, CLAIM_T)
 # A month's partitions are dropped only if their locks are had within this time; otherwise
 # that month's traces are deleted row by row (the next run tries the drop again).
 DROP_LOCK_TIMEOUT = "10s"

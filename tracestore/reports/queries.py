@@ -1,8 +1,9 @@
 """Aggregating reads of ``trace_summaries``, done in SQL so a report costs a few grouped
 queries whatever the number of traces (no row reaches Python except per group).
 
-Waste by code lives in a JSON column; it is unnested in SQL with ``json_each`` (SQLite's
-JSON1, built in since 3.38) or ``json_each_text`` (PostgreSQL). Example traces per group use
+Waste by code is read from ``trace_waste`` (one row a wasteful trace and code, with the
+summary columns the reports filter and group on: an index range read, no JSON unnesting,
+which cost PostgreSQL ~3.5 µs a trace; bench/RESULTS.md). Example traces per group use
 ``ROW_NUMBER() OVER (PARTITION BY …)`` (SQLite ≥ 3.25, PostgreSQL). Every function takes the
 filter conditions from :func:`summary_conds` and the summary column names to group by, and
 returns a dict keyed by the tuple of those columns' values.
@@ -13,10 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Float, case, cast, func, select, true
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import ColumnClause, ColumnElement
+from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 
-from tracestore.store.tables import SUMMARY_T, TRACE_T
+from tracestore.store.tables import SUMMARY_T, TRACE_T, WASTE_T
 
 __all__ = [
     "OUTCOME_STATUSES",
@@ -140,20 +143,28 @@ def path_totals(session: Session, conds: list[Any]) -> dict[Key, dict[str, Any]]
 
 def waste_by_code(session: Session, conds: list[Any], cols: Sequence[str]
                   ) -> dict[Key, dict[str, float]]:
-    """Per group: booked waste by finding code (unnesting the JSON column in SQL)."""
-    s = SUMMARY_T.c
-    if session.get_bind().dialect.name == "sqlite":
-        je = func.json_each(s.waste_by_code).table_valued("key", "value")
-    else:
-        je = func.json_each_text(s.waste_by_code).table_valued("key", "value")
-    g = _cols(cols)
-    stmt = (select(*g, je.c.key, usd_sum(cast(je.c.value, Float)))
-            .select_from(SUMMARY_T).join(je, true())
-            .where(*conds, s.waste_usd > 0).group_by(*g, je.c.key))
+    """Per group: booked waste by finding code, summed over ``trace_waste`` (its rows carry
+    the summary columns ``conds`` and ``cols`` name; only wasteful traces have rows)."""
+    w = WASTE_T.c
+    g = [w[c] for c in cols]
+    stmt = (select(*g, w.code, usd_sum(w.wasted_usd))
+            .where(*(_on_waste(c) for c in conds)).group_by(*g, w.code))
     out: dict[Key, dict[str, float]] = {}
     n = len(cols)
     for r in session.execute(stmt):
         out.setdefault(tuple(r[:n]), {})[r[n]] = float(r[n + 1] or 0.0)
+    return out
+
+
+def _on_waste(cond: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A condition on ``trace_summaries`` columns made on the same ``trace_waste`` columns."""
+    def swap(element: ExternallyTraversible, **_kw: Any) -> ExternallyTraversible | None:
+        if isinstance(element, ColumnClause) and element.table is SUMMARY_T:
+            col: ExternallyTraversible = WASTE_T.c[element.name]
+            return col
+        return None
+    opts: dict[str, Any] = {}
+    out: ColumnElement[Any] = replacement_traverse(cond, opts, swap)
     return out
 
 

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import networkx as nx
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from analyzers.attribution import FindingLike, attribute_trace
@@ -36,7 +36,9 @@ from tracestore.store.tables import (
     OUTCOME_T,
     SUMMARY_T,
     TRACE_T,
+    WASTE_T,
 )
+from tracestore.store.waste import WASTE_COLS, waste_rows
 
 __all__ = [
     "StoredFinding", "iso_week", "refresh_tasks", "summarize_loaded",
@@ -189,10 +191,22 @@ def write_summaries(session: Session, *, project_id: int, rows: list[dict[str, A
     get = operator.itemgetter(*_SUMMARY_COLS)
     upsert(session, SUMMARY_T, [get(r) for r in rows], columns=_SUMMARY_COLS,
            keys=("project_id", "trace_id"), encode_json=json_text)
+    _write_waste(session, project_id, rows)
     # Rows of this batch written once; the other attempts of the batch's tasks updated.
     update_per_trace(session, SUMMARY_T, [p for p in tasks if p["b_trace_id"] in by_trace],
                      project_id=project_id)
     return len(rows)
+
+
+def _write_waste(session: Session, project_id: int, rows: Sequence[dict[str, Any]]) -> None:
+    """Replace the ``trace_waste`` rows of the summaries ``rows`` (their codes may differ)."""
+    ids = [r["trace_id"] for r in rows]
+    w = WASTE_T.c
+    for i in range(0, len(ids), _CHUNK):
+        session.execute(delete(WASTE_T).where(w.project_id == project_id,
+                                              w.trace_id.in_(ids[i : i + _CHUNK])))
+    out = [t for r in rows for t in waste_rows(r)]
+    upsert(session, WASTE_T, out, columns=WASTE_COLS, keys=("project_id", "trace_id", "code"))
 
 
 def refresh_tasks(session: Session, *, project_id: int, task_ids: Iterable[str]) -> int:

@@ -41,6 +41,7 @@ from sqlmodel import SQLModel
 from tracestore.store import tables  # (also registers the tables on SQLModel.metadata)
 from tracestore.store.jsontext import json_text
 from tracestore.store.partitions import migrate_per_span_tables
+from tracestore.store.waste import backfill_waste
 
 log = logging.getLogger("tracestore")
 
@@ -197,17 +198,21 @@ def create_schema(engine: Engine) -> None:
     tables partitioned: :func:`~tracestore.store.partitions.migrate_per_span_tables`), and a
     table whose primary key changed is re-keyed (:func:`_rekey`). One transaction; on
     PostgreSQL under an advisory lock, so server and worker processes starting together do
-    not race to create the same tables."""
+    not race to create the same tables. A store made before ``trace_waste`` gets it filled
+    from its summaries (:func:`~tracestore.store.waste.backfill_waste`)."""
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
         new_queue = not inspect(conn).has_table(tables.CLAIM_T.name)
+        new_waste = not inspect(conn).has_table(tables.WASTE_T.name)
         SQLModel.metadata.create_all(conn)
         if new_queue:
             _backfill_queue(conn)
         migrate_per_span_tables(conn)
         _rekey(conn)
         _add_columns(conn)
+        if new_waste:
+            backfill_waste(conn)
 
 
 def _rekey(conn: Connection) -> None:

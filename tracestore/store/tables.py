@@ -40,6 +40,7 @@ __all__ = [
     "StoredResult",
     "Trace",
     "TraceSummary",
+    "TraceWaste",
     "WorkflowSetting",
 ]
 
@@ -433,6 +434,36 @@ class AlertEvent(SQLModel, table=True):
     http_status: int | None = None
     error: str | None = Field(default=None, max_length=2000)
 
+class TraceWaste(SQLModel, table=True):
+    """A wasteful trace's booked waste by finding code, one row a code (written with its
+    ``trace_summaries`` row by ``tracestore.reports.summaries``; only traces whose
+    ``waste_usd > 0``): the one source of waste by code for the reports. It carries the
+    summary's trace-level columns the reports filter and group on, so a report's waste by
+    code is one index range read, with no join and no JSON unnesting."""
+
+    __tablename__ = "trace_waste"
+    __table_args__ = (
+        # Covers waste by code for a workflow and window, by workflow or path (GET /paths).
+        Index("ix_trace_waste_workflow", "project_id", "workflow", "started_at",
+              "path_signature", "code", "wasted_usd"),
+        Index("ix_trace_waste_start", "project_id", "started_at"),
+    )
+
+    project_id: int = Field(primary_key=True)
+    trace_id: str = Field(primary_key=True, max_length=128)
+    code: str = Field(primary_key=True)
+    wasted_usd: float = 0.0
+    # the trace's summary columns (trace level: never changed by the task refresh)
+    workflow: str | None = None
+    team: str | None = None
+    feature: str | None = None
+    user_id: str | None = None
+    week: str | None = Field(default=None, max_length=10)
+    started_at: float | None = None
+    path_signature: str | None = None
+    primary_model: str | None = None
+
+
 # The Core tables, for statements that bypass the ORM (bulk upserts, aggregate reads).
 ALERT_EVENT_T: Table = AlertEvent.__table__  # type: ignore[attr-defined]
 ALERT_RULE_T: Table = AlertRule.__table__  # type: ignore[attr-defined]
@@ -449,3 +480,4 @@ SETTING_T: Table = WorkflowSetting.__table__  # type: ignore[attr-defined]
 STORED_T: Table = StoredResult.__table__  # type: ignore[attr-defined]
 SUMMARY_T: Table = TraceSummary.__table__  # type: ignore[attr-defined]
 TRACE_T: Table = Trace.__table__  # type: ignore[attr-defined]
+WASTE_T: Table = TraceWaste.__table__  # type: ignore[attr-defined]
