@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnClause, ColumnElement
 from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 
+from tracestore.store.sums import usd_sum
 from tracestore.store.tables import SUMMARY_T, TRACE_T, WASTE_T
 
 __all__ = [
@@ -36,16 +37,6 @@ OUTCOME_STATUSES = ("success", "failure", "partial", "escalated")  # schemas.Out
 # Latest rows read in one pass to find example traces of the common groups (then one small
 # query per group still lacking): 50 groups × 3 examples, with room for skewed traffic.
 _LOOKBACK = 2000
-# Each dollar summand is clamped to ±USD_CAP before summing. Ingest bounds every value far below
-# it (docs/limits.md), so stored sums are unchanged; a value stored before those bounds (two
-# outcomes of 1.7e308 overflowed PostgreSQL's double precision sum, a 500 for every report of
-# the project) can no longer make a sum overflow or reach a report as inf.
-USD_CAP = 1e15
-
-
-def usd_sum(col: Any) -> Any:
-    """``SUM(col)`` over dollar amounts, each clamped to ±``USD_CAP`` (NULLs stay NULL)."""
-    return func.sum(case((col > USD_CAP, USD_CAP), (col < -USD_CAP, -USD_CAP), else_=col))
 
 
 def summary_conds(project_id: int, since: float | None, until: float | None,

@@ -67,7 +67,9 @@ def month_of(epoch: float) -> int:
 
 
 def next_month(month: int) -> int:
-    """>>> next_month(202611), next_month(202612)
+    """The month after ``month``.
+
+    >>> next_month(202611), next_month(202612)
     (202612, 202701)
     """
     year, mon = divmod(month, 100)
@@ -75,7 +77,9 @@ def next_month(month: int) -> int:
 
 
 def partition_name(table: Table | str, month: int) -> str:
-    """>>> partition_name("nodes", 202611)
+    """The name of ``table``'s partition for ``month``.
+
+    >>> partition_name("nodes", 202611)
     'nodes_p202611'
     """
     return f"{table if isinstance(table, str) else table.name}_p{month}"

@@ -35,6 +35,7 @@ from sqlalchemy import case, delete, func, select
 from sqlalchemy.orm import Session
 
 from tracestore.store.engine import upsert
+from tracestore.store.sums import clamp_usd, usd_sum
 from tracestore.store.tables import PRICE_T, SETTING_T, STORED_T, SUMMARY_T, TRACE_T
 
 __all__ = ["MAX_STORED", "book_part", "digest_of", "forget_stored", "load_stored", "older_part",
@@ -55,7 +56,7 @@ def window_part(session: Session, *, project_id: int, since: float, until: float
         tc.append(t.workflow == workflow)
         sc.append(s.workflow == workflow)
     traces = session.execute(select(
-        func.count(), func.max(t.updated_at), func.max(t.analyzed_at), func.sum(t.cost_usd),
+        func.count(), func.max(t.updated_at), func.max(t.analyzed_at), usd_sum(t.cost_usd),
         func.sum(t.unpriced_count), func.sum(t.llm_calls), func.sum(t.node_count),
     ).where(*tc)).one()
     at = s.started_at
@@ -64,7 +65,7 @@ def window_part(session: Session, *, project_id: int, since: float, until: float
         func.sum(s.task_attempts * at), func.sum(case((s.outcome_here.is_(True), at))),
         func.sum(case((s.outcome_status == "success", at))),
         func.sum(case((s.outcome_status.is_not(None), at))),
-        func.sum(s.outcome_value_usd * at),
+        func.sum(clamp_usd(s.outcome_value_usd) * at),  # clamped: no overflow (store/sums.py)
     ).where(*sc)).one()
     return [list(traces), list(summaries)]
 
