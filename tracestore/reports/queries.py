@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Table, case, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnClause, ColumnElement
 from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
@@ -42,27 +42,25 @@ _LOOKBACK = 2000
 def summary_conds(project_id: int, since: float | None, until: float | None,
                   equals: dict[str, str | None]) -> list[Any]:
     """Scope to the project, ``since <= started_at < until`` and ``column == value``."""
-    s = SUMMARY_T.c
-    conds: list[Any] = [s.project_id == project_id]
-    if since is not None:
-        conds.append(s.started_at >= since)
-    if until is not None:
-        conds.append(s.started_at < until)
-    conds += [s[col] == v for col, v in equals.items() if v is not None]
-    return conds
+    return _window_conds(SUMMARY_T, project_id, since, until, equals)
 
 
 def trace_conds(project_id: int, since: float | None, until: float | None,
                 equals: dict[str, str | None]) -> list[Any]:
     """The same window and filters on ``traces`` (reads that need the raw roll-ups or a join
     to nodes): the project, ``since <= started_at < until`` and ``column == value``."""
-    t = TRACE_T.c
-    conds: list[Any] = [t.project_id == project_id]
+    return _window_conds(TRACE_T, project_id, since, until, equals)
+
+
+def _window_conds(table: Table, project_id: int, since: float | None, until: float | None,
+                  equals: dict[str, str | None]) -> list[Any]:
+    c = table.c
+    conds: list[Any] = [c.project_id == project_id]
     if since is not None:
-        conds.append(t.started_at >= since)
+        conds.append(c.started_at >= since)
     if until is not None:
-        conds.append(t.started_at < until)
-    conds += [t[col] == v for col, v in equals.items() if v is not None]
+        conds.append(c.started_at < until)
+    conds += [c[col] == v for col, v in equals.items() if v is not None]
     return conds
 
 
