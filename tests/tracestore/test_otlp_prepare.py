@@ -6,6 +6,7 @@ most strings skip the regexes never skips a string a rule would change."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
 import signal
@@ -169,6 +170,18 @@ def test_app_with_workers_stores_the_same_tables_as_without(tmp_path: Path) -> N
             "tool_call") in [e[1:5] for e in pooled["edges"]]
     assert pooled["outcomes"] == [("0102030405060708090a0b0c0d0e0f10", "success",
                                    "0102030405060708090a0b0c0d0e0f10")]
+
+
+def test_every_worker_is_running_before_the_first_request() -> None:
+    """A process pool starts a worker only when none is idle: without the start barrier the
+    second worker would start inside the first burst of requests (and pay its imports)."""
+    before = set(multiprocessing.active_children())
+    with PreparePool(3) as pool:
+        started = [p for p in multiprocessing.active_children() if p not in before]
+        assert len(started) == 3
+        assert all(p.is_alive() for p in started)
+        assert pool.prepare(_bodies()[0], "protobuf", 7, CFG) == prepare(_bodies()[0],
+                                                                         "protobuf", 7, CFG)
 
 
 def test_a_worker_that_dies_costs_no_request() -> None:

@@ -119,15 +119,26 @@ def prepare(body: bytes, encoding: str, project_id: int, cfg: PrepareConfig) -> 
                     mapped.decided, mapped.executed)
 
 
+# How long a new pool's workers may take to start, all of them (see PreparePool._start).
+START_TIMEOUT_S = 120.0
+
 # The workers' garbage-collector thresholds (see _init_worker).
 WORKER_GC_THRESHOLD = (20_000, 20, 20)
 
 
-def _ready() -> bool:
+# The barrier the pool's first tasks meet at (see PreparePool._start); one per pool, set by
+# _init_worker in each worker process.
+_start_barrier: list[Any] = []
+
+
+def _ready(timeout: float) -> bool:
+    """A pool's first tasks, one per worker: each waits until all the workers run one, so
+    that every worker process is started before the pool serves a request."""
+    _start_barrier[0].wait(timeout)
     return True
 
 
-def _init_worker(lifeline: Connection) -> None:
+def _init_worker(lifeline: Connection, barrier: Any) -> None:
     """Set up a worker process.
 
     * Exit when the server does: ``lifeline`` is the read end of a pipe only the server
@@ -145,6 +156,7 @@ def _init_worker(lifeline: Connection) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="lifeline", daemon=True).start()
+    _start_barrier[:] = [barrier]
     # Process-local (a pool worker runs only prepare(), never the server's requests); kept:
     # OTLP server CPU 102-108 vs 114-115 us a span without it (bench.ingest_otlp, 50k spans).
     gc.freeze()
@@ -154,8 +166,12 @@ def _init_worker(lifeline: Connection) -> None:
 class PreparePool:
     """``workers`` processes running :func:`prepare`. They are forked from a ``forkserver``
     that has imported this module once, so starting them is cheap and never forks a
-    multi-threaded server. A worker that dies (say, killed for memory) breaks the executor:
-    the request it had is then prepared in the calling thread and a new pool is started."""
+    multi-threaded server. All of them are started before the pool serves a request (a
+    :class:`~concurrent.futures.ProcessPoolExecutor` starts a process only when no worker is
+    idle: the second would start once the first is busy, and a first burst would wait for
+    it, ~0.3 s of imports of the server's main module). A worker that dies (say, killed for
+    memory) breaks the executor: the request it had is then prepared in the calling thread
+    and a new pool is started."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
@@ -167,9 +183,13 @@ class PreparePool:
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(self.workers, mp_context=self._ctx,
-                                   initializer=_init_worker, initargs=(self._lifeline,))
-        pool.submit(_ready).result()  # the workers are up before the first request
+        barrier = self._ctx.Barrier(self.workers)
+        pool = ProcessPoolExecutor(self.workers, mp_context=self._ctx, initializer=_init_worker,
+                                   initargs=(self._lifeline, barrier))
+        # One task a worker, none of which ends before all run: the executor starts a process
+        # for each (it starts one only when no worker is idle), so all are up and warm.
+        for ready in [pool.submit(_ready, START_TIMEOUT_S) for _ in range(self.workers)]:
+            ready.result()
         return pool
 
     def prepare(self, body: bytes, encoding: str, project_id: int,
