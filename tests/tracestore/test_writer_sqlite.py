@@ -11,7 +11,12 @@ from pathlib import Path
 from tracestore.config import Settings
 from tracestore.ingest.pipeline import Writer, project_id_for
 from tracestore.schemas import TraceIn
-from tracestore.store.engine import WRITER_AUTOCHECKPOINT_PAGES, create_schema, make_engine
+from tracestore.store.engine import (
+    CHECKPOINT_COALESCE_SECONDS,
+    WRITER_AUTOCHECKPOINT_PAGES,
+    create_schema,
+    make_engine,
+)
 
 
 def _traces(n: int) -> list[TraceIn]:
@@ -61,3 +66,32 @@ def test_writes_are_checkpointed_in_the_background(tmp_path: Path) -> None:
         writer.close()
         engine.dispose()
     assert not (tmp_path / "w.db-wal").exists()  # the last connection closed cleanly
+
+
+def test_commits_close_together_share_one_checkpoint(tmp_path: Path) -> None:
+    """Twenty commits in quick succession are checkpointed together, not one by one
+    (a checkpoint copies the pages every commit touches: once per interval, not per commit),
+    and everything reaches the database file."""
+    db = tmp_path / "c.db"
+    settings = Settings(database_url=f"sqlite:///{db}")
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    writer = Writer(engine, settings)
+    try:
+        pid = project_id_for(engine, "default")
+        traces = _traces(20)
+        t0 = time.monotonic()
+        for i in range(20):
+            writer.write(pid, traces[i : i + 1])
+        elapsed = time.monotonic() - t0  # ~0.1 s idle: the commits fit in one interval
+        deadline = time.monotonic() + 30
+        while _main_file_nodes(db, tmp_path) < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _main_file_nodes(db, tmp_path) == 40  # two nodes a trace
+        assert writer._checkpointer is not None
+        # at most one checkpoint an interval (and the one that started the first), however
+        # slow a loaded machine made the writes; one a commit would be 20
+        assert 1 <= writer._checkpointer.checkpoints <= 2 + elapsed / CHECKPOINT_COALESCE_SECONDS
+    finally:
+        writer.close()
+        engine.dispose()
