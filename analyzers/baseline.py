@@ -51,6 +51,8 @@ __all__ = [
     "StepSample",
     "TierStats",
     "WorkflowBaseline",
+    "baselines_from_dict",
+    "baselines_to_dict",
     "collect_samples",
     "compute_baselines",
     "own_step_key",
@@ -155,6 +157,32 @@ class WorkflowBaseline:
                        for s, m in d.get("reasoning", {}).items()},
             model_rates={k: Rates(**v) for k, v in d.get("model_rates", {}).items()},
         )
+
+
+def baselines_to_dict(baselines: Mapping[str, WorkflowBaseline]) -> dict[str, Any]:
+    """``baselines`` (workflow -> baseline, as :func:`compute_baselines` makes them) as plain
+    dicts, lists and numbers, for a JSON text that :func:`baselines_from_dict` turns back into
+    equal baselines (the analysis runtime stores them so that every worker process shares one
+    computation). Floats stay Python floats: an encoder writing their shortest repr (orjson,
+    the stdlib) reads back the same value. Raises ``TypeError`` for a value that is not a
+    :class:`WorkflowBaseline`.
+
+    >>> b = {"w": WorkflowBaseline("w", steps={"s": StepNorm(3, 100.0, 0.1)},
+    ...      tier_success={"s": {"small": TierStats(3, 2, "a", ("a", "b"))}})}
+    >>> baselines_from_dict(baselines_to_dict(b)) == b
+    True
+    """
+    out: dict[str, Any] = {}
+    for wf, b in baselines.items():
+        if not isinstance(b, WorkflowBaseline):
+            raise TypeError(f"baseline of {wf!r} is a {type(b).__name__}, not a WorkflowBaseline")
+        out[wf] = b.to_dict()
+    return out
+
+
+def baselines_from_dict(d: Mapping[str, Any]) -> dict[str, WorkflowBaseline]:
+    """The baselines :func:`baselines_to_dict` wrote, in the same workflow order."""
+    return {wf: WorkflowBaseline.from_dict(v) for wf, v in d.items()}
 
 
 def _declared_step(a: Mapping[str, Any]) -> str | None:

@@ -45,7 +45,7 @@ PER_TRACE = {"traces", "nodes", "edges", "findings", "trace_summaries", "trace_w
              "analysis_queue"}
 # Project-level tables (small; reference tables on Citus): every key leads with project_id
 # or is the table's own surrogate id. outcomes are per task, keyed (project_id, task_id).
-PER_PROJECT = {"outcomes", "workflow_settings"}
+PER_PROJECT = {"outcomes", "workflow_settings", "analysis_baselines"}
 # Per-span tables: partitioned by trace_month on PostgreSQL, keyed with it on both backends.
 PER_SPAN = {"nodes", "edges"}
 

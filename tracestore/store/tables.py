@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "AnalysisBaselines",
     "AnalysisClaim",
     "ApiKey",
     "DigestDelivery",
@@ -464,9 +465,32 @@ class TraceWaste(SQLModel, table=True):
     primary_model: str | None = None
 
 
+class AnalysisBaselines(SQLModel, table=True):
+    """A project's corpus baselines as the background analysis last computed them
+    (``tracestore.analysis.background``): one computation every ``BASELINE_TTL_SECONDS``
+    shared by every worker process on every host, instead of one per process. ``baselines``
+    is ``analyzers.baseline.baselines_to_dict`` as JSON, ``price_table`` the analyzers'
+    price table (``AnalyzerConfig.price_table``) filled for the corpus' models, so a worker
+    reading the row analyses exactly as the one that computed it."""
+
+    __tablename__ = "analysis_baselines"
+
+    # no autoincrement: the key is the project's id (PostgreSQL would make a lone integer key
+    # SERIAL)
+    project_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    baseline_days: float
+    since: float | None = None  # the corpus window (trace start), as baseline_window made it
+    until: float | None = None
+    computed_at: float
+    computed_by: str = Field(default="", max_length=200)  # the worker's name
+    baselines: str = Field(sa_column=Column(Text, nullable=False))
+    price_table: str = Field(sa_column=Column(Text, nullable=False))
+
+
 # The Core tables, for statements that bypass the ORM (bulk upserts, aggregate reads).
 ALERT_EVENT_T: Table = AlertEvent.__table__  # type: ignore[attr-defined]
 ALERT_RULE_T: Table = AlertRule.__table__  # type: ignore[attr-defined]
+BASELINE_T: Table = AnalysisBaselines.__table__  # type: ignore[attr-defined]
 CLAIM_T: Table = AnalysisClaim.__table__  # type: ignore[attr-defined]
 DELIVERY_T: Table = DigestDelivery.__table__  # type: ignore[attr-defined]
 EDGE_T: Table = Edge.__table__  # type: ignore[attr-defined]
