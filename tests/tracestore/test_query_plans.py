@@ -22,12 +22,17 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, insert, text
+from sqlalchemy.orm import Session
 
 from tracestore.analysis.run import analyze_traces
 from tracestore.analysis.suite import default_suite
 from tracestore.api import create_app
 from tracestore.config import Settings
 from tracestore.ingest.pipeline import project_id_for
+from tracestore.pricing.pricer import Pricer
+from tracestore.reports.focus import FocusQuery, focus_rows
+from tracestore.reports.latency import latency_report
+from tracestore.reports.simulate import ScenarioIn, SimulateIn, simulate
 from tracestore.store.engine import create_schema, make_engine
 from tracestore.store.partitions import ensure_partitions, month_of, month_partitions
 from tracestore.store.tables import EDGE_T, FINDING_T, NODE_T, SUMMARY_T, TRACE_T
@@ -286,6 +291,38 @@ def test_ingest_and_analysis_read_one_trace_through_its_key(db_url: str) -> None
     engine.dispose()
     assert reads >= 10
     assert not offences, "statements scanning a project's rows:\n" + "\n".join(offences)
+
+
+def test_window_reports_read_only_the_months_of_their_traces(db_url: str) -> None:
+    """The FOCUS export, the latency report by step and the savings simulator join a window's
+    traces to ``nodes``. On PostgreSQL each plans only the partitions of the months those
+    traces are in (one of the three here), so its cost does not grow with the months the
+    store keeps; on both backends they still see every node of the window."""
+    engine = make_engine(db_url)
+    create_schema(engine)
+    pid = project_id_for(engine, "default")
+    _prefill(engine, pid)
+    since, until = INGEST_START, INGEST_START + 7 * 86_400
+    t0 = INGEST_START - PREFILL_TRACES // 2 * PREFILL_STEP
+    traces = sum(since <= t0 + i * PREFILL_STEP < until for i in range(PREFILL_TRACES))
+    with _captured() as statements:
+        rows = list(focus_rows(engine, FocusQuery(pid, since, until)))
+        with Session(engine) as session:
+            latency = latency_report(session, project_id=pid, group_by="step", since=since,
+                                     until=until)
+            sim = simulate(session, project_id=pid, pricer=Pricer(),
+                           q=SimulateIn(since=since, until=until, scenario=ScenarioIn()))
+    assert traces == 504
+    assert len({r["AllocatedResourceId"] for r in rows}) == traces
+    assert sum(g.count for g in latency.groups) == traces * PREFILL_NODES
+    assert sim.before.attempts == traces
+    joins = [(q, p) for q, p in statements if re.search(r"JOIN nodes\b", q)]
+    assert len(joins) == 3
+    if engine.dialect.name == "postgresql":
+        for sql, params in joins:
+            plan = "\n".join(_plan(engine, sql, params))
+            assert {m for _, m in PARTITION.findall(plan)} == {str(month_of(since))}, sql
+    engine.dispose()
 
 
 @pytest.mark.parametrize("plan, bad", [

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from tracestore.reports.queries import trace_conds
 from tracestore.schemas import MODEL_KINDS
+from tracestore.store.partitions import window_months
 from tracestore.store.tables import NODE_T, SUMMARY_T, TRACE_T
 
 __all__ = ["ALLOCATION_METHOD_ID", "COLUMNS", "FOCUS_VERSION", "FocusQuery", "focus_rows",
@@ -70,7 +71,7 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _statement(q: FocusQuery) -> Any:
+def _statement(session: Session, q: FocusQuery) -> Any:
     t, n, s = TRACE_T.c, NODE_T.c, SUMMARY_T.c
     conds = trace_conds(q.project_id, q.since, q.until, {
         "workflow": q.workflow or None, "team": q.team or None, "feature": q.feature or None})
@@ -85,7 +86,8 @@ def _statement(q: FocusQuery) -> Any:
                .label("unpriced"))
         .join(NODE_T, and_(n.project_id == t.project_id, n.trace_id == t.trace_id))
         .outerjoin(SUMMARY_T, and_(s.project_id == t.project_id, s.trace_id == t.trace_id))
-        .where(*conds, (n.cost_usd > 0) | n.model.is_not(None))
+        .where(*conds, window_months(session, conds, n.trace_month),
+               (n.cost_usd > 0) | n.model.is_not(None))
         .group_by(t.trace_id, t.workflow, t.team, t.feature, t.task_id, t.started_at,
                   t.ended_at, t.cost_usd, s.waste_usd, s.outcome_status, n.kind, n.provider,
                   n.model)
@@ -134,7 +136,7 @@ def _row(m: Any) -> dict[str, Any]:
 def focus_rows(engine: Engine, q: FocusQuery) -> Iterator[dict[str, Any]]:
     """The export's rows, streamed in start-time order (one short read transaction)."""
     with Session(engine) as session:
-        result = session.execute(_statement(q).execution_options(yield_per=_CHUNK))
+        result = session.execute(_statement(session, q).execution_options(yield_per=_CHUNK))
         for m in result:
             yield _row(m)
 

@@ -18,6 +18,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from tracestore.reports.queries import trace_conds
+from tracestore.store.partitions import window_months
 from tracestore.store.tables import NODE_T, TRACE_T
 
 __all__ = ["GROUPS", "LatencyGroup", "LatencyReport", "latency_report"]
@@ -64,7 +65,7 @@ def _rows(session: Session, project_id: int, group_by: Group, since: float | Non
     cols = (t.workflow, n.step, n.name) if group_by == "step" else (n.provider, n.model)
     stmt = (select(*cols, n.start, n.end)
             .join(NODE_T, and_(n.project_id == t.project_id, n.trace_id == t.trace_id))
-            .where(*conds))
+            .where(*conds, window_months(session, conds, n.trace_month)))
     if group_by == "model":
         stmt = stmt.where(n.model.is_not(None))
     for row in session.execute(stmt):

@@ -37,6 +37,7 @@ from tracestore.pricing.book import Book, Override, PriceOverrideIn, load_book
 from tracestore.pricing.pricer import Pricer, genai_provider
 from tracestore.reports.queries import trace_conds
 from tracestore.schemas import MODEL_KINDS, Timestamp
+from tracestore.store.partitions import window_months
 from tracestore.store.tables import FINDING_T, NODE_T, SUMMARY_T, TRACE_T
 
 __all__ = ["RouteIn", "ScenarioIn", "SimulateIn", "SimulationPublic", "simulate"]
@@ -143,9 +144,11 @@ def _trace_conds(project_id: int, q: SimulateIn) -> list[Any]:
 
 def _load_calls(session: Session, project_id: int, q: SimulateIn) -> list[_Call]:
     t, n = TRACE_T.c, NODE_T.c
+    conds = _trace_conds(project_id, q)
     stmt = (select(t.trace_id, t.workflow, *(n[c] for c in _NODE_COLS))
             .join(NODE_T, and_(n.project_id == t.project_id, n.trace_id == t.trace_id))
-            .where(*_trace_conds(project_id, q), (n.cost_usd > 0) | n.kind.in_(MODEL_KINDS)))
+            .where(*conds, window_months(session, conds, n.trace_month),
+                   (n.cost_usd > 0) | n.kind.in_(MODEL_KINDS)))
     calls = []
     for m in session.execute(stmt).mappings():
         row = {c: m[c] for c in _NODE_COLS}

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import Connection, Table, inspect, text
+from sqlalchemy import ColumnElement, Connection, Table, inspect, select, text, true
 from sqlalchemy.engine.reflection import Inspector
 from sqlalchemy.orm import Session
 
@@ -44,6 +44,7 @@ __all__ = [
     "next_month",
     "partition_name",
     "trace_months",
+    "window_months",
 ]
 
 log = logging.getLogger("tracestore")
@@ -176,6 +177,25 @@ def trace_months(session: Session, *, project_id: int,
             TRACE_T.select().with_only_columns(t.trace_id, t.trace_month)
             .where(t.project_id == project_id, t.trace_id.in_(chunk))) if m is not None)
     return out
+
+
+def window_months(session: Session, conds: Sequence[ColumnElement[bool]],
+                  month: ColumnElement[int]) -> ColumnElement[bool]:
+    """``month IN (…)``: the months of the traces ``conds`` (conditions on ``traces``) select,
+    ``month`` being the ``trace_month`` column of ``nodes`` or ``edges``. Beside a join of a
+    window's traces to that table, PostgreSQL then plans only those months' partitions; a
+    join condition could not tell the planner which, and it hash-joined a week's traces to
+    every month's rows (a store of 1M nodes over 12 months, a week of 1,918 traces:
+    157 ms → 18.5 ms, EXPLAIN ANALYZE), so a window report's cost grew with the months kept.
+    A node's ``trace_month`` is its trace's (the writer copies it), so no row is lost.
+    SQLite (one table): no condition, and no query."""
+    conn = session.connection()
+    if not is_partitioned(conn):
+        return true()
+    t = TRACE_T.c
+    months = sorted(m for m in session.execute(select(t.trace_month).where(*conds).distinct())
+                    .scalars() if m is not None)
+    return month.in_(months)
 
 
 def _month_sql(conn: Connection, expr: str) -> str:
