@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, case, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnClause, ColumnElement
 from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 
+from tracestore.store.load import window_conds
 from tracestore.store.sums import usd_sum
 from tracestore.store.tables import SUMMARY_T, TRACE_T, WASTE_T
 
@@ -42,26 +43,14 @@ _LOOKBACK = 2000
 def summary_conds(project_id: int, since: float | None, until: float | None,
                   equals: dict[str, str | None]) -> list[Any]:
     """Scope to the project, ``since <= started_at < until`` and ``column == value``."""
-    return _window_conds(SUMMARY_T, project_id, since, until, equals)
+    return window_conds(SUMMARY_T, project_id, since, until, equals)
 
 
 def trace_conds(project_id: int, since: float | None, until: float | None,
                 equals: dict[str, str | None]) -> list[Any]:
     """The same window and filters on ``traces`` (reads that need the raw roll-ups or a join
     to nodes): the project, ``since <= started_at < until`` and ``column == value``."""
-    return _window_conds(TRACE_T, project_id, since, until, equals)
-
-
-def _window_conds(table: Table, project_id: int, since: float | None, until: float | None,
-                  equals: dict[str, str | None]) -> list[Any]:
-    c = table.c
-    conds: list[Any] = [c.project_id == project_id]
-    if since is not None:
-        conds.append(c.started_at >= since)
-    if until is not None:
-        conds.append(c.started_at < until)
-    conds += [c[col] == v for col, v in equals.items() if v is not None]
-    return conds
+    return window_conds(TRACE_T, project_id, since, until, equals)
 
 
 def _cols(cols: Sequence[str]) -> list[Any]:

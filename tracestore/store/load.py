@@ -34,7 +34,7 @@ from tracestore.store.tables import EDGE_T, NODE_T, OUTCOME_T, TRACE_T
 
 __all__ = [
     "BATCH_SIZE", "NODE_BOOKKEEPING", "Batch", "LoadedTrace", "Window", "build_batch",
-    "iter_trace_graphs", "preloaded", "read_batch", "select_trace_ids",
+    "iter_trace_graphs", "preloaded", "read_batch", "select_trace_ids", "window_conds",
 ]
 
 
@@ -67,15 +67,18 @@ class LoadedTrace(NamedTuple):
     user_id: str | None = None
 
 
-def _window_conds(window: Window, project_id: int) -> list[Any]:
-    t = TRACE_T.c
-    conds: list[Any] = [t.project_id == project_id]
-    if window.workflow is not None:
-        conds.append(t.workflow == window.workflow)
-    if window.since is not None:
-        conds.append(t.started_at >= window.since)
-    if window.until is not None:
-        conds.append(t.started_at < window.until)
+def window_conds(table: Table, project_id: int, since: float | None, until: float | None,
+                 equals: Mapping[str, str | None]) -> list[Any]:
+    """Conditions on a per-trace table with ``project_id`` and ``started_at`` (``traces``,
+    ``trace_summaries``): the project, ``since <= started_at < until`` (either bound open), and
+    each column of ``equals`` equal to its value (a ``None`` value: no condition)."""
+    c = table.c
+    conds: list[Any] = [c.project_id == project_id]
+    if since is not None:
+        conds.append(c.started_at >= since)
+    if until is not None:
+        conds.append(c.started_at < until)
+    conds += [c[col] == v for col, v in equals.items() if v is not None]
     return conds
 
 
@@ -85,7 +88,8 @@ def select_trace_ids(
     """Ids of the traces in ``window``, sorted. With ``settled_before``, only traces last
     updated before it and not analysed since their last update (the background worker)."""
     t = TRACE_T.c
-    conds = _window_conds(window, project_id)
+    conds = window_conds(TRACE_T, project_id, window.since, window.until,
+                         {"workflow": window.workflow})
     if settled_before is not None:
         conds.append(t.updated_at <= settled_before)
         conds.append(or_(t.analyzed_at.is_(None), t.updated_at > t.analyzed_at))

@@ -35,6 +35,7 @@ from sqlalchemy import case, delete, func, select
 from sqlalchemy.orm import Session
 
 from tracestore.store.engine import upsert
+from tracestore.store.load import window_conds
 from tracestore.store.sums import clamp_usd, usd_sum
 from tracestore.store.tables import PRICE_T, SETTING_T, STORED_T, SUMMARY_T, TRACE_T
 
@@ -50,11 +51,8 @@ def window_part(session: Session, *, project_id: int, since: float, until: float
     """The traces' and summaries' aggregates over trace start in ``[since, until)``: two
     range reads on the start-time indexes (the workflow's, when given)."""
     t, s = TRACE_T.c, SUMMARY_T.c
-    tc = [t.project_id == project_id, t.started_at >= since, t.started_at < until]
-    sc = [s.project_id == project_id, s.started_at >= since, s.started_at < until]
-    if workflow is not None:
-        tc.append(t.workflow == workflow)
-        sc.append(s.workflow == workflow)
+    tc = window_conds(TRACE_T, project_id, since, until, {"workflow": workflow})
+    sc = window_conds(SUMMARY_T, project_id, since, until, {"workflow": workflow})
     traces = session.execute(select(
         func.count(), func.max(t.updated_at), func.max(t.analyzed_at), usd_sum(t.cost_usd),
         func.sum(t.unpriced_count), func.sum(t.llm_calls), func.sum(t.node_count),
