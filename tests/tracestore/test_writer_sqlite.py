@@ -6,7 +6,11 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from sqlalchemy import Engine
 
 from tracestore.config import Settings
 from tracestore.ingest.pipeline import Writer, project_id_for
@@ -40,14 +44,31 @@ def _main_file_nodes(db: Path, tmp: Path) -> int:
         conn.close()
 
 
-def test_writes_are_checkpointed_in_the_background(tmp_path: Path) -> None:
-    db = tmp_path / "w.db"
+@contextmanager
+def _writer(db: Path) -> Iterator[tuple[Engine, Writer, int]]:
+    """A new store in ``db`` with its writer and default project, closed afterwards."""
     settings = Settings(database_url=f"sqlite:///{db}")
     engine = make_engine(settings.database_url)
     create_schema(engine)
     writer = Writer(engine, settings)
     try:
-        pid = project_id_for(engine, "default")
+        yield engine, writer, project_id_for(engine, "default")
+    finally:
+        writer.close()
+        engine.dispose()
+
+
+def _wait_for_main_file(db: Path, tmp: Path, nodes: int) -> int:
+    """Nodes in the database file itself once it holds ``nodes`` (or after 30 s)."""
+    deadline = time.monotonic() + 30
+    while _main_file_nodes(db, tmp) < nodes and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _main_file_nodes(db, tmp)
+
+
+def test_writes_are_checkpointed_in_the_background(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    with _writer(db) as (engine, writer, pid):
         for part in range(3):
             writer.write(pid, _traces(50)[part * 10 : part * 10 + 10])
         # The writer's own connection would not checkpoint 30 small transactions (far under
@@ -55,16 +76,10 @@ def test_writes_are_checkpointed_in_the_background(tmp_path: Path) -> None:
         with writer._engine.connect() as conn:
             limit = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()
         assert limit == WRITER_AUTOCHECKPOINT_PAGES
-        deadline = time.monotonic() + 30
-        while _main_file_nodes(db, tmp_path) < 60 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _main_file_nodes(db, tmp_path) == 60
+        assert _wait_for_main_file(db, tmp_path, 60) == 60
         with engine.connect() as conn:  # and through SQLite, everything as written
             assert conn.exec_driver_sql("SELECT count(*), sum(input_tokens) FROM nodes").one() \
                 == (60, 3000)
-    finally:
-        writer.close()
-        engine.dispose()
     assert not (tmp_path / "w.db-wal").exists()  # the last connection closed cleanly
 
 
@@ -73,25 +88,14 @@ def test_commits_close_together_share_one_checkpoint(tmp_path: Path) -> None:
     (a checkpoint copies the pages every commit touches: once per interval, not per commit),
     and everything reaches the database file."""
     db = tmp_path / "c.db"
-    settings = Settings(database_url=f"sqlite:///{db}")
-    engine = make_engine(settings.database_url)
-    create_schema(engine)
-    writer = Writer(engine, settings)
-    try:
-        pid = project_id_for(engine, "default")
+    with _writer(db) as (_, writer, pid):
         traces = _traces(20)
         t0 = time.monotonic()
         for i in range(20):
             writer.write(pid, traces[i : i + 1])
         elapsed = time.monotonic() - t0  # ~0.1 s idle: the commits fit in one interval
-        deadline = time.monotonic() + 30
-        while _main_file_nodes(db, tmp_path) < 40 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _main_file_nodes(db, tmp_path) == 40  # two nodes a trace
+        assert _wait_for_main_file(db, tmp_path, 40) == 40  # two nodes a trace
         assert writer._checkpointer is not None
         # at most one checkpoint an interval (and the one that started the first), however
         # slow a loaded machine made the writes; one a commit would be 20
         assert 1 <= writer._checkpointer.checkpoints <= 2 + elapsed / CHECKPOINT_COALESCE_SECONDS
-    finally:
-        writer.close()
-        engine.dispose()
