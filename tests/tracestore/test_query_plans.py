@@ -171,6 +171,11 @@ def _ingest(client: TestClient) -> None:
     ok(client.post("/v1/traces", json=many))
     ok(client.post("/api/v1/outcomes", json=[{"task_id": "T-1", "status": "success"},
                                              {"trace_id": "nat-2", "status": "failure"}]))
+    # GenAI content as a log event, written onto the stored span's node
+    content = {"kvlistValue": {"values": [{"key": "content", "value": {"stringValue": "hi"}}]}}
+    ok(client.post("/v1/logs", json={"resourceLogs": [{"scopeLogs": [{"logRecords": [{
+        "timeUnixNano": "1794819600000000000", "traceId": otlp[0], "spanId": child,
+        "eventName": "gen_ai.user.message", "body": content}]}]}]}))
 
 
 def _offences_sqlite(plan: list[str]) -> list[str]:
@@ -276,7 +281,7 @@ def test_ingest_and_analysis_read_one_trace_through_its_key(db_url: str) -> None
     # the statements were captured: node upserts, the roll-up, the analysis' node read
     joined = "\n".join(s for s, _ in ingest_sql + analysis_sql)
     for needle in ("INTO nodes", "UPDATE traces SET workflow", "INTO outcomes",
-                   "FROM nodes", "DELETE FROM findings"):
+                   "FROM nodes", "DELETE FROM findings", "UPDATE nodes SET prompt"):
         assert needle in joined, needle
     if engine.dialect.name == "postgresql":  # the bulk path's merge was planned too
         assert "FROM _stage_nodes" in joined
@@ -284,10 +289,12 @@ def test_ingest_and_analysis_read_one_trace_through_its_key(db_url: str) -> None
     if engine.dialect.name == "postgresql":  # the roll-up reads the one month of its traces
         with engine.connect() as conn:
             assert len(month_partitions(conn)) >= 3
-        sql, params = next((q, p) for q, p in ingest_sql if "UPDATE traces SET workflow" in q)
-        plan = _plan(engine, sql, params)
-        assert {m for _, m in PARTITION.findall("\n".join(plan))} == {
-            str(month_of(INGEST_START))}
+        # and so do the roll-up and the log content's update of its span's node
+        for needle in ("UPDATE traces SET workflow", "UPDATE nodes SET prompt"):
+            sql, params = next((q, p) for q, p in ingest_sql if needle in q)
+            plan = _plan(engine, sql, params)
+            assert {m for _, m in PARTITION.findall("\n".join(plan))} == {
+                str(month_of(INGEST_START))}, needle
     engine.dispose()
     assert reads >= 10
     assert not offences, "statements scanning a project's rows:\n" + "\n".join(offences)

@@ -49,6 +49,7 @@ from tracestore.ingest.otlp.decode import (
 from tracestore.ingest.otlp.producers import event_messages
 from tracestore.ingest.redact import Redactor
 from tracestore.ingest.write import TraceRows, content_hash, node_tuples
+from tracestore.store.partitions import trace_months
 from tracestore.store.tables import NODE_T
 
 __all__ = ["ContentJoiner", "LogEvent", "NodeContent", "decode_logs_json",
@@ -209,11 +210,17 @@ class ContentJoiner:
         ``(trace id, call id) → span id``."""
         c = NODE_T.c
         decided: dict[tuple[str, str], str] = {}
+        # Each update names its node's whole key, the month included, so PostgreSQL plans
+        # and probes that month's partition only, not every month's (a trace not stored yet
+        # has no month: no node either, and the key without it finds none).
+        months = trace_months(session, project_id=project_id,
+                              trace_ids=sorted({trace for trace, _ in touched}))
         for (trace, span), entry in touched.items():
             nc = node_content(entry.events)
             for call in nc.calls:
                 decided[(trace, call)] = span
-            where = (c.project_id == project_id, c.trace_id == trace, c.node_id == span)
+            where = (c.project_id == project_id, c.trace_id == trace, c.node_id == span,
+                     *((c.trace_month == months[trace],) if trace in months else ()))
             for text, col, hcol, attr in ((nc.prompt, c.prompt, c.prompt_hash, "prompt_hash"),
                                           (nc.output, c.output, c.output_hash, "output_hash")):
                 kept, h = _capped(text, cap, redactor)
