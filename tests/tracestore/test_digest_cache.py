@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from analyzers.digest import week_of
 from tests.tracestore.test_digest_api import W47, _analyse, _load, _trace
 from tracestore.digest import render_html, render_json
-from tracestore.digest.cache import DIGEST_CACHE_T
+from tracestore.digest.cache import DIGEST_PAGE
 from tracestore.digest.gather import load_digest
+from tracestore.store.tables import STORED_T
 
 WEEK = "2026-W47"
 BASE = "http://127.0.0.1:8000"
@@ -24,9 +25,10 @@ BASE = "http://127.0.0.1:8000"
 
 def _stored(client: TestClient) -> dict[str, float]:
     """week -> built_at of the stored digests."""
-    c = DIGEST_CACHE_T.c
+    c = STORED_T.c
     with Session(client.app.state.engine) as s:  # type: ignore[attr-defined]
-        return {w: b for w, b in s.execute(select(c.week, c.built_at))}
+        return {orjson.loads(p)["week"]: b for p, b in s.execute(
+            select(c.params, c.built_at).where(c.page == DIGEST_PAGE))}
 
 
 def _fresh(client: TestClient) -> Any:

@@ -211,6 +211,24 @@ def _sorted(rows: list[list[Any]]) -> list[list[Any]]:
     return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
 
 
+def test_the_retired_digest_cache_is_dropped(db_url: str) -> None:
+    """A store of the releases that kept digests in ``digest_cache`` loses that table (the
+    digests are stored results now); nothing else of the store changes."""
+    engine = make_engine(db_url)
+    create_schema(engine)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE digest_cache (project_id INTEGER NOT NULL, week "
+                          "VARCHAR(10) NOT NULL, fingerprint VARCHAR(64) NOT NULL, body TEXT "
+                          "NOT NULL, built_at FLOAT NOT NULL, PRIMARY KEY (project_id, week))"))
+        conn.execute(text("INSERT INTO digest_cache VALUES (1, '2026-W47', 'f', '{}', 0)"))
+    before = set(inspect(engine).get_table_names())
+    create_schema(engine)
+    after = set(inspect(engine).get_table_names())
+    engine.dispose()
+    assert "digest_cache" in before
+    assert after == before - {"digest_cache"}
+
+
 def test_a_store_of_the_previous_release_is_migrated(db_url: str) -> None:
     engine = make_engine(db_url)
     data = _make_previous_release_store(engine)

@@ -16,13 +16,13 @@ import orjson
 from pydantic import ValidationError
 
 from tracestore.cli.options import _settings, database_option, project_option
-from tracestore.digest.cache import forget_digests
 from tracestore.ingest.pipeline import project_id_for
 from tracestore.pricing.book import PriceBookIn, replace_book
 from tracestore.pricing.pricer import Pricer, genai_provider
 from tracestore.pricing.reprice import report_table, reprice
 from tracestore.schemas import to_epoch
 from tracestore.store.engine import create_schema, make_engine, session_scope
+from tracestore.store.stored import forget_stored
 
 __all__ = ["prices", "reprice_command"]
 
@@ -93,7 +93,7 @@ def reprice_command(since: float | None, until: float | None, dry_run: bool,
         report = reprice(session, project_id=pid, pricer=pricer, since=since, until=until,
                          dry_run=dry_run)
         if report.changed_nodes and not dry_run:
-            forget_digests(session, project_id=pid)
+            forget_stored(session, project_id=pid)
     engine.dispose()
     Console(width=None if sys.stdout.isatty() else 120).print(report_table(report))
     click.echo(

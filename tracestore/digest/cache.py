@@ -1,5 +1,7 @@
 """A built digest stored per (project, week) once the week is complete, so the digest page and
-``GET /api/v1/digest/weekly`` do not re-gather a finished week on every request.
+``GET /api/v1/digest/weekly`` do not re-gather a finished week on every request. It is kept
+with the stored pages, in ``stored_results`` (page ``"digest"``, parameters ``{"week": …}``;
+:mod:`tracestore.store.stored`).
 
 Exactness comes from checking, not from hooks: the stored digest carries a fingerprint of
 everything it was built from, and a request recomputes the fingerprint (a few aggregate reads
@@ -18,8 +20,9 @@ on indexed columns) and rebuilds when it differs. The fingerprint covers the dig
 - the project's workflow settings (baselines, outcome values).
 
 Re-pricing (``tracestore reprice``, ``POST /api/v1/reprice``) rewrites node costs without
-stamping the traces, so both call :func:`forget_digests` in the same transaction; the cost sums
-above would almost always notice it anyway, but "almost" is not exact.
+stamping the traces, so both drop the project's stored results
+(:func:`~tracestore.store.stored.forget_stored`) in the same transaction; the cost sums above
+would almost always notice it anyway, but "almost" is not exact.
 
 A week that is not complete yet (its end is after ``now``) is built on every request and not
 stored. ``DIGEST_FORMAT`` is part of the fingerprint, so a release that changes the digest's
@@ -32,36 +35,28 @@ from collections.abc import Callable
 from functools import cache
 
 from pydantic import TypeAdapter
-from sqlalchemy import Engine, Table, Text, delete, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
-from sqlmodel import Column, Field, SQLModel
 
 from analyzers.digest import previous_week, week_bounds
 from analyzers.digest_types import Digest
 from tracestore.digest.gather import load_digest, parse_week
-from tracestore.store.engine import upsert
-from tracestore.store.stored import digest_of, forget_stored, settings_part, window_part
+from tracestore.store.stored import (
+    digest_of,
+    load_stored,
+    save_stored,
+    settings_part,
+    window_part,
+)
 
-__all__ = ["DIGEST_CACHE_T", "DIGEST_FORMAT", "DigestCache", "cached_digest", "fingerprint",
-           "forget_digests"]
+__all__ = ["DIGEST_FORMAT", "DIGEST_PAGE", "cached_digest", "fingerprint"]
 
 # Bumped whenever what a digest contains changes (a new section, a new rule).
 DIGEST_FORMAT = "2026-12-06.savings"
 
 
-class DigestCache(SQLModel, table=True):
-    """One built digest of a complete week, with the fingerprint of its inputs."""
-
-    __tablename__ = "digest_cache"
-
-    project_id: int = Field(primary_key=True)
-    week: str = Field(primary_key=True, max_length=10)
-    fingerprint: str = Field(max_length=64)
-    body: str = Field(sa_column=Column(Text, nullable=False))  # the Digest as JSON
-    built_at: float
-
-
-DIGEST_CACHE_T: Table = DigestCache.__table__  # type: ignore[attr-defined]
+# The digest's name among the stored results.
+DIGEST_PAGE = "digest"
 
 
 @cache
@@ -95,22 +90,13 @@ def _cached(engine: Engine, *, project_id: int, week: str, now: float,
         if not complete:
             return build(session)
         key = fingerprint(session, project_id=project_id, week=week)
-        c = DIGEST_CACHE_T.c
-        stored = session.execute(select(c.fingerprint, c.body).where(
-            c.project_id == project_id, c.week == week)).first()
-        if stored is not None and stored[0] == key:
-            return _adapter().validate_json(stored[1])
+        params = {"week": week}
+        body = load_stored(session, project_id=project_id, page=DIGEST_PAGE, params=params,
+                           fingerprint=key)
+        if body is not None:
+            return _adapter().validate_json(body)
         digest = build(session)
-        body = _adapter().dump_json(digest).decode()
-        upsert(session, DIGEST_CACHE_T, [{"project_id": project_id, "week": week,
-                                          "fingerprint": key, "body": body, "built_at": now}],
-               keys=("project_id", "week"))
+        save_stored(session, project_id=project_id, page=DIGEST_PAGE, params=params,
+                    fingerprint=key, body=_adapter().dump_json(digest).decode(), now=now)
         session.commit()
         return digest
-
-
-def forget_digests(session: Session, *, project_id: int) -> None:
-    """Drop every stored digest and page result of the project (after a re-pricing). Does not
-    commit."""
-    session.execute(delete(DIGEST_CACHE_T).where(DIGEST_CACHE_T.c.project_id == project_id))
-    forget_stored(session, project_id=project_id)

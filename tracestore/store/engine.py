@@ -205,6 +205,11 @@ class WalCheckpointer:
 SCHEMA_LOCK_KEY = 0x74726163
 
 
+# Tables of earlier releases that hold nothing this one reads, dropped by create_schema:
+# digest_cache (stored digests, now in stored_results beside the stored pages; a cache).
+RETIRED_TABLES = ("digest_cache",)
+
+
 def create_schema(engine: Engine) -> None:
     """Create missing tables and indexes (idempotent), add missing nullable columns, and on
     PostgreSQL widen INTEGER columns the models now declare BIGINT (token counts were 32-bit
@@ -215,7 +220,8 @@ def create_schema(engine: Engine) -> None:
     table whose primary key changed is re-keyed (:func:`_rekey`). One transaction; on
     PostgreSQL under an advisory lock, so server and worker processes starting together do
     not race to create the same tables. A store made before ``trace_waste`` gets it filled
-    from its summaries (:func:`~tracestore.store.waste.backfill_waste`)."""
+    from its summaries (:func:`~tracestore.store.waste.backfill_waste`), and the tables of
+    :data:`RETIRED_TABLES` are dropped."""
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
@@ -229,6 +235,8 @@ def create_schema(engine: Engine) -> None:
         _add_columns(conn)
         if new_waste:
             backfill_waste(conn)
+        for retired in RETIRED_TABLES:
+            conn.execute(text(f"DROP TABLE IF EXISTS {retired}"))
 
 
 def _rekey(conn: Connection) -> None:

@@ -1,10 +1,11 @@
 """Results stored for a complete week, checked against a fingerprint of their inputs.
 
-A page of a finished week (overview, workflow, paths, prices; the digest keeps its own table,
-``digest_cache``) is built once and kept in ``stored_results``, keyed by (project, page, the
-page's normalised parameters), with a fingerprint of everything it was built from. A request
-recomputes the fingerprint (a few aggregate reads on indexed columns) and rebuilds when it
-differs: exactness comes from checking, not from hooks. The parts a caller combines:
+A page of a finished week (overview, workflow, paths, prices, and the weekly digest:
+:mod:`tracestore.digest.cache`) is built once and kept in ``stored_results``, keyed by (project,
+page, the page's normalised parameters), with a fingerprint of everything it was built
+from. A request recomputes the fingerprint (a few aggregate reads on indexed columns) and
+rebuilds when it differs: exactness comes from checking, not from hooks. The parts a caller
+combines:
 
 - :func:`window_part`: over a range of trace start times (optionally one workflow's traces),
   ``traces``: count, latest ``updated_at`` (every write of a trace, its nodes or its outcome

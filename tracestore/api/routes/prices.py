@@ -10,7 +10,6 @@ from pydantic import BaseModel, Field
 
 from tracestore.api.deps import EngineDep, ProjectDep, SessionDep, WriterDep
 from tracestore.api.problems import PROBLEM_RESPONSES
-from tracestore.digest.cache import forget_digests
 from tracestore.pricing.book import (
     PriceBookIn,
     PriceOverridePublic,
@@ -24,6 +23,7 @@ from tracestore.pricing.pricer import GENAI_PRICES_SOURCE, genai_provider
 from tracestore.pricing.reprice import reprice
 from tracestore.schemas import Timestamp, iso
 from tracestore.store.engine import session_scope
+from tracestore.store.stored import forget_stored
 
 router = APIRouter(prefix="/api/v1", tags=["prices"], responses=PROBLEM_RESPONSES)
 
@@ -138,7 +138,7 @@ def post_reprice(
         r = reprice(tx, project_id=project.id, pricer=writer.pricer, since=since, until=until,
                     dry_run=dry_run)
         if r.changed_nodes and not dry_run:
-            forget_digests(tx, project_id=project.id)  # stored digests read node costs
+            forget_stored(tx, project_id=project.id)  # stored pages and digests read node costs
     return RepricePublic(
         since=iso(r.since), until=iso(r.until), dry_run=r.dry_run, traces=r.traces,
         nodes=r.nodes, changed_nodes=r.changed_nodes, old_total_usd=r.old_total_usd,
