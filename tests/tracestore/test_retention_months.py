@@ -168,13 +168,15 @@ def test_a_month_whose_locks_wait_is_deleted_by_rows(client: TestClient, db_url:
     if "postgresql" not in db_url:
         pytest.skip("partitions exist on PostgreSQL only")
     import tracestore.ingest.delete as delete
+    from tracestore.store.locks import store_key_args
     from tracestore.store.partitions import WRITE_LOCK_KEY
 
     _load(client)
     monkeypatch.setattr(delete, "DROP_LOCK_TIMEOUT", "200ms")
     engine = make_engine(db_url)
     with engine.connect() as writer:
-        writer.execute(text(f"SELECT pg_advisory_xact_lock_shared({WRITE_LOCK_KEY})"))
+        writer.execute(text(
+            f"SELECT pg_advisory_xact_lock_shared({store_key_args(WRITE_LOCK_KEY)})"))
         deleted = prune(engine, before=to_epoch(CUTOFF))
         writer.rollback()
     state, parts = _state(db_url)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from tracestore.reports.summaries import refresh_tasks
 from tracestore.store.engine import param_mark, session_scope
+from tracestore.store.locks import store_key_args
 from tracestore.store.partitions import (
     PARTITIONED,
     WRITE_LOCK_KEY,
@@ -185,7 +186,7 @@ def _drop_month(engine: Engine, month: int, before: float) -> Deleted:
         sizes = [conn.exec_driver_sql(f'SELECT count(*) FROM "{partition_name(table, month)}"'
                                       ).scalar_one() for table in PARTITIONED]
         # No write is in flight once this is had, and none starts until the commit.
-        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({store_key_args(WRITE_LOCK_KEY)})")
         projects = list(session.execute(select(PROJECT_T.c.id).order_by(PROJECT_T.c.id))
                         .scalars())
         kept = text(f"SELECT 1 FROM {TRACE_T.name} WHERE project_id = :p AND trace_month = :m "

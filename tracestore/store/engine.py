@@ -40,6 +40,7 @@ from sqlmodel import SQLModel
 
 from tracestore.store import tables  # (also registers the tables on SQLModel.metadata)
 from tracestore.store.jsontext import json_text
+from tracestore.store.locks import store_key_args
 from tracestore.store.partitions import migrate_per_span_tables
 from tracestore.store.waste import backfill_waste
 
@@ -201,7 +202,8 @@ class WalCheckpointer:
             self._thread.join(30)
 
 
-# pg_advisory_xact_lock key held while a process creates or migrates the schema ("trac").
+# pg_advisory_xact_lock key held while a process creates or migrates the schema ("trac"),
+# per store (with its schema: store_key_args).
 SCHEMA_LOCK_KEY = 0x74726163
 
 
@@ -224,7 +226,8 @@ def create_schema(engine: Engine) -> None:
     :data:`RETIRED_TABLES` are dropped."""
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            conn.exec_driver_sql(
+                f"SELECT pg_advisory_xact_lock({store_key_args(SCHEMA_LOCK_KEY)})")
         new_queue = not inspect(conn).has_table(tables.CLAIM_T.name)
         new_waste = not inspect(conn).has_table(tables.WASTE_T.name)
         SQLModel.metadata.create_all(conn)

@@ -5,8 +5,10 @@ servers on one PostgreSQL, each would find the same digest due, or the same rule
 post it. :func:`exclusive` makes such a job one-at-a-time:
 
 * PostgreSQL: a session-level advisory lock (``pg_advisory_lock`` / ``pg_try_advisory_lock``)
-  on a connection of its own, keyed by a 64-bit hash of the name, released on exit (and by
-  PostgreSQL if the process dies, since the connection closes).
+  on a connection of its own, keyed by a 64-bit hash of the store's schema and the name,
+  released on exit (and by PostgreSQL if the process dies, since the connection closes).
+  Advisory keys are per database: without the schema, stores in different schemas of one
+  database (tenants, or the test suite's stores) would wait for each other's jobs.
 * SQLite: a lock of this process, keyed by the database URL and the name. One server process
   writes a SQLite store (a second is refused at start), so the process is the whole scope.
 
@@ -16,14 +18,13 @@ so whoever takes the lock next reads it.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, text
 
-__all__ = ["exclusive"]
+__all__ = ["exclusive", "store_key_args"]
 
 # SQLite only: one lock per (database URL, name), made on first use. The registry guards
 # correctness, not speed (docs/operations.md, "Several servers").
@@ -31,10 +32,16 @@ _local_locks: dict[tuple[str, str], threading.Lock] = {}
 _registry = threading.Lock()
 
 
-def _key(name: str) -> int:
-    """A signed 64-bit advisory-lock key for ``name`` (stable across processes and hosts)."""
-    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big",
-                          signed=True)
+# SQL for a signed 64-bit advisory-lock key: the store's schema and the name (bound as
+# :name), hashed by PostgreSQL, so stable across processes and hosts.
+_KEY_SQL = "hashtextextended(coalesce(current_schema(), '') || '/' || :name, 0)"
+
+
+def store_key_args(key: int) -> str:
+    """The arguments of a ``pg_advisory_xact_lock*(int, int)`` call for the fixed 32-bit
+    ``key`` on this store: the key and a hash of the store's schema, so that stores in
+    different schemas of one database do not share it."""
+    return f"{key}, hashtext(coalesce(current_schema(), ''))"
 
 
 @contextmanager
@@ -45,16 +52,16 @@ def exclusive(engine: Engine, name: str, *, wait: bool = True) -> Iterator[bool]
     job: the holder is doing it)."""
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
-            key = _key(name)
             fn = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
-            got = conn.execute(text(f"SELECT {fn}(:k)"), {"k": key}).scalar()
+            got = conn.execute(text(f"SELECT {fn}({_KEY_SQL})"), {"name": name}).scalar()
             held = wait or bool(got)
             conn.commit()
             try:
                 yield held
             finally:
                 if held:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.execute(text(f"SELECT pg_advisory_unlock({_KEY_SQL})"),
+                                 {"name": name})
                     conn.commit()
         return
     with _registry:

@@ -29,6 +29,7 @@ from sqlalchemy import ColumnElement, Connection, Table, inspect, select, text, 
 from sqlalchemy.engine.reflection import Inspector
 from sqlalchemy.orm import Session
 
+from tracestore.store.locks import store_key_args
 from tracestore.store.tables import EDGE_T, NODE_T, TRACE_T
 
 __all__ = [
@@ -51,8 +52,9 @@ log = logging.getLogger("tracestore")
 
 # The per-span tables, partitioned by trace_month on PostgreSQL.
 PARTITIONED: tuple[Table, ...] = (NODE_T, EDGE_T)
-# pg_advisory_xact_lock keys: the writer holds WRITE_LOCK_KEY shared, retention exclusively
-# ("trw1"); CREATE_LOCK_KEY serialises creating partitions ("trp1").
+# pg_advisory_xact_lock keys, each per store (with its schema: store_key_args): the writer
+# holds WRITE_LOCK_KEY shared, retention exclusively ("trw1"); CREATE_LOCK_KEY serialises
+# creating partitions ("trp1").
 WRITE_LOCK_KEY = 0x74727731
 CREATE_LOCK_KEY = 0x74727031
 
@@ -97,7 +99,8 @@ def hold_for_write(session: Session) -> None:
     writes in flight and holds new ones back while it drops a month)."""
     conn = session.connection()
     if is_partitioned(conn):
-        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock_shared({WRITE_LOCK_KEY})")
+        conn.exec_driver_sql(
+            f"SELECT pg_advisory_xact_lock_shared({store_key_args(WRITE_LOCK_KEY)})")
 
 
 def ensure_partitions(conn: Connection, months: Iterable[int],
@@ -117,7 +120,7 @@ def ensure_partitions(conn: Connection, months: Iterable[int],
         {"names": wanted})]
     if not missing:
         return
-    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({CREATE_LOCK_KEY})")
+    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({store_key_args(CREATE_LOCK_KEY)})")
     for name in missing:
         table, _, month = name.rpartition("_p")
         m = int(month)
