@@ -5,16 +5,15 @@ other's jobs, writes and retention."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from tests.conftest import _pg_schema_url
+from tests.conftest import pg_schema_store
 from tracestore.store.engine import make_engine
 from tracestore.store.locks import exclusive, store_key_args
 from tracestore.store.partitions import WRITE_LOCK_KEY
@@ -27,16 +26,8 @@ def _other_store(db_url: str, tmp_path: Path) -> Iterator[str]:
     if db_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'other.db'}"
         return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(_pg_schema_url("public"))
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield _pg_schema_url(schema)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with pg_schema_store() as url:
+        yield url
 
 
 def test_a_named_lock_is_held_per_store(db_url: str, tmp_path: Path) -> None:
