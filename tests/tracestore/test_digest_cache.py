@@ -17,6 +17,7 @@ from tests.tracestore.test_digest_api import W47, _analyse, _load, _trace
 from tracestore.digest import render_html, render_json
 from tracestore.digest.cache import DIGEST_PAGE
 from tracestore.digest.gather import load_digest
+from tracestore.digest.service import project_digest
 from tracestore.store.tables import STORED_T
 
 WEEK = "2026-W47"
@@ -121,3 +122,18 @@ def test_an_incomplete_week_is_not_stored(client: TestClient) -> None:
     assert r.status_code == 200
     assert week not in _stored(client)
     assert orjson.loads(r.content)["week"] == week
+
+
+def test_the_cli_and_webhook_digest_is_the_stored_one(client: TestClient) -> None:
+    """``tracestore digest`` and the scheduled webhook (service.project_digest) read and
+    store the same digest as the page: built once, then served from the store."""
+    _load(client)
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    _, first = project_digest(engine, project="default", week=WEEK)
+    built = _stored(client)[WEEK]
+    _, again = project_digest(engine, project="default", week=WEEK)
+    assert _stored(client)[WEEK] == built  # not rebuilt
+    assert render_json(again) == render_json(first) == render_json(_fresh(client))
+    assert client.get("/digest", params={"week": WEEK}).text == render_html(first,
+                                                                            base_url=BASE)
+    assert _stored(client)[WEEK] == built  # the page served it too

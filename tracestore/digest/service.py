@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from analyzers.digest import previous_week, week_of
 from analyzers.digest_types import Digest
 from tracestore.config import Settings
-from tracestore.digest.gather import load_digest
+from tracestore.digest.cache import cached_digest
 from tracestore.digest.schedule import DigestScheduler, due_week, parse_schedule
 from tracestore.digest.webhook import DeliveryResult, deliver_digest, last_failure, sent_weeks
 from tracestore.ingest.pipeline import project_id_for
@@ -56,10 +56,12 @@ def base_url_of(settings: Settings) -> str:
 
 def project_digest(engine: Engine, *, project: str, week: str,
                    project_id: int | None = None) -> tuple[int, Digest]:
-    """(project id, digest of ``week``) for the project named ``project``."""
+    """(project id, digest of ``week``) for the project named ``project``: the stored digest
+    of a complete week while its inputs are unchanged (:func:`cached_digest`, as the page
+    and the API serve it), else built and, for a complete week, stored."""
     pid = project_id if project_id is not None else project_id_for(engine, project)
-    with Session(engine) as session:
-        return pid, load_digest(session, project_id=pid, project=project, week=week)
+    return pid, cached_digest(engine, project_id=pid, project=project, week=week,
+                              now=time.time())
 
 
 def send_digest(engine: Engine, settings: Settings, *, project: str, week: str, url: str,
