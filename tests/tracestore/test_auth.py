@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
+from sqlalchemy.pool import QueuePool
 
 from tracestore.api import create_app
 from tracestore.api.deps import RouteInfo, api_routes, required_scope
@@ -299,3 +300,24 @@ def test_admin_manages_its_projects_keys_over_rest(keyed: tuple[TestClient, Keys
     assert client.get("/api/v1/traces", headers=_bearer(created["key"])).status_code == 401
     assert client.post("/api/v1/keys", json={"scopes": ["root"]},
                        headers=_bearer(keys.admin)).status_code == 422
+
+
+def test_authentication_holds_one_connection_at_a_time(settings: Settings) -> None:
+    """A request authenticates with at most one pooled connection at a time. With a pool of
+    one, open mode's lookup of the default project must not wait for a second connection
+    while it holds the first: with as many requests at once as the pool has connections (a
+    burst of ingest), each would hold one and wait for another until the pool's timeout."""
+    url = settings.database_url
+    small = create_engine(url, poolclass=QueuePool, pool_size=1, max_overflow=0, pool_timeout=2,
+                          connect_args={"check_same_thread": False}
+                          if url.startswith("sqlite") else {})
+    with TestClient(create_app(settings)) as client:
+        real = client.app.state.engine  # type: ignore[attr-defined]
+        client.app.state.engine = small  # type: ignore[attr-defined]
+        try:
+            r = client.get("/api/v1/traces")
+            assert r.status_code == 200, r.text
+            assert r.json()["items"] == []
+        finally:
+            client.app.state.engine = real  # type: ignore[attr-defined]
+            small.dispose()

@@ -86,23 +86,29 @@ def _authenticate(request: Request) -> ProjectCtx:
     if key is None and getattr(request.state, "page", False):
         # Pages also take the key entered once on /login (api/pages/routes.py).
         key = getattr(request.state, "page_key", None) or request.cookies.get(PAGE_COOKIE)
+    # The session is closed before project_id_for takes a connection of its own: a request
+    # holding one connection while it waits for a second would, with as many requests at
+    # once as the pool has connections (a burst of ingest), hold them all and wait for the
+    # pool's timeout (test_authentication_holds_one_connection_at_a_time).
     with Session(engine) as session:
         info = None if key is None else verify_key(session, key)
-        if info is not None:
-            ctx = ProjectCtx(info.project_id, info.project, info.scopes)
-        elif is_loopback(settings.host) and not has_active_keys(session):
-            _refuse_open_mode_on_a_public_bind(request)
-            # Open dev mode ignores whatever credentials a client sends: the Langfuse SDK
-            # refuses to run without keys and always sends Basic auth, and a working local
-            # setup must not turn into 401s because of it (docs/api.md, "Auth").
-            ctx = ProjectCtx(project_id_for(engine, settings.project), settings.project,
-                             frozenset(SCOPES))
-        elif key is None:
-            raise Unauthorized("an API key is required: send Authorization: Bearer <key>")
-        else:
-            # Log the lookup prefix only: a key, even a wrong one, never reaches the logs.
-            log.info("rejected API key with prefix %s", key[:11])
-            raise Unauthorized("unknown or revoked API key")
+        open_mode = (info is None and is_loopback(settings.host)
+                     and not has_active_keys(session))
+    if info is not None:
+        ctx = ProjectCtx(info.project_id, info.project, info.scopes)
+    elif open_mode:
+        _refuse_open_mode_on_a_public_bind(request)
+        # Open dev mode ignores whatever credentials a client sends: the Langfuse SDK
+        # refuses to run without keys and always sends Basic auth, and a working local
+        # setup must not turn into 401s because of it (docs/api.md, "Auth").
+        ctx = ProjectCtx(project_id_for(engine, settings.project), settings.project,
+                         frozenset(SCOPES))
+    elif key is None:
+        raise Unauthorized("an API key is required: send Authorization: Bearer <key>")
+    else:
+        # Log the lookup prefix only: a key, even a wrong one, never reaches the logs.
+        log.info("rejected API key with prefix %s", key[:11])
+        raise Unauthorized("unknown or revoked API key")
     request.state.project_ctx = ctx
     return ctx
 
