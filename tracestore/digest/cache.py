@@ -41,13 +41,7 @@ from sqlalchemy.orm import Session
 from analyzers.digest import previous_week, week_bounds
 from analyzers.digest_types import Digest
 from tracestore.digest.gather import load_digest, parse_week
-from tracestore.store.stored import (
-    digest_of,
-    load_stored,
-    save_stored,
-    settings_part,
-    window_part,
-)
+from tracestore.store.stored import digest_of, settings_part, stored_or_built, window_part
 
 __all__ = ["DIGEST_FORMAT", "DIGEST_PAGE", "cached_digest", "fingerprint"]
 
@@ -85,18 +79,10 @@ def _cached(engine: Engine, *, project_id: int, week: str, now: float,
             build: Callable[[Session], Digest]) -> Digest:
     """The stored digest of ``week`` when the week is complete and its fingerprint still
     matches, else ``build(session)``, stored when the week is complete."""
-    complete = parse_week(week)[1] <= now
     with Session(engine) as session:
-        if not complete:
-            return build(session)
-        key = fingerprint(session, project_id=project_id, week=week)
-        params = {"week": week}
-        body = load_stored(session, project_id=project_id, page=DIGEST_PAGE, params=params,
-                           fingerprint=key)
-        if body is not None:
-            return _adapter().validate_json(body)
-        digest = build(session)
-        save_stored(session, project_id=project_id, page=DIGEST_PAGE, params=params,
-                    fingerprint=key, body=_adapter().dump_json(digest).decode(), now=now)
-        session.commit()
-        return digest
+        return stored_or_built(
+            session, project_id=project_id, page=DIGEST_PAGE, params={"week": week},
+            complete=parse_week(week)[1] <= now,
+            fingerprint=lambda: fingerprint(session, project_id=project_id, week=week),
+            build=lambda: build(session), load=_adapter().validate_json,
+            dump=lambda digest: _adapter().dump_json(digest).decode(), now=now)

@@ -29,7 +29,8 @@ built evicted first.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import case, delete, func, select
@@ -41,7 +42,9 @@ from tracestore.store.sums import clamp_usd, usd_sum
 from tracestore.store.tables import PRICE_T, SETTING_T, STORED_T, SUMMARY_T, TRACE_T
 
 __all__ = ["MAX_STORED", "book_part", "digest_of", "forget_stored", "load_stored", "older_part",
-           "save_stored", "settings_part", "window_part"]
+           "save_stored", "settings_part", "stored_or_built", "window_part"]
+
+T = TypeVar("T")
 
 # Stored results kept per project (each a page's data for one week and set of filters).
 MAX_STORED = 500
@@ -104,6 +107,27 @@ def digest_of(parts: list[Any]) -> str:
 def _key(params: dict[str, Any]) -> tuple[str, str]:
     text = orjson.dumps(params, option=orjson.OPT_SORT_KEYS).decode()
     return hashlib.sha256(text.encode()).hexdigest(), text
+
+
+def stored_or_built(session: Session, *, project_id: int, page: str, params: dict[str, Any],
+                    complete: bool, fingerprint: Callable[[], str], build: Callable[[], T],
+                    load: Callable[[str], T], dump: Callable[[T], str], now: float) -> T:
+    """``page``'s result for ``params``: built (``build``) and not stored when its week is not
+    ``complete``; else the stored body (``load``) while ``fingerprint()`` still matches it,
+    or built and stored (``dump``; committed). The stored pages and the weekly digest both
+    come through here."""
+    if not complete:
+        return build()
+    key = fingerprint()
+    body = load_stored(session, project_id=project_id, page=page, params=params,
+                       fingerprint=key)
+    if body is not None:
+        return load(body)
+    result = build()
+    save_stored(session, project_id=project_id, page=page, params=params, fingerprint=key,
+                body=dump(result), now=now)
+    session.commit()
+    return result
 
 
 def load_stored(session: Session, *, project_id: int, page: str, params: dict[str, Any],

@@ -44,10 +44,9 @@ from tracestore.schemas import FindingPublic
 from tracestore.store.stored import (
     book_part,
     digest_of,
-    load_stored,
     older_part,
-    save_stored,
     settings_part,
+    stored_or_built,
     window_part,
 )
 from tracestore.store.tables import SETTING_T
@@ -105,19 +104,12 @@ def _stored(session: Session, *, project_id: int, page: str, w: PageWindow,
     """The page's data: stored and unchanged, else built (and stored when the week is
     complete)."""
     now = time.time() if now is None else now
-    if not _complete(w, now):
-        return build()
     params = {**dataclasses.asdict(w), **extra}
-    key = digest_of([PAGE_FORMAT, page, params, *parts()])
-    body = load_stored(session, project_id=project_id, page=page, params=params,
-                       fingerprint=key)
-    if body is not None:
-        return model.model_validate_json(body)
-    result = build()
-    save_stored(session, project_id=project_id, page=page, params=params, fingerprint=key,
-                body=result.model_dump_json(), now=now)
-    session.commit()
-    return result
+    return stored_or_built(session, project_id=project_id, page=page, params=params,
+                           complete=_complete(w, now),
+                           fingerprint=lambda: digest_of([PAGE_FORMAT, page, params, *parts()]),
+                           build=build, load=model.model_validate_json,
+                           dump=lambda result: result.model_dump_json(), now=now)
 
 
 def overview(session: Session, project_id: int, w: PageWindow,
