@@ -14,6 +14,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from tracestore.errors import BadRequest
+from tracestore.reports.queries import primary_model_traces
 from tracestore.schemas import FindingPublic
 from tracestore.store.read import (
     add_wasted_seconds,
@@ -21,7 +22,7 @@ from tracestore.store.read import (
     encode_cursor,
     finding_public,
 )
-from tracestore.store.tables import FINDING_T, SUMMARY_T, TRACE_T
+from tracestore.store.tables import FINDING_T, TRACE_T
 
 __all__ = ["ORDERS", "FindingFilters", "list_findings"]
 
@@ -66,9 +67,7 @@ def _conds(project_id: int, f: FindingFilters) -> list[Any]:
         conds.append(c.trace_id.in_(select(TRACE_T.c.trace_id).where(
             TRACE_T.c.project_id == project_id, *(col == v for col, v in dims))))
     if f.model is not None:
-        s = SUMMARY_T.c
-        conds.append(c.trace_id.in_(select(s.trace_id).where(
-            s.project_id == project_id, s.primary_model == f.model)))
+        conds.append(c.trace_id.in_(primary_model_traces(project_id, f.model)))
     return conds
 
 

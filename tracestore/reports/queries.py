@@ -28,6 +28,7 @@ __all__ = [
     "example_traces",
     "group_totals",
     "path_totals",
+    "primary_model_traces",
     "summary_conds",
     "usd_sum",
     "waste_by_code",
@@ -51,6 +52,14 @@ def trace_conds(project_id: int, since: float | None, until: float | None,
     """The same window and filters on ``traces`` (reads that need the raw roll-ups or a join
     to nodes): the project, ``since <= started_at < until`` and ``column == value``."""
     return window_conds(TRACE_T, project_id, since, until, equals)
+
+
+def primary_model_traces(project_id: int, model: str) -> Any:
+    """The ids of the project's traces whose primary model (the summary's, the key of
+    ``group_by=model``) is ``model``: a subquery, for ``trace_id IN (…)`` on tables without
+    that column (``traces``, ``findings``)."""
+    s = SUMMARY_T.c
+    return select(s.trace_id).where(s.project_id == project_id, s.primary_model == model)
 
 
 def _cols(cols: Sequence[str]) -> list[Any]:

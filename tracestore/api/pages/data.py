@@ -17,7 +17,12 @@ from tracestore.api.pages.window import PageWindow
 from tracestore.pricing.pricer import Pricer
 from tracestore.reports.latency import latency_report
 from tracestore.reports.paths import attribution_report, paths_report
-from tracestore.reports.queries import summary_conds, trace_conds, usd_sum
+from tracestore.reports.queries import (
+    primary_model_traces,
+    summary_conds,
+    trace_conds,
+    usd_sum,
+)
 from tracestore.reports.simulate import ScenarioIn, SimulateIn, SimulationPublic, simulate
 from tracestore.schemas import FindingPublic, TraceDetail
 from tracestore.store.tables import SETTING_T, SUMMARY_T, TRACE_T
@@ -40,12 +45,11 @@ def findings_page(session: Session, project_id: int, w: PageWindow, *, code: str
 def spend_by_day(session: Session, project_id: int, w: PageWindow) -> list[tuple[str, float]]:
     """Spend of the window's traces per UTC day, summed in SQL (one row a day reaches Python;
     the window starts at midnight UTC)."""
-    t, s = TRACE_T.c, SUMMARY_T.c
+    t = TRACE_T.c
     conds = trace_conds(project_id, w.since, w.until,
                         {"workflow": w.workflow, "team": w.team, "feature": w.feature})
     if w.model is not None:  # the primary model is a summary column
-        conds.append(t.trace_id.in_(select(s.trace_id).where(
-            s.project_id == project_id, s.primary_model == w.model)))
+        conds.append(t.trace_id.in_(primary_model_traces(project_id, w.model)))
     day = case(*((t.started_at < w.since + (i + 1) * 86400, i) for i in range(6)), else_=6)
     stmt = select(day.label("day"), usd_sum(t.cost_usd)).where(*conds).group_by(day)
     days = {int(d): float(cost or 0.0) for d, cost in session.execute(stmt)}
