@@ -16,8 +16,8 @@ from tracestore.config import Settings
 from tracestore.ingest.pipeline import Writer, project_id_for
 from tracestore.schemas import TraceIn
 from tracestore.store.engine import (
-    CHECKPOINT_COALESCE_SECONDS,
     WRITER_AUTOCHECKPOINT_PAGES,
+    WalCheckpointer,
     create_schema,
     make_engine,
 )
@@ -83,19 +83,25 @@ def test_writes_are_checkpointed_in_the_background(tmp_path: Path) -> None:
     assert not (tmp_path / "w.db-wal").exists()  # the last connection closed cleanly
 
 
-def test_commits_close_together_share_one_checkpoint(tmp_path: Path) -> None:
-    """Twenty commits in quick succession are checkpointed together, not one by one
-    (a checkpoint copies the pages every commit touches: once per interval, not per commit),
-    and everything reaches the database file."""
-    db = tmp_path / "c.db"
-    with _writer(db) as (_, writer, pid):
-        traces = _traces(20)
+def test_writes_within_an_interval_share_one_checkpoint(tmp_path: Path) -> None:
+    """Twenty commits 10 ms apart, all within one coalescing interval (1 s here), are
+    checkpointed together, once: a checkpoint copies the pages every commit touches, so
+    once per interval, not per commit (one a poke would be 20)."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.db'}")
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    checkpointer = WalCheckpointer(engine, coalesce_seconds=1.0)
+    try:
         t0 = time.monotonic()
-        for i in range(20):
-            writer.write(pid, traces[i : i + 1])
-        elapsed = time.monotonic() - t0  # ~0.1 s idle: the commits fit in one interval
-        assert _wait_for_main_file(db, tmp_path, 40) == 40  # two nodes a trace
-        assert writer._checkpointer is not None
-        # at most one checkpoint an interval (and the one that started the first), however
-        # slow a loaded machine made the writes; one a commit would be 20
-        assert 1 <= writer._checkpointer.checkpoints <= 2 + elapsed / CHECKPOINT_COALESCE_SECONDS
+        for _ in range(20):  # as the writer pokes it after each commit
+            checkpointer.poke()
+            time.sleep(0.01)
+        assert time.monotonic() - t0 < 1.0  # the pokes fell within one interval
+        deadline = time.monotonic() + 30
+        while checkpointer.checkpoints == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.5)  # longer than an interval: a second checkpoint would have run
+        assert checkpointer.checkpoints == 1
+    finally:
+        checkpointer.close()
+        engine.dispose()

@@ -153,13 +153,15 @@ class WalCheckpointer:
     single writer's time (bench/RESULTS.md). ``PASSIVE`` never blocks the writer or readers;
     it copies what it can, and the next one copies the rest.
 
-    A checkpoint waits :data:`CHECKPOINT_COALESCE_SECONDS` after the write that woke it, so
-    that under load the commits of that moment share one checkpoint: the pages every commit
-    touches (the tables' and indexes' last leaves and their parents) are then copied once
-    per interval instead of once per commit."""
+    A checkpoint waits ``coalesce_seconds`` (:data:`CHECKPOINT_COALESCE_SECONDS`) after the
+    write that woke it, so that under load the commits of that moment share one checkpoint:
+    the pages every commit touches (the tables' and indexes' last leaves and their parents)
+    are then copied once per interval instead of once per commit."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine,
+                 coalesce_seconds: float = CHECKPOINT_COALESCE_SECONDS) -> None:
         self.engine = engine
+        self.coalesce_seconds = coalesce_seconds
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._stopping = False
@@ -182,7 +184,7 @@ class WalCheckpointer:
         try:
             while True:
                 self._wake.wait()
-                self._stop.wait(CHECKPOINT_COALESCE_SECONDS)  # the next commits join this one
+                self._stop.wait(self.coalesce_seconds)  # the next commits join this one
                 self._wake.clear()
                 if self._stopping:
                     return
